@@ -1,0 +1,122 @@
+//! VP8 RTP payloads (RFC 7741): the payload descriptor and the keyframe header.
+
+/// The first packet of a VP8 keyframe carries its size; `None` for anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameSize {
+    pub width: u16,
+    pub height: u16,
+}
+
+/// Where the VP8 payload starts after the RTP payload descriptor, and whether this packet
+/// starts partition 0 of a frame. `None` when the descriptor is truncated.
+fn descriptor(payload: &[u8]) -> Option<(usize, bool)> {
+    let first = *payload.first()?;
+    let extended = first & 0x80 != 0;
+    let start_of_partition = first & 0x10 != 0;
+    let partition_id = first & 0x07;
+    let mut at = 1;
+    if extended {
+        let x = *payload.get(at)?;
+        at += 1;
+        if x & 0x80 != 0 {
+            // I: picture id, 7 or 15 bits.
+            let m = *payload.get(at)? & 0x80 != 0;
+            at += if m { 2 } else { 1 };
+        }
+        if x & 0x40 != 0 {
+            // L: TL0PICIDX.
+            at += 1;
+        }
+        if x & 0x20 != 0 || x & 0x10 != 0 {
+            // T or K: one byte holds TID/Y/KEYIDX.
+            at += 1;
+        }
+    }
+    (at <= payload.len()).then_some((at, start_of_partition && partition_id == 0))
+}
+
+/// The frame size when `payload` is the first packet of a keyframe.
+pub fn keyframe_size(payload: &[u8]) -> Option<FrameSize> {
+    let (at, starts_frame) = descriptor(payload)?;
+    if !starts_frame {
+        return None;
+    }
+    let frame = payload.get(at..)?;
+    // Frame tag: bit 0 of the first byte is the inverse key frame flag.
+    if frame.len() < 10 || frame[0] & 0x01 != 0 {
+        return None;
+    }
+    if frame[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    let width = u16::from_le_bytes([frame[6], frame[7]]) & 0x3fff;
+    let height = u16::from_le_bytes([frame[8], frame[9]]) & 0x3fff;
+    Some(FrameSize { width, height })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keyframe_header(width: u16, height: u16) -> Vec<u8> {
+        let mut v = vec![0x10, 0x50, 0x02, 0x00, 0x9d, 0x01, 0x2a];
+        v.extend_from_slice(&width.to_le_bytes());
+        v.extend_from_slice(&height.to_le_bytes());
+        v.extend_from_slice(&[0u8; 8]);
+        v
+    }
+
+    #[test]
+    fn plain_descriptor_keyframe() {
+        let p = keyframe_header(640, 360);
+        assert_eq!(
+            keyframe_size(&p),
+            Some(FrameSize {
+                width: 640,
+                height: 360
+            })
+        );
+    }
+
+    #[test]
+    fn extended_descriptor_with_15_bit_picture_id_tl0_and_tid() {
+        let mut p = vec![0x90, 0xe0, 0x80 | 0x12, 0x34, 0x07, 0x40];
+        p.extend_from_slice(&keyframe_header(1280, 720)[1..]);
+        assert_eq!(
+            keyframe_size(&p),
+            Some(FrameSize {
+                width: 1280,
+                height: 720
+            })
+        );
+    }
+
+    #[test]
+    fn scale_bits_are_masked() {
+        let mut p = keyframe_header(320, 180);
+        p[8] |= 0xc0;
+        assert_eq!(keyframe_size(&p).map(|s| s.width), Some(320));
+    }
+
+    #[test]
+    fn interframes_continuations_and_garbage_are_not_keyframes() {
+        let mut inter = keyframe_header(640, 360);
+        inter[1] |= 0x01;
+        assert_eq!(keyframe_size(&inter), None);
+        let mut continuation = keyframe_header(640, 360);
+        continuation[0] = 0x00;
+        assert_eq!(keyframe_size(&continuation), None);
+        for garbage in [&[][..], &[0x80], &[0x90, 0x80], &[0x10, 0x00, 0x00]] {
+            assert_eq!(keyframe_size(garbage), None);
+        }
+    }
+
+    #[test]
+    fn never_panics_on_any_short_input() {
+        for len in 0..24 {
+            for fill in [0x00u8, 0xff, 0x90, 0x10] {
+                let _ = keyframe_size(&vec![fill; len]);
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+use serde::{Deserialize, Serialize};
+
+/// Machine-readable `code` of an `error` message. Stable: clients branch on these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Malformed JSON, an unknown `type`, or fields of the wrong shape.
+    BadRequest,
+    /// A message that needs a joined participant arrived before `join`.
+    NotJoined,
+    /// A second `join` on the same connection.
+    AlreadyJoined,
+    /// A message not valid in the current negotiation state (e.g. an answer with no offer).
+    InvalidState,
+    RoomFull,
+    Unauthorized,
+    Forbidden,
+    /// An SDP that could not be parsed or applied.
+    BadSdp,
+    UnknownTrack,
+    /// A frame over the size limit; the connection is closed after this.
+    FrameTooLarge,
+    /// Too many messages too fast; the connection is closed after this.
+    RateLimited,
+    ServerShutdown,
+    /// Something failed inside the server; the message says what.
+    InternalError,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::NotJoined => "not_joined",
+            ErrorCode::AlreadyJoined => "already_joined",
+            ErrorCode::InvalidState => "invalid_state",
+            ErrorCode::RoomFull => "room_full",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::BadSdp => "bad_sdp",
+            ErrorCode::UnknownTrack => "unknown_track",
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::ServerShutdown => "server_shutdown",
+            ErrorCode::InternalError => "internal_error",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_str_matches_serde() {
+        for code in [
+            ErrorCode::BadRequest,
+            ErrorCode::NotJoined,
+            ErrorCode::AlreadyJoined,
+            ErrorCode::InvalidState,
+            ErrorCode::RoomFull,
+            ErrorCode::Unauthorized,
+            ErrorCode::Forbidden,
+            ErrorCode::BadSdp,
+            ErrorCode::UnknownTrack,
+            ErrorCode::FrameTooLarge,
+            ErrorCode::RateLimited,
+            ErrorCode::ServerShutdown,
+            ErrorCode::InternalError,
+        ] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! roomcast's Selective Forwarding Unit: rooms of participants, each with one
+//! PeerConnection, whose published tracks are forwarded unchanged to everyone else.
+//!
+//! Reading order for one packet: [`media::published_track`] (read from the publisher) →
+//! [`media::down_track`] (rewrite for one subscriber, send) → [`media::subscriber_rtcp`]
+//! (the subscriber's PLI/NACK coming back). Signaling lives in [`signaling::session`].
+
+pub mod media;
+pub mod peer;
+pub mod room;
+pub mod sfu;
+pub mod signaling;
+pub mod stats;
+
+pub use peer::MediaConfig;
+pub use sfu::{RoomStats, ServerStats, Sfu, SfuConfig};
+pub use signaling::session::{run_session, Inbound};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SfuError {
+    #[error("cannot bind: {0}")]
+    Bind(String),
+    #[error("webrtc: {0}")]
+    WebRtc(#[from] webrtc::Error),
+    #[error("internal: {0}")]
+    Internal(String),
+}

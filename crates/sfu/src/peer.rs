@@ -1,0 +1,261 @@
+//! Builds each participant's one RTCPeerConnection: codecs, header extensions,
+//! interceptors (receiver reports, NACK generation and transport-cc feedback towards
+//! publishers; sender reports and transport-cc sequence numbers towards subscribers) and the
+//! one UDP port all peers share.
+//!
+//! Each connection gets its own webrtc-rs `API`, because reusing an inactive transceiver
+//! for a new track needs a new `RTCRtpSender` built on that connection's own media engine
+//! and interceptor chain, which webrtc-rs does not otherwise expose.
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use interceptor::nack::generator::Generator;
+use interceptor::registry::Registry;
+use interceptor::report::receiver::ReceiverReport;
+use interceptor::report::sender::SenderReport;
+use interceptor::twcc::receiver::Receiver as TwccReceiver;
+use interceptor::twcc::sender::Sender as TwccSender;
+use interceptor::{Interceptor, InterceptorBuilder};
+use parking_lot::Mutex;
+use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use webrtc::api::setting_engine::SettingEngine;
+use webrtc::api::{APIBuilder, API};
+use webrtc::ice::udp_mux::{UDPMuxDefault, UDPMuxParams};
+use webrtc::ice::udp_network::UDPNetwork;
+use webrtc::ice_transport::ice_candidate_type::RTCIceCandidateType;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtp_transceiver::rtp_codec::{
+    RTCRtpCodecCapability, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RTPCodecType,
+};
+use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
+use webrtc::rtp_transceiver::RTCPFeedback;
+use webrtc::sdp::extmap;
+use webrtc::track::track_local::TrackLocal;
+
+use crate::SfuError;
+
+/// Where media flows: one UDP socket, and what the server tells peers about it.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    pub udp_ip: IpAddr,
+    pub udp_port: u16,
+    /// NAT 1:1: the addresses announced instead of the local ones.
+    pub public_ips: Vec<String>,
+    /// Also announce loopback candidates (handy on one machine, harmless elsewhere).
+    pub include_loopback: bool,
+}
+
+pub struct PeerFactory {
+    settings: SettingEngine,
+    udp_port: u16,
+}
+
+impl PeerFactory {
+    pub async fn bind(config: &MediaConfig) -> Result<Self, SfuError> {
+        let socket = tokio::net::UdpSocket::bind((config.udp_ip, config.udp_port))
+            .await
+            .map_err(|e| {
+                SfuError::Bind(format!("UDP {}:{}: {e}", config.udp_ip, config.udp_port))
+            })?;
+        let udp_port = socket
+            .local_addr()
+            .map_err(|e| SfuError::Bind(e.to_string()))?
+            .port();
+        let mux = UDPMuxDefault::new(UDPMuxParams::new(socket));
+        let mut settings = SettingEngine::default();
+        settings.set_udp_network(UDPNetwork::Muxed(mux));
+        settings.set_network_types(vec![webrtc::ice::network_type::NetworkType::Udp4]);
+        settings
+            .set_include_loopback_candidate(config.include_loopback || config.udp_ip.is_loopback());
+        let bound = config.udp_ip;
+        if !bound.is_unspecified() {
+            settings.set_ip_filter(Box::new(move |ip| ip == bound));
+        }
+        if !config.public_ips.is_empty() {
+            settings.set_nat_1to1_ips(config.public_ips.clone(), RTCIceCandidateType::Host);
+        }
+        settings.set_ice_timeouts(
+            Some(Duration::from_secs(5)),
+            Some(Duration::from_secs(15)),
+            Some(Duration::from_secs(2)),
+        );
+        // The per-connection API below owns its media engine: no copy needed.
+        settings.disable_media_engine_copy(true);
+        Ok(PeerFactory { settings, udp_port })
+    }
+
+    pub fn udp_port(&self) -> u16 {
+        self.udp_port
+    }
+
+    pub async fn new_peer(&self) -> Result<Peer, SfuError> {
+        let mut media = MediaEngine::default();
+        register_codecs(&mut media)?;
+        let interceptor = Arc::new(Mutex::new(None));
+        let mut registry = Registry::new();
+        registry.add(Box::new(CaptureChain {
+            inner: interceptor_registry(),
+            captured: Arc::clone(&interceptor),
+        }));
+        let api = APIBuilder::new()
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(self.settings.clone())
+            .build();
+        let pc = Arc::new(api.new_peer_connection(RTCConfiguration::default()).await?);
+        let interceptor = interceptor
+            .lock()
+            .take()
+            .ok_or_else(|| SfuError::Internal("interceptor chain was not built".into()))?;
+        Ok(Peer {
+            pc,
+            api,
+            interceptor,
+        })
+    }
+}
+
+/// A participant's connection plus what is needed to give it new senders.
+pub struct Peer {
+    pub pc: Arc<RTCPeerConnection>,
+    api: API,
+    interceptor: Arc<dyn Interceptor + Send + Sync>,
+}
+
+impl Peer {
+    /// A fresh sender for `track` on this connection, to put on a reused transceiver.
+    pub async fn new_sender(&self, track: Arc<dyn TrackLocal + Send + Sync>) -> Arc<RTCRtpSender> {
+        Arc::new(
+            self.api
+                .new_rtp_sender(
+                    Some(track),
+                    self.pc.dtls_transport(),
+                    Arc::clone(&self.interceptor),
+                )
+                .await,
+        )
+    }
+
+    /// The codecs negotiated on the m-line `mid` (publisher side: what it may send), the
+    /// one it sends first.
+    pub async fn receive_codecs(&self, mid: &str) -> Vec<RTCRtpCodecParameters> {
+        for t in self.pc.get_transceivers().await {
+            if t.mid().is_some_and(|m| m == mid) {
+                return t.receiver().await.get_parameters().await.codecs;
+            }
+        }
+        Vec::new()
+    }
+}
+
+/// Builds the real interceptor chain and keeps a handle on it for [`Peer::new_sender`].
+struct CaptureChain {
+    inner: Registry,
+    captured: Arc<Mutex<Option<Arc<dyn Interceptor + Send + Sync>>>>,
+}
+
+impl InterceptorBuilder for CaptureChain {
+    fn build(&self, id: &str) -> Result<Arc<dyn Interceptor + Send + Sync>, interceptor::Error> {
+        let chain: Arc<dyn Interceptor + Send + Sync> = Arc::new(self.inner.build_chain(id)?);
+        *self.captured.lock() = Some(Arc::clone(&chain));
+        Ok(chain)
+    }
+}
+
+fn interceptor_registry() -> Registry {
+    let mut r = Registry::new();
+    // Towards publishers: ask for lost packets, report reception, feed their bandwidth
+    // estimate. Towards subscribers: sender reports and transport-cc sequence numbers.
+    // NACKs from subscribers are answered from our own per-track cache, not webrtc-rs's
+    // per-subscriber responder (8192 packets per stream).
+    r.add(Box::new(Generator::builder()));
+    r.add(Box::new(ReceiverReport::builder()));
+    r.add(Box::new(SenderReport::builder()));
+    r.add(Box::new(TwccReceiver::builder()));
+    r.add(Box::new(TwccSender::builder()));
+    r
+}
+
+fn feedback(typ: &str, parameter: &str) -> RTCPFeedback {
+    RTCPFeedback {
+        typ: typ.into(),
+        parameter: parameter.into(),
+    }
+}
+
+fn register_codecs(m: &mut MediaEngine) -> Result<(), SfuError> {
+    let video_fb = vec![
+        feedback("goog-remb", ""),
+        feedback("transport-cc", ""),
+        feedback("ccm", "fir"),
+        feedback("nack", ""),
+        feedback("nack", "pli"),
+    ];
+    let codec = |mime: &str, clock_rate, channels, fmtp: &str, fb: Vec<RTCPFeedback>, pt| {
+        RTCRtpCodecParameters {
+            capability: RTCRtpCodecCapability {
+                mime_type: mime.into(),
+                clock_rate,
+                channels,
+                sdp_fmtp_line: fmtp.into(),
+                rtcp_feedback: fb,
+            },
+            payload_type: pt,
+            ..Default::default()
+        }
+    };
+    m.register_codec(
+        codec(
+            MIME_TYPE_OPUS,
+            48000,
+            2,
+            "minptime=10;useinbandfec=1",
+            vec![feedback("transport-cc", "")],
+            111,
+        ),
+        RTPCodecType::Audio,
+    )?;
+    m.register_codec(
+        codec(MIME_TYPE_VP8, 90000, 0, "", video_fb.clone(), 96),
+        RTPCodecType::Video,
+    )?;
+    for (pt, fmtp) in [
+        (
+            102,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f",
+        ),
+        (
+            108,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+        ),
+        (
+            127,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f",
+        ),
+    ] {
+        m.register_codec(
+            codec(MIME_TYPE_H264, 90000, 0, fmtp, video_fb.clone(), pt),
+            RTPCodecType::Video,
+        )?;
+    }
+    let ext = |uri: &str| RTCRtpHeaderExtensionCapability { uri: uri.into() };
+    for uri in [
+        extmap::SDES_MID_URI,
+        extmap::AUDIO_LEVEL_URI,
+        extmap::TRANSPORT_CC_URI,
+    ] {
+        m.register_header_extension(ext(uri), RTPCodecType::Audio, None)?;
+    }
+    for uri in [
+        extmap::SDES_MID_URI,
+        extmap::SDES_RTP_STREAM_ID_URI,
+        extmap::SDES_REPAIR_RTP_STREAM_ID_URI,
+        extmap::TRANSPORT_CC_URI,
+        extmap::VIDEO_ORIENTATION_URI,
+    ] {
+        m.register_header_extension(ext(uri), RTPCodecType::Video, None)?;
+    }
+    Ok(())
+}

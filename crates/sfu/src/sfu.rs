@@ -1,0 +1,120 @@
+//! The server's rooms, the shared media port, and totals across them.
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use roomcast_protocol::IceServer;
+use serde::Serialize;
+
+use crate::peer::{MediaConfig, PeerFactory};
+use crate::room::{JoinRefused, Member, Room};
+use crate::stats::{MediaCounters, MediaStats};
+use crate::SfuError;
+use roomcast_protocol::Participant;
+
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    pub media: MediaConfig,
+    /// Handed to clients in `joined`.
+    pub ice_servers: Vec<IceServer>,
+    pub max_participants_per_room: usize,
+}
+
+pub struct Sfu {
+    pub config: SfuConfig,
+    pub peers: PeerFactory,
+    rooms: DashMap<String, Arc<Room>>,
+    /// Totals of rooms that have closed.
+    retired: MediaCounters,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomStats {
+    pub room: String,
+    pub participants: usize,
+    pub tracks: usize,
+    pub media: MediaStats,
+}
+
+/// What `GET /api/stats` serves.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerStats {
+    pub rooms: usize,
+    pub participants: usize,
+    pub tracks: usize,
+    pub media: MediaStats,
+    pub per_room: Vec<RoomStats>,
+}
+
+impl Sfu {
+    pub async fn new(config: SfuConfig) -> Result<Arc<Sfu>, SfuError> {
+        let peers = PeerFactory::bind(&config.media).await?;
+        Ok(Arc::new(Sfu {
+            config,
+            peers,
+            rooms: DashMap::new(),
+            retired: MediaCounters::default(),
+        }))
+    }
+
+    pub fn udp_port(&self) -> u16 {
+        self.peers.udp_port()
+    }
+
+    /// Joins `room_name`, creating it if needed. Creation and the emptiness check on
+    /// leaving happen under the same map lock, so nobody joins a room being removed.
+    pub fn join(
+        &self,
+        room_name: &str,
+        member: Member,
+    ) -> Result<(Arc<Room>, Vec<Participant>), JoinRefused> {
+        let entry = self
+            .rooms
+            .entry(room_name.to_owned())
+            .or_insert_with(|| Arc::new(Room::new(room_name.to_owned())));
+        let room = Arc::clone(entry.value());
+        let existing = room.join(member, self.config.max_participants_per_room)?;
+        drop(entry);
+        Ok((room, existing))
+    }
+
+    pub fn leave(&self, room: &Arc<Room>, participant_id: &str) {
+        if room.leave(participant_id) {
+            let removed = self.rooms.remove_if(&room.name, |_, r| {
+                Arc::ptr_eq(r, room) && r.member_count() == 0
+            });
+            if let Some((_, gone)) = removed {
+                self.retired.absorb(&gone.media_stats());
+                tracing::info!(room = %gone.name, "room closed");
+            }
+        }
+    }
+
+    pub fn room(&self, name: &str) -> Option<Arc<Room>> {
+        self.rooms.get(name).map(|r| Arc::clone(r.value()))
+    }
+
+    pub fn stats(&self) -> ServerStats {
+        let rooms: Vec<Arc<Room>> = self.rooms.iter().map(|r| Arc::clone(r.value())).collect();
+        let mut media = self.retired.snapshot();
+        let per_room: Vec<RoomStats> = rooms
+            .iter()
+            .map(|r| {
+                let s = RoomStats {
+                    room: r.name.clone(),
+                    participants: r.member_count(),
+                    tracks: r.track_count(),
+                    media: r.media_stats(),
+                };
+                media += s.media;
+                s
+            })
+            .collect();
+        ServerStats {
+            rooms: per_room.len(),
+            participants: per_room.iter().map(|r| r.participants).sum(),
+            tracks: per_room.iter().map(|r| r.tracks).sum(),
+            media,
+            per_room,
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Who may offer on a participant's one PeerConnection, and when.
+//!
+//! The server is the impolite peer of perfect negotiation: a client offer that collides with
+//! the server's own pending offer is ignored. Clients that cannot roll back take the
+//! negotiation lock (`negotiate_request` → `negotiate_grant`) instead; while a grant is out the
+//! server holds its own offers back. At most one server offer is outstanding at a time.
+use std::time::{Duration, Instant};
+
+/// A granted client that sends no offer within this time loses the grant.
+pub const GRANT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientOffer {
+    /// Apply it and answer.
+    Apply,
+    /// It collided with the server's pending offer: drop it silently.
+    Ignore,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockRequest {
+    /// Send `negotiate_grant` now.
+    GrantNow,
+    /// A server offer is outstanding: grant once its answer arrives.
+    GrantAfterAnswer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoOfferPending;
+
+#[derive(Debug, Default)]
+pub struct Negotiator {
+    server_offer_pending: bool,
+    grant_expires: Option<Instant>,
+    grant_waiting: bool,
+}
+
+impl Negotiator {
+    pub fn on_client_offer(&self) -> ClientOffer {
+        if self.server_offer_pending {
+            ClientOffer::Ignore
+        } else {
+            ClientOffer::Apply
+        }
+    }
+
+    /// The client's offer was answered: a grant it held is used up.
+    pub fn client_offer_answered(&mut self) {
+        self.grant_expires = None;
+    }
+
+    /// The client answered the server's offer. Returns whether a waiting lock request should
+    /// now be granted.
+    pub fn on_client_answer(&mut self, now: Instant) -> Result<bool, NoOfferPending> {
+        if !self.server_offer_pending {
+            return Err(NoOfferPending);
+        }
+        self.server_offer_pending = false;
+        Ok(self.grant_if_waiting(now))
+    }
+
+    pub fn on_lock_request(&mut self, now: Instant) -> LockRequest {
+        if self.server_offer_pending {
+            self.grant_waiting = true;
+            LockRequest::GrantAfterAnswer
+        } else {
+            self.grant_expires = Some(now + GRANT_TIMEOUT);
+            LockRequest::GrantNow
+        }
+    }
+
+    fn grant_if_waiting(&mut self, now: Instant) -> bool {
+        if std::mem::take(&mut self.grant_waiting) {
+            self.grant_expires = Some(now + GRANT_TIMEOUT);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether the server may send an offer now (a grant past its time is dropped).
+    pub fn may_offer(&mut self, now: Instant) -> bool {
+        if self.grant_expires.is_some_and(|t| now >= t) {
+            self.grant_expires = None;
+        }
+        !self.server_offer_pending && self.grant_expires.is_none()
+    }
+
+    pub fn offer_sent(&mut self) {
+        self.server_offer_pending = true;
+    }
+
+    /// Creating or sending the offer failed: nothing is outstanding after all.
+    pub fn offer_failed(&mut self, now: Instant) -> bool {
+        self.server_offer_pending = false;
+        self.grant_if_waiting(now)
+    }
+
+    pub fn server_offer_pending(&self) -> bool {
+        self.server_offer_pending
+    }
+
+    /// When an outstanding grant runs out, so the caller can wake up and offer.
+    pub fn grant_deadline(&self) -> Option<Instant> {
+        self.grant_expires
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_offer_colliding_with_server_offer_is_ignored() {
+        let now = Instant::now();
+        let mut n = Negotiator::default();
+        assert_eq!(n.on_client_offer(), ClientOffer::Apply);
+        assert!(n.may_offer(now));
+        n.offer_sent();
+        assert_eq!(n.on_client_offer(), ClientOffer::Ignore);
+        assert!(!n.may_offer(now), "one offer outstanding at a time");
+        assert_eq!(n.on_client_answer(now), Ok(false));
+        assert_eq!(n.on_client_offer(), ClientOffer::Apply);
+        assert!(n.may_offer(now));
+    }
+
+    #[test]
+    fn answer_without_offer_is_invalid() {
+        let mut n = Negotiator::default();
+        assert_eq!(n.on_client_answer(Instant::now()), Err(NoOfferPending));
+    }
+
+    #[test]
+    fn grant_holds_server_offers_until_client_offer_is_answered() {
+        let now = Instant::now();
+        let mut n = Negotiator::default();
+        assert_eq!(n.on_lock_request(now), LockRequest::GrantNow);
+        assert!(!n.may_offer(now));
+        assert_eq!(n.on_client_offer(), ClientOffer::Apply);
+        n.client_offer_answered();
+        assert!(n.may_offer(now));
+    }
+
+    #[test]
+    fn grant_waits_for_outstanding_server_offer() {
+        let now = Instant::now();
+        let mut n = Negotiator::default();
+        n.offer_sent();
+        assert_eq!(n.on_lock_request(now), LockRequest::GrantAfterAnswer);
+        assert_eq!(
+            n.on_client_answer(now),
+            Ok(true),
+            "grant goes out with the answer"
+        );
+        assert!(!n.may_offer(now));
+    }
+
+    #[test]
+    fn unused_grant_expires() {
+        let now = Instant::now();
+        let mut n = Negotiator::default();
+        n.on_lock_request(now);
+        assert_eq!(n.grant_deadline(), Some(now + GRANT_TIMEOUT));
+        assert!(!n.may_offer(now + GRANT_TIMEOUT - Duration::from_millis(1)));
+        assert!(n.may_offer(now + GRANT_TIMEOUT));
+        assert_eq!(n.grant_deadline(), None);
+    }
+
+    #[test]
+    fn failed_offer_releases_and_grants_waiting_lock() {
+        let now = Instant::now();
+        let mut n = Negotiator::default();
+        n.offer_sent();
+        n.on_lock_request(now);
+        assert!(n.offer_failed(now));
+        assert!(!n.server_offer_pending());
+    }
+}

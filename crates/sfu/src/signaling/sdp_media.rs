@@ -1,0 +1,84 @@
+//! Reads what a client's offer publishes: one entry per m-line, with its mid, kind,
+//! whether the client sends on it, and its simulcast rids.
+use std::io::Cursor;
+
+use roomcast_protocol::TrackKind;
+use webrtc::sdp::SessionDescription;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaSection {
+    pub mid: String,
+    pub kind: Option<TrackKind>,
+    /// The client sends media on this m-line (sendonly or sendrecv, not rejected).
+    pub sends: bool,
+    pub rids: Vec<String>,
+}
+
+pub fn media_sections(sdp: &str) -> Result<Vec<MediaSection>, String> {
+    let parsed = SessionDescription::unmarshal(&mut Cursor::new(sdp.as_bytes()))
+        .map_err(|e| format!("SDP does not parse: {e}"))?;
+    let session_direction = ["sendrecv", "sendonly", "recvonly", "inactive"]
+        .into_iter()
+        .find(|d| parsed.attributes.iter().any(|a| a.key == *d));
+    let mut sections = Vec::with_capacity(parsed.media_descriptions.len());
+    for (index, m) in parsed.media_descriptions.iter().enumerate() {
+        let kind = match m.media_name.media.as_str() {
+            "audio" => Some(TrackKind::Audio),
+            "video" => Some(TrackKind::Video),
+            _ => None,
+        };
+        let attr = |key: &str| m.attributes.iter().find(|a| a.key == key);
+        let mid = attr("mid")
+            .and_then(|a| a.value.clone())
+            .unwrap_or_else(|| index.to_string());
+        let direction = ["sendrecv", "sendonly", "recvonly", "inactive"]
+            .into_iter()
+            .find(|d| attr(d).is_some())
+            .or(session_direction)
+            .unwrap_or("sendrecv");
+        let rejected = m.media_name.port.value == 0;
+        let rids = m
+            .attributes
+            .iter()
+            .filter(|a| a.key == "rid")
+            .filter_map(|a| a.value.as_deref())
+            .filter_map(|v| {
+                let (id, dir) = v.split_once(' ')?;
+                dir.trim_start().starts_with("send").then(|| id.to_owned())
+            })
+            .collect();
+        sections.push(MediaSection {
+            mid,
+            kind,
+            sends: !rejected && matches!(direction, "sendrecv" | "sendonly"),
+            rids,
+        });
+    }
+    Ok(sections)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1 2\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtpmap:111 opus/48000/2\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\na=rid:q send\r\na=rid:h send\r\na=rid:f send\r\na=simulcast:send q;h;f\r\n\
+m=video 0 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\n";
+
+    #[test]
+    fn reads_mids_directions_and_rids() {
+        let s = media_sections(OFFER).unwrap();
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[0].kind, Some(TrackKind::Audio));
+        assert!(s[0].sends);
+        assert_eq!(s[1].rids, vec!["q", "h", "f"]);
+        assert!(!s[2].sends, "port 0 is rejected");
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(media_sections("not sdp").is_err());
+        assert!(media_sections("").is_err() || media_sections("").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,113 @@
+//! Media counters. Each published track owns one set, written only by its own reader task
+//! (so the counters never contend); rooms and the server add them up when asked.
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use serde::Serialize;
+
+#[derive(Debug, Default)]
+pub struct MediaCounters {
+    pub packets_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub packets_out: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub dropped_waiting_keyframe: AtomicU64,
+    pub dropped_no_codec: AtomicU64,
+    pub dropped_too_old: AtomicU64,
+    pub dropped_padding: AtomicU64,
+    pub dropped_write_failed: AtomicU64,
+    pub nacks_received: AtomicU64,
+    pub retransmits: AtomicU64,
+    pub retransmit_misses: AtomicU64,
+    pub plis_received: AtomicU64,
+    pub plis_sent: AtomicU64,
+}
+
+/// A point-in-time copy of [`MediaCounters`], as served by `GET /api/stats`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MediaStats {
+    pub packets_in: u64,
+    pub bytes_in: u64,
+    pub packets_out: u64,
+    pub bytes_out: u64,
+    pub dropped: DroppedStats,
+    pub nacks_received: u64,
+    pub retransmits: u64,
+    pub retransmit_misses: u64,
+    pub plis_received: u64,
+    pub plis_sent: u64,
+}
+
+/// Packets not forwarded to a subscriber, by reason.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DroppedStats {
+    pub waiting_keyframe: u64,
+    pub no_codec: u64,
+    pub too_old: u64,
+    pub padding: u64,
+    pub write_failed: u64,
+}
+
+impl MediaCounters {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+
+    pub fn snapshot(&self) -> MediaStats {
+        let get = |c: &AtomicU64| c.load(Relaxed);
+        MediaStats {
+            packets_in: get(&self.packets_in),
+            bytes_in: get(&self.bytes_in),
+            packets_out: get(&self.packets_out),
+            bytes_out: get(&self.bytes_out),
+            dropped: DroppedStats {
+                waiting_keyframe: get(&self.dropped_waiting_keyframe),
+                no_codec: get(&self.dropped_no_codec),
+                too_old: get(&self.dropped_too_old),
+                padding: get(&self.dropped_padding),
+                write_failed: get(&self.dropped_write_failed),
+            },
+            nacks_received: get(&self.nacks_received),
+            retransmits: get(&self.retransmits),
+            retransmit_misses: get(&self.retransmit_misses),
+            plis_received: get(&self.plis_received),
+            plis_sent: get(&self.plis_sent),
+        }
+    }
+
+    /// Folds a finished track's totals in, so totals never go down.
+    pub fn absorb(&self, s: &MediaStats) {
+        Self::add(&self.packets_in, s.packets_in);
+        Self::add(&self.bytes_in, s.bytes_in);
+        Self::add(&self.packets_out, s.packets_out);
+        Self::add(&self.bytes_out, s.bytes_out);
+        Self::add(&self.dropped_waiting_keyframe, s.dropped.waiting_keyframe);
+        Self::add(&self.dropped_no_codec, s.dropped.no_codec);
+        Self::add(&self.dropped_too_old, s.dropped.too_old);
+        Self::add(&self.dropped_padding, s.dropped.padding);
+        Self::add(&self.dropped_write_failed, s.dropped.write_failed);
+        Self::add(&self.nacks_received, s.nacks_received);
+        Self::add(&self.retransmits, s.retransmits);
+        Self::add(&self.retransmit_misses, s.retransmit_misses);
+        Self::add(&self.plis_received, s.plis_received);
+        Self::add(&self.plis_sent, s.plis_sent);
+    }
+}
+
+impl std::ops::AddAssign for MediaStats {
+    fn add_assign(&mut self, o: MediaStats) {
+        self.packets_in += o.packets_in;
+        self.bytes_in += o.bytes_in;
+        self.packets_out += o.packets_out;
+        self.bytes_out += o.bytes_out;
+        self.dropped.waiting_keyframe += o.dropped.waiting_keyframe;
+        self.dropped.no_codec += o.dropped.no_codec;
+        self.dropped.too_old += o.dropped.too_old;
+        self.dropped.padding += o.dropped.padding;
+        self.dropped.write_failed += o.dropped.write_failed;
+        self.nacks_received += o.nacks_received;
+        self.retransmits += o.retransmits;
+        self.retransmit_misses += o.retransmit_misses;
+        self.plis_received += o.plis_received;
+        self.plis_sent += o.plis_sent;
+    }
+}
