@@ -1,0 +1,316 @@
+//! A headless participant: joins a room over the signaling WebSocket, publishes its loops on
+//! one PeerConnection, receives everyone else's tracks and counts what arrives.
+use std::sync::Arc;
+use std::time::Duration;
+
+use roomcast_protocol::{ClientMessage, Participant, ServerMessage};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, info_span, Span};
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
+use webrtc::peer_connection::RTCPeerConnection;
+
+use crate::message_log::{Closed, MessageCursor, MessageLog};
+use crate::publisher::{self, OutgoingTrack, PublishedTrackStats, Publisher};
+use crate::session::{Command, Session};
+use crate::signaling::Signaling;
+use crate::subscriber_stats::{RemoteTrackStats, Subscriptions};
+use crate::{peer_connection, subscriber, BotConfig, BotError};
+
+/// Server messages not yet taken by the session; the socket reader waits when it is full.
+const INBOX_CAPACITY: usize = 256;
+const COMMAND_CAPACITY: usize = 64;
+
+pub struct Bot {
+    participant_id: String,
+    room: String,
+    participants: Vec<Participant>,
+    timeout: Duration,
+    log: Arc<MessageLog>,
+    signaling: Arc<Signaling>,
+    pc: Arc<RTCPeerConnection>,
+    subscriptions: Arc<Subscriptions>,
+    publisher: Publisher,
+    session: JoinHandle<()>,
+    span: Span,
+    shut_down: bool,
+}
+
+impl Bot {
+    /// Connects, joins, sets up the PeerConnection and, if the config says so, publishes
+    /// (returning once the server has answered that offer). Each step is bounded by
+    /// `config.connect_timeout`. A server `error` in reply to `join` or to the publish is
+    /// [`BotError::Refused`].
+    pub async fn join(config: BotConfig) -> Result<Bot, BotError> {
+        let outgoing = publisher::prepare(&config).await?;
+        let timeout = config.connect_timeout;
+        let log = Arc::new(MessageLog::new(config.message_log_capacity));
+        let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
+        let signaling =
+            Arc::new(Signaling::connect(&config.url, timeout, Arc::clone(&log), inbox_tx).await?);
+
+        let cursor = log.cursor();
+        signaling
+            .send(&ClientMessage::Join {
+                room: config.room.clone(),
+                name: config.name.clone(),
+                role: config.role,
+                token: config.token.clone(),
+            })
+            .await?;
+        let reply = log
+            .wait_for(
+                cursor,
+                |m| {
+                    matches!(
+                        m,
+                        ServerMessage::Joined { .. } | ServerMessage::Error { .. }
+                    )
+                },
+                timeout,
+                "joined",
+            )
+            .await?;
+        let (participant_id, room, participants, ice_servers) = match reply {
+            ServerMessage::Joined {
+                participant_id,
+                room,
+                participants,
+                ice_servers,
+            } => (participant_id, room, participants, ice_servers),
+            ServerMessage::Error { code, message } => {
+                return Err(BotError::Refused { code, message })
+            }
+            other => return Err(BotError::Protocol(format!("not a join reply: {other:?}"))),
+        };
+        let span = info_span!("bot", name = %config.name, participant_id = %participant_id);
+
+        let loopback = peer_connection::is_loopback_url(&config.url);
+        let pc = peer_connection::new_peer_connection(&ice_servers, loopback).await?;
+        let subscriptions = Arc::new(Subscriptions::new());
+        let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
+        install_handlers(&pc, &subscriptions, &commands, &span);
+        let session = Session::spawn(
+            Arc::clone(&pc),
+            Arc::clone(&signaling),
+            Arc::clone(&subscriptions),
+            inbox,
+            command_rx,
+            span.clone(),
+        );
+
+        let mut bot = Bot {
+            participant_id,
+            room,
+            participants,
+            timeout,
+            log,
+            signaling,
+            pc,
+            subscriptions,
+            publisher: Publisher::new(),
+            session,
+            span,
+            shut_down: false,
+        };
+        if !outgoing.is_empty() {
+            if let Err(e) = bot.publish(outgoing, &commands).await {
+                bot.shutdown().await;
+                return Err(e);
+            }
+        }
+        info!(parent: &bot.span, room = %bot.room, loopback, "joined");
+        Ok(bot)
+    }
+
+    async fn publish(
+        &mut self,
+        tracks: Vec<OutgoingTrack>,
+        commands: &mpsc::Sender<Command>,
+    ) -> Result<(), BotError> {
+        let (done, result) = oneshot::channel();
+        commands
+            .send(Command::Publish { tracks, done })
+            .await
+            .map_err(|_| BotError::Closed)?;
+        let negotiated = tokio::time::timeout(self.timeout, result)
+            .await
+            .map_err(|_| BotError::Timeout("the answer to the publish offer"))?
+            .map_err(|_| BotError::Closed)??;
+        self.publisher.start(negotiated, &self.span);
+        Ok(())
+    }
+
+    pub fn participant_id(&self) -> &str {
+        &self.participant_id
+    }
+
+    pub fn room(&self) -> &str {
+        &self.room
+    }
+
+    /// The other participants as `joined` listed them.
+    pub fn joined_participants(&self) -> &[Participant] {
+        &self.participants
+    }
+
+    /// Every server message received so far (the newest `message_log_capacity` of them).
+    pub fn messages(&self) -> Vec<ServerMessage> {
+        self.log.snapshot()
+    }
+
+    /// The position after the latest message, for [`Bot::wait_for_message_after`].
+    pub fn message_cursor(&self) -> MessageCursor {
+        self.log.cursor()
+    }
+
+    /// The first server message arriving from now on that matches `pred`.
+    pub async fn wait_for_message(
+        &self,
+        pred: impl Fn(&ServerMessage) -> bool,
+        timeout: Duration,
+    ) -> Result<ServerMessage, BotError> {
+        self.wait_for_message_after(self.log.cursor(), pred, timeout)
+            .await
+    }
+
+    /// The first server message after `cursor` that matches `pred`, including any that
+    /// arrived before this call: take the cursor, cause the message, then wait, race-free.
+    pub async fn wait_for_message_after(
+        &self,
+        cursor: MessageCursor,
+        pred: impl Fn(&ServerMessage) -> bool,
+        timeout: Duration,
+    ) -> Result<ServerMessage, BotError> {
+        self.log
+            .wait_for(cursor, pred, timeout, "a matching server message")
+            .await
+    }
+
+    /// Counters of every track received so far, in the order they first arrived.
+    pub fn remote_tracks(&self) -> Vec<RemoteTrackStats> {
+        self.subscriptions.snapshot()
+    }
+
+    /// Waits until `pred` holds for the received tracks; returns the snapshot it held for.
+    pub async fn wait_for_media(
+        &self,
+        pred: impl Fn(&[RemoteTrackStats]) -> bool,
+        timeout: Duration,
+    ) -> Result<Vec<RemoteTrackStats>, BotError> {
+        self.subscriptions.wait_for(pred, timeout).await
+    }
+
+    /// Counters of the tracks this bot publishes.
+    pub fn published_tracks(&self) -> Vec<PublishedTrackStats> {
+        self.publisher.stats()
+    }
+
+    pub fn peer_connection_state(&self) -> RTCPeerConnectionState {
+        self.pc.connection_state()
+    }
+
+    pub async fn send(&self, message: &ClientMessage) -> Result<(), BotError> {
+        self.signaling.send(message).await
+    }
+
+    /// Sends any text frame, valid or not.
+    pub async fn send_raw(&self, text: impl Into<String>) -> Result<(), BotError> {
+        self.signaling.send_text(text.into()).await
+    }
+
+    /// How the signaling connection ended, if it has.
+    pub fn closed(&self) -> Option<Closed> {
+        self.log.closed()
+    }
+
+    /// Waits for the server to close the signaling connection.
+    pub async fn wait_for_close(&self, timeout: Duration) -> Result<Closed, BotError> {
+        self.log.wait_for_close(timeout).await
+    }
+
+    /// Sends `leave`, waits for the server to close the WebSocket with 1000, and releases
+    /// everything. Any other ending is a [`BotError::Protocol`] (resources are released anyway).
+    pub async fn leave(mut self) -> Result<(), BotError> {
+        let closed = match self.signaling.send(&ClientMessage::Leave).await {
+            Ok(()) => self.log.wait_for_close(self.timeout).await,
+            Err(e) => Err(e),
+        };
+        self.shutdown().await;
+        match closed?.code {
+            Some(1000) => Ok(()),
+            code => Err(BotError::Protocol(format!(
+                "server ended the connection after leave with close code {code:?}, not 1000"
+            ))),
+        }
+    }
+
+    /// Vanishes like a crashed client: the WebSocket is dropped without `leave` or a close
+    /// handshake, then the PeerConnection is closed.
+    pub async fn drop_connection(mut self) {
+        self.signaling.drop_connection().await;
+        self.shutdown().await;
+    }
+
+    async fn shutdown(&mut self) {
+        if std::mem::replace(&mut self.shut_down, true) {
+            return;
+        }
+        self.publisher.stop();
+        self.session.abort();
+        if let Err(e) = self.pc.close().await {
+            debug!(parent: &self.span, error = %e, "closing the peer connection");
+        }
+        self.subscriptions.abort_readers();
+        self.signaling.drop_connection().await;
+        info!(parent: &self.span, "shut down");
+    }
+}
+
+/// Without `leave` or `drop_connection` (a test that panicked, say), still stop every task
+/// and close the PeerConnection in the background.
+impl Drop for Bot {
+    fn drop(&mut self) {
+        if self.shut_down {
+            return;
+        }
+        self.publisher.stop();
+        self.session.abort();
+        self.subscriptions.abort_readers();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let pc = Arc::clone(&self.pc);
+            runtime.spawn(async move {
+                let _ = pc.close().await;
+            });
+        }
+    }
+}
+
+fn install_handlers(
+    pc: &RTCPeerConnection,
+    subscriptions: &Arc<Subscriptions>,
+    commands: &mpsc::Sender<Command>,
+    span: &Span,
+) {
+    let subscriptions = Arc::clone(subscriptions);
+    let track_span = span.clone();
+    pc.on_track(Box::new(move |track, _, _| {
+        subscriber::spawn_reader(Arc::clone(&subscriptions), track, track_span.clone());
+        Box::pin(async {})
+    }));
+
+    let commands = commands.clone();
+    pc.on_ice_candidate(Box::new(move |candidate| {
+        let commands = commands.clone();
+        Box::pin(async move {
+            // Fails only once the session is gone, when candidates no longer matter.
+            let _ = commands.send(Command::LocalCandidate(candidate)).await;
+        })
+    }));
+
+    let state_span = span.clone();
+    pc.on_peer_connection_state_change(Box::new(move |state| {
+        debug!(parent: &state_span, %state, "peer connection state");
+        Box::pin(async {})
+    }));
+}

@@ -1,0 +1,51 @@
+//! Headless roomcast participants for integration and load tests.
+//!
+//! A [`Bot`] speaks the signaling contract (`docs/protocol.md`, version 1) over a WebSocket
+//! and runs one webrtc-rs PeerConnection. It publishes encoded loops from `media/` (Opus
+//! with audio levels, VP8 or H.264) in real time and counts what it receives per remote
+//! track: packets, sequence gaps, keyframes, VP8 frame size.
+//!
+//! webrtc-rs cannot roll back a local offer, so a bot offers only under the contract's
+//! negotiation lock and answers server offers at any other time.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), roomcast_bots::BotError> {
+//! use std::time::Duration;
+//! use roomcast_bots::{Bot, BotConfig};
+//!
+//! let alice = Bot::join(BotConfig::new("ws://127.0.0.1:8080/ws", "demo", "alice")).await?;
+//! let bob = Bot::join(BotConfig::new("ws://127.0.0.1:8080/ws", "demo", "bob")).await?;
+//! bob.wait_for_media(
+//!     |tracks| tracks.iter().filter(|t| t.publisher_id == alice.participant_id() && t.packets > 50).count() == 2,
+//!     Duration::from_secs(10),
+//! )
+//! .await?;
+//! alice.leave().await?;
+//! bob.leave().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod bot;
+mod config;
+mod error;
+mod h264;
+mod media_loop;
+mod message_log;
+mod negotiation;
+mod opus;
+mod peer_connection;
+mod publisher;
+mod sequence_tracker;
+mod session;
+mod signaling;
+mod subscriber;
+mod subscriber_stats;
+mod vp8;
+
+pub use bot::Bot;
+pub use config::{BotConfig, VideoCodec};
+pub use error::BotError;
+pub use message_log::{Closed, MessageCursor};
+pub use publisher::PublishedTrackStats;
+pub use subscriber_stats::RemoteTrackStats;

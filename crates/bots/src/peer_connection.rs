@@ -1,0 +1,165 @@
+//! How a bot's one PeerConnection is built: the codecs and header extensions it speaks, the
+//! interceptors a browser would also run, and ICE kept on loopback for a loopback server.
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use roomcast_protocol::IceServer;
+use tokio_tungstenite::tungstenite::http::Uri;
+use webrtc::api::interceptor_registry::{configure_nack, configure_rtcp_reports, configure_twcc};
+use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use webrtc::api::setting_engine::SettingEngine;
+use webrtc::api::APIBuilder;
+use webrtc::ice::mdns::MulticastDnsMode;
+use webrtc::ice::network_type::NetworkType;
+use webrtc::ice_transport::ice_server::RTCIceServer;
+use webrtc::interceptor::registry::Registry;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::policy::bundle_policy::RTCBundlePolicy;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtp_transceiver::rtp_codec::{
+    RTCRtpCodecCapability, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RTPCodecType,
+};
+use webrtc::rtp_transceiver::RTCPFeedback;
+use webrtc::sdp::extmap::{ABS_SEND_TIME_URI, AUDIO_LEVEL_URI, SDES_MID_URI};
+
+use crate::{BotError, VideoCodec};
+
+pub(crate) const OPUS_PAYLOAD_TYPE: u8 = 111;
+pub(crate) const VP8_PAYLOAD_TYPE: u8 = 96;
+pub(crate) const H264_PAYLOAD_TYPE: u8 = 102;
+
+/// Audio is always Opus.
+pub(crate) fn opus() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        capability: RTCRtpCodecCapability {
+            mime_type: MIME_TYPE_OPUS.to_owned(),
+            clock_rate: 48_000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: OPUS_PAYLOAD_TYPE,
+        ..Default::default()
+    }
+}
+
+/// NACK, PLI and transport-cc feedback are added by the interceptor setup.
+pub(crate) fn video(codec: VideoCodec) -> RTCRtpCodecParameters {
+    let (mime_type, fmtp, payload_type) = match codec {
+        VideoCodec::Vp8 => (MIME_TYPE_VP8, "", VP8_PAYLOAD_TYPE),
+        VideoCodec::H264 => (
+            MIME_TYPE_H264,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+            H264_PAYLOAD_TYPE,
+        ),
+    };
+    RTCRtpCodecParameters {
+        capability: RTCRtpCodecCapability {
+            mime_type: mime_type.to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: fmtp.to_owned(),
+            rtcp_feedback: vec![RTCPFeedback {
+                typ: "ccm".to_owned(),
+                parameter: "fir".to_owned(),
+            }],
+        },
+        payload_type,
+        ..Default::default()
+    }
+}
+
+/// Whether the server is on this machine; then ICE uses loopback addresses only.
+pub(crate) fn is_loopback_url(url: &str) -> bool {
+    let Ok(uri) = url.parse::<Uri>() else {
+        return false;
+    };
+    let Some(host) = uri.host() else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+pub(crate) async fn new_peer_connection(
+    ice_servers: &[IceServer],
+    loopback_only: bool,
+) -> Result<Arc<RTCPeerConnection>, BotError> {
+    let mut media = MediaEngine::default();
+    media.register_codec(opus(), RTPCodecType::Audio)?;
+    for codec in [VideoCodec::Vp8, VideoCodec::H264] {
+        media.register_codec(video(codec), RTPCodecType::Video)?;
+    }
+    for (uri, kinds) in [
+        (
+            SDES_MID_URI,
+            &[RTPCodecType::Audio, RTPCodecType::Video][..],
+        ),
+        (
+            ABS_SEND_TIME_URI,
+            &[RTPCodecType::Audio, RTPCodecType::Video],
+        ),
+        (AUDIO_LEVEL_URI, &[RTPCodecType::Audio]),
+    ] {
+        for &kind in kinds {
+            let extension = RTCRtpHeaderExtensionCapability {
+                uri: uri.to_owned(),
+            };
+            media.register_header_extension(extension, kind, None)?;
+        }
+    }
+    let mut registry = Registry::new();
+    registry = configure_nack(registry, &mut media);
+    registry = configure_rtcp_reports(registry);
+    registry = configure_twcc(registry, &mut media)?;
+
+    let mut settings = SettingEngine::default();
+    settings.set_network_types(vec![NetworkType::Udp4]);
+    settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
+    if loopback_only {
+        settings.set_include_loopback_candidate(true);
+        settings.set_ip_filter(Box::new(|ip: IpAddr| ip.is_loopback()));
+    }
+
+    let api = APIBuilder::new()
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(settings)
+        .build();
+    let config = RTCConfiguration {
+        // STUN/TURN servers are off the machine: a loopback call must not reach for them.
+        ice_servers: if loopback_only {
+            vec![]
+        } else {
+            ice_servers
+                .iter()
+                .map(|server| RTCIceServer {
+                    urls: server.urls.clone(),
+                    username: server.username.clone().unwrap_or_default(),
+                    credential: server.credential.clone().unwrap_or_default(),
+                })
+                .collect()
+        },
+        bundle_policy: RTCBundlePolicy::MaxBundle,
+        ..Default::default()
+    };
+    Ok(Arc::new(api.new_peer_connection(config).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_urls() {
+        assert!(is_loopback_url("ws://127.0.0.1:8080/ws"));
+        assert!(is_loopback_url("ws://127.3.2.1:1/ws"));
+        assert!(is_loopback_url("ws://localhost:8080/ws"));
+        assert!(is_loopback_url("ws://LOCALHOST/ws"));
+        assert!(is_loopback_url("ws://[::1]:8080/ws"));
+        assert!(!is_loopback_url("ws://10.0.0.1:8080/ws"));
+        assert!(!is_loopback_url("wss://example.com/ws"));
+        assert!(!is_loopback_url("not a url"));
+    }
+}

@@ -1,0 +1,373 @@
+//! The one task that owns a bot's PeerConnection signaling. Server messages and local events
+//! reach it through channels and are handled strictly one after the other, so the bot never
+//! offers while it is answering, and every local candidate goes out after the description it
+//! belongs to.
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use roomcast_protocol::{ClientMessage, ErrorCode, IceCandidate, PublishedMid, ServerMessage};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{debug, warn, Instrument, Span};
+use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit};
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::peer_connection::signaling_state::RTCSignalingState;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+use webrtc::rtp_transceiver::{RTCRtpTransceiver, RTCRtpTransceiverInit};
+
+use crate::negotiation::{Negotiation, Phase, Step};
+use crate::publisher::{NegotiatedTrack, OutgoingTrack};
+use crate::signaling::Signaling;
+use crate::subscriber_stats::Subscriptions;
+use crate::BotError;
+
+/// Remote candidates kept while no remote description exists; more are dropped.
+const MAX_EARLY_CANDIDATES: usize = 64;
+
+pub(crate) type PublishResult = Result<Vec<NegotiatedTrack>, BotError>;
+
+pub(crate) enum Command {
+    /// Offer these tracks under the negotiation lock; `done` gets them back once answered.
+    Publish {
+        tracks: Vec<OutgoingTrack>,
+        done: oneshot::Sender<PublishResult>,
+    },
+    /// From `on_ice_candidate`; `None` is the end of gathering.
+    LocalCandidate(Option<RTCIceCandidate>),
+}
+
+struct PublishJob {
+    tracks: Vec<OutgoingTrack>,
+    done: oneshot::Sender<PublishResult>,
+}
+
+impl PublishJob {
+    fn fail(self, error: BotError) {
+        // The requester may have given up (timed out); nothing to tell then.
+        let _ = self.done.send(Err(error));
+    }
+}
+
+/// A publish whose offer is out, with the transceivers it added.
+struct Offered {
+    job: PublishJob,
+    transceivers: Vec<Arc<RTCRtpTransceiver>>,
+}
+
+pub(crate) struct Session {
+    pc: Arc<RTCPeerConnection>,
+    signaling: Arc<Signaling>,
+    subscriptions: Arc<Subscriptions>,
+    negotiation: Negotiation,
+    /// Publishes not offered yet; the front one is what a pending grant is for.
+    queue: VecDeque<PublishJob>,
+    offered: Option<Offered>,
+    early_candidates: Vec<RTCIceCandidateInit>,
+}
+
+impl Session {
+    pub(crate) fn spawn(
+        pc: Arc<RTCPeerConnection>,
+        signaling: Arc<Signaling>,
+        subscriptions: Arc<Subscriptions>,
+        inbox: mpsc::Receiver<ServerMessage>,
+        commands: mpsc::Receiver<Command>,
+        span: Span,
+    ) -> JoinHandle<()> {
+        let session = Session {
+            pc,
+            signaling,
+            subscriptions,
+            negotiation: Negotiation::new(),
+            queue: VecDeque::new(),
+            offered: None,
+            early_candidates: Vec::new(),
+        };
+        tokio::spawn(session.run(inbox, commands).instrument(span))
+    }
+
+    async fn run(
+        mut self,
+        mut inbox: mpsc::Receiver<ServerMessage>,
+        mut commands: mpsc::Receiver<Command>,
+    ) {
+        loop {
+            tokio::select! {
+                biased;
+                message = inbox.recv() => match message {
+                    Some(message) => self.on_server_message(message).await,
+                    None => break,
+                },
+                command = commands.recv() => match command {
+                    Some(command) => self.on_command(command).await,
+                    None => break,
+                },
+            }
+        }
+        debug!("session ended");
+        // Dropping the jobs tells their requesters the connection is gone.
+    }
+
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Publish { tracks, done } => {
+                self.queue.push_back(PublishJob { tracks, done });
+                self.start_next_publish().await;
+            }
+            Command::LocalCandidate(candidate) => self.send_local_candidate(candidate).await,
+        }
+    }
+
+    async fn on_server_message(&mut self, message: ServerMessage) {
+        match message {
+            ServerMessage::Offer { sdp } => match self.negotiation.remote_offer() {
+                Step::AnswerRemoteOffer => {
+                    if let Err(e) = self.answer(sdp).await {
+                        warn!(error = %e, "cannot answer the server's offer");
+                    }
+                }
+                step => self.contract_broken(step),
+            },
+            ServerMessage::Answer { sdp } => match self.negotiation.remote_answer() {
+                Step::ApplyAnswer => self.apply_answer(sdp).await,
+                step => self.contract_broken(step),
+            },
+            ServerMessage::NegotiateGrant => match self.negotiation.grant() {
+                Step::SendOffer => self.send_offer().await,
+                step => self.contract_broken(step),
+            },
+            ServerMessage::Candidate { candidate } => self.add_remote_candidate(candidate).await,
+            ServerMessage::Error { code, message } => self.on_error(code, message).await,
+            ServerMessage::TrackUnpublished {
+                participant_id,
+                track_id,
+            } => self
+                .subscriptions
+                .mark_ended(&participant_id, Some(&track_id)),
+            ServerMessage::ParticipantLeft { participant_id } => {
+                self.subscriptions.mark_ended(&participant_id, None)
+            }
+            _ => {}
+        }
+    }
+
+    /// An `error` while a publish is in flight is the server refusing it.
+    async fn on_error(&mut self, code: ErrorCode, message: String) {
+        if self.negotiation.error() != Step::FailPublish {
+            return;
+        }
+        let refusal = BotError::Refused { code, message };
+        if let Some(offered) = self.offered.take() {
+            offered.job.fail(refusal);
+        } else if let Some(job) = self.queue.pop_front() {
+            job.fail(refusal);
+        }
+        self.start_next_publish().await;
+    }
+
+    fn contract_broken(&self, step: Step) {
+        if let Step::Ignore(what) = step {
+            warn!(phase = ?self.negotiation.phase(), "ignoring {what}");
+        }
+    }
+
+    async fn start_next_publish(&mut self) {
+        if self.negotiation.phase() == Phase::Wedged {
+            for job in self.queue.drain(..) {
+                job.fail(BotError::Protocol(
+                    "an earlier offer was refused and webrtc-rs cannot roll it back".into(),
+                ));
+            }
+            return;
+        }
+        if self.queue.is_empty() || !self.negotiation.request_lock() {
+            return;
+        }
+        if let Err(e) = self.signaling.send(&ClientMessage::NegotiateRequest).await {
+            self.negotiation.offer_abandoned(false);
+            if let Some(job) = self.queue.pop_front() {
+                job.fail(e);
+            }
+        }
+    }
+
+    async fn send_offer(&mut self) {
+        let Some(job) = self.queue.pop_front() else {
+            self.negotiation.offer_abandoned(false);
+            return;
+        };
+        match self.offer(&job.tracks).await {
+            Ok(transceivers) => self.offered = Some(Offered { job, transceivers }),
+            Err(e) => {
+                let local_offer_set =
+                    self.pc.signaling_state() == RTCSignalingState::HaveLocalOffer;
+                self.negotiation.offer_abandoned(local_offer_set);
+                job.fail(e);
+                self.start_next_publish().await;
+            }
+        }
+    }
+
+    async fn offer(
+        &self,
+        tracks: &[OutgoingTrack],
+    ) -> Result<Vec<Arc<RTCRtpTransceiver>>, BotError> {
+        let mut transceivers = Vec::with_capacity(tracks.len());
+        for outgoing in tracks {
+            let transceiver = self
+                .pc
+                .add_transceiver_from_track(
+                    Arc::clone(&outgoing.track) as _,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Sendonly,
+                        send_encodings: vec![],
+                    }),
+                )
+                .await?;
+            transceiver
+                .set_codec_preferences(vec![outgoing.codec.clone()])
+                .await?;
+            transceivers.push(transceiver);
+        }
+        let offer = self.pc.create_offer(None).await?;
+        self.pc.set_local_description(offer).await?;
+        let sdp = self.local_sdp().await?;
+        let published = tracks
+            .iter()
+            .zip(&transceivers)
+            .map(|(outgoing, transceiver)| {
+                let mid = transceiver
+                    .mid()
+                    .ok_or_else(|| BotError::Protocol("offered transceiver without mid".into()))?;
+                Ok(PublishedMid {
+                    mid: mid.to_string(),
+                    source: outgoing.source,
+                })
+            })
+            .collect::<Result<Vec<_>, BotError>>()?;
+        debug!(tracks = ?published, "offering");
+        self.signaling
+            .send(&ClientMessage::Offer {
+                sdp,
+                tracks: published,
+            })
+            .await?;
+        Ok(transceivers)
+    }
+
+    async fn apply_answer(&mut self, sdp: String) {
+        let Some(Offered { job, transceivers }) = self.offered.take() else {
+            return;
+        };
+        let applied = match RTCSessionDescription::answer(sdp) {
+            Ok(answer) => self.pc.set_remote_description(answer).await,
+            Err(e) => Err(e),
+        };
+        match applied {
+            Ok(()) => {
+                self.apply_early_candidates().await;
+                let mut negotiated = Vec::with_capacity(transceivers.len());
+                for (outgoing, transceiver) in job.tracks.into_iter().zip(&transceivers) {
+                    negotiated.push(NegotiatedTrack {
+                        outgoing,
+                        mid: transceiver.mid().map(|m| m.to_string()).unwrap_or_default(),
+                        sender: transceiver.sender().await,
+                    });
+                }
+                let _ = job.done.send(Ok(negotiated));
+            }
+            Err(e) => {
+                let local_offer_set =
+                    self.pc.signaling_state() == RTCSignalingState::HaveLocalOffer;
+                self.negotiation.offer_abandoned(local_offer_set);
+                job.fail(e.into());
+            }
+        }
+        self.start_next_publish().await;
+    }
+
+    async fn answer(&mut self, sdp: String) -> Result<(), BotError> {
+        self.pc
+            .set_remote_description(RTCSessionDescription::offer(sdp)?)
+            .await?;
+        self.apply_early_candidates().await;
+        let answer = self.pc.create_answer(None).await?;
+        self.pc.set_local_description(answer).await?;
+        let sdp = self.local_sdp().await?;
+        self.signaling.send(&ClientMessage::Answer { sdp }).await
+    }
+
+    async fn local_sdp(&self) -> Result<String, BotError> {
+        self.pc
+            .local_description()
+            .await
+            .map(|d| d.sdp)
+            .ok_or_else(|| BotError::Protocol("no local description after setting it".into()))
+    }
+
+    async fn add_remote_candidate(&mut self, candidate: Option<IceCandidate>) {
+        // webrtc-rs needs no end-of-candidates marker.
+        let Some(candidate) = candidate.filter(|c| !c.is_end_of_candidates()) else {
+            return;
+        };
+        let init = RTCIceCandidateInit {
+            candidate: candidate.candidate,
+            sdp_mid: candidate.sdp_mid,
+            sdp_mline_index: candidate.sdp_mline_index,
+            username_fragment: candidate.username_fragment,
+        };
+        if self.pc.remote_description().await.is_none() {
+            if self.early_candidates.len() < MAX_EARLY_CANDIDATES {
+                self.early_candidates.push(init);
+            } else {
+                warn!("dropping a remote candidate: too many before any description");
+            }
+            return;
+        }
+        if let Err(e) = self.pc.add_ice_candidate(init).await {
+            warn!(error = %e, "cannot add remote candidate");
+        }
+    }
+
+    async fn apply_early_candidates(&mut self) {
+        for init in std::mem::take(&mut self.early_candidates) {
+            if let Err(e) = self.pc.add_ice_candidate(init).await {
+                warn!(error = %e, "cannot add buffered remote candidate");
+            }
+        }
+    }
+
+    async fn send_local_candidate(&self, candidate: Option<RTCIceCandidate>) {
+        let candidate = match candidate.map(|c| c.to_json()).transpose() {
+            Ok(None) => None,
+            Ok(Some(init)) => Some(IceCandidate {
+                candidate: init.candidate,
+                // webrtc-rs leaves the mid empty; with BUNDLE the first m-line's is right.
+                sdp_mid: self.first_local_mid().await,
+                sdp_mline_index: Some(0),
+                username_fragment: init.username_fragment,
+            }),
+            Err(e) => {
+                warn!(error = %e, "cannot encode local candidate");
+                return;
+            }
+        };
+        if let Err(e) = self
+            .signaling
+            .send(&ClientMessage::Candidate { candidate })
+            .await
+        {
+            debug!(error = %e, "local candidate not sent");
+        }
+    }
+
+    async fn first_local_mid(&self) -> Option<String> {
+        let local = self.pc.local_description().await?;
+        local
+            .sdp
+            .lines()
+            .find_map(|line| line.strip_prefix("a=mid:"))
+            .map(|mid| mid.trim().to_owned())
+    }
+}

@@ -1,0 +1,425 @@
+//! Counters for every track the bot receives, keyed by (publisher id, track id) from the
+//! msid, because one receiver can carry different publishers' tracks over time.
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use roomcast_protocol::TrackKind;
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+use tokio::time::timeout_at;
+use webrtc::api::media_engine::{MIME_TYPE_H264, MIME_TYPE_VP8};
+
+use crate::sequence_tracker::SequenceTracker;
+use crate::{h264, vp8, BotError};
+
+/// What the bot has received of one remote track so far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteTrackStats {
+    /// The msid stream id: the publisher's participant id.
+    pub publisher_id: String,
+    /// The msid track id: the contract's `Track.id`.
+    pub track_id: String,
+    pub kind: TrackKind,
+    /// e.g. `video/VP8`, as negotiated.
+    pub codec_mime: String,
+    /// SSRC of the latest stream that carried this track.
+    pub ssrc: u32,
+    pub packets: u64,
+    /// RTP payload bytes.
+    pub bytes: u64,
+    pub first_packet_at: Option<Instant>,
+    pub last_packet_at: Option<Instant>,
+    /// VP8 keyframes or H.264 IDR pictures (counted once per RTP timestamp).
+    pub keyframes: u64,
+    /// Size from the latest VP8 keyframe.
+    pub vp8_width: Option<u16>,
+    pub vp8_height: Option<u16>,
+    /// The track stopped: its receiver ended, or the server said it was unpublished or its
+    /// publisher left.
+    pub ended: bool,
+    /// Packets missing from sequence gaps (late arrivals fill their gap again).
+    pub seq_gaps: u64,
+    /// Largest step between consecutive highest sequence numbers; 1 means no gap ever.
+    pub max_seq_jump: u16,
+    pub out_of_order: u64,
+    pub duplicates: u64,
+}
+
+impl RemoteTrackStats {
+    /// Whether a packet arrived within `window` before `now`.
+    pub fn is_flowing(&self, now: Instant, window: Duration) -> bool {
+        !self.ended
+            && self
+                .last_packet_at
+                .is_some_and(|at| now.saturating_duration_since(at) <= window)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Depacketizer {
+    Vp8,
+    H264,
+    Opaque,
+}
+
+/// The counters of one track and how they change with each packet.
+#[derive(Debug)]
+pub(crate) struct TrackCounters {
+    stats: RemoteTrackStats,
+    sequence: SequenceTracker,
+    depacketizer: Depacketizer,
+    last_keyframe_timestamp: Option<u32>,
+    /// Which reader currently feeds these counters; only it may mark them ended.
+    reader: u64,
+}
+
+impl TrackCounters {
+    fn new(key: TrackKey, kind: TrackKind, codec_mime: &str, ssrc: u32) -> Self {
+        let depacketizer = if codec_mime.eq_ignore_ascii_case(MIME_TYPE_VP8) {
+            Depacketizer::Vp8
+        } else if codec_mime.eq_ignore_ascii_case(MIME_TYPE_H264) {
+            Depacketizer::H264
+        } else {
+            Depacketizer::Opaque
+        };
+        TrackCounters {
+            stats: RemoteTrackStats {
+                publisher_id: key.publisher_id,
+                track_id: key.track_id,
+                kind,
+                codec_mime: codec_mime.to_owned(),
+                ssrc,
+                packets: 0,
+                bytes: 0,
+                first_packet_at: None,
+                last_packet_at: None,
+                keyframes: 0,
+                vp8_width: None,
+                vp8_height: None,
+                ended: false,
+                seq_gaps: 0,
+                max_seq_jump: 0,
+                out_of_order: 0,
+                duplicates: 0,
+            },
+            sequence: SequenceTracker::default(),
+            depacketizer,
+            last_keyframe_timestamp: None,
+            reader: 0,
+        }
+    }
+
+    /// Counts one packet. Returns whether it is news worth waking waiters for at once
+    /// (the first packet, a keyframe).
+    pub(crate) fn record(
+        &mut self,
+        seq: u16,
+        timestamp: u32,
+        payload: &[u8],
+        now: Instant,
+    ) -> bool {
+        let stats = &mut self.stats;
+        let first = stats.first_packet_at.is_none();
+        stats.packets += 1;
+        stats.bytes += payload.len() as u64;
+        stats.first_packet_at.get_or_insert(now);
+        stats.last_packet_at = Some(now);
+        self.sequence.record(seq);
+
+        let keyframe = match self.depacketizer {
+            Depacketizer::Vp8 => match vp8::frame_start(payload).and_then(vp8::keyframe_dimensions)
+            {
+                Some((width, height)) => {
+                    stats.vp8_width = Some(width);
+                    stats.vp8_height = Some(height);
+                    true
+                }
+                None => false,
+            },
+            Depacketizer::H264 => h264::starts_idr(payload),
+            Depacketizer::Opaque => false,
+        };
+        let new_keyframe = keyframe && self.last_keyframe_timestamp != Some(timestamp);
+        if new_keyframe {
+            self.last_keyframe_timestamp = Some(timestamp);
+            stats.keyframes += 1;
+        }
+        first || new_keyframe
+    }
+
+    fn snapshot(&self) -> RemoteTrackStats {
+        RemoteTrackStats {
+            seq_gaps: self.sequence.lost,
+            max_seq_jump: self.sequence.max_jump,
+            out_of_order: self.sequence.out_of_order,
+            duplicates: self.sequence.duplicates,
+            ..self.stats.clone()
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TrackKey {
+    pub publisher_id: String,
+    pub track_id: String,
+}
+
+/// A reader's claim on a track's counters.
+pub(crate) struct Feed {
+    pub key: TrackKey,
+    pub counters: Arc<Mutex<TrackCounters>>,
+    reader: u64,
+}
+
+/// Every received track's counters, and who is waiting for them to change.
+pub(crate) struct Subscriptions {
+    tracks: Mutex<Vec<Arc<Mutex<TrackCounters>>>>,
+    next_reader: Mutex<u64>,
+    readers: Mutex<Vec<AbortHandle>>,
+    changed: watch::Sender<()>,
+}
+
+impl Subscriptions {
+    pub(crate) fn new() -> Self {
+        Subscriptions {
+            tracks: Mutex::new(Vec::new()),
+            next_reader: Mutex::new(0),
+            readers: Mutex::new(Vec::new()),
+            changed: watch::Sender::new(()),
+        }
+    }
+
+    /// Starts feeding a track's counters: new ones, or the existing ones for the same key
+    /// (then no longer ended; a new SSRC starts a new sequence space).
+    pub(crate) fn open(&self, key: TrackKey, kind: TrackKind, codec_mime: &str, ssrc: u32) -> Feed {
+        let reader = {
+            let mut next = self.next_reader.lock();
+            *next += 1;
+            *next
+        };
+        let counters = {
+            let mut tracks = self.tracks.lock();
+            let existing = tracks.iter().find(|t| {
+                let t = t.lock();
+                t.stats.publisher_id == key.publisher_id && t.stats.track_id == key.track_id
+            });
+            match existing {
+                Some(counters) => {
+                    let mut c = counters.lock();
+                    c.stats.ended = false;
+                    if c.stats.ssrc != ssrc {
+                        c.stats.ssrc = ssrc;
+                        c.sequence = SequenceTracker::default();
+                    }
+                    c.reader = reader;
+                    drop(c);
+                    Arc::clone(counters)
+                }
+                None => {
+                    let mut fresh = TrackCounters::new(key.clone(), kind, codec_mime, ssrc);
+                    fresh.reader = reader;
+                    let fresh = Arc::new(Mutex::new(fresh));
+                    tracks.push(Arc::clone(&fresh));
+                    fresh
+                }
+            }
+        };
+        self.notify();
+        Feed {
+            key,
+            counters,
+            reader,
+        }
+    }
+
+    /// The reader of `feed` stopped; the track ended unless another reader took it over.
+    pub(crate) fn close(&self, feed: &Feed) {
+        let mut counters = feed.counters.lock();
+        if counters.reader == feed.reader {
+            counters.stats.ended = true;
+        }
+        drop(counters);
+        self.notify();
+    }
+
+    /// The server said a track (or, with `track_id: None`, every track of a publisher) is gone.
+    pub(crate) fn mark_ended(&self, publisher_id: &str, track_id: Option<&str>) {
+        for counters in self.tracks.lock().iter() {
+            let mut c = counters.lock();
+            if c.stats.publisher_id == publisher_id
+                && track_id.is_none_or(|id| c.stats.track_id == id)
+            {
+                c.stats.ended = true;
+            }
+        }
+        self.notify();
+    }
+
+    pub(crate) fn snapshot(&self) -> Vec<RemoteTrackStats> {
+        self.tracks
+            .lock()
+            .iter()
+            .map(|c| c.lock().snapshot())
+            .collect()
+    }
+
+    pub(crate) fn notify(&self) {
+        self.changed.send_replace(());
+    }
+
+    pub(crate) fn add_reader(&self, reader: AbortHandle) {
+        let mut readers = self.readers.lock();
+        readers.retain(|r| !r.is_finished());
+        readers.push(reader);
+    }
+
+    pub(crate) fn abort_readers(&self) {
+        for reader in self.readers.lock().drain(..) {
+            reader.abort();
+        }
+    }
+
+    /// Re-checks `pred` on a fresh snapshot whenever a reader reports progress.
+    pub(crate) async fn wait_for(
+        &self,
+        pred: impl Fn(&[RemoteTrackStats]) -> bool,
+        timeout: Duration,
+    ) -> Result<Vec<RemoteTrackStats>, BotError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut changes = self.changed.subscribe();
+        loop {
+            changes.borrow_and_update();
+            let snapshot = self.snapshot();
+            if pred(&snapshot) {
+                return Ok(snapshot);
+            }
+            match timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(BotError::Closed),
+                Err(_) => return Err(BotError::Timeout("the media condition")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(publisher: &str, track: &str) -> TrackKey {
+        TrackKey {
+            publisher_id: publisher.into(),
+            track_id: track.into(),
+        }
+    }
+
+    const VP8_KEYFRAME_PACKET: [u8; 11] = [
+        0x10, 0x50, 0x42, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01,
+    ];
+
+    #[test]
+    fn counts_packets_gaps_and_vp8_keyframes_once_per_frame() {
+        let subs = Subscriptions::new();
+        let feed = subs.open(key("p1", "t1"), TrackKind::Video, "video/VP8", 7);
+        let now = Instant::now();
+        let mut c = feed.counters.lock();
+        assert!(
+            c.record(10, 1000, &VP8_KEYFRAME_PACKET, now),
+            "first packet is news"
+        );
+        assert!(!c.record(11, 1000, &[0x00, 1, 2], now), "continuation");
+        assert!(!c.record(13, 4000, &[0x10, 0x51, 0, 0], now), "interframe");
+        assert!(
+            c.record(14, 7000, &VP8_KEYFRAME_PACKET, now),
+            "keyframe is news"
+        );
+        assert!(
+            !c.record(15, 7000, &VP8_KEYFRAME_PACKET, now),
+            "same picture"
+        );
+        drop(c);
+        let stats = &subs.snapshot()[0];
+        assert_eq!(stats.packets, 5);
+        assert_eq!(stats.bytes, 11 * 3 + 3 + 4);
+        assert_eq!(stats.keyframes, 2);
+        assert_eq!((stats.vp8_width, stats.vp8_height), (Some(640), Some(360)));
+        assert_eq!((stats.seq_gaps, stats.max_seq_jump), (1, 2));
+        assert_eq!(stats.first_packet_at, Some(now));
+        assert!(stats.is_flowing(now, Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn counts_h264_idr() {
+        let subs = Subscriptions::new();
+        let feed = subs.open(key("p", "t"), TrackKind::Video, "video/h264", 1);
+        let mut c = feed.counters.lock();
+        c.record(1, 0, &[0x7c, 0x85, 0], Instant::now());
+        c.record(2, 0, &[0x7c, 0x05, 0], Instant::now());
+        c.record(3, 3000, &[0x41, 0x9a], Instant::now());
+        drop(c);
+        assert_eq!(subs.snapshot()[0].keyframes, 1);
+    }
+
+    #[test]
+    fn reused_receiver_keeps_tracks_apart_and_ends_only_its_own() {
+        let subs = Subscriptions::new();
+        let first = subs.open(key("alice", "a1"), TrackKind::Audio, "audio/opus", 1);
+        // The same receiver now carries bob's track: alice's reader hands over.
+        subs.close(&first);
+        let second = subs.open(key("bob", "b1"), TrackKind::Audio, "audio/opus", 2);
+        let snapshot = subs.snapshot();
+        assert_eq!(snapshot.len(), 2);
+        assert!(snapshot[0].ended);
+        assert!(!snapshot[1].ended);
+
+        // alice's track comes back on another receiver; a stale reader cannot end it.
+        let again = subs.open(key("alice", "a1"), TrackKind::Audio, "audio/opus", 3);
+        subs.close(&first);
+        assert!(!subs.snapshot()[0].ended);
+        assert_eq!(subs.snapshot()[0].ssrc, 3);
+        subs.close(&again);
+        assert!(subs.snapshot()[0].ended);
+        drop(second);
+    }
+
+    #[test]
+    fn server_side_ends() {
+        let subs = Subscriptions::new();
+        subs.open(key("alice", "a1"), TrackKind::Audio, "audio/opus", 1);
+        subs.open(key("alice", "a2"), TrackKind::Video, "video/VP8", 2);
+        subs.open(key("bob", "b1"), TrackKind::Audio, "audio/opus", 3);
+        subs.mark_ended("alice", Some("a2"));
+        let ended: Vec<bool> = subs.snapshot().iter().map(|s| s.ended).collect();
+        assert_eq!(ended, [false, true, false]);
+        subs.mark_ended("alice", None);
+        let ended: Vec<bool> = subs.snapshot().iter().map(|s| s.ended).collect();
+        assert_eq!(ended, [true, true, false]);
+    }
+
+    #[tokio::test]
+    async fn wait_for_wakes_on_progress() {
+        let subs = Arc::new(Subscriptions::new());
+        let writer = Arc::clone(&subs);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let feed = writer.open(key("p", "t"), TrackKind::Audio, "audio/opus", 1);
+            for seq in 0..5 {
+                feed.counters.lock().record(seq, 0, &[1], Instant::now());
+                writer.notify();
+            }
+        });
+        let found = subs
+            .wait_for(
+                |tracks| tracks.iter().any(|t| t.packets >= 5),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+        assert_eq!(found[0].packets, 5);
+        assert!(matches!(
+            subs.wait_for(|_| false, Duration::from_millis(10)).await,
+            Err(BotError::Timeout(_))
+        ));
+    }
+}

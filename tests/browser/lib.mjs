@@ -1,0 +1,136 @@
+// Shared helpers for the browser checks: launch Debian's Chromium headless with fake
+// camera/microphone, open pages, read the client's test hook and WebRTC stats.
+
+import { chromium } from 'playwright-core';
+
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+/** Launches headless Chromium; close it with `browser.close()`. */
+export function launch({ extraArgs = [] } = {}) {
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS, ...extraArgs] });
+}
+
+/**
+ * Opens `url` in a fresh context (its own camera permission, storage, …).
+ * `onConsoleError(text)` gets the page's console errors and uncaught exceptions.
+ */
+export async function openPage(browser, url, { viewport = { width: 1280, height: 800 }, onConsoleError } = {}) {
+  const context = await browser.newContext({ viewport, permissions: ['camera', 'microphone'] });
+  const page = await context.newPage();
+  if (onConsoleError) {
+    page.on('console', (message) => {
+      if (message.type() === 'error') onConsoleError(message.text());
+    });
+    page.on('pageerror', (error) => onConsoleError(`uncaught: ${error.stack ?? error.message}`));
+  }
+  await page.goto(url, { waitUntil: 'load' });
+  return page;
+}
+
+/** The page's `window.roomcast.state()`, or null before the client has loaded. */
+export function readState(page) {
+  return page.evaluate(() => window.roomcast?.state() ?? null);
+}
+
+/**
+ * Sums the PeerConnection's RTP stats per direction and kind:
+ * `{ inbound: { audio, video }, outbound: { audio, video } }`, each with `bytes`, `packets`,
+ * and for video `framesDecoded`/`framesEncoded`, `frameWidth`, `frameHeight`.
+ * Inbound stats can be filtered to one publisher's tracks with `trackIds` (msid track ids).
+ */
+export function readRtpStats(page, { trackIds } = {}) {
+  return page.evaluate(async (wanted) => {
+    const empty = () => ({ bytes: 0, packets: 0, frames: 0, frameWidth: 0, frameHeight: 0, count: 0 });
+    const result = {
+      inbound: { audio: empty(), video: empty() },
+      outbound: { audio: empty(), video: empty() },
+    };
+    const pc = window.roomcast?.pc();
+    if (!pc) return null;
+    // Which receiver carries which msid track id, read from the remote description.
+    const midToTrack = new Map();
+    for (const section of (pc.remoteDescription?.sdp ?? '').split(/\r?\n(?=m=)/).slice(1)) {
+      const mid = /\r?\na=mid:(\S+)/.exec(section)?.[1];
+      const msid = /\r?\na=msid:\S+ (\S+)/.exec(section)?.[1];
+      if (mid && msid) midToTrack.set(mid, msid);
+    }
+    const trackToMid = new Map(pc.getTransceivers().map((t) => [t.receiver.track.id, t.mid]));
+    const stats = await pc.getStats();
+    for (const report of stats.values()) {
+      const inbound = report.type === 'inbound-rtp';
+      if (!inbound && report.type !== 'outbound-rtp') continue;
+      const mid = report.mid ?? trackToMid.get(report.trackIdentifier);
+      if (inbound && wanted && !wanted.includes(midToTrack.get(mid))) continue;
+      const kind = report.kind ?? report.mediaType;
+      const bucket = result[inbound ? 'inbound' : 'outbound'][kind];
+      if (!bucket) continue;
+      bucket.count += 1;
+      bucket.bytes += (inbound ? report.bytesReceived : report.bytesSent) ?? 0;
+      bucket.packets += (inbound ? report.packetsReceived : report.packetsSent) ?? 0;
+      bucket.frames += (inbound ? report.framesDecoded : report.framesEncoded) ?? 0;
+      bucket.frameWidth = Math.max(bucket.frameWidth, report.frameWidth ?? 0);
+      bucket.frameHeight = Math.max(bucket.frameHeight, report.frameHeight ?? 0);
+    }
+    return result;
+  }, trackIds ?? null);
+}
+
+/**
+ * Calls `probe()` every `intervalMs` until it returns a truthy value (returned) or
+ * `deadline` (epoch ms) passes (throws `what` plus the last value seen by `describe`).
+ */
+export async function waitFor(what, probe, { deadline, intervalMs = 250, describe = () => '' }) {
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() >= deadline) {
+      const detail = describe();
+      throw new Error(`timed out waiting for ${what}${detail ? ` (${detail})` : ''}`);
+    }
+    await sleep(Math.min(intervalMs, Math.max(0, deadline - Date.now())));
+  }
+}
+
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** `--name value` command-line options, with defaults; `--help` lists them. */
+export function parseArgs(argv, defaults, usage) {
+  const options = { ...defaults };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--help' || arg === '-h') {
+      process.stdout.write(`${usage}\n`);
+      process.exit(0);
+    }
+    const match = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
+    if (!match) throw new Error(`unexpected argument ${arg}\n${usage}`);
+    const key = match[1].replace(/-([a-z])/g, (_, c) => c.toUpperCase());
+    if (!(key in defaults)) throw new Error(`unknown option --${match[1]}\n${usage}`);
+    const value = match[2] ?? argv[++i];
+    if (value === undefined) throw new Error(`option --${match[1]} needs a value`);
+    options[key] = typeof defaults[key] === 'number' ? Number(value) : value;
+    if (Number.isNaN(options[key])) throw new Error(`option --${match[1]} needs a number`);
+  }
+  return options;
+}
+
+/** `url` + `/?room=…&name=…` (+ more query parameters). */
+export function meetingUrl(base, params) {
+  const url = new URL(base);
+  url.pathname = '/';
+  url.search = new URLSearchParams(params).toString();
+  return url.toString();
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every test roomcast has, after installing what they need on a fresh Debian machine
+# (Chromium and the browser-test npm packages). Safe to run again: installs are skipped
+# when already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash tests/browser/setup.sh
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+node --check tests/browser/*.mjs
+for f in web/js/*.js; do node --check "$f"; done
+
+# The media tests start bots and Chromium beside the server on a 2-core machine; running the
+# integration test binaries one test at a time keeps their timings realistic.
+cargo test --workspace -- --test-threads=2
