@@ -195,6 +195,25 @@ function engine() {
 
   window.sfu = {
     counters,
+    /** Per participant: what each forwarded m-line has sent, for debugging. */
+    async report() {
+      const result = {};
+      for (const peer of byId.values()) {
+        const stats = await peer.pc.getStats();
+        const sent = {};
+        for (const r of stats.values()) {
+          if (r.type === 'outbound-rtp') sent[r.mid] = { kind: r.kind, packets: r.packetsSent, frames: r.framesEncoded, width: r.frameWidth };
+          if (r.type === 'inbound-rtp') sent[`in:${r.mid}`] = { kind: r.kind, packets: r.packetsReceived, frames: r.framesDecoded };
+        }
+        result[`${peer.name} ${peer.id}`] = {
+          signaling: peer.pc.signalingState,
+          connection: peer.pc.connectionState,
+          outgoing: [...peer.outgoing.values()].map((o) => ({ mid: o.transceiver.mid, from: o.publisherId, track: o.trackId, sourceMuted: o.transceiver.sender.track?.muted, sourceState: o.transceiver.sender.track?.readyState })),
+          rtp: sent,
+        };
+      }
+      return result;
+    },
     receive(conn, text) {
       let message;
       try {
@@ -347,6 +366,11 @@ async function main() {
 
   const server = http.createServer(async (req, res) => {
     const url = new URL(req.url, 'http://localhost');
+    if (url.pathname === `${ENGINE_PATH}/report` && enginePage) {
+      const report = await enginePage.evaluate(() => window.sfu.report()).catch((e) => ({ error: e.message }));
+      res.writeHead(200, { 'content-type': TYPES['.json'] }).end(JSON.stringify(report, null, 1));
+      return;
+    }
     if (url.pathname === ENGINE_PATH) {
       res.writeHead(200, { 'content-type': TYPES['.html'] }).end('<!doctype html><link rel="icon" href="data:,"><title>mock sfu</title>');
       return;

@@ -10,7 +10,7 @@ use tracing::{debug, info, info_span, Span};
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::RTCPeerConnection;
 
-use crate::message_log::{Closed, MessageCursor, MessageLog};
+use crate::message_log::{CloseInfo, MessageCursor, MessageLog};
 use crate::publisher::{self, OutgoingTrack, PublishedTrackStats, Publisher};
 use crate::session::{Command, Session};
 use crate::signaling::Signaling;
@@ -220,12 +220,12 @@ impl Bot {
     }
 
     /// How the signaling connection ended, if it has.
-    pub fn closed(&self) -> Option<Closed> {
+    pub fn closed(&self) -> Option<CloseInfo> {
         self.log.closed()
     }
 
     /// Waits for the server to close the signaling connection.
-    pub async fn wait_for_close(&self, timeout: Duration) -> Result<Closed, BotError> {
+    pub async fn wait_for_close(&self, timeout: Duration) -> Result<CloseInfo, BotError> {
         self.log.wait_for_close(timeout).await
     }
 

@@ -46,6 +46,6 @@ mod vp8;
 pub use bot::Bot;
 pub use config::{BotConfig, VideoCodec};
 pub use error::BotError;
-pub use message_log::{Closed, MessageCursor};
+pub use message_log::{CloseInfo, MessageCursor};
 pub use publisher::PublishedTrackStats;
 pub use subscriber_stats::RemoteTrackStats;

@@ -17,7 +17,7 @@ pub struct MessageCursor(u64);
 
 /// How the signaling connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Closed {
+pub struct CloseInfo {
     /// The close code the server sent; `None` if the connection dropped without one.
     pub code: Option<u16>,
 }
@@ -33,7 +33,7 @@ struct Inner {
     first_seq: u64,
     messages: VecDeque<ServerMessage>,
     capacity: usize,
-    closed: Option<Closed>,
+    closed: Option<CloseInfo>,
 }
 
 impl MessageLog {
@@ -63,7 +63,7 @@ impl MessageLog {
 
     /// Records the end of the connection; only the first call counts.
     pub(crate) fn mark_closed(&self, code: Option<u16>) {
-        self.inner.lock().closed.get_or_insert(Closed { code });
+        self.inner.lock().closed.get_or_insert(CloseInfo { code });
         self.changed.send_replace(());
     }
 
@@ -76,7 +76,7 @@ impl MessageLog {
         MessageCursor(inner.first_seq + inner.messages.len() as u64)
     }
 
-    pub(crate) fn closed(&self) -> Option<Closed> {
+    pub(crate) fn closed(&self) -> Option<CloseInfo> {
         self.inner.lock().closed
     }
 
@@ -115,7 +115,7 @@ impl MessageLog {
         }
     }
 
-    pub(crate) async fn wait_for_close(&self, timeout: Duration) -> Result<Closed, BotError> {
+    pub(crate) async fn wait_for_close(&self, timeout: Duration) -> Result<CloseInfo, BotError> {
         let deadline = Instant::now() + timeout;
         let mut changes = self.changed.subscribe();
         loop {
@@ -219,7 +219,7 @@ mod tests {
         ));
         assert_eq!(
             log.wait_for_close(long).await.unwrap(),
-            Closed { code: Some(1000) }
+            CloseInfo { code: Some(1000) }
         );
     }
 }

@@ -24,9 +24,14 @@ use webrtc::sdp::extmap::{ABS_SEND_TIME_URI, AUDIO_LEVEL_URI, SDES_MID_URI};
 
 use crate::{BotError, VideoCodec};
 
-pub(crate) const OPUS_PAYLOAD_TYPE: u8 = 111;
-pub(crate) const VP8_PAYLOAD_TYPE: u8 = 96;
-pub(crate) const H264_PAYLOAD_TYPE: u8 = 102;
+// Payload types as roomcast's server numbers them, so the bot's offers and the server's share
+// one numbering inside the BUNDLE group.
+const OPUS_PAYLOAD_TYPE: u8 = 111;
+const VP8_PAYLOAD_TYPE: u8 = 96;
+/// H.264 profiles the bot receives, all with packetization-mode=1.
+const H264_PROFILES: [(u8, &str); 3] = [(102, "42001f"), (108, "42e01f"), (127, "4d001f")];
+/// The one it publishes: constrained baseline 3.1, what `media/make-loops.sh` encodes.
+const H264_PUBLISHED_PROFILE: (u8, &str) = H264_PROFILES[1];
 
 /// Audio is always Opus.
 pub(crate) fn opus() -> RTCRtpCodecParameters {
@@ -43,22 +48,29 @@ pub(crate) fn opus() -> RTCRtpCodecParameters {
     }
 }
 
-/// NACK, PLI and transport-cc feedback are added by the interceptor setup.
+/// The codec a published video track uses.
 pub(crate) fn video(codec: VideoCodec) -> RTCRtpCodecParameters {
-    let (mime_type, fmtp, payload_type) = match codec {
-        VideoCodec::Vp8 => (MIME_TYPE_VP8, "", VP8_PAYLOAD_TYPE),
-        VideoCodec::H264 => (
-            MIME_TYPE_H264,
-            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
-            H264_PAYLOAD_TYPE,
-        ),
-    };
+    match codec {
+        VideoCodec::Vp8 => video_codec(MIME_TYPE_VP8, String::new(), VP8_PAYLOAD_TYPE),
+        VideoCodec::H264 => h264(H264_PUBLISHED_PROFILE),
+    }
+}
+
+fn h264((payload_type, profile_level_id): (u8, &str)) -> RTCRtpCodecParameters {
+    let fmtp = format!(
+        "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile_level_id}"
+    );
+    video_codec(MIME_TYPE_H264, fmtp, payload_type)
+}
+
+/// NACK, PLI and transport-cc feedback are added by the interceptor setup.
+fn video_codec(mime_type: &str, fmtp: String, payload_type: u8) -> RTCRtpCodecParameters {
     RTCRtpCodecParameters {
         capability: RTCRtpCodecCapability {
             mime_type: mime_type.to_owned(),
             clock_rate: 90_000,
             channels: 0,
-            sdp_fmtp_line: fmtp.to_owned(),
+            sdp_fmtp_line: fmtp,
             rtcp_feedback: vec![RTCPFeedback {
                 typ: "ccm".to_owned(),
                 parameter: "fir".to_owned(),
@@ -88,8 +100,9 @@ pub(crate) async fn new_peer_connection(
 ) -> Result<Arc<RTCPeerConnection>, BotError> {
     let mut media = MediaEngine::default();
     media.register_codec(opus(), RTPCodecType::Audio)?;
-    for codec in [VideoCodec::Vp8, VideoCodec::H264] {
-        media.register_codec(video(codec), RTPCodecType::Video)?;
+    media.register_codec(video(VideoCodec::Vp8), RTPCodecType::Video)?;
+    for profile in H264_PROFILES {
+        media.register_codec(h264(profile), RTPCodecType::Video)?;
     }
     for (uri, kinds) in [
         (

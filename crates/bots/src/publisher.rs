@@ -85,6 +85,7 @@ pub struct PublishedTrackStats {
     pub source: TrackSource,
     pub mid: String,
     pub codec_mime: String,
+    /// Frames handed to webrtc-rs (it drops those written before DTLS is up).
     pub frames_sent: u64,
     pub keyframes_sent: u64,
     /// PLIs and FIRs received for this track.

@@ -81,6 +81,13 @@ impl PeerFactory {
             Some(Duration::from_secs(15)),
             Some(Duration::from_secs(2)),
         );
+        // The server is always the DTLS server: its offers say `actpass` (clients answer
+        // `active`) and its answers say `passive`. webrtc-rs would otherwise answer every
+        // re-offer with `active`, flipping the role it took when it offered first, which
+        // browsers reject ("Failed to set SSL role").
+        settings
+            .set_answering_dtls_role(webrtc::dtls_transport::dtls_role::DTLSRole::Server)
+            .map_err(SfuError::WebRtc)?;
         // The per-connection API below owns its media engine: no copy needed.
         settings.disable_media_engine_copy(true);
         Ok(PeerFactory { settings, udp_port })
@@ -240,22 +247,88 @@ fn register_codecs(m: &mut MediaEngine) -> Result<(), SfuError> {
             RTPCodecType::Video,
         )?;
     }
-    let ext = |uri: &str| RTCRtpHeaderExtensionCapability { uri: uri.into() };
-    for uri in [
-        extmap::SDES_MID_URI,
-        extmap::AUDIO_LEVEL_URI,
-        extmap::TRANSPORT_CC_URI,
-    ] {
-        m.register_header_extension(ext(uri), RTPCodecType::Audio, None)?;
-    }
-    for uri in [
-        extmap::SDES_MID_URI,
-        extmap::SDES_RTP_STREAM_ID_URI,
-        extmap::SDES_REPAIR_RTP_STREAM_ID_URI,
-        extmap::TRANSPORT_CC_URI,
-        extmap::VIDEO_ORIENTATION_URI,
-    ] {
-        m.register_header_extension(ext(uri), RTPCodecType::Video, None)?;
+    // webrtc-rs numbers extensions in registration order (id = position + 1). They are
+    // registered so every id is the one Chrome picks by default for the same URI: when the
+    // server offers first, Chrome keeps our ids, then adds its defaults for any m-line it
+    // publishes later, and a default id already taken by another URI would make Chrome
+    // reject its own offer ("BUNDLE group contains a codec collision for header extension").
+    // Ids 9 and 12 are placeholders that keep the numbering aligned.
+    const A: (bool, bool) = (true, false);
+    const V: (bool, bool) = (false, true);
+    const AV: (bool, bool) = (true, true);
+    let extensions: [(&str, (bool, bool)); 13] = [
+        (extmap::AUDIO_LEVEL_URI, A),
+        (extmap::ABS_SEND_TIME_URI, AV),
+        (extmap::TRANSPORT_CC_URI, AV),
+        (extmap::SDES_MID_URI, AV),
+        (
+            "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay",
+            V,
+        ),
+        (
+            "http://www.webrtc.org/experiments/rtp-hdrext/video-content-type",
+            V,
+        ),
+        (
+            "http://www.webrtc.org/experiments/rtp-hdrext/video-timing",
+            V,
+        ),
+        (
+            "http://www.webrtc.org/experiments/rtp-hdrext/color-space",
+            V,
+        ),
+        ("urn:roomcast:rtp-hdrext:reserved-9", V),
+        (extmap::SDES_RTP_STREAM_ID_URI, V),
+        (extmap::SDES_REPAIR_RTP_STREAM_ID_URI, V),
+        ("urn:roomcast:rtp-hdrext:reserved-12", V),
+        (extmap::VIDEO_ORIENTATION_URI, V),
+    ];
+    for (uri, (audio, video)) in extensions {
+        let ext = RTCRtpHeaderExtensionCapability { uri: uri.into() };
+        if audio {
+            m.register_header_extension(ext.clone(), RTPCodecType::Audio, None)?;
+        }
+        if video {
+            m.register_header_extension(ext, RTPCodecType::Video, None)?;
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[tokio::test]
+    async fn offered_extension_ids_match_chromes_defaults() {
+        let factory = PeerFactory::bind(&MediaConfig {
+            udp_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            udp_port: 0,
+            public_ips: vec![],
+            include_loopback: true,
+        })
+        .await
+        .unwrap();
+        let peer = factory.new_peer().await.unwrap();
+        for kind in [RTPCodecType::Audio, RTPCodecType::Video] {
+            peer.pc.add_transceiver_from_kind(kind, None).await.unwrap();
+        }
+        let offer = peer.pc.create_offer(None).await.unwrap();
+        for expected in [
+            format!("a=extmap:1 {}", extmap::AUDIO_LEVEL_URI),
+            format!("a=extmap:3 {}", extmap::TRANSPORT_CC_URI),
+            format!("a=extmap:4 {}", extmap::SDES_MID_URI),
+            format!("a=extmap:10 {}", extmap::SDES_RTP_STREAM_ID_URI),
+            format!("a=extmap:11 {}", extmap::SDES_REPAIR_RTP_STREAM_ID_URI),
+            format!("a=extmap:13 {}", extmap::VIDEO_ORIENTATION_URI),
+        ] {
+            assert!(
+                offer.sdp.contains(&expected),
+                "missing {expected} in\n{}",
+                offer.sdp
+            );
+        }
+        peer.pc.close().await.unwrap();
+    }
 }
