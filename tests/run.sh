@@ -14,4 +14,14 @@ for f in web/js/*.js; do node --check "$f"; done
 
 # The media tests start bots and Chromium beside the server on a 2-core machine; running the
 # integration test binaries one test at a time keeps their timings realistic.
-cargo test --workspace -- --test-threads=2
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace -- --test-threads=2 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run (cargo prints one per test binary, the last often a
+# doc-test binary with nothing in it).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
