@@ -168,3 +168,28 @@ async fn h264_video_is_forwarded() {
         "little or no loss on loopback: {tracks:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_publishers_all_receive_everything() {
+    // Past five publishers, subscribers' m-lines get two-digit mids, which changes the
+    // size of the rewritten header extensions: every track must still arrive.
+    let server = start_server().await;
+    let mut bots = Vec::new();
+    for i in 0..6 {
+        bots.push(join(&server, "six", &format!("bot{i}")).await);
+    }
+    let ids: Vec<String> = bots.iter().map(|b| b.participant_id().to_owned()).collect();
+    for bot in &bots {
+        bot.wait_for_media(
+            |t| {
+                ids.iter()
+                    .filter(|id| *id != bot.participant_id())
+                    .all(|id| has_audio_from(t, id, 20) && has_video_from(t, id, 20, 640, 360))
+            },
+            MEDIA_TIMEOUT,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{} misses tracks: {e}", bot.participant_id()));
+    }
+    assert_eq!(server.stats().media.dropped.write_failed, 0);
+}

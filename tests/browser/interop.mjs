@@ -11,7 +11,7 @@
 // "frame_height":…,"audio_bytes_received":…}` (exit 0) or `{"ok":false,"error":"…"}` (exit 1).
 // stderr: the page's console errors, for debugging.
 
-import { launch, openPage, readState, readRtpStats, waitFor, sleep, parseArgs, meetingUrl } from './lib.mjs';
+import { launch, openPage, readState, summarize, readRtpStats, waitFor, sleep, parseArgs, meetingUrl } from './lib.mjs';
 
 const USAGE = `usage: node interop.mjs --url http://localhost:PORT --room R [--name Browser]
        --expect-remote PARTICIPANT_ID [--timeout-ms 30000] [--hold-ms 3000]`;
@@ -24,6 +24,7 @@ async function run(options, browser) {
   const deadline = Date.now() + options.timeoutMs;
   const page = await openPage(browser, meetingUrl(options.url, { room: options.room, name: options.name }), {
     onConsoleError: (text) => process.stderr.write(`[page] ${text}\n`),
+    timeoutMs: deadline - Date.now(),
   });
 
   let state = null;
@@ -52,8 +53,7 @@ async function run(options, browser) {
   await waitFor(`media to and from ${options.expectRemote}`, async () => {
     state = await readState(page);
     remote = state?.remote.find((r) => r.participantId === options.expectRemote) ?? null;
-    const trackIds = remote ? remote.tracks.map((t) => t.trackId) : [];
-    stats = await readRtpStats(page, { trackIds });
+    stats = await readRtpStats(page, { mids: remote ? remote.tracks.map((t) => t.mid) : [] });
     if (!stats) return false;
     const frames = stats.inbound.video.frames;
     framesGrowing = previousFrames >= 0 && frames > previousFrames && previousFrames > 0;
@@ -66,10 +66,9 @@ async function run(options, browser) {
 
   await sleep(options.holdMs);
 
-  const trackIds = remote.tracks.map((t) => t.trackId);
-  stats = await readRtpStats(page, { trackIds });
   state = await readState(page);
   remote = state.remote.find((r) => r.participantId === options.expectRemote) ?? remote;
+  stats = await readRtpStats(page, { mids: remote.tracks.map((t) => t.mid) });
   return {
     ok: true,
     participant_id: participantId,
@@ -105,7 +104,7 @@ async function main() {
   try {
     result = await run(options, browser);
   } catch (error) {
-    result = { ok: false, error: error.message };
+    result = { ok: false, error: summarize(error) };
   }
   await browser.close().catch(() => {});
   emit(result);

@@ -22,10 +22,11 @@ export function launch({ extraArgs = [] } = {}) {
 }
 
 /**
- * Opens `url` in a fresh context (its own camera permission, storage, …).
- * `onConsoleError(text)` gets the page's console errors and uncaught exceptions.
+ * Opens `url` in a fresh context (its own camera permission, storage, …), waiting at most
+ * `timeoutMs` for it to load. `onConsoleError(text)` gets the page's console errors and
+ * uncaught exceptions.
  */
-export async function openPage(browser, url, { viewport = { width: 1280, height: 800 }, onConsoleError } = {}) {
+export async function openPage(browser, url, { viewport = { width: 1280, height: 800 }, onConsoleError, timeoutMs = 30000 } = {}) {
   const context = await browser.newContext({ viewport, permissions: ['camera', 'microphone'] });
   const page = await context.newPage();
   if (onConsoleError) {
@@ -34,7 +35,7 @@ export async function openPage(browser, url, { viewport = { width: 1280, height:
     });
     page.on('pageerror', (error) => onConsoleError(`uncaught: ${error.stack ?? error.message}`));
   }
-  await page.goto(url, { waitUntil: 'load' });
+  await page.goto(url, { waitUntil: 'load', timeout: Math.max(1, timeoutMs) });
   return page;
 }
 
@@ -46,34 +47,25 @@ export function readState(page) {
 /**
  * Sums the PeerConnection's RTP stats per direction and kind:
  * `{ inbound: { audio, video }, outbound: { audio, video } }`, each with `bytes`, `packets`,
- * and for video `framesDecoded`/`framesEncoded`, `frameWidth`, `frameHeight`.
- * Inbound stats can be filtered to one publisher's tracks with `trackIds` (msid track ids).
+ * `frames` (video: decoded inbound, encoded outbound), `frameWidth`, `frameHeight` and
+ * `count` (how many RTP streams were summed). With `mids`, inbound stats count only those
+ * receivers (a remote participant's `tracks[].mid` in `readState`).
  */
-export function readRtpStats(page, { trackIds } = {}) {
+export function readRtpStats(page, { mids } = {}) {
   return page.evaluate(async (wanted) => {
+    const pc = window.roomcast?.pc();
+    if (!pc) return null;
     const empty = () => ({ bytes: 0, packets: 0, frames: 0, frameWidth: 0, frameHeight: 0, count: 0 });
     const result = {
       inbound: { audio: empty(), video: empty() },
       outbound: { audio: empty(), video: empty() },
     };
-    const pc = window.roomcast?.pc();
-    if (!pc) return null;
-    // Which receiver carries which msid track id, read from the remote description.
-    const midToTrack = new Map();
-    for (const section of (pc.remoteDescription?.sdp ?? '').split(/\r?\n(?=m=)/).slice(1)) {
-      const mid = /\r?\na=mid:(\S+)/.exec(section)?.[1];
-      const msid = /\r?\na=msid:\S+ (\S+)/.exec(section)?.[1];
-      if (mid && msid) midToTrack.set(mid, msid);
-    }
-    const trackToMid = new Map(pc.getTransceivers().map((t) => [t.receiver.track.id, t.mid]));
-    const stats = await pc.getStats();
-    for (const report of stats.values()) {
+    const midOfTrack = new Map(pc.getTransceivers().map((t) => [t.receiver.track.id, t.mid]));
+    for (const report of (await pc.getStats()).values()) {
       const inbound = report.type === 'inbound-rtp';
       if (!inbound && report.type !== 'outbound-rtp') continue;
-      const mid = report.mid ?? trackToMid.get(report.trackIdentifier);
-      if (inbound && wanted && !wanted.includes(midToTrack.get(mid))) continue;
-      const kind = report.kind ?? report.mediaType;
-      const bucket = result[inbound ? 'inbound' : 'outbound'][kind];
+      if (inbound && wanted && !wanted.includes(report.mid ?? midOfTrack.get(report.trackIdentifier))) continue;
+      const bucket = result[inbound ? 'inbound' : 'outbound'][report.kind];
       if (!bucket) continue;
       bucket.count += 1;
       bucket.bytes += (inbound ? report.bytesReceived : report.bytesSent) ?? 0;
@@ -83,7 +75,7 @@ export function readRtpStats(page, { trackIds } = {}) {
       bucket.frameHeight = Math.max(bucket.frameHeight, report.frameHeight ?? 0);
     }
     return result;
-  }, trackIds ?? null);
+  }, mids ?? null);
 }
 
 /**
@@ -100,6 +92,14 @@ export async function waitFor(what, probe, { deadline, intervalMs = 250, describ
     }
     await sleep(Math.min(intervalMs, Math.max(0, deadline - Date.now())));
   }
+}
+
+/** The first line of an error's message, for one-line JSON results (the rest goes to stderr). */
+export function summarize(error) {
+  const text = String(error?.message ?? error);
+  const [first, ...rest] = text.split('\n');
+  if (rest.length) process.stderr.write(`${text}\n`);
+  return first;
 }
 
 export function sleep(ms) {

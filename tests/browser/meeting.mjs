@@ -10,7 +10,7 @@
 import { fileURLToPath } from 'node:url';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { launch, openPage, readState, waitFor, sleep, parseArgs, meetingUrl } from './lib.mjs';
+import { launch, openPage, readState, summarize, waitFor, sleep, parseArgs, meetingUrl } from './lib.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const USAGE = `usage: node meeting.mjs --url http://localhost:PORT [--room R] [--timeout-ms 60000]
@@ -42,6 +42,7 @@ async function run(options, browser) {
   for (const name of NAMES) {
     const page = await openPage(browser, meetingUrl(options.url, { room: options.room, name }), {
       onConsoleError: (text) => process.stderr.write(`[${name}] ${text}\n`),
+      timeoutMs: deadline - Date.now(),
     });
     pages.push(page);
   }
@@ -68,7 +69,7 @@ async function run(options, browser) {
   log('every page plays video from the other two');
 
   // Chat through the UI, from Ann.
-  const text = `hello from ${NAMES[0]} ${Date.now()}`;
+  const text = `Hello from ${NAMES[0]}! Can everyone see and hear me?`;
   await pages[0].click('#chat-button');
   await pages[0].fill('#chat-input', text);
   await pages[0].press('#chat-input', 'Enter');
@@ -131,7 +132,7 @@ async function main() {
   try {
     result = await run(options, browser);
   } catch (error) {
-    result = { ok: false, error: error.message };
+    result = { ok: false, error: summarize(error) };
   }
   await browser.close().catch(() => {});
   process.stdout.write(`${JSON.stringify(result)}\n`);

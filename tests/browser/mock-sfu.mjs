@@ -3,8 +3,9 @@
 // build: serves web/ at `/` and speaks signaling v1 on `/ws`. The media side is a headless
 // Chromium page holding one RTCPeerConnection per participant that forwards (re-encodes)
 // every published track to the others. Like the real server it is the impolite peer
-// (drops a client offer that collides with its own), reuses inactive transceivers, and
-// labels forwarded tracks `a=msid:<publisher id> <track id>`.
+// (drops a client offer that collides with its own), grants the negotiation lock, reuses
+// inactive transceivers, and labels forwarded tracks `a=msid:<publisher id> <track id>`.
+// Unlike it, it resolves ICE role conflicts (it is Chrome).
 //
 // It is a test double, not a reference: where it and the Rust server differ, the server
 // and docs/signaling win.
@@ -65,6 +66,11 @@ function engine() {
 
   async function offer(peer) {
     if (peer.closed || peer.pc.signalingState !== 'stable') return;
+    // The client holds the negotiation lock: offer once its offer is answered.
+    if (peer.granted) {
+      peer.offerDeferred = true;
+      return;
+    }
     await peer.pc.setLocalDescription();
     counters.serverOffers += 1;
     send(peer, { type: 'offer', sdp: mungeMsid(peer, peer.pc.localDescription.sdp) });
@@ -86,6 +92,22 @@ function engine() {
       published.relay = destination.stream.getAudioTracks()[0];
     }
     return published.relay;
+  }
+
+  function grant(peer) {
+    peer.granted = true;
+    send(peer, { type: 'negotiate_grant' });
+    clearTimeout(peer.grantTimer);
+    peer.grantTimer = setTimeout(() => releaseGrant(peer), 10_000);
+  }
+
+  function releaseGrant(peer) {
+    clearTimeout(peer.grantTimer);
+    peer.granted = false;
+    if (peer.offerDeferred) {
+      peer.offerDeferred = false;
+      enqueue(peer, () => offer(peer));
+    }
   }
 
   async function subscribe(peer, publisher, published) {
@@ -122,6 +144,7 @@ function engine() {
     await peer.pc.setLocalDescription();
     // Answers carry the forwarded tracks' msids too: the browser re-reads them from every description.
     send(peer, { type: 'answer', sdp: mungeMsid(peer, peer.pc.localDescription.sdp) });
+    releaseGrant(peer);
     const sources = new Map((message.tracks ?? []).map((t) => [t.mid, t.source]));
     for (const transceiver of peer.pc.getTransceivers()) {
       if (transceiver.currentDirection !== 'recvonly') continue;
@@ -168,6 +191,10 @@ function engine() {
       pendingCandidates: [],
       chain: Promise.resolve(),
       closed: false,
+      granted: false,
+      grantWaiting: false,
+      grantTimer: null,
+      offerDeferred: false,
     };
     peers.set(conn, peer);
     byId.set(peer.id, peer);
@@ -244,6 +271,16 @@ function engine() {
             }
             await peer.pc.setRemoteDescription({ type: 'answer', sdp: message.sdp });
             for (const candidate of peer.pendingCandidates.splice(0)) await addCandidate(peer, candidate);
+            if (peer.grantWaiting) {
+              peer.grantWaiting = false;
+              grant(peer);
+            }
+          });
+          break;
+        case 'negotiate_request':
+          enqueue(peer, async () => {
+            if (peer.pc.signalingState === 'have-local-offer') peer.grantWaiting = true;
+            else grant(peer);
           });
           break;
         case 'candidate':

@@ -50,7 +50,7 @@ let meeting = null;
 let lastMeeting = null;
 
 function showBanner(text) {
-  ui.bannerText.textContent = text;
+  ui.bannerText.textContent = text.charAt(0).toUpperCase() + text.slice(1);
   ui.banner.hidden = false;
 }
 
@@ -82,7 +82,10 @@ function join({ room, name, role }) {
     ui.roomLabel.textContent = joinedRoom;
     document.title = `${joinedRoom} · roomcast`;
     setConnectionState('new');
-    for (const button of [ui.mic, ui.camera]) button.hidden = !current.publishes;
+    for (const button of [ui.mic, ui.camera]) {
+      button.hidden = !current.publishes;
+      button.disabled = false;
+    }
     setToggle(ui.mic, true, MIC_LABELS);
     setToggle(ui.camera, true, CAMERA_LABELS);
     // Make the address shareable without auto-joining under our name.
@@ -99,13 +102,12 @@ function join({ room, name, role }) {
     setToggle(ui.camera, !ui.camera.disabled, CAMERA_LABELS);
     showLocalState();
   });
-  on('participant', ({ id, name: participantName }) => tiles.upsert(id, participantName));
-  on('participantleft', ({ id }) => tiles.remove(id));
-  on('remotetrack', ({ participantId, trackId, track }) => {
-    tiles.attach(participantId, trackId, track);
-    const known = current.participants.get(participantId);
-    if (known) tiles.upsert(participantId, known.name);
+  // Audience members publish nothing; they get no tile (a webinar may have thousands).
+  on('participant', ({ id, name: participantName, role: participantRole }) => {
+    if (participantRole !== 'audience') tiles.upsert(id, participantName);
   });
+  on('participantleft', ({ id }) => tiles.remove(id));
+  on('remotetrack', ({ participantId, trackId, track, mid }) => tiles.attach(participantId, trackId, track, mid));
   on('remotetrackremoved', ({ participantId, trackId }) => tiles.detach(participantId, trackId));
   on('trackunpublished', ({ participantId, trackId }) => tiles.detach(participantId, trackId));
   on('remotetrackmute', ({ participantId, trackId, muted }) => tiles.setMuted(participantId, trackId, muted));

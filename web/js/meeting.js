@@ -104,6 +104,7 @@ export class Meeting extends EventTarget {
       case 'offer':
       case 'answer':
       case 'candidate':
+      case 'negotiate_grant':
         if (this.session) this.session.handleSignal(message);
         else console.warn(`meeting: ${message.type} before joined, dropped`);
         break;
@@ -114,7 +115,7 @@ export class Meeting extends EventTarget {
         break;
       }
       case 'error':
-        this.#problem(message.code ?? 'error', message.message ?? 'the server refused a request');
+        this.#problem(message.code ?? 'error', message.message ?? 'The server refused a request.');
         // Before `joined` the only request was `join` itself: it was refused.
         if (!this.participantId) this.#end('refused');
         break;
@@ -139,11 +140,11 @@ export class Meeting extends EventTarget {
     }
     this.session.addEventListener('connectionstate', (event) => {
       this.#emit('connectionstate', event.detail);
-      if (event.detail === 'failed') this.#problem('connection_failed', 'the media connection to the server failed');
+      if (event.detail === 'failed') this.#problem('connection_failed', 'The media connection to the server failed.');
     });
     this.session.addEventListener('failure', (event) => {
       console.error('negotiation failed', event.detail);
-      this.#problem('negotiation_failed', `negotiation failed: ${event.detail?.message ?? event.detail}`);
+      this.#problem('negotiation_failed', `Negotiation failed: ${event.detail?.message ?? event.detail}`);
     });
 
     if (!this.#capture) return;
@@ -152,7 +153,7 @@ export class Meeting extends EventTarget {
       for (const track of stream.getTracks()) track.stop();
       return;
     }
-    for (const error of errors) this.#problem('media', `camera/microphone unavailable: ${error.message || error.name}`);
+    for (const error of errors) this.#problem('media', `Camera or microphone unavailable: ${error.message || error.name}`);
     this.localStream = stream;
     this.#emit('localmedia', { stream });
     for (const track of stream.getTracks()) this.session.publish(track, sourceOf(track));
@@ -175,7 +176,10 @@ export class Meeting extends EventTarget {
   #onSocketClosed({ code, reason, expected }) {
     if (this.#ended) return;
     if (!expected) {
-      this.#problem('disconnected', `lost the connection to the server (${code}${reason ? `: ${reason}` : ''})`);
+      const detail = `${code}${reason ? `: ${reason}` : ''}`;
+      this.#problem('disconnected', this.participantId
+        ? `Lost the connection to the server (${detail}).`
+        : `Could not connect to the server (${detail}).`);
     }
     this.#end(this.participantId ? 'disconnected' : 'refused');
   }

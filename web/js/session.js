@@ -1,35 +1,49 @@
 // The one RTCPeerConnection a participant has with the server.
 //
-// Negotiation follows the W3C "perfect negotiation" pattern with the browser as the
-// *polite* peer: a server offer that collides with our pending offer rolls ours back
-// (implicit rollback in setRemoteDescription) and is answered. The server, being
-// impolite, silently drops our colliding offer, so after answering we offer again
-// whatever is still unnegotiated.
+// Before each offer of ours we take the server's negotiation lock (`negotiate_request` →
+// `negotiate_grant`), so our offers never cross the server's. That matters beyond saving a
+// round trip: when Chrome rolls back its very first offer it keeps the ICE `controlling`
+// role, and a server that offered first is controlling too; an ICE agent that does not
+// resolve role conflicts (webrtc-rs/pion) then never connects.
+//
+// Collisions are still handled, following the W3C "perfect negotiation" pattern with the
+// browser as the *polite* peer (in case the grant does not come and we offer anyway): a
+// server offer that collides with our pending offer rolls ours back (implicit rollback in
+// setRemoteDescription) and is answered. The server, being impolite, silently drops our
+// colliding offer, so after answering we offer again whatever is still unnegotiated.
 //
 // Every negotiation step (our offers, the server's offers/answers/candidates) runs on one
 // promise chain, so they never interleave, whatever order the events arrive in.
 
+/** How long we wait for `negotiate_grant` before offering without it. */
+const GRANT_TIMEOUT_MS = 3_000;
 /** How long we wait for an answer before assuming our offer was dropped and re-offering. */
 const ANSWER_TIMEOUT_MS = 10_000;
+/** The most we hold other negotiation steps while a new offer's ICE gathering starts. */
+const GATHERING_START_TIMEOUT_MS = 2_000;
 
 export class Session extends EventTarget {
   #pc;
   #send;
   #chain = Promise.resolve();
   #closed = false;
-  #offerWanted = false;
+  /** We sent `negotiate_request` and have not offered since. */
+  #lockRequested = false;
+  #grantTimer = null;
   #answerTimer = null;
   #pendingCandidates = [];
   /** Our sending transceivers and the `source` each one publishes. */
   #published = new Map();
-  /** Receiving transceiver → what it currently carries: `{ participantId, trackId, kind, track }`. */
+  /** Receiving transceiver → what it currently carries: `{ participantId, trackId, kind, mid, track }`. */
   #remote = new Map();
+  /** ICE usernames (ufrags) that have produced at least one local candidate. */
+  #gatheredUfrags = new Set();
   #watchedStreams = new WeakSet();
   #watchedTracks = new WeakSet();
 
   /**
    * Events: `remotetrack` and `remotetrackremoved` (`detail`: `{ participantId, trackId,
-   * kind, track }`), `remotetrackmute` (same plus `muted`), `connectionstate`
+   * kind, mid, track }`), `remotetrackmute` (same plus `muted`), `connectionstate`
    * (`detail`: the PeerConnection's `connectionState`), `failure` (`detail`: an Error from
    * a negotiation step).
    *
@@ -41,6 +55,7 @@ export class Session extends EventTarget {
     this.#pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle' });
     this.#pc.addEventListener('negotiationneeded', () => this.#requestOffer());
     this.#pc.addEventListener('icecandidate', ({ candidate }) => {
+      if (candidate) this.#gatheredUfrags.add(candidate.usernameFragment);
       this.#send({ type: 'candidate', candidate: candidate ? candidate.toJSON() : null });
     });
     this.#pc.addEventListener('track', (event) => this.#onTrack(event));
@@ -64,9 +79,12 @@ export class Session extends EventTarget {
     return transceiver;
   }
 
-  /** Feeds in a server `offer`, `answer` or `candidate` message. */
+  /** Feeds in a server `offer`, `answer`, `candidate` or `negotiate_grant` message. */
   handleSignal(message) {
     switch (message.type) {
+      case 'negotiate_grant':
+        this.#onGrant();
+        break;
       case 'offer':
         this.#enqueue(() => this.#onRemoteOffer(message.sdp));
         break;
@@ -83,6 +101,7 @@ export class Session extends EventTarget {
 
   close() {
     this.#closed = true;
+    clearTimeout(this.#grantTimer);
     clearTimeout(this.#answerTimer);
     for (const transceiver of [...this.#remote.keys()]) this.#removeRemote(transceiver);
     this.#pc.close();
@@ -96,15 +115,29 @@ export class Session extends EventTarget {
       });
   }
 
+  /** We have something to offer: ask for the lock; the offer follows the grant. */
   #requestOffer() {
-    this.#offerWanted = true;
+    if (this.#lockRequested) return;
+    this.#lockRequested = true;
+    this.#send({ type: 'negotiate_request' });
+    clearTimeout(this.#grantTimer);
+    this.#grantTimer = setTimeout(() => {
+      console.warn('session: no negotiate_grant, offering without it');
+      this.#onGrant();
+    }, GRANT_TIMEOUT_MS);
+  }
+
+  #onGrant() {
+    clearTimeout(this.#grantTimer);
+    // A grant after we gave up waiting for it: the offer we made meanwhile used it up.
+    if (!this.#lockRequested) return;
+    this.#lockRequested = false;
     this.#enqueue(() => this.#makeOffer());
   }
 
   async #makeOffer() {
-    // A collision in progress: the offer is made once we are back in `stable`.
-    if (!this.#offerWanted || this.#pc.signalingState !== 'stable') return;
-    this.#offerWanted = false;
+    // Our previous offer is still unanswered; its answer triggers the next one if needed.
+    if (this.#pc.signalingState !== 'stable') return;
     await this.#pc.setLocalDescription();
     const tracks = [];
     for (const [transceiver, source] of this.#published) {
@@ -113,6 +146,34 @@ export class Session extends EventTarget {
     this.#send({ type: 'offer', sdp: this.#pc.localDescription.sdp, tracks });
     clearTimeout(this.#answerTimer);
     this.#answerTimer = setTimeout(() => this.#enqueue(() => this.#onAnswerTimeout()), ANSWER_TIMEOUT_MS);
+    // Chrome can end up gathering no candidates at all if an offer is rolled back (by a
+    // colliding server offer, next on our chain) before it produced its first candidate:
+    // the replacement transport then stays in `gathering` for good. So the chain waits
+    // for that first candidate (a few milliseconds, normally). Only matters without the lock.
+    await this.#gatheringStarted();
+  }
+
+  #gatheringStarted() {
+    const ufrag = /^a=ice-ufrag:(\S+)/m.exec(this.#pc.localDescription?.sdp ?? '')?.[1];
+    const started = () => this.#pc.iceGatheringState === 'complete' || this.#gatheredUfrags.has(ufrag);
+    if (!ufrag || started()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const check = () => {
+        if (!started()) return;
+        clearTimeout(timer);
+        this.#pc.removeEventListener('icecandidate', check);
+        this.#pc.removeEventListener('icegatheringstatechange', check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        console.warn('session: no local ICE candidate yet, carrying on');
+        this.#pc.removeEventListener('icecandidate', check);
+        this.#pc.removeEventListener('icegatheringstatechange', check);
+        resolve();
+      }, GATHERING_START_TIMEOUT_MS);
+      this.#pc.addEventListener('icecandidate', check);
+      this.#pc.addEventListener('icegatheringstatechange', check);
+    });
   }
 
   async #onAnswerTimeout() {
@@ -174,11 +235,10 @@ export class Session extends EventTarget {
     }
   }
 
+  /** Whether one of our sending transceivers has never been through an offer/answer. */
   #hasUnnegotiatedTracks() {
     for (const transceiver of this.#published.keys()) {
-      if (!transceiver.stopped && (transceiver.mid === null || transceiver.currentDirection === null)) {
-        return true;
-      }
+      if (transceiver.direction !== 'stopped' && transceiver.currentDirection === null) return true;
     }
     return false;
   }
@@ -197,7 +257,7 @@ export class Session extends EventTarget {
     if (previous && previous.participantId === participantId && previous.trackId === trackId) return;
     if (previous) this.#removeRemote(transceiver);
 
-    const entry = { participantId, trackId, kind: track.kind, track };
+    const entry = { participantId, trackId, kind: track.kind, mid: transceiver.mid, track };
     this.#remote.set(transceiver, entry);
     if (stream) this.#watchStream(stream);
     this.#watchTrack(track);

@@ -53,9 +53,10 @@ export class TileGrid {
     for (const id of [...this.#tiles.keys()]) this.remove(id);
   }
 
-  attach(id, trackId, track) {
+  /** Shows a remote track; `mid` names the receiver carrying it (for tests' stats). */
+  attach(id, trackId, track, mid) {
     const tile = this.#ensure(id, null, { local: false });
-    tile.tracks.set(trackId, { kind: track.kind, track, muted: track.muted });
+    tile.tracks.set(trackId, { kind: track.kind, track, mid, muted: track.muted });
     if (track.kind === 'video') {
       tile.videoTrackId = trackId;
       tile.video.srcObject = new MediaStream([track]);
@@ -119,7 +120,7 @@ export class TileGrid {
       .map((tile) => ({
         participantId: tile.id,
         name: tile.name,
-        tracks: [...tile.tracks].map(([trackId, t]) => ({ trackId, kind: t.kind, muted: t.muted })),
+        tracks: [...tile.tracks].map(([trackId, t]) => ({ trackId, kind: t.kind, mid: t.mid, muted: t.muted })),
         videoWidth: tile.video.videoWidth,
         videoHeight: tile.video.videoHeight,
         currentTime: tile.video.currentTime,

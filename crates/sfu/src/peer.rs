@@ -76,6 +76,11 @@ impl PeerFactory {
         if !config.public_ips.is_empty() {
             settings.set_nat_1to1_ips(config.public_ips.clone(), RTCIceCandidateType::Host);
         }
+        // ICE-lite, as SFUs with public host candidates usually are: the client is always
+        // the controlling agent. A full agent on both sides can end up both controlling
+        // after a rolled-back offer (Chrome keeps the role of its abandoned offer), and
+        // webrtc-rs does not resolve that conflict: checks go unanswered.
+        settings.set_lite(true);
         settings.set_ice_timeouts(
             Some(Duration::from_secs(5)),
             Some(Duration::from_secs(15)),

@@ -63,6 +63,8 @@ pub struct DownTrack {
     codec: RTCRtpCodecParameters,
     binding: ArcSwapOption<Binding>,
     state: Mutex<ForwardState>,
+    /// Set after the first failed write, so a broken subscriber is logged once.
+    write_failed: std::sync::atomic::AtomicBool,
 }
 
 impl DownTrack {
@@ -79,6 +81,7 @@ impl DownTrack {
             codec,
             binding: ArcSwapOption::empty(),
             state: Mutex::new(ForwardState::default()),
+            write_failed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -147,7 +150,15 @@ impl DownTrack {
         }
         match binding.writer.write_rtp(scratch).await {
             Ok(_) => Forwarded::Sent,
-            Err(_) => Forwarded::WriteFailed,
+            Err(e) => {
+                if !self
+                    .write_failed
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::warn!(track_id = %self.track_id, ssrc = binding.ssrc, error = %e, "cannot send to subscriber");
+                }
+                Forwarded::WriteFailed
+            }
         }
     }
 
@@ -219,6 +230,7 @@ impl TrackLocal for DownTrack {
             .cloned()
             .ok_or(WebRtcError::ErrUnsupportedCodec)?;
         let mid = ctx.mid();
+        tracing::debug!(track_id = %self.track_id, ssrc = ctx.ssrc(), mid = ?mid, pt = chosen.payload_type, "down track bound");
         self.binding.store(Some(Arc::new(Binding {
             context_id: ctx.id(),
             ssrc: ctx.ssrc(),

@@ -91,7 +91,10 @@ impl OutgoingExtensions {
         } else {
             TWO_BYTE_PROFILE
         };
-        out.extensions_padding = 0;
+        // The rtp crate keeps the true padding to a 32-bit boundary here and updates it
+        // incrementally when an interceptor adds an extension (transport-cc does); a wrong
+        // value makes the packet's size disagree with its encoding and the send fails.
+        out.extensions_padding = (4 - out.get_extension_payload_len() % 4) % 4;
     }
 }
 
@@ -132,6 +135,36 @@ mod tests {
         assert_eq!(out.get_extension(10).as_deref(), Some(&[0x85][..]));
         assert_eq!(out.get_extension(3), None);
         assert_eq!(out.extensions.len(), 2);
+    }
+
+    #[test]
+    fn packet_still_marshals_after_transport_cc_is_added_for_any_mid_length() {
+        use rtp::packet::Packet;
+        use webrtc::util::{Marshal, MarshalSize};
+        let incoming_ids = IncomingExtensions::from_negotiated(&[ext(AUDIO_LEVEL_URI, 1)]);
+        let mut incoming = Header::default();
+        incoming
+            .set_extension(1, Bytes::from_static(&[0x85]))
+            .unwrap();
+        for mid in ["1", "10", "100", "1000"] {
+            let out_ids = OutgoingExtensions::from_negotiated(
+                &[ext(SDES_MID_URI, 4), ext(AUDIO_LEVEL_URI, 1)],
+                Some(mid),
+            );
+            let mut packet = Packet::default();
+            packet.header.version = 2;
+            packet.payload = Bytes::from_static(&[1, 2, 3]);
+            out_ids.rewrite(incoming_ids, &incoming, &mut packet.header);
+            // What webrtc-rs's transport-cc interceptor does to every outgoing packet.
+            packet
+                .header
+                .set_extension(3, Bytes::from_static(&[0, 7]))
+                .unwrap();
+            let bytes = packet
+                .marshal()
+                .unwrap_or_else(|e| panic!("mid {mid}: {e}"));
+            assert_eq!(bytes.len(), packet.marshal_size(), "mid {mid}");
+        }
     }
 
     #[test]

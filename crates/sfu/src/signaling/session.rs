@@ -471,11 +471,13 @@ impl Joined {
                 "no offer of the server is waiting for an answer",
             ));
         }
+        tracing::trace!(participant = %self.id, %sdp, "client answer");
         let answer = match RTCSessionDescription::answer(sdp) {
             Ok(a) => a,
             Err(e) => return outbox.send(ServerMessage::error(ErrorCode::BadSdp, e.to_string())),
         };
         if let Err(e) = self.peer.pc.set_remote_description(answer).await {
+            tracing::info!(participant = %self.id, error = %e, "answer refused");
             return outbox.send(ServerMessage::error(
                 ErrorCode::BadSdp,
                 format!("cannot apply the answer: {e}"),
