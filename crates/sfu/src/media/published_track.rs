@@ -36,6 +36,7 @@ pub struct PublishedTrack {
     publisher_pc: Weak<RTCPeerConnection>,
     pub counters: MediaCounters,
     closed: CancellationToken,
+    has_reader: std::sync::atomic::AtomicBool,
 }
 
 impl PublishedTrack {
@@ -61,6 +62,7 @@ impl PublishedTrack {
             publisher_pc,
             counters: MediaCounters::default(),
             closed: CancellationToken::new(),
+            has_reader: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -100,6 +102,11 @@ impl PublishedTrack {
 
     pub fn subscriber_count(&self) -> usize {
         self.down_tracks.load().len()
+    }
+
+    /// Whether the caller may start this track's one reader (true once).
+    pub fn claim_reader(&self) -> bool {
+        !self.has_reader.swap(true, Ordering::Relaxed)
     }
 
     /// Ends forwarding: the reader task stops and subscribers get nothing more.

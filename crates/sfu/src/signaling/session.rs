@@ -80,6 +80,9 @@ struct Joined {
     /// Tracks whose RTP arrived before the answer that publishes them was done.
     early_tracks: HashMap<String, Arc<TrackRemote>>,
     pending_candidates: Vec<RTCIceCandidateInit>,
+    /// Set while the client's latest offer was ignored: its candidates are dropped until the
+    /// client's next description (its answer or a new offer) is applied.
+    ignoring_candidates: bool,
     resubscribe: Arc<Notify>,
     peer_events: mpsc::UnboundedReceiver<PeerEvent>,
     readers: Vec<JoinHandle<()>>,
@@ -239,6 +242,7 @@ async fn join(
         published: HashMap::new(),
         early_tracks: HashMap::new(),
         pending_candidates: Vec::new(),
+        ignoring_candidates: false,
         resubscribe,
         peer_events,
         readers: Vec::new(),
@@ -342,6 +346,7 @@ impl Joined {
     async fn on_offer(&mut self, outbox: &Outbox, sdp: String, tracks: Vec<PublishedMid>) {
         if self.negotiator.on_client_offer() == ClientOffer::Ignore {
             tracing::debug!(participant = %self.id, "ignoring a client offer that collided with ours");
+            self.ignoring_candidates = true;
             return;
         }
         let sections = match media_sections(&sdp) {
@@ -459,6 +464,12 @@ impl Joined {
     }
 
     fn start_reader(&mut self, track: &Arc<PublishedTrack>, remote: Arc<TrackRemote>) {
+        if !track.claim_reader() {
+            // A simulcast publisher's further layers: until layer selection exists, one
+            // layer per track is forwarded, the first to arrive.
+            tracing::debug!(participant = %self.id, track_id = %track.info.id, rid = %remote.rid(), "extra layer not forwarded");
+            return;
+        }
         self.readers.retain(|r| !r.is_finished());
         self.readers
             .push(tokio::spawn(Arc::clone(track).run_reader(remote)));
@@ -483,6 +494,7 @@ impl Joined {
                 format!("cannot apply the answer: {e}"),
             ));
         }
+        self.ignoring_candidates = false;
         if let Ok(true) = self.negotiator.on_client_answer(Instant::now()) {
             outbox.send(ServerMessage::NegotiateGrant);
         }
@@ -494,6 +506,9 @@ impl Joined {
         let Some(c) = candidate.filter(|c| !c.is_end_of_candidates()) else {
             return;
         };
+        if self.ignoring_candidates {
+            return;
+        }
         let init = RTCIceCandidateInit {
             candidate: c.candidate,
             sdp_mid: c.sdp_mid,
@@ -525,7 +540,7 @@ impl Joined {
             PeerEvent::Track(remote, mid) => match self.published.get(&mid).cloned() {
                 Some(track) => self.start_reader(&track, remote),
                 None => {
-                    self.early_tracks.insert(mid, remote);
+                    self.early_tracks.entry(mid).or_insert(remote);
                 }
             },
             PeerEvent::State(state) => {
