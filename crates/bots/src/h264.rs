@@ -1,42 +1,10 @@
-//! Just enough H.264 to find IDR pictures in RTP payloads (RFC 6184) and to cut an Annex-B
-//! stream into access units.
+//! Just enough H.264 to cut an Annex-B stream into access units for publishing.
 use bytes::{Bytes, BytesMut};
 
 const NAL_IDR: u8 = 5;
-const STAP_A: u8 = 24;
-const FU_A: u8 = 28;
 
 fn nal_type(header: u8) -> u8 {
     header & 0x1f
-}
-
-/// Whether an RTP payload carries the start of an IDR slice: a single IDR NAL unit, a
-/// STAP-A that aggregates one, or the first fragment of a fragmented one.
-pub(crate) fn starts_idr(payload: &[u8]) -> bool {
-    let Some(&header) = payload.first() else {
-        return false;
-    };
-    match nal_type(header) {
-        NAL_IDR => true,
-        STAP_A => {
-            let mut rest = &payload[1..];
-            while rest.len() > 2 {
-                let size = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-                let Some(nal) = rest.get(2..2 + size) else {
-                    return false;
-                };
-                if nal.first().is_some_and(|&h| nal_type(h) == NAL_IDR) {
-                    return true;
-                }
-                rest = &rest[2 + size..];
-            }
-            false
-        }
-        FU_A => payload
-            .get(1)
-            .is_some_and(|&fu| fu & 0x80 != 0 && nal_type(fu) == NAL_IDR),
-        _ => false,
-    }
 }
 
 /// One picture with the parameter sets before it, in Annex-B form (4-byte start codes).
@@ -94,42 +62,6 @@ mod tests {
     const PPS: &[u8] = &[0x68, 0xce, 0x3c, 0x80];
     const IDR: &[u8] = &[0x65, 0x88, 0x84, 0x00];
     const NON_IDR: &[u8] = &[0x41, 0x9a, 0x02];
-
-    #[test]
-    fn single_nal_idr() {
-        assert!(starts_idr(IDR));
-        assert!(!starts_idr(NON_IDR));
-        assert!(!starts_idr(SPS));
-        assert!(!starts_idr(&[]));
-    }
-
-    #[test]
-    fn stap_a_with_and_without_idr() {
-        let mut stap = vec![0x78];
-        for nal in [SPS, PPS, IDR] {
-            stap.extend_from_slice(&(nal.len() as u16).to_be_bytes());
-            stap.extend_from_slice(nal);
-        }
-        assert!(starts_idr(&stap));
-
-        let mut params_only = vec![0x78];
-        for nal in [SPS, PPS] {
-            params_only.extend_from_slice(&(nal.len() as u16).to_be_bytes());
-            params_only.extend_from_slice(nal);
-        }
-        assert!(!starts_idr(&params_only));
-        // A size running past the end is not an IDR and does not panic.
-        assert!(!starts_idr(&[0x78, 0x00, 0x09, 0x65]));
-    }
-
-    #[test]
-    fn fu_a_start_of_idr_only() {
-        assert!(starts_idr(&[0x7c, 0x85, 0xaa])); // S=1, type 5
-        assert!(!starts_idr(&[0x7c, 0x05, 0xaa])); // continuation
-        assert!(!starts_idr(&[0x7c, 0x45, 0xaa])); // end
-        assert!(!starts_idr(&[0x7c, 0x81, 0xaa])); // start of a non-IDR slice
-        assert!(!starts_idr(&[0x7c]));
-    }
 
     #[test]
     fn access_units_group_parameter_sets_with_their_picture() {

@@ -41,7 +41,6 @@ mod session;
 mod signaling;
 mod subscriber;
 mod subscriber_stats;
-mod vp8;
 
 pub use bot::Bot;
 pub use config::{BotConfig, VideoCodec};

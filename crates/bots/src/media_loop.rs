@@ -13,7 +13,7 @@ use webrtc::media::io::h264_reader::H264Reader;
 use webrtc::media::io::ivf_reader::IVFReader;
 use webrtc::media::io::ogg_reader::OggReader;
 
-use crate::{h264, opus, vp8, BotError, VideoCodec};
+use crate::{h264, opus, BotError, VideoCodec};
 
 /// The Annex-B loop has no timing of its own; `make-loops.sh` encodes it at this rate.
 const H264_LOOP_FPS: u32 = 30;
@@ -125,7 +125,7 @@ fn parse_ivf_vp8(path: &Path) -> Result<MediaLoop, BotError> {
     // The reader reports the end of the file as an error like any other.
     while let Ok((data, frame_header)) = reader.parse_next_frame() {
         frames.push(Frame {
-            keyframe: vp8::keyframe_dimensions(&data).is_some(),
+            keyframe: roomcast_codec::vp8::frame_keyframe_size(&data).is_some(),
             data: data.freeze(),
             audio_level: None,
         });

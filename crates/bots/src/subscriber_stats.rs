@@ -11,7 +11,7 @@ use tokio::time::timeout_at;
 use webrtc::api::media_engine::{MIME_TYPE_H264, MIME_TYPE_VP8};
 
 use crate::sequence_tracker::SequenceTracker;
-use crate::{h264, vp8, BotError};
+use crate::BotError;
 
 /// What the bot has received of one remote track so far.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,16 +128,15 @@ impl TrackCounters {
         self.sequence.record(seq);
 
         let keyframe = match self.depacketizer {
-            Depacketizer::Vp8 => match vp8::frame_start(payload).and_then(vp8::keyframe_dimensions)
-            {
-                Some((width, height)) => {
-                    stats.vp8_width = Some(width);
-                    stats.vp8_height = Some(height);
+            Depacketizer::Vp8 => match roomcast_codec::vp8::keyframe_size(payload) {
+                Some(size) => {
+                    stats.vp8_width = Some(size.width);
+                    stats.vp8_height = Some(size.height);
                     true
                 }
                 None => false,
             },
-            Depacketizer::H264 => h264::starts_idr(payload),
+            Depacketizer::H264 => roomcast_codec::h264::is_keyframe(payload),
             Depacketizer::Opaque => false,
         };
         let new_keyframe = keyframe && self.last_keyframe_timestamp != Some(timestamp);

@@ -41,7 +41,12 @@ pub fn keyframe_size(payload: &[u8]) -> Option<FrameSize> {
     if !starts_frame {
         return None;
     }
-    let frame = payload.get(at..)?;
+    frame_keyframe_size(payload.get(at..)?)
+}
+
+/// The frame size when `frame` (a whole VP8 frame, e.g. from an IVF file, no RTP payload
+/// descriptor) is a keyframe.
+pub fn frame_keyframe_size(frame: &[u8]) -> Option<FrameSize> {
     // Frame tag: bit 0 of the first byte is the inverse key frame flag.
     if frame.len() < 10 || frame[0] & 0x01 != 0 {
         return None;
@@ -109,6 +114,30 @@ mod tests {
         for garbage in [&[][..], &[0x80], &[0x90, 0x80], &[0x10, 0x00, 0x00]] {
             assert_eq!(keyframe_size(garbage), None);
         }
+    }
+
+    #[test]
+    fn first_frame_of_the_media_loop_is_a_640x360_keyframe() {
+        // An IVF file: 32-byte file header, then a 12-byte frame header before each frame.
+        let ivf = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../media/vp8-640x360.ivf"
+        ))
+        .unwrap();
+        let size = u32::from_le_bytes([ivf[32], ivf[33], ivf[34], ivf[35]]) as usize;
+        let frame = &ivf[44..44 + size];
+        let expected = Some(FrameSize {
+            width: 640,
+            height: 360,
+        });
+        assert_eq!(frame_keyframe_size(frame), expected);
+        let mut payload = vec![0x10];
+        payload.extend_from_slice(&frame[..100]);
+        assert_eq!(
+            keyframe_size(&payload),
+            expected,
+            "as the first RTP packet of the frame"
+        );
     }
 
     #[test]
