@@ -69,6 +69,7 @@ struct Subscription {
 
 struct Joined {
     id: String,
+    name: String,
     room: Arc<Room>,
     peer: Peer,
     negotiator: Negotiator,
@@ -124,7 +125,7 @@ pub async fn run_session(
                 Some(Inbound::Text(text)) => match decode_client_message(&text) {
                     Err(e) => outbox.send(ServerMessage::error(e.code(), e.message)),
                     Ok(ClientMessage::Leave) => break SessionEnd::Normal,
-                    Ok(msg) => state.handle(&sfu, &outbox, msg).await,
+                    Ok(msg) => state.handle(&outbox, msg).await,
                 },
             },
             Some(event) = state.peer_events.recv() => {
@@ -222,8 +223,8 @@ async fn join(
             return None;
         }
     };
-    let peer_events = watch_peer(&peer, outbox.clone());
-    tracing::info!(room = %room.name, participant = %id, name = %name, "joined");
+    let peer_events = watch_peer(&peer);
+    tracing::info!(room = %room.name, participant = %id, %name, "joined");
     outbox.send(ServerMessage::Joined {
         participant_id: id.clone(),
         room: room.name.clone(),
@@ -234,6 +235,7 @@ async fn join(
     resubscribe.notify_one();
     Some(Joined {
         id,
+        name,
         room,
         peer,
         negotiator: Negotiator::default(),
@@ -252,7 +254,7 @@ async fn join(
 
 /// Routes the connection's callbacks into the session task. The handlers hold only a
 /// channel, never the session, so the PeerConnection can be dropped cleanly.
-fn watch_peer(peer: &Peer, outbox: Outbox) -> mpsc::UnboundedReceiver<PeerEvent> {
+fn watch_peer(peer: &Peer) -> mpsc::UnboundedReceiver<PeerEvent> {
     let (tx, rx) = mpsc::unbounded_channel();
     let on_track = tx.clone();
     peer.pc
@@ -282,12 +284,11 @@ fn watch_peer(peer: &Peer, outbox: Outbox) -> mpsc::UnboundedReceiver<PeerEvent>
             let _ = tx.send(PeerEvent::State(state));
             Box::pin(async {})
         }));
-    drop(outbox);
     rx
 }
 
 impl Joined {
-    async fn handle(&mut self, sfu: &Sfu, outbox: &Outbox, msg: ClientMessage) {
+    async fn handle(&mut self, outbox: &Outbox, msg: ClientMessage) {
         match msg {
             ClientMessage::Join { .. } => outbox.send(ServerMessage::error(
                 ErrorCode::AlreadyJoined,
@@ -312,12 +313,12 @@ impl Joined {
                     ));
                 }
             }
-            ClientMessage::Chat { text } => self.on_chat(sfu, outbox, text),
+            ClientMessage::Chat { text } => self.on_chat(outbox, text),
             ClientMessage::Leave => {}
         }
     }
 
-    fn on_chat(&self, _sfu: &Sfu, outbox: &Outbox, text: String) {
+    fn on_chat(&self, outbox: &Outbox, text: String) {
         if text.trim().is_empty() || text.chars().count() > 4000 {
             outbox.send(ServerMessage::error(
                 ErrorCode::BadRequest,
@@ -325,19 +326,12 @@ impl Joined {
             ));
             return;
         }
-        let name = self
-            .room
-            .participants()
-            .into_iter()
-            .find(|p| p.id == self.id)
-            .map(|p| p.name)
-            .unwrap_or_default();
         let ts = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         self.room.broadcast(&ServerMessage::Chat {
             participant_id: self.id.clone(),
-            name,
+            name: self.name.clone(),
             text,
             ts,
         });
