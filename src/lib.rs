@@ -1,6 +1,7 @@
 //! The roomcast server: HTTP + WebSocket signaling in front of the SFU.
 pub mod config;
 pub mod http;
+pub mod loadtest;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,7 +1,11 @@
 //! `roomcast`: run the SFU (the default), or one of its tools.
+use std::io::IsTerminal;
+
 use clap::{Parser, Subcommand};
 use roomcast::config::{LogFormat, ServeArgs};
+use roomcast::loadtest::{self, progress::LogWriter, BotsArgs};
 use roomcast::RunningServer;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -21,15 +25,25 @@ struct Cli {
 enum Command {
     /// Run the server (what `roomcast` with no subcommand does).
     Serve(ServeArgs),
+    /// Load-test a running server with headless bots and report what they receive
+    /// (exit status 0: all joined and every track arrived, 1: not, 2: usage error).
+    Bots(BotsArgs),
 }
 
-fn init_logs(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(
-            "info,webrtc=warn,webrtc_ice=warn,webrtc_dtls=warn,webrtc_srtp=error,interceptor=warn",
-        )
-    });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+const SERVE_LOG_FILTER: &str =
+    "info,webrtc=warn,webrtc_ice=warn,webrtc_dtls=warn,webrtc_srtp=error,interceptor=warn";
+
+/// Logs filtered by `RUST_LOG`, or `default_filter` without it.
+fn init_logs<W>(format: LogFormat, default_filter: &str, ansi: bool, writer: W)
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(writer);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -41,9 +55,20 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::Bots(args)) => {
+            let ansi = std::io::stderr().is_terminal();
+            init_logs(
+                LogFormat::Text,
+                loadtest::DEFAULT_LOG_FILTER,
+                ansi,
+                LogWriter,
+            );
+            let status = loadtest::run(args).await;
+            std::process::exit(status);
+        }
         None => cli.serve,
     };
-    init_logs(args.log_format);
+    init_logs(args.log_format, SERVE_LOG_FILTER, true, std::io::stdout);
     let server = RunningServer::start(&args).await?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

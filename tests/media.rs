@@ -193,3 +193,74 @@ async fn six_publishers_all_receive_everything() {
     }
     assert_eq!(server.stats().media.dropped.write_failed, 0);
 }
+
+/// Two H.264 publishers and a VP8 one, joining in `order`: everyone gets the others' video in
+/// the codec its publisher sends. webrtc-rs fixes each connection's codec list at the first
+/// description with video in it, so this covers a publisher whose first description was its
+/// own single-codec offer (the first to join) and publishers that first answered the
+/// server's offer of everything (the later ones).
+async fn mixed_codecs_receive_each_others_video(room: &str, order: [VideoCodec; 3]) {
+    let server = start_server().await;
+    let mut bots = Vec::new();
+    for (i, codec) in order.into_iter().enumerate() {
+        let config = BotConfig::new(server.ws_url(), room, format!("bot{i}-{codec:?}"))
+            .with_publish(true, Some(codec));
+        bots.push((join_with(config).await, codec));
+    }
+    let mime = |codec: VideoCodec| match codec {
+        VideoCodec::Vp8 => "video/vp8",
+        VideoCodec::H264 => "video/h264",
+    };
+    for (bot, _) in &bots {
+        let others: Vec<(String, VideoCodec)> = bots
+            .iter()
+            .filter(|(b, _)| b.participant_id() != bot.participant_id())
+            .map(|(b, codec)| (b.participant_id().to_owned(), *codec))
+            .collect();
+        bot.wait_for_media(
+            |tracks| {
+                others.iter().all(|(publisher, codec)| {
+                    tracks.iter().any(|t| {
+                        t.publisher_id == *publisher
+                            && t.kind == TrackKind::Video
+                            && !t.ended
+                            && t.codec_mime.eq_ignore_ascii_case(mime(*codec))
+                            && t.packets > 30
+                            && t.keyframes >= 1
+                    })
+                })
+            },
+            MEDIA_TIMEOUT,
+        )
+        .await
+        .unwrap_or_else(|e| {
+            let got: Vec<_> = bot
+                .remote_tracks()
+                .into_iter()
+                .filter(|t| t.kind == TrackKind::Video)
+                .map(|t| (t.publisher_id, t.codec_mime, t.packets, t.keyframes))
+                .collect();
+            panic!(
+                "{} misses the others' video ({others:?}); it has {got:?}: {e}",
+                bot.participant_id()
+            )
+        });
+    }
+    let dropped = server.stats().media.dropped;
+    assert_eq!(dropped.no_codec, 0, "every subscriber negotiated the codec");
+    for (bot, _) in bots {
+        bot.leave().await.expect("clean leave");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_first_then_vp8_publishers_receive_each_others_video() {
+    use VideoCodec::{Vp8, H264};
+    mixed_codecs_receive_each_others_video("mixed-h264", [H264, H264, Vp8]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vp8_first_then_h264_publishers_receive_each_others_video() {
+    use VideoCodec::{Vp8, H264};
+    mixed_codecs_receive_each_others_video("mixed-vp8", [Vp8, H264, H264]).await;
+}

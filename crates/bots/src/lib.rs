@@ -26,6 +26,7 @@
 //! # }
 //! ```
 
+mod arrival;
 mod bot;
 mod config;
 mod error;
@@ -36,15 +37,26 @@ mod negotiation;
 mod opus;
 mod peer_connection;
 mod publisher;
+mod report;
 mod sequence_tracker;
 mod session;
 mod signaling;
 mod subscriber;
 mod subscriber_stats;
+mod swarm;
 
+pub use arrival::FREEZE_GAP;
 pub use bot::Bot;
 pub use config::{BotConfig, VideoCodec};
 pub use error::BotError;
 pub use message_log::{CloseInfo, MessageCursor};
 pub use publisher::PublishedTrackStats;
+pub use report::{
+    expected_tracks_in_room, loss_percent, percentiles, BotFailure, BotPlan, BotRole, ChurnResult,
+    JoinFailure, MissingTrack, Percentiles, Report, Summary, SwarmSnapshot, TrackRow,
+};
 pub use subscriber_stats::RemoteTrackStats;
+pub use swarm::{
+    classify, probe, ExpectedTracks, LeaveResult, Progress, Swarm, SwarmConfig, TokenMinter,
+    DEFAULT_MAX_CONCURRENT_JOINS,
+};

@@ -56,6 +56,33 @@ pub(crate) fn video(codec: VideoCodec) -> RTCRtpCodecParameters {
     }
 }
 
+/// Every video codec the bot registers, VP8 first.
+fn video_codecs() -> Vec<RTCRtpCodecParameters> {
+    let mut codecs = vec![video(VideoCodec::Vp8)];
+    codecs.extend(H264_PROFILES.into_iter().map(h264));
+    codecs
+}
+
+/// What a published m-line offers: the codec the bot sends first, then every other codec of
+/// its kind, as a browser offers them. Not the sent codec alone: webrtc-rs fixes a
+/// connection's codecs at the first description with that kind of m-line in it, and for a
+/// bot that publishes before anything is offered to it that is this offer, so the server
+/// could never offer it another video codec.
+pub(crate) fn codec_preferences(published: &RTCRtpCodecParameters) -> Vec<RTCRtpCodecParameters> {
+    let same_kind = if published.capability.mime_type == MIME_TYPE_OPUS {
+        vec![opus()]
+    } else {
+        video_codecs()
+    };
+    std::iter::once(published.clone())
+        .chain(
+            same_kind
+                .into_iter()
+                .filter(|c| c.payload_type != published.payload_type),
+        )
+        .collect()
+}
+
 fn h264((payload_type, profile_level_id): (u8, &str)) -> RTCRtpCodecParameters {
     let fmtp = format!(
         "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile_level_id}"
@@ -100,9 +127,8 @@ pub(crate) async fn new_peer_connection(
 ) -> Result<Arc<RTCPeerConnection>, BotError> {
     let mut media = MediaEngine::default();
     media.register_codec(opus(), RTPCodecType::Audio)?;
-    media.register_codec(video(VideoCodec::Vp8), RTPCodecType::Video)?;
-    for profile in H264_PROFILES {
-        media.register_codec(h264(profile), RTPCodecType::Video)?;
+    for codec in video_codecs() {
+        media.register_codec(codec, RTPCodecType::Video)?;
     }
     for (uri, kinds) in [
         (

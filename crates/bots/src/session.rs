@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn, Instrument, Span};
 use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit};
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::signaling_state::RTCSignalingState;
 use webrtc::peer_connection::RTCPeerConnection;
@@ -124,7 +125,13 @@ impl Session {
             ServerMessage::Offer { sdp } => match self.negotiation.remote_offer() {
                 Step::AnswerRemoteOffer => {
                     if let Err(e) = self.answer(sdp).await {
-                        warn!(error = %e, "cannot answer the server's offer");
+                        // An offer that crosses the bot's own leave (others leaving at the
+                        // same time) finds it closed: no news.
+                        if self.is_closed(&e) {
+                            debug!(error = %e, "not answering the server's offer: closed");
+                        } else {
+                            warn!(error = %e, "cannot answer the server's offer");
+                        }
                     }
                 }
                 step => self.contract_broken(step),
@@ -226,7 +233,7 @@ impl Session {
                 )
                 .await?;
             transceiver
-                .set_codec_preferences(vec![outgoing.codec.clone()])
+                .set_codec_preferences(crate::peer_connection::codec_preferences(&outgoing.codec))
                 .await?;
             transceivers.push(transceiver);
         }
@@ -296,6 +303,14 @@ impl Session {
         self.pc.set_local_description(answer).await?;
         let sdp = self.local_sdp().await?;
         self.signaling.send(&ClientMessage::Answer { sdp }).await
+    }
+
+    /// The failure only says that the bot's connections are already closed.
+    fn is_closed(&self, error: &BotError) -> bool {
+        matches!(
+            error,
+            BotError::Closed | BotError::WebRtc(webrtc::Error::ErrConnectionClosed)
+        ) || self.pc.connection_state() == RTCPeerConnectionState::Closed
     }
 
     async fn local_sdp(&self) -> Result<String, BotError> {

@@ -40,7 +40,13 @@ fn open(subscriptions: &Subscriptions, track: &TrackRemote) -> Feed {
         ssrc = track.ssrc(),
         "receiving track"
     );
-    subscriptions.open(key, kind, &codec.capability.mime_type, track.ssrc())
+    subscriptions.open(
+        key,
+        kind,
+        &codec.capability.mime_type,
+        codec.capability.clock_rate,
+        track.ssrc(),
+    )
 }
 
 async fn read(subscriptions: Arc<Subscriptions>, track: Arc<TrackRemote>) {

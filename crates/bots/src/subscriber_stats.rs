@@ -10,6 +10,7 @@ use tokio::task::AbortHandle;
 use tokio::time::timeout_at;
 use webrtc::api::media_engine::{MIME_TYPE_H264, MIME_TYPE_VP8};
 
+use crate::arrival::{GapTracker, JitterEstimator};
 use crate::sequence_tracker::SequenceTracker;
 use crate::BotError;
 
@@ -44,9 +45,51 @@ pub struct RemoteTrackStats {
     pub max_seq_jump: u16,
     pub out_of_order: u64,
     pub duplicates: u64,
+    /// RTP clock rate the jitter is measured in (48 000 for Opus, 90 000 for video).
+    pub clock_rate: u32,
+    /// RFC 3550 interarrival jitter of the current SSRC, in milliseconds.
+    pub jitter_ms: f64,
+    /// Video only: gaps between packets longer than [`crate::FREEZE_GAP`] while the track
+    /// was live (the time a track spends ended is no gap).
+    pub freezes: u64,
+    /// Longest gap between two packets while the track was live.
+    pub max_gap: Duration,
 }
 
 impl RemoteTrackStats {
+    /// A track nothing has arrived on yet.
+    pub fn new(
+        publisher_id: String,
+        track_id: String,
+        kind: TrackKind,
+        codec_mime: &str,
+        ssrc: u32,
+    ) -> Self {
+        RemoteTrackStats {
+            publisher_id,
+            track_id,
+            kind,
+            codec_mime: codec_mime.to_owned(),
+            ssrc,
+            packets: 0,
+            bytes: 0,
+            first_packet_at: None,
+            last_packet_at: None,
+            keyframes: 0,
+            vp8_width: None,
+            vp8_height: None,
+            ended: false,
+            seq_gaps: 0,
+            max_seq_jump: 0,
+            out_of_order: 0,
+            duplicates: 0,
+            clock_rate: 0,
+            jitter_ms: 0.0,
+            freezes: 0,
+            max_gap: Duration::ZERO,
+        }
+    }
+
     /// Whether a packet arrived within `window` before `now`.
     pub fn is_flowing(&self, now: Instant, window: Duration) -> bool {
         !self.ended
@@ -70,12 +113,14 @@ pub(crate) struct TrackCounters {
     sequence: SequenceTracker,
     depacketizer: Depacketizer,
     last_keyframe_timestamp: Option<u32>,
+    jitter: JitterEstimator,
+    gaps: GapTracker,
     /// Which reader currently feeds these counters; only it may mark them ended.
     reader: u64,
 }
 
 impl TrackCounters {
-    fn new(key: TrackKey, kind: TrackKind, codec_mime: &str, ssrc: u32) -> Self {
+    fn new(key: TrackKey, kind: TrackKind, codec_mime: &str, clock_rate: u32, ssrc: u32) -> Self {
         let depacketizer = if codec_mime.eq_ignore_ascii_case(MIME_TYPE_VP8) {
             Depacketizer::Vp8
         } else if codec_mime.eq_ignore_ascii_case(MIME_TYPE_H264) {
@@ -84,28 +129,12 @@ impl TrackCounters {
             Depacketizer::Opaque
         };
         TrackCounters {
-            stats: RemoteTrackStats {
-                publisher_id: key.publisher_id,
-                track_id: key.track_id,
-                kind,
-                codec_mime: codec_mime.to_owned(),
-                ssrc,
-                packets: 0,
-                bytes: 0,
-                first_packet_at: None,
-                last_packet_at: None,
-                keyframes: 0,
-                vp8_width: None,
-                vp8_height: None,
-                ended: false,
-                seq_gaps: 0,
-                max_seq_jump: 0,
-                out_of_order: 0,
-                duplicates: 0,
-            },
+            stats: RemoteTrackStats::new(key.publisher_id, key.track_id, kind, codec_mime, ssrc),
             sequence: SequenceTracker::default(),
             depacketizer,
             last_keyframe_timestamp: None,
+            jitter: JitterEstimator::new(clock_rate_or_default(kind, clock_rate)),
+            gaps: GapTracker::new(kind == TrackKind::Video),
             reader: 0,
         }
     }
@@ -126,6 +155,8 @@ impl TrackCounters {
         stats.first_packet_at.get_or_insert(now);
         stats.last_packet_at = Some(now);
         self.sequence.record(seq);
+        self.jitter.record(timestamp, now);
+        self.gaps.record(now);
 
         let keyframe = match self.depacketizer {
             Depacketizer::Vp8 => match roomcast_codec::vp8::keyframe_size(payload) {
@@ -153,8 +184,21 @@ impl TrackCounters {
             max_seq_jump: self.sequence.max_jump,
             out_of_order: self.sequence.out_of_order,
             duplicates: self.sequence.duplicates,
+            clock_rate: self.jitter.clock_rate(),
+            jitter_ms: self.jitter.jitter_ms(),
+            freezes: self.gaps.freezes,
+            max_gap: self.gaps.max_gap,
             ..self.stats.clone()
         }
+    }
+}
+
+/// The clock rate webrtc-rs negotiated, or the usual one for the kind if it said none.
+fn clock_rate_or_default(kind: TrackKind, clock_rate: u32) -> u32 {
+    match (clock_rate, kind) {
+        (0, TrackKind::Audio) => 48_000,
+        (0, TrackKind::Video) => 90_000,
+        (rate, _) => rate,
     }
 }
 
@@ -190,8 +234,15 @@ impl Subscriptions {
     }
 
     /// Starts feeding a track's counters: new ones, or the existing ones for the same key
-    /// (then no longer ended; a new SSRC starts a new sequence space).
-    pub(crate) fn open(&self, key: TrackKey, kind: TrackKind, codec_mime: &str, ssrc: u32) -> Feed {
+    /// (then no longer ended; a new SSRC starts a new sequence and timestamp space).
+    pub(crate) fn open(
+        &self,
+        key: TrackKey,
+        kind: TrackKind,
+        codec_mime: &str,
+        clock_rate: u32,
+        ssrc: u32,
+    ) -> Feed {
         let reader = {
             let mut next = self.next_reader.lock();
             *next += 1;
@@ -207,16 +258,19 @@ impl Subscriptions {
                 Some(counters) => {
                     let mut c = counters.lock();
                     c.stats.ended = false;
+                    c.gaps.restart();
                     if c.stats.ssrc != ssrc {
                         c.stats.ssrc = ssrc;
                         c.sequence = SequenceTracker::default();
+                        c.jitter.reset();
                     }
                     c.reader = reader;
                     drop(c);
                     Arc::clone(counters)
                 }
                 None => {
-                    let mut fresh = TrackCounters::new(key.clone(), kind, codec_mime, ssrc);
+                    let mut fresh =
+                        TrackCounters::new(key.clone(), kind, codec_mime, clock_rate, ssrc);
                     fresh.reader = reader;
                     let fresh = Arc::new(Mutex::new(fresh));
                     tracks.push(Arc::clone(&fresh));
@@ -250,6 +304,7 @@ impl Subscriptions {
                 && track_id.is_none_or(|id| c.stats.track_id == id)
             {
                 c.stats.ended = true;
+                c.gaps.restart();
             }
         }
         self.notify();
@@ -320,7 +375,7 @@ mod tests {
     #[test]
     fn counts_packets_gaps_and_vp8_keyframes_once_per_frame() {
         let subs = Subscriptions::new();
-        let feed = subs.open(key("p1", "t1"), TrackKind::Video, "video/VP8", 7);
+        let feed = subs.open(key("p1", "t1"), TrackKind::Video, "video/VP8", 0, 7);
         let now = Instant::now();
         let mut c = feed.counters.lock();
         assert!(
@@ -349,9 +404,50 @@ mod tests {
     }
 
     #[test]
+    fn jitter_and_freezes_reach_the_stats_and_ending_is_no_freeze() {
+        let subs = Subscriptions::new();
+        let feed = subs.open(key("p", "v"), TrackKind::Video, "video/VP8", 90_000, 9);
+        let start = Instant::now();
+        let ms = |n: u64| start + Duration::from_millis(n);
+        {
+            let mut c = feed.counters.lock();
+            c.record(1, 0, &[0], ms(0));
+            c.record(2, 3000, &[0], ms(33));
+            c.record(3, 6000, &[0], ms(800));
+        }
+        let stats = subs.snapshot().remove(0);
+        assert_eq!(stats.clock_rate, 90_000);
+        assert_eq!(stats.freezes, 1);
+        assert_eq!(stats.max_gap, Duration::from_millis(767));
+        // |D| is 33.3 - 33 ms, then 767 - 33.3 ms.
+        let j1 = (100.0 / 3.0 - 33.0) / 16.0;
+        let j2 = j1 + ((767.0 - 100.0 / 3.0) - j1) / 16.0;
+        assert!((stats.jitter_ms - j2).abs() < 0.001, "{}", stats.jitter_ms);
+
+        subs.mark_ended("p", None);
+        let again = subs.open(key("p", "v"), TrackKind::Video, "video/VP8", 90_000, 9);
+        again.counters.lock().record(4, 9000, &[0], ms(5000));
+        let stats = subs.snapshot().remove(0);
+        assert_eq!(
+            (stats.freezes, stats.max_gap),
+            (1, Duration::from_millis(767))
+        );
+
+        let audio = subs.open(key("p", "a"), TrackKind::Audio, "audio/opus", 0, 3);
+        audio.counters.lock().record(1, 0, &[0], ms(0));
+        audio.counters.lock().record(2, 960, &[0], ms(900));
+        let stats = subs.snapshot().remove(1);
+        assert_eq!(stats.clock_rate, 48_000, "Opus default");
+        assert_eq!(
+            (stats.freezes, stats.max_gap),
+            (0, Duration::from_millis(900))
+        );
+    }
+
+    #[test]
     fn counts_h264_idr() {
         let subs = Subscriptions::new();
-        let feed = subs.open(key("p", "t"), TrackKind::Video, "video/h264", 1);
+        let feed = subs.open(key("p", "t"), TrackKind::Video, "video/h264", 0, 1);
         let mut c = feed.counters.lock();
         c.record(1, 0, &[0x7c, 0x85, 0], Instant::now());
         c.record(2, 0, &[0x7c, 0x05, 0], Instant::now());
@@ -363,17 +459,17 @@ mod tests {
     #[test]
     fn reused_receiver_keeps_tracks_apart_and_ends_only_its_own() {
         let subs = Subscriptions::new();
-        let first = subs.open(key("alice", "a1"), TrackKind::Audio, "audio/opus", 1);
+        let first = subs.open(key("alice", "a1"), TrackKind::Audio, "audio/opus", 0, 1);
         // The same receiver now carries bob's track: alice's reader hands over.
         subs.close(&first);
-        let second = subs.open(key("bob", "b1"), TrackKind::Audio, "audio/opus", 2);
+        let second = subs.open(key("bob", "b1"), TrackKind::Audio, "audio/opus", 0, 2);
         let snapshot = subs.snapshot();
         assert_eq!(snapshot.len(), 2);
         assert!(snapshot[0].ended);
         assert!(!snapshot[1].ended);
 
         // alice's track comes back on another receiver; a stale reader cannot end it.
-        let again = subs.open(key("alice", "a1"), TrackKind::Audio, "audio/opus", 3);
+        let again = subs.open(key("alice", "a1"), TrackKind::Audio, "audio/opus", 0, 3);
         subs.close(&first);
         assert!(!subs.snapshot()[0].ended);
         assert_eq!(subs.snapshot()[0].ssrc, 3);
@@ -385,9 +481,9 @@ mod tests {
     #[test]
     fn server_side_ends() {
         let subs = Subscriptions::new();
-        subs.open(key("alice", "a1"), TrackKind::Audio, "audio/opus", 1);
-        subs.open(key("alice", "a2"), TrackKind::Video, "video/VP8", 2);
-        subs.open(key("bob", "b1"), TrackKind::Audio, "audio/opus", 3);
+        subs.open(key("alice", "a1"), TrackKind::Audio, "audio/opus", 0, 1);
+        subs.open(key("alice", "a2"), TrackKind::Video, "video/VP8", 0, 2);
+        subs.open(key("bob", "b1"), TrackKind::Audio, "audio/opus", 0, 3);
         subs.mark_ended("alice", Some("a2"));
         let ended: Vec<bool> = subs.snapshot().iter().map(|s| s.ended).collect();
         assert_eq!(ended, [false, true, false]);
@@ -402,7 +498,7 @@ mod tests {
         let writer = Arc::clone(&subs);
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(10)).await;
-            let feed = writer.open(key("p", "t"), TrackKind::Audio, "audio/opus", 1);
+            let feed = writer.open(key("p", "t"), TrackKind::Audio, "audio/opus", 0, 1);
             for seq in 0..5 {
                 feed.counters.lock().record(seq, 0, &[1], Instant::now());
                 writer.notify();

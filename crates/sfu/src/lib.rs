@@ -2,9 +2,10 @@
 //! PeerConnection, whose published tracks are forwarded unchanged to everyone else.
 //!
 //! Reading order for one packet: [`media::published_track`] (read from the publisher) →
-//! [`media::down_track`] (rewrite for one subscriber, send) → [`media::subscriber_rtcp`]
+//! [`media::down_track`] (rewrite for one subscriber) → [`egress`] (encrypt, send) → [`media::subscriber_rtcp`]
 //! (the subscriber's PLI/NACK coming back). Signaling lives in [`signaling::session`].
 
+pub mod egress;
 pub mod media;
 pub mod peer;
 pub mod room;

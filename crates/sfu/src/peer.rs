@@ -1,7 +1,7 @@
 //! Builds each participant's one RTCPeerConnection: codecs, header extensions,
 //! interceptors (receiver reports, NACK generation and transport-cc feedback towards
-//! publishers; sender reports and transport-cc sequence numbers towards subscribers) and the
-//! one UDP port all peers share.
+//! publishers) and the one UDP port all peers share. What goes to subscribers is sent by
+//! [`crate::egress`], not by webrtc-rs's interceptors.
 //!
 //! Each connection gets its own webrtc-rs `API`, because reusing an inactive transceiver
 //! for a new track needs a new `RTCRtpSender` built on that connection's own media engine
@@ -13,9 +13,7 @@ use std::time::Duration;
 use interceptor::nack::generator::Generator;
 use interceptor::registry::Registry;
 use interceptor::report::receiver::ReceiverReport;
-use interceptor::report::sender::SenderReport;
 use interceptor::twcc::receiver::Receiver as TwccReceiver;
-use interceptor::twcc::sender::Sender as TwccSender;
 use interceptor::{Interceptor, InterceptorBuilder};
 use parking_lot::Mutex;
 use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8};
@@ -34,6 +32,7 @@ use webrtc::rtp_transceiver::RTCPFeedback;
 use webrtc::sdp::extmap;
 use webrtc::track::track_local::TrackLocal;
 
+use crate::egress::Egress;
 use crate::SfuError;
 
 /// Where media flows: one UDP socket, and what the server tells peers about it.
@@ -50,15 +49,20 @@ pub struct MediaConfig {
 pub struct PeerFactory {
     settings: SettingEngine,
     udp_port: u16,
+    /// The same socket as the mux's, for [`Egress`] to send forwarded RTP on.
+    send_socket: Arc<std::net::UdpSocket>,
 }
 
 impl PeerFactory {
     pub async fn bind(config: &MediaConfig) -> Result<Self, SfuError> {
-        let socket = tokio::net::UdpSocket::bind((config.udp_ip, config.udp_port))
-            .await
-            .map_err(|e| {
-                SfuError::Bind(format!("UDP {}:{}: {e}", config.udp_ip, config.udp_port))
-            })?;
+        let bind_error = |e: std::io::Error| {
+            SfuError::Bind(format!("UDP {}:{}: {e}", config.udp_ip, config.udp_port))
+        };
+        let socket =
+            std::net::UdpSocket::bind((config.udp_ip, config.udp_port)).map_err(bind_error)?;
+        socket.set_nonblocking(true).map_err(bind_error)?;
+        let send_socket = Arc::new(socket.try_clone().map_err(bind_error)?);
+        let socket = tokio::net::UdpSocket::from_std(socket).map_err(bind_error)?;
         let udp_port = socket
             .local_addr()
             .map_err(|e| SfuError::Bind(e.to_string()))?
@@ -95,7 +99,11 @@ impl PeerFactory {
             .map_err(SfuError::WebRtc)?;
         // The per-connection API below owns its media engine: no copy needed.
         settings.disable_media_engine_copy(true);
-        Ok(PeerFactory { settings, udp_port })
+        Ok(PeerFactory {
+            settings,
+            udp_port,
+            send_socket,
+        })
     }
 
     pub fn udp_port(&self) -> u16 {
@@ -125,6 +133,7 @@ impl PeerFactory {
             pc,
             api,
             interceptor,
+            egress: Arc::new(Egress::new(Arc::clone(&self.send_socket))),
         })
     }
 }
@@ -134,6 +143,8 @@ pub struct Peer {
     pub pc: Arc<RTCPeerConnection>,
     api: API,
     interceptor: Arc<dyn Interceptor + Send + Sync>,
+    /// Sends everything this connection receives from the room.
+    pub egress: Arc<Egress>,
 }
 
 impl Peer {
@@ -152,13 +163,44 @@ impl Peer {
 
     /// The codecs negotiated on the m-line `mid` (publisher side: what it may send), the
     /// one it sends first.
+    ///
+    /// webrtc-rs negotiates one codec list per connection, and the receiver's parameters
+    /// are that list: a client that first answered our offer of every codec, and then
+    /// publishes H.264 alone, would show VP8 first. So the list is narrowed to the payload
+    /// types the client's latest description has on this m-line, in its order.
     pub async fn receive_codecs(&self, mid: &str) -> Vec<RTCRtpCodecParameters> {
+        let mut codecs = Vec::new();
         for t in self.pc.get_transceivers().await {
             if t.mid().is_some_and(|m| m == mid) {
-                return t.receiver().await.get_parameters().await.codecs;
+                codecs = t.receiver().await.get_parameters().await.codecs;
+                break;
             }
         }
-        Vec::new()
+        let Some(remote) = self.pc.remote_description().await else {
+            return codecs;
+        };
+        let Ok(parsed) = remote.unmarshal() else {
+            return codecs;
+        };
+        let Some(section) = parsed
+            .media_descriptions
+            .iter()
+            .find(|m| m.attribute("mid") == Some(Some(mid)))
+        else {
+            return codecs;
+        };
+        let on_this_line: Vec<RTCRtpCodecParameters> = section
+            .media_name
+            .formats
+            .iter()
+            .filter_map(|pt| pt.parse::<u8>().ok())
+            .filter_map(|pt| codecs.iter().find(|c| c.payload_type == pt).cloned())
+            .collect();
+        if on_this_line.is_empty() {
+            codecs
+        } else {
+            on_this_line
+        }
     }
 }
 
@@ -179,14 +221,12 @@ impl InterceptorBuilder for CaptureChain {
 fn interceptor_registry() -> Registry {
     let mut r = Registry::new();
     // Towards publishers: ask for lost packets, report reception, feed their bandwidth
-    // estimate. Towards subscribers: sender reports and transport-cc sequence numbers.
-    // NACKs from subscribers are answered from our own per-track cache, not webrtc-rs's
-    // per-subscriber responder (8192 packets per stream).
+    // estimate. Nothing for subscribers: their RTP goes out through `Egress`, which adds
+    // transport-cc sequence numbers itself; sender reports come from the down tracks, and
+    // NACKs are answered from our own per-track cache.
     r.add(Box::new(Generator::builder()));
     r.add(Box::new(ReceiverReport::builder()));
-    r.add(Box::new(SenderReport::builder()));
     r.add(Box::new(TwccReceiver::builder()));
-    r.add(Box::new(TwccSender::builder()));
     r
 }
 

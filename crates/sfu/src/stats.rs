@@ -9,12 +9,15 @@ pub struct MediaCounters {
     pub packets_in: AtomicU64,
     pub bytes_in: AtomicU64,
     pub packets_out: AtomicU64,
+    pub audio_packets_out: AtomicU64,
+    pub video_packets_out: AtomicU64,
     pub bytes_out: AtomicU64,
     pub dropped_waiting_keyframe: AtomicU64,
     pub dropped_no_codec: AtomicU64,
     pub dropped_too_old: AtomicU64,
     pub dropped_padding: AtomicU64,
     pub dropped_write_failed: AtomicU64,
+    pub dropped_not_connected: AtomicU64,
     pub nacks_received: AtomicU64,
     pub retransmits: AtomicU64,
     pub retransmit_misses: AtomicU64,
@@ -28,6 +31,9 @@ pub struct MediaStats {
     pub packets_in: u64,
     pub bytes_in: u64,
     pub packets_out: u64,
+    /// `packets_out` split by the kind of track.
+    pub audio_packets_out: u64,
+    pub video_packets_out: u64,
     pub bytes_out: u64,
     pub dropped: DroppedStats,
     pub nacks_received: u64,
@@ -45,6 +51,8 @@ pub struct DroppedStats {
     pub too_old: u64,
     pub padding: u64,
     pub write_failed: u64,
+    /// Negotiated, but the subscriber's DTLS had not finished.
+    pub not_connected: u64,
 }
 
 impl MediaCounters {
@@ -58,6 +66,8 @@ impl MediaCounters {
             packets_in: get(&self.packets_in),
             bytes_in: get(&self.bytes_in),
             packets_out: get(&self.packets_out),
+            audio_packets_out: get(&self.audio_packets_out),
+            video_packets_out: get(&self.video_packets_out),
             bytes_out: get(&self.bytes_out),
             dropped: DroppedStats {
                 waiting_keyframe: get(&self.dropped_waiting_keyframe),
@@ -65,6 +75,7 @@ impl MediaCounters {
                 too_old: get(&self.dropped_too_old),
                 padding: get(&self.dropped_padding),
                 write_failed: get(&self.dropped_write_failed),
+                not_connected: get(&self.dropped_not_connected),
             },
             nacks_received: get(&self.nacks_received),
             retransmits: get(&self.retransmits),
@@ -79,12 +90,15 @@ impl MediaCounters {
         Self::add(&self.packets_in, s.packets_in);
         Self::add(&self.bytes_in, s.bytes_in);
         Self::add(&self.packets_out, s.packets_out);
+        Self::add(&self.audio_packets_out, s.audio_packets_out);
+        Self::add(&self.video_packets_out, s.video_packets_out);
         Self::add(&self.bytes_out, s.bytes_out);
         Self::add(&self.dropped_waiting_keyframe, s.dropped.waiting_keyframe);
         Self::add(&self.dropped_no_codec, s.dropped.no_codec);
         Self::add(&self.dropped_too_old, s.dropped.too_old);
         Self::add(&self.dropped_padding, s.dropped.padding);
         Self::add(&self.dropped_write_failed, s.dropped.write_failed);
+        Self::add(&self.dropped_not_connected, s.dropped.not_connected);
         Self::add(&self.nacks_received, s.nacks_received);
         Self::add(&self.retransmits, s.retransmits);
         Self::add(&self.retransmit_misses, s.retransmit_misses);
@@ -98,12 +112,15 @@ impl std::ops::AddAssign for MediaStats {
         self.packets_in += o.packets_in;
         self.bytes_in += o.bytes_in;
         self.packets_out += o.packets_out;
+        self.audio_packets_out += o.audio_packets_out;
+        self.video_packets_out += o.video_packets_out;
         self.bytes_out += o.bytes_out;
         self.dropped.waiting_keyframe += o.dropped.waiting_keyframe;
         self.dropped.no_codec += o.dropped.no_codec;
         self.dropped.too_old += o.dropped.too_old;
         self.dropped.padding += o.dropped.padding;
         self.dropped.write_failed += o.dropped.write_failed;
+        self.dropped.not_connected += o.dropped.not_connected;
         self.nacks_received += o.nacks_received;
         self.retransmits += o.retransmits;
         self.retransmit_misses += o.retransmit_misses;

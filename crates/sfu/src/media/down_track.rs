@@ -1,21 +1,29 @@
-//! One subscriber's copy of one published track: a webrtc-rs `TrackLocal` that the
-//! publisher's reader writes into. It rewrites only what the subscriber's connection needs
-//! (SSRC, payload type, sequence numbers/timestamps, header-extension ids); the payload is
-//! forwarded unchanged and shared, not copied.
+//! One subscriber's copy of one published track: a webrtc-rs `TrackLocal`, so it is
+//! negotiated like any other sender, but whose packets the publisher's reader writes and
+//! sends itself through the subscriber connection's [`Egress`]. It rewrites only what the
+//! subscriber's connection needs (SSRC, payload type, sequence numbers/timestamps,
+//! header-extension ids); the payload is forwarded unchanged.
 use std::any::Any;
 use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
 use parking_lot::Mutex;
+use rtcp::sender_report::SenderReport;
 use rtp::packet::Packet;
 use webrtc::error::{Error as WebRtcError, Result as WebRtcResult};
-use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecParameters, RTPCodecType};
-use webrtc::track::track_local::{TrackLocal, TrackLocalContext, TrackLocalWriter};
+use webrtc::rtp_transceiver::rtp_codec::{
+    RTCRtpCodecParameters, RTCRtpHeaderExtensionParameters, RTPCodecType,
+};
+use webrtc::track::track_local::{TrackLocal, TrackLocalContext};
 
 use super::codec_map::{map_payload_type, same_codec};
-use super::header_extensions::{IncomingExtensions, OutgoingExtensions};
-use super::rtp_munger::RtpMunger;
+use super::header_extensions::{ExtensionList, IncomingExtensions, OutgoingExtensions};
+use super::rtp_munger::{Munged, RtpMunger};
+use crate::egress::rtp_header::{write_rtp_header, RtpHeader};
+use crate::egress::srtp::RolloverCounter;
+use crate::egress::{Egress, SendError};
 
 /// What the subscriber's connection negotiated for this track (set by `bind`).
 struct Binding {
@@ -23,7 +31,6 @@ struct Binding {
     ssrc: u32,
     codecs: Vec<RTCRtpCodecParameters>,
     extensions: OutgoingExtensions,
-    writer: Arc<dyn TrackLocalWriter + Send + Sync>,
 }
 
 #[derive(Default)]
@@ -31,6 +38,17 @@ struct ForwardState {
     munger: RtpMunger,
     /// Last (incoming, outgoing) payload type pair, so the lookup runs once per change.
     payload_types: Option<(u8, u8)>,
+    rollover: RolloverCounter,
+    sent: SentCounters,
+}
+
+/// What a sender report says about the stream.
+#[derive(Default, Clone, Copy)]
+struct SentCounters {
+    packets: u32,
+    payload_octets: u32,
+    /// The latest packet's outgoing timestamp and when its original arrived.
+    last: Option<(u32, Instant)>,
 }
 
 /// Everything the publisher's side knows about a packet that a down track needs.
@@ -39,6 +57,16 @@ pub struct Incoming<'a> {
     pub is_keyframe: bool,
     pub extensions: IncomingExtensions,
     pub codecs: &'a [RTCRtpCodecParameters],
+    pub received_at: Instant,
+}
+
+/// A packet written for one subscriber, ready to protect and send.
+#[derive(Debug, Clone, Copy)]
+pub struct Prepared {
+    pub header_len: usize,
+    pub ssrc: u32,
+    pub sequence_number: u16,
+    pub roc: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +76,8 @@ pub enum Forwarded {
     WaitingForKeyframe,
     /// Not bound yet (negotiation still running) or sending is paused.
     NotBound,
+    /// Negotiated, but DTLS has not finished yet.
+    NotConnected,
     /// The subscriber did not negotiate the publisher's codec.
     NoCodec,
     /// A reordered packet from before forwarding started.
@@ -61,6 +91,7 @@ pub struct DownTrack {
     kind: RTPCodecType,
     /// The publisher's codec, answered from `bind` so interceptors see the right one.
     codec: RTCRtpCodecParameters,
+    egress: Arc<Egress>,
     binding: ArcSwapOption<Binding>,
     state: Mutex<ForwardState>,
     /// Set after the first failed write, so a broken subscriber is logged once.
@@ -73,12 +104,14 @@ impl DownTrack {
         publisher_id: String,
         kind: RTPCodecType,
         codec: RTCRtpCodecParameters,
+        egress: Arc<Egress>,
     ) -> Self {
         DownTrack {
             track_id,
             publisher_id,
             kind,
             codec,
+            egress,
             binding: ArcSwapOption::empty(),
             state: Mutex::new(ForwardState::default()),
             write_failed: std::sync::atomic::AtomicBool::new(false),
@@ -98,68 +131,62 @@ impl DownTrack {
         self.kind == RTPCodecType::Video && !self.state.lock().munger.is_started()
     }
 
-    /// Rewrites `incoming` into `scratch` and sends it. `scratch` is the caller's reusable
-    /// packet, so the steady state allocates nothing here.
-    pub async fn forward(&self, incoming: &Incoming<'_>, scratch: &mut Packet) -> Forwarded {
-        let Some(binding) = self.binding.load_full() else {
-            return Forwarded::NotBound;
+    /// Rewrites `incoming` for this subscriber into `buf` and sends it. `buf` is the
+    /// caller's reusable buffer, so the steady state allocates nothing here.
+    pub fn forward(&self, incoming: &Incoming<'_>, buf: &mut Vec<u8>) -> Forwarded {
+        match self.prepare(incoming, buf) {
+            Ok(packet) => self.send(packet, buf),
+            Err(not_sent) => not_sent,
+        }
+    }
+
+    /// The per-packet decision and rewrite, without the send: whether this subscriber gets
+    /// the packet, and if so its header and payload written into `buf`.
+    pub fn prepare(
+        &self,
+        incoming: &Incoming<'_>,
+        buf: &mut Vec<u8>,
+    ) -> Result<Prepared, Forwarded> {
+        let binding = self.binding.load();
+        let Some(binding) = binding.as_ref() else {
+            return Err(Forwarded::NotBound);
         };
+        if !self.egress.is_connected() {
+            return Err(Forwarded::NotConnected);
+        }
         let src = incoming.packet;
-        {
-            let mut state = self.state.lock();
-            if !state.munger.is_started() {
-                if self.kind == RTPCodecType::Video && !incoming.is_keyframe {
-                    return Forwarded::WaitingForKeyframe;
-                }
-                state.munger.start(
-                    src.header.sequence_number,
-                    src.header.timestamp,
-                    src.header.sequence_number,
-                    src.header.timestamp,
-                );
+        let mut state = self.state.lock();
+        if !state.munger.is_started() {
+            if self.kind == RTPCodecType::Video && !incoming.is_keyframe {
+                return Err(Forwarded::WaitingForKeyframe);
             }
-            let Some(munged) = state
-                .munger
-                .munge(src.header.sequence_number, src.header.timestamp)
-            else {
-                return Forwarded::TooOld;
-            };
-            let in_pt = src.header.payload_type;
-            let out_pt = match state.payload_types {
-                Some((from, to)) if from == in_pt => to,
-                _ => match map_payload_type(in_pt, incoming.codecs, &binding.codecs) {
-                    Some(to) => {
-                        state.payload_types = Some((in_pt, to));
-                        to
-                    }
-                    None => return Forwarded::NoCodec,
-                },
-            };
-            rewrite_header(
-                src,
-                scratch,
-                binding.ssrc,
-                out_pt,
-                munged.sequence_number,
-                munged.timestamp,
-            );
-            binding
-                .extensions
-                .rewrite(incoming.extensions, &src.header, &mut scratch.header);
-            scratch.payload = src.payload.clone();
+            let (seq, ts) = (src.header.sequence_number, src.header.timestamp);
+            state.munger.start(seq, ts, seq, ts);
         }
-        match binding.writer.write_rtp(scratch).await {
-            Ok(_) => Forwarded::Sent,
-            Err(e) => {
-                if !self
-                    .write_failed
-                    .swap(true, std::sync::atomic::Ordering::Relaxed)
-                {
-                    tracing::warn!(track_id = %self.track_id, ssrc = binding.ssrc, error = %e, "cannot send to subscriber");
+        let Some(munged) = state
+            .munger
+            .munge(src.header.sequence_number, src.header.timestamp)
+        else {
+            return Err(Forwarded::TooOld);
+        };
+        let in_pt = src.header.payload_type;
+        let out_pt = match state.payload_types {
+            Some((from, to)) if from == in_pt => to,
+            _ => match map_payload_type(in_pt, incoming.codecs, &binding.codecs) {
+                Some(to) => {
+                    state.payload_types = Some((in_pt, to));
+                    to
                 }
-                Forwarded::WriteFailed
-            }
-        }
+                None => return Err(Forwarded::NoCodec),
+            },
+        };
+        let sent = &mut state.sent;
+        sent.packets = sent.packets.wrapping_add(1);
+        sent.payload_octets = sent.payload_octets.wrapping_add(src.payload.len() as u32);
+        sent.last = Some((munged.timestamp, incoming.received_at));
+        let roc = state.rollover.roc_for(munged.sequence_number);
+        drop(state);
+        Ok(self.write(binding, incoming, munged, out_pt, roc, buf))
     }
 
     /// The publisher's sequence number behind one this subscriber NACKed.
@@ -167,15 +194,15 @@ impl DownTrack {
         self.state.lock().munger.incoming_seq(out_seq)
     }
 
-    /// Sends a cached packet again (a NACK answer). Allocates; retransmissions are rare.
-    pub async fn retransmit(&self, incoming: &Incoming<'_>) -> Forwarded {
-        let mut scratch = Packet::default();
-        let Some(binding) = self.binding.load_full() else {
+    /// Sends a cached packet again (a NACK answer), numbered as it was the first time.
+    pub fn retransmit(&self, incoming: &Incoming<'_>, buf: &mut Vec<u8>) -> Forwarded {
+        let binding = self.binding.load();
+        let Some(binding) = binding.as_ref() else {
             return Forwarded::NotBound;
         };
         let src = incoming.packet;
-        {
-            let state = self.state.lock();
+        let (munged, out_pt, roc) = {
+            let mut state = self.state.lock();
             let (Some(munged), Some((from, to))) = (
                 state
                     .munger
@@ -187,61 +214,166 @@ impl DownTrack {
             if from != src.header.payload_type {
                 return Forwarded::NoCodec;
             }
-            rewrite_header(
-                src,
-                &mut scratch,
-                binding.ssrc,
-                to,
-                munged.sequence_number,
-                munged.timestamp,
-            );
-            binding
-                .extensions
-                .rewrite(incoming.extensions, &src.header, &mut scratch.header);
-            scratch.payload = src.payload.clone();
+            let roc = state.rollover.roc_for(munged.sequence_number);
+            (munged, to, roc)
+        };
+        let packet = self.write(binding, incoming, munged, out_pt, roc, buf);
+        self.send(packet, buf)
+    }
+
+    /// Writes the outgoing header and the payload into `buf`.
+    fn write(
+        &self,
+        binding: &Binding,
+        incoming: &Incoming<'_>,
+        munged: Munged,
+        payload_type: u8,
+        roc: u32,
+        buf: &mut Vec<u8>,
+    ) -> Prepared {
+        let src = incoming.packet;
+        let transport_seq = if binding.extensions.has_transport_cc() {
+            self.egress.next_transport_seq().to_be_bytes()
+        } else {
+            [0, 0]
+        };
+        let mut extensions: ExtensionList = [(0, &[]); 4];
+        let n = binding.extensions.collect(
+            incoming.extensions,
+            &src.header,
+            &transport_seq,
+            &mut extensions,
+        );
+        let header = RtpHeader {
+            marker: src.header.marker,
+            payload_type,
+            sequence_number: munged.sequence_number,
+            timestamp: munged.timestamp,
+            ssrc: binding.ssrc,
+            csrc: &src.header.csrc,
+        };
+        let header_len = write_rtp_header(buf, &header, &extensions[..n]);
+        buf.extend_from_slice(&src.payload);
+        Prepared {
+            header_len,
+            ssrc: binding.ssrc,
+            sequence_number: munged.sequence_number,
+            roc,
         }
-        match binding.writer.write_rtp(&scratch).await {
-            Ok(_) => Forwarded::Sent,
-            Err(_) => Forwarded::WriteFailed,
+    }
+
+    /// Protects and sends a packet [`DownTrack::prepare`] wrote.
+    pub fn send(&self, packet: Prepared, buf: &mut Vec<u8>) -> Forwarded {
+        let sent = self.egress.send_rtp(
+            buf,
+            packet.header_len,
+            packet.ssrc,
+            packet.sequence_number,
+            packet.roc,
+        );
+        match sent {
+            Ok(()) => Forwarded::Sent,
+            Err(SendError::NotConnected) => Forwarded::NotConnected,
+            Err(e) => {
+                if !self
+                    .write_failed
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::warn!(track_id = %self.track_id, ssrc = packet.ssrc, error = ?e, "cannot send to subscriber");
+                }
+                Forwarded::WriteFailed
+            }
         }
+    }
+
+    /// Takes what the subscriber's connection negotiated for this track; `bind` calls it,
+    /// and so can tests and benchmarks that have no connection.
+    pub fn bind_negotiated(
+        &self,
+        context_id: String,
+        ssrc: u32,
+        codecs: Vec<RTCRtpCodecParameters>,
+        header_extensions: &[RTCRtpHeaderExtensionParameters],
+        mid: Option<&str>,
+    ) {
+        self.binding.store(Some(Arc::new(Binding {
+            context_id,
+            ssrc,
+            extensions: OutgoingExtensions::from_negotiated(header_extensions, mid),
+            codecs,
+        })));
+        *self.state.lock() = ForwardState::default();
+    }
+
+    /// An RTCP sender report for this stream (RFC 3550 §6.4.1), once something was sent:
+    /// the RTP timestamp that corresponds to `now`, extrapolated from the latest packet.
+    pub fn sender_report(&self, now: Instant, wall: SystemTime) -> Option<SenderReport> {
+        let ssrc = self.ssrc();
+        let sent = self.state.lock().sent;
+        let (last_ts, last_at) = sent.last?;
+        if ssrc == 0 {
+            return None;
+        }
+        let elapsed = now.saturating_duration_since(last_at).as_secs_f64();
+        let ticks = (elapsed * f64::from(self.codec.capability.clock_rate)) as u32;
+        Some(SenderReport {
+            ssrc,
+            ntp_time: ntp_time(wall),
+            rtp_time: last_ts.wrapping_add(ticks),
+            packet_count: sent.packets,
+            octet_count: sent.payload_octets,
+            ..Default::default()
+        })
     }
 }
 
-fn rewrite_header(src: &Packet, out: &mut Packet, ssrc: u32, pt: u8, seq: u16, ts: u32) {
-    let h = &mut out.header;
-    h.version = 2;
-    h.padding = false;
-    h.marker = src.header.marker;
-    h.payload_type = pt;
-    h.sequence_number = seq;
-    h.timestamp = ts;
-    h.ssrc = ssrc;
-    h.csrc.clear();
-    h.csrc.extend_from_slice(&src.header.csrc);
+/// 64-bit NTP time: seconds since 1900 and a 32-bit fraction.
+fn ntp_time(wall: SystemTime) -> u64 {
+    const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
+    let since_unix = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since_unix.as_secs() + NTP_UNIX_OFFSET;
+    let frac = (u64::from(since_unix.subsec_nanos()) << 32) / 1_000_000_000;
+    (secs << 32) | frac
 }
 
 #[async_trait]
 impl TrackLocal for DownTrack {
+    /// Never refuses a codec: an error here fails webrtc-rs's whole `set_remote_description`
+    /// and leaves every sender after this one unstarted (`start_rtp_senders` stops at the
+    /// first error). Neither side of the comparison is per m-line anyway: webrtc-rs
+    /// negotiates one codec list per connection (`ctx.codec_parameters()` is that list), and
+    /// `self.codec` is only the first codec of the publisher connection's list, which need
+    /// not be the one its track sends (an H.264 publisher that first answered an offer with
+    /// VP8 in it shows VP8 first). The payload type that goes out is decided per packet from
+    /// the codec the packet really carries (`map_payload_type`); a subscriber without that
+    /// codec gets nothing and the track counts `dropped_no_codec`.
     async fn bind(&self, ctx: &TrackLocalContext) -> WebRtcResult<RTCRtpCodecParameters> {
         let codecs = ctx.codec_parameters().to_vec();
-        let chosen = codecs
-            .iter()
-            .find(|c| same_codec(&self.codec, c))
-            .cloned()
-            .ok_or(WebRtcError::ErrUnsupportedCodec)?;
+        let chosen = match codecs.iter().find(|c| same_codec(&self.codec, c)) {
+            Some(c) => c.clone(),
+            None => {
+                let first = codecs
+                    .first()
+                    .cloned()
+                    .ok_or(WebRtcError::ErrUnsupportedCodec)?;
+                tracing::debug!(
+                    track_id = %self.track_id,
+                    publisher_codec = %self.codec.capability.mime_type,
+                    negotiated = ?codecs.iter().map(|c| c.payload_type).collect::<Vec<_>>(),
+                    "publisher's first codec not negotiated by the subscriber; payload types are mapped per packet"
+                );
+                first
+            }
+        };
         let mid = ctx.mid();
         tracing::debug!(track_id = %self.track_id, ssrc = ctx.ssrc(), mid = ?mid, pt = chosen.payload_type, "down track bound");
-        self.binding.store(Some(Arc::new(Binding {
-            context_id: ctx.id(),
-            ssrc: ctx.ssrc(),
-            extensions: OutgoingExtensions::from_negotiated(
-                ctx.header_extensions(),
-                mid.as_deref(),
-            ),
+        self.bind_negotiated(
+            ctx.id(),
+            ctx.ssrc(),
             codecs,
-            writer: ctx.write_stream(),
-        })));
-        *self.state.lock() = ForwardState::default();
+            ctx.header_extensions(),
+            mid.as_deref(),
+        );
         Ok(chosen)
     }
 

@@ -3,11 +3,13 @@
 //!
 //! Sizing: a retransmission is only useful within roughly one round trip plus the
 //! receiver's jitter-buffer patience (well under a second). At 2.5 Mbps of 1.2 kB packets a
-//! publisher sends about 260 packets/s, so 512 slots keep about two seconds. webrtc-rs's
-//! NACK responder would instead keep 8192 slots per *subscriber* stream.
+//! publisher sends about 260 packets/s, so 256 slots keep about a second (more at lower
+//! rates). It is most of a publisher's memory: 512 slots measured 0.3 MiB more per
+//! participant in a ten-person meeting (`docs/benchmarks.md`). webrtc-rs's NACK responder
+//! would instead keep 8192 slots per *subscriber* stream.
 use rtp::packet::Packet;
 
-pub const VIDEO_SLOTS: usize = 512;
+pub const VIDEO_SLOTS: usize = 256;
 
 pub struct PacketCache {
     slots: Box<[Option<Packet>]>,

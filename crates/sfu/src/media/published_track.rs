@@ -20,7 +20,12 @@ use super::down_track::{DownTrack, Forwarded, Incoming};
 use super::header_extensions::IncomingExtensions;
 use super::keyframe_requester::KeyframeRequester;
 use super::packet_cache::{PacketCache, VIDEO_SLOTS};
+use crate::egress::Egress;
 use crate::stats::MediaCounters;
+
+/// A forwarded packet's largest size: an MTU-sized packet, our header extensions, the
+/// SRTP tag, with room to spare.
+const SEND_BUFFER_BYTES: usize = 1600;
 
 pub struct PublishedTrack {
     pub info: Track,
@@ -73,12 +78,14 @@ impl PublishedTrack {
         }
     }
 
-    pub fn new_down_track(&self) -> Arc<DownTrack> {
+    /// A copy of this track for the subscriber connection that sends through `egress`.
+    pub fn new_down_track(&self, egress: Arc<Egress>) -> Arc<DownTrack> {
         Arc::new(DownTrack::new(
             self.info.id.clone(),
             self.publisher_id.clone(),
             self.rtp_kind(),
             self.codec.clone(),
+            egress,
         ))
     }
 
@@ -137,10 +144,11 @@ impl PublishedTrack {
     }
 
     /// Answers a subscriber's NACK for the given outgoing sequence numbers from the cache.
-    pub async fn answer_nack(&self, down: &DownTrack, lost: &[u16]) {
+    pub fn answer_nack(&self, down: &DownTrack, lost: &[u16], buf: &mut Vec<u8>) {
         let Some(cache) = &self.cache else { return };
         let extensions = *self.extensions.lock();
         MediaCounters::add(&self.counters.nacks_received, lost.len() as u64);
+        let received_at = Instant::now();
         for &out_seq in lost {
             let cached = down
                 .publisher_seq(out_seq)
@@ -154,8 +162,9 @@ impl PublishedTrack {
                 is_keyframe: false,
                 extensions,
                 codecs: std::slice::from_ref(&self.codec),
+                received_at,
             };
-            if down.retransmit(&incoming).await == Forwarded::Sent {
+            if down.retransmit(&incoming, buf) == Forwarded::Sent {
                 MediaCounters::add(&self.counters.retransmits, 1);
             }
         }
@@ -170,7 +179,9 @@ impl PublishedTrack {
         let codecs = params.codecs;
         let video = VideoCodec::from_mime(&remote.codec().capability.mime_type);
         let mut buf = vec![0u8; 1500];
-        let mut scratch = Packet::default();
+        // Where each subscriber's copy is built: room for a full packet, our header
+        // extensions and the SRTP tag, so it never grows.
+        let mut scratch = Vec::with_capacity(SEND_BUFFER_BYTES);
         // Ask at once, so the first subscribers don't wait for the next periodic keyframe.
         self.request_keyframe().await;
         loop {
@@ -181,8 +192,10 @@ impl PublishedTrack {
                     Err(_) => break,
                 },
             };
-            self.forward(&packet, video, extensions, &codecs, &mut scratch)
-                .await;
+            if self.forward(&packet, video, extensions, &codecs, &mut scratch) {
+                // Throttled inside: a subscriber stuck without a keyframe keeps asking.
+                self.request_keyframe().await;
+            }
             if let Some(cache) = &self.cache {
                 cache.lock().insert(packet);
             }
@@ -190,20 +203,21 @@ impl PublishedTrack {
         tracing::debug!(track_id = %self.info.id, publisher = %self.publisher_id, "track reader ended");
     }
 
-    async fn forward(
+    /// Sends `packet` to every subscriber; returns whether one of them needs a keyframe.
+    fn forward(
         &self,
         packet: &Packet,
         video: Option<VideoCodec>,
         extensions: IncomingExtensions,
         codecs: &[RTCRtpCodecParameters],
-        scratch: &mut Packet,
-    ) {
+        scratch: &mut Vec<u8>,
+    ) -> bool {
         let c = &self.counters;
         MediaCounters::add(&c.packets_in, 1);
         MediaCounters::add(&c.bytes_in, packet.payload.len() as u64);
         if packet.payload.is_empty() {
             MediaCounters::add(&c.dropped_padding, 1);
-            return;
+            return false;
         }
         let is_keyframe = video.is_some_and(|v| v.is_keyframe(&packet.payload));
         let incoming = Incoming {
@@ -211,11 +225,12 @@ impl PublishedTrack {
             is_keyframe,
             extensions,
             codecs,
+            received_at: Instant::now(),
         };
-        let down_tracks = self.down_tracks.load_full();
+        let down_tracks = self.down_tracks.load();
         let (mut sent, mut waiting) = (0u64, false);
         for down in down_tracks.iter() {
-            match down.forward(&incoming, scratch).await {
+            match down.forward(&incoming, scratch) {
                 Forwarded::Sent => sent += 1,
                 Forwarded::WaitingForKeyframe => {
                     waiting = true;
@@ -224,16 +239,19 @@ impl PublishedTrack {
                 Forwarded::NoCodec => MediaCounters::add(&c.dropped_no_codec, 1),
                 Forwarded::TooOld => MediaCounters::add(&c.dropped_too_old, 1),
                 Forwarded::WriteFailed => MediaCounters::add(&c.dropped_write_failed, 1),
+                Forwarded::NotConnected => MediaCounters::add(&c.dropped_not_connected, 1),
                 Forwarded::NotBound => {}
             }
         }
         if sent > 0 {
             MediaCounters::add(&c.packets_out, sent);
+            let by_kind = match self.info.kind {
+                TrackKind::Video => &c.video_packets_out,
+                TrackKind::Audio => &c.audio_packets_out,
+            };
+            MediaCounters::add(by_kind, sent);
             MediaCounters::add(&c.bytes_out, sent * packet.payload.len() as u64);
         }
-        if waiting {
-            // Throttled inside: a subscriber stuck without a keyframe keeps asking.
-            self.request_keyframe().await;
-        }
+        waiting
     }
 }

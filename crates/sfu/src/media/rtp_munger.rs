@@ -16,8 +16,10 @@ pub struct RtpMunger {
     /// `out = in + offset` (wrapping), fixed once forwarding starts.
     seq_offset: u16,
     ts_offset: u32,
-    /// First incoming sequence number forwarded; anything older is not ours to send.
-    first_in_seq: Option<u16>,
+    /// Incoming sequence numbers extended past 16 bits: the first one forwarded (anything
+    /// older is not ours to send) and the highest seen since.
+    first_in: Option<u64>,
+    highest_in: u64,
 }
 
 impl RtpMunger {
@@ -26,20 +28,36 @@ impl RtpMunger {
     pub fn start(&mut self, in_seq: u16, in_ts: u32, out_first_seq: u16, out_first_ts: u32) {
         self.seq_offset = out_first_seq.wrapping_sub(in_seq);
         self.ts_offset = out_first_ts.wrapping_sub(in_ts);
-        self.first_in_seq = Some(in_seq);
+        // Start one cycle up, so packets from just before the start extend below it.
+        let first = (1u64 << 16) | u64::from(in_seq);
+        self.first_in = Some(first);
+        self.highest_in = first;
     }
 
     pub fn is_started(&self) -> bool {
-        self.first_in_seq.is_some()
+        self.first_in.is_some()
+    }
+
+    /// `seq` extended to the value nearest the highest one seen.
+    fn extend(&self, seq: u16) -> u64 {
+        let delta = seq.wrapping_sub(self.highest_in as u16);
+        if delta < SEQ_HALF {
+            self.highest_in + u64::from(delta)
+        } else {
+            self.highest_in
+                .saturating_sub(u64::from(delta.wrapping_neg()))
+        }
     }
 
     /// The outgoing numbers for an incoming packet, or `None` when forwarding has not started
     /// or the packet is older than the first one forwarded (a late reordered packet).
-    pub fn munge(&self, in_seq: u16, in_ts: u32) -> Option<Munged> {
-        let first = self.first_in_seq?;
-        if in_seq.wrapping_sub(first) >= SEQ_HALF {
+    pub fn munge(&mut self, in_seq: u16, in_ts: u32) -> Option<Munged> {
+        let first = self.first_in?;
+        let extended = self.extend(in_seq);
+        if extended < first {
             return None;
         }
+        self.highest_in = self.highest_in.max(extended);
         Some(Munged {
             sequence_number: in_seq.wrapping_add(self.seq_offset),
             timestamp: in_ts.wrapping_add(self.ts_offset),
@@ -48,9 +66,9 @@ impl RtpMunger {
 
     /// The publisher's sequence number behind an outgoing one (for answering NACKs).
     pub fn incoming_seq(&self, out_seq: u16) -> Option<u16> {
-        let first = self.first_in_seq?;
+        let first = self.first_in?;
         let in_seq = out_seq.wrapping_sub(self.seq_offset);
-        (in_seq.wrapping_sub(first) < SEQ_HALF).then_some(in_seq)
+        (self.extend(in_seq) >= first).then_some(in_seq)
     }
 }
 
@@ -59,8 +77,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn keeps_forwarding_long_after_the_start() {
+        let mut m = RtpMunger::default();
+        m.start(100, 0, 100, 0);
+        // Several full cycles of the 16-bit space, in order.
+        for i in 1..200_000u32 {
+            let seq = (100 + i) as u16;
+            assert_eq!(
+                m.munge(seq, i).map(|p| p.sequence_number),
+                Some(seq),
+                "packet {i}"
+            );
+        }
+        assert_eq!(
+            m.incoming_seq(50),
+            Some(50),
+            "a recent packet can still be NACKed"
+        );
+    }
+
+    #[test]
     fn nothing_before_start() {
-        let m = RtpMunger::default();
+        let mut m = RtpMunger::default();
         assert_eq!(m.munge(1, 1), None);
         assert_eq!(m.incoming_seq(1), None);
     }

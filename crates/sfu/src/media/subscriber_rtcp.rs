@@ -1,6 +1,8 @@
-//! Reads the RTCP a subscriber sends about one track: keyframe requests go to the publisher
-//! (throttled there), NACKs are answered from the publisher's packet cache.
+//! The RTCP of one subscribed track: keyframe requests from the subscriber go to the
+//! publisher (throttled there), NACKs are answered from the publisher's packet cache, and a
+//! sender report goes to the subscriber every second so it can sync audio with video.
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -11,9 +13,28 @@ use super::down_track::DownTrack;
 use super::published_track::PublishedTrack;
 use crate::stats::MediaCounters;
 
+const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
 pub async fn run(sender: Arc<RTCRtpSender>, track: Arc<PublishedTrack>, down: Arc<DownTrack>) {
     let mut lost = Vec::new();
-    while let Ok((packets, _)) = sender.read_rtcp().await {
+    let mut buf = Vec::new();
+    // Spread the reports of many tracks over the second.
+    let first = tokio::time::Instant::now() + SENDER_REPORT_INTERVAL.mul_f64(rand::random::<f64>());
+    let mut reports = tokio::time::interval_at(first, SENDER_REPORT_INTERVAL);
+    reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let packets = tokio::select! {
+            read = sender.read_rtcp() => match read {
+                Ok((packets, _)) => packets,
+                Err(_) => break,
+            },
+            _ = reports.tick() => {
+                if let Some(report) = down.sender_report(Instant::now(), SystemTime::now()) {
+                    let _ = sender.transport().write_rtcp(&[Box::new(report)]).await;
+                }
+                continue;
+            }
+        };
         let mut wants_keyframe = false;
         for packet in &packets {
             let any = packet.as_any();
@@ -24,7 +45,7 @@ pub async fn run(sender: Arc<RTCRtpSender>, track: Arc<PublishedTrack>, down: Ar
                 for pair in &nack.nacks {
                     lost.extend(pair.packet_list());
                 }
-                track.answer_nack(&down, &lost).await;
+                track.answer_nack(&down, &lost, &mut buf);
             }
         }
         if wants_keyframe {

@@ -539,6 +539,11 @@ impl Joined {
             },
             PeerEvent::State(state) => {
                 tracing::debug!(participant = %self.id, ?state, "connection state");
+                if state == RTCPeerConnectionState::Connected {
+                    if let Err(e) = self.peer.egress.connect(&self.peer.pc).await {
+                        tracing::warn!(participant = %self.id, error = %e, "cannot send media to this participant");
+                    }
+                }
                 if matches!(
                     state,
                     RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
@@ -599,7 +604,7 @@ impl Joined {
         &mut self,
         track: &Arc<PublishedTrack>,
     ) -> Result<Subscription, webrtc::Error> {
-        let down = track.new_down_track();
+        let down = track.new_down_track(Arc::clone(&self.peer.egress));
         let as_local: Arc<dyn TrackLocal + Send + Sync> = Arc::clone(&down) as _;
         let (transceiver, sender) = match self.reusable_transceiver(track).await {
             Some(t) => {
@@ -710,6 +715,7 @@ impl Joined {
         for reader in self.readers {
             reader.abort();
         }
+        self.peer.egress.disconnect();
         if let Err(e) = self.peer.pc.close().await {
             tracing::debug!(participant = %self.id, error = %e, "closing the connection");
         }

@@ -1,0 +1,283 @@
+//! The report as text for stdout: one row per received track (all of them, so operators can
+//! grep), then the summary.
+use std::fmt::Write;
+
+use roomcast_bots::{LeaveResult, Percentiles, Report, TrackRow};
+use roomcast_protocol::TrackKind;
+
+use super::progress::bitrate;
+
+/// Missing tracks listed by name before "... and N more".
+const MISSING_SHOWN: usize = 20;
+
+const HEADERS: [&str; 13] = [
+    "room",
+    "subscriber",
+    "publisher",
+    "kind",
+    "codec",
+    "packets",
+    "kbps",
+    "loss%",
+    "jitter_ms",
+    "first_ms",
+    "freezes",
+    "max_gap_ms",
+    "state",
+];
+
+fn cells(row: &TrackRow) -> [String; 13] {
+    [
+        row.room.clone(),
+        row.subscriber.clone(),
+        row.publisher.clone(),
+        kind(row.kind).to_owned(),
+        row.codec
+            .split_once('/')
+            .map_or(row.codec.as_str(), |(_, c)| c)
+            .to_owned(),
+        row.packets.to_string(),
+        format!("{:.0}", row.bitrate_kbps),
+        format!("{:.2}", row.loss_percent),
+        format!("{:.1}", row.jitter_ms),
+        row.time_to_first_packet_ms
+            .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.0}")),
+        row.freezes.to_string(),
+        format!("{:.0}", row.max_gap_ms),
+        if row.ended {
+            "ended"
+        } else if row.packets == 0 {
+            "silent"
+        } else {
+            "ok"
+        }
+        .to_owned(),
+    ]
+}
+
+fn kind(kind: TrackKind) -> &'static str {
+    match kind {
+        TrackKind::Audio => "audio",
+        TrackKind::Video => "video",
+    }
+}
+
+/// Left-aligned names, right-aligned numbers, two spaces between columns.
+pub fn track_table(rows: &[TrackRow]) -> String {
+    let rows: Vec<[String; 13]> = rows.iter().map(cells).collect();
+    let mut widths = HEADERS.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &[String]| {
+        let mut text = String::new();
+        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            if i > 0 {
+                text.push_str("  ");
+            }
+            if i < 5 {
+                let _ = write!(text, "{cell:<width$}");
+            } else {
+                let _ = write!(text, "{cell:>width$}");
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&HEADERS.map(str::to_owned));
+    for row in &rows {
+        line(row);
+    }
+    out
+}
+
+fn ms(p: &Percentiles) -> String {
+    ms_with(p, 0)
+}
+
+fn ms_with(p: &Percentiles, decimals: usize) -> String {
+    match (p.p50, p.p95, p.max) {
+        (Some(p50), Some(p95), Some(max)) => {
+            format!("p50 {p50:.decimals$} ms, p95 {p95:.decimals$} ms, max {max:.decimals$} ms")
+        }
+        _ => "-".to_owned(),
+    }
+}
+
+/// The summary block, ending with the verdict line.
+pub fn summary(report: &Report, leave: Option<LeaveResult>, interrupted: bool) -> String {
+    let s = &report.summary;
+    let mut out = String::new();
+    let mut add = |label: &str, value: String| {
+        let _ = writeln!(out, "  {label:<12}{value}");
+    };
+    let title = if s.window {
+        format!("summary ({:.1} s measured)", s.duration_secs)
+    } else {
+        format!("summary (whole run, {:.1} s)", s.duration_secs)
+    };
+    let mut head = String::new();
+    let _ = writeln!(
+        head,
+        "{title}{}",
+        if interrupted {
+            " — interrupted by Ctrl-C"
+        } else {
+            ""
+        }
+    );
+    add(
+        "bots",
+        format!(
+            "{}/{} joined, {} failed",
+            s.bots_joined, s.bots_expected, s.bots_failed
+        ),
+    );
+    add(
+        "tracks",
+        format!(
+            "{}/{} received, {} missing",
+            s.tracks_received, s.tracks_expected, s.missing_tracks
+        ),
+    );
+    for missing in s.missing.iter().take(MISSING_SHOWN) {
+        add(
+            "",
+            format!(
+                "missing: {} ← {} {} (room {})",
+                missing.subscriber,
+                missing.publisher,
+                kind(missing.kind),
+                missing.room
+            ),
+        );
+    }
+    if s.missing.len() > MISSING_SHOWN {
+        add(
+            "",
+            format!(
+                "... and {} more (all in --json)",
+                s.missing.len() - MISSING_SHOWN
+            ),
+        );
+    }
+    add(
+        "bitrate",
+        format!(
+            "{} in total; per track {:.0} kbit/s on average (audio {:.0}, video {:.0})",
+            bitrate(s.total_bitrate_kbps * 1000.0),
+            s.avg_bitrate_kbps,
+            s.avg_audio_kbps,
+            s.avg_video_kbps
+        ),
+    );
+    add(
+        "packets",
+        format!(
+            "{} received, {} lost ({:.2}%)",
+            s.packets, s.lost, s.loss_percent
+        ),
+    );
+    add("jitter", ms_with(&s.jitter_ms, 1));
+    add("freezes", s.freezes.to_string());
+    add("join", ms(&s.join_ms));
+    add("first media", ms(&s.first_media_ms));
+    add(
+        "errors",
+        if s.errors_by_code.is_empty() {
+            "none".to_owned()
+        } else {
+            s.errors_by_code
+                .iter()
+                .map(|(code, n)| format!("{code} ×{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    );
+    if let Some(churn) = &report.churn {
+        add(
+            "churn",
+            format!(
+                "{}/{} join+media+leave cycles in {} ({} failed{}); join {}; first media {}",
+                churn.cycles_done,
+                churn.cycles,
+                churn.room,
+                churn.failures,
+                if churn.errors_by_code.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ": {}",
+                        churn
+                            .errors_by_code
+                            .iter()
+                            .map(|(code, n)| format!("{code} ×{n}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                },
+                ms(&churn.join_ms),
+                ms(&churn.first_media_ms)
+            ),
+        );
+    }
+    if let Some(leave) = leave {
+        add(
+            "leave",
+            format!("{} left cleanly, {} did not", leave.left, leave.failed),
+        );
+    }
+    head + &out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(subscriber: &str, packets: u64) -> TrackRow {
+        TrackRow {
+            subscriber: subscriber.into(),
+            subscriber_id: "PA1".into(),
+            room: "load".into(),
+            publisher: "bot-pub-0".into(),
+            publisher_id: "PA2".into(),
+            track_id: "TR1".into(),
+            kind: TrackKind::Video,
+            codec: "video/VP8".into(),
+            packets,
+            bytes: 1,
+            bitrate_kbps: 812.4,
+            lost: 1,
+            loss_percent: 0.5,
+            jitter_ms: 1.26,
+            time_to_first_packet_ms: Some(431.0),
+            freezes: 0,
+            max_gap_ms: 66.0,
+            keyframes: 3,
+            ended: false,
+        }
+    }
+
+    #[test]
+    fn table_aligns_columns_and_lists_every_row() {
+        let rows: Vec<TrackRow> = (0..150)
+            .map(|i| row(&format!("bot-sub-{i}"), 100 + i))
+            .collect();
+        let table = track_table(&rows);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 151);
+        assert!(lines[0].starts_with("room  subscriber   publisher"));
+        assert!(lines[1].contains("bot-sub-0 "));
+        assert!(lines[1].contains("  VP8  "));
+        assert!(lines[1].contains("  812  "));
+        assert!(lines[1].contains("  1.3  "));
+        assert!(lines[1].ends_with("ok"));
+        // Right-aligned numbers line up with their header.
+        let at = lines[0].find("packets").unwrap() + "packets".len();
+        assert_eq!(&lines[1][at - 3..at], "100");
+        assert_eq!(&lines[150][at - 3..at], "249");
+    }
+}
