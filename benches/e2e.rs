@@ -8,8 +8,8 @@
 //!       [--churn-cycles N]
 //!
 //! The server's log goes to `target/bench/server-{scenario}.log`, filtered by `SERVER_LOG`
-//! (a `RUST_LOG` value; warnings by default). `CHURN_ROLE=subscriber` makes the churning
-//! participant watch only instead of publishing.
+//! (a `RUST_LOG` value; warnings by default). `CHURN_ROLE=subscriber` (or `audio`) makes
+//! the churning participant watch only (or publish audio only) instead of audio and video.
 //!
 //! `bench/run.sh` runs this and the criterion micro-benchmarks and prints the summary.
 use std::io::{Read, Write};
@@ -458,6 +458,7 @@ async fn main() {
 fn churn_role() -> BotRole {
     match std::env::var("CHURN_ROLE").as_deref() {
         Ok("subscriber") => BotRole::Subscriber,
+        Ok("audio") => BotRole::AudioPublisher,
         _ => BotRole::AvPublisher,
     }
 }
