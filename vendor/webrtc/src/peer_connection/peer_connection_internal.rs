@@ -402,6 +402,10 @@ impl PeerConnectionInternal {
                             log::warn!(
                                 "Incoming unhandled RTCP ssrc({ssrc}), on_track will not be fired"
                             );
+                            // roomcast patch: close it, or the session keeps the stream and
+                            // buffers this SSRC's RTCP for the life of the connection (late
+                            // reports about a stopped sender); see ROOMCAST-PATCH.md.
+                            let _ = stream.close().await;
                         }
                         Err(err) => {
                             log::warn!("Failed to accept RTCP {err}");

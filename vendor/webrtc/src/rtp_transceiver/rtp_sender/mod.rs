@@ -566,22 +566,27 @@ impl RTCRtpSender {
             return Ok(());
         }
 
+        // roomcast patch: `replace_track(None)` drains `track_encodings`, so the loop that
+        // followed it here closed nothing, and every stopped sender left its SRTCP read
+        // stream (and its interceptor bindings) behind for the life of the connection. Take
+        // what must be closed first (see vendor/webrtc/ROOMCAST-PATCH.md).
+        let mut streams = Vec::new();
+        {
+            let track_encodings = self.track_encodings.lock().await;
+            for encoding in track_encodings.iter() {
+                streams.push((encoding.stream_info.clone(), Arc::clone(&encoding.srtp_stream)));
+                if let Some(rtx) = &encoding.rtx {
+                    let rtx_stream_info = rtx.stream_info.lock().await.clone();
+                    streams.push((rtx_stream_info, Arc::clone(&rtx.srtp_stream)));
+                }
+            }
+        }
+
         self.replace_track(None).await?;
 
-        let track_encodings = self.track_encodings.lock().await;
-        for encoding in track_encodings.iter() {
-            self.interceptor
-                .unbind_local_stream(&encoding.stream_info)
-                .await;
-
-            encoding.srtp_stream.close().await?;
-
-            if let Some(rtx) = &encoding.rtx {
-                let rtx_stream_info = rtx.stream_info.lock().await;
-                self.interceptor.unbind_local_stream(&rtx_stream_info).await;
-
-                rtx.srtp_stream.close().await?;
-            }
+        for (stream_info, srtp_stream) in streams {
+            self.interceptor.unbind_local_stream(&stream_info).await;
+            srtp_stream.close().await?;
         }
 
         Ok(())
