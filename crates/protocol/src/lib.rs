@@ -14,7 +14,7 @@ pub use error_code::ErrorCode;
 pub use model::{
     IceCandidate, IceServer, Participant, Quality, Role, Track, TrackKind, TrackSource,
 };
-pub use server::ServerMessage;
+pub use server::{PauseReason, ServerMessage, Speaker};
 
 /// Largest text frame the server accepts; a larger one closes the connection (1009).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;

@@ -46,6 +46,44 @@ pub enum ServerMessage {
         code: ErrorCode,
         message: String,
     },
+    /// Extension: the server stopped forwarding this video track to this subscriber
+    /// because even its lowest layer does not fit the subscriber's bandwidth.
+    TrackPaused {
+        track_id: String,
+        reason: PauseReason,
+    },
+    /// Extension: a track paused by `track_paused` is forwarded again.
+    TrackResumed {
+        track_id: String,
+    },
+    /// Extension, to a publisher: the simulcast layers (rids) of its track that some
+    /// subscriber takes. Layers not listed may be paused until a later message lists them.
+    PublisherLayers {
+        track_id: String,
+        /// The publisher's own m-line of the track (it is not told its track ids otherwise).
+        mid: String,
+        rids: Vec<String>,
+    },
+    /// Extension, to the room: who is speaking, loudest first.
+    ActiveSpeakers {
+        speakers: Vec<Speaker>,
+    },
+}
+
+/// Why a track was paused for one subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseReason {
+    /// Its lowest layer does not fit the subscriber's estimated bandwidth.
+    Bandwidth,
+}
+
+/// One entry of `active_speakers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Speaker {
+    pub participant_id: String,
+    /// Loudness over the last interval, 0.0 (silence) to 1.0 (full scale), linear.
+    pub level: f32,
 }
 
 impl ServerMessage {
@@ -79,6 +117,23 @@ mod tests {
         assert_eq!(
             ServerMessage::error(ErrorCode::BadSdp, "x").to_json(),
             r#"{"type":"error","code":"bad_sdp","message":"x"}"#
+        );
+        assert_eq!(
+            ServerMessage::PublisherLayers {
+                track_id: "TR_1".into(),
+                mid: "1".into(),
+                rids: vec!["q".into()]
+            }
+            .to_json(),
+            r#"{"type":"publisher_layers","track_id":"TR_1","mid":"1","rids":["q"]}"#
+        );
+        assert_eq!(
+            ServerMessage::TrackPaused {
+                track_id: "TR_1".into(),
+                reason: PauseReason::Bandwidth
+            }
+            .to_json(),
+            r#"{"type":"track_paused","track_id":"TR_1","reason":"bandwidth"}"#
         );
         assert_eq!(
             ServerMessage::Candidate { candidate: None }.to_json(),

@@ -1,0 +1,1 @@
+//! Per-subscriber bandwidth estimation (being written).
