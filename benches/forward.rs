@@ -16,10 +16,12 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use roomcast_codec::vp8::descriptor_fields;
 use roomcast_sfu::egress::srtp::{SrtpEncryptor, SrtpProfile};
 use roomcast_sfu::egress::Egress;
 use roomcast_sfu::media::down_track::{DownTrack, Incoming};
 use roomcast_sfu::media::header_extensions::IncomingExtensions;
+use roomcast_sfu::media::layer_selector::LayerSet;
 use rtp::packet::Packet;
 use webrtc::api::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use webrtc::rtp_transceiver::rtp_codec::{
@@ -48,7 +50,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     /// A 1,200-byte VP8 packet, as a 640x360 camera sends.
     Video,
@@ -62,6 +64,9 @@ struct Setup {
     codecs: Vec<RTCRtpCodecParameters>,
     extensions: IncomingExtensions,
     kind: Kind,
+    /// The layer of the next packet, and how many the track has.
+    layer: u8,
+    layers: u8,
     _sink: Option<UdpSocket>,
 }
 
@@ -92,6 +97,12 @@ fn ext(uri: &str, id: isize) -> RTCRtpHeaderExtensionParameters {
 
 /// One bound subscriber whose egress sends to a drained loopback socket.
 fn setup(kind: Kind) -> Setup {
+    setup_layers(kind, 1)
+}
+
+/// Like [`setup`], for a track of `layers` simulcast layers; video payloads carry a VP8
+/// descriptor with a picture id and TL0PICIDX, which the down track rewrites.
+fn setup_layers(kind: Kind, layers: u8) -> Setup {
     let sink = UdpSocket::bind("127.0.0.1:0").expect("bind sink");
     let remote = sink.local_addr().expect("sink address");
     let drain = sink.try_clone().expect("clone sink");
@@ -116,6 +127,7 @@ fn setup(kind: Kind) -> Setup {
         "PA_1".into(),
         rtp_kind,
         codecs[0].clone(),
+        layers,
         egress,
     ));
     // Chrome's default ids on the subscriber's side.
@@ -155,7 +167,11 @@ fn setup(kind: Kind) -> Setup {
             100
         }
     };
-    packet.payload = Bytes::from(vec![0x55u8; payload_len]);
+    let mut payload = vec![0x55u8; payload_len];
+    if kind == Kind::Video {
+        payload[..5].copy_from_slice(&[0x90, 0xc0, 0x80, 0x01, 0x07]);
+    }
+    packet.payload = Bytes::from(payload);
     let extensions = IncomingExtensions::from_negotiated(&negotiated);
     Setup {
         down,
@@ -163,6 +179,8 @@ fn setup(kind: Kind) -> Setup {
         codecs,
         extensions,
         kind,
+        layer: layers - 1,
+        layers,
         _sink: Some(sink),
     }
 }
@@ -171,6 +189,11 @@ impl Setup {
     fn incoming(&self, now: Instant) -> Incoming<'_> {
         Incoming {
             packet: &self.packet,
+            layer: self.layer,
+            arriving: LayerSet::all(self.layers),
+            vp8: (self.kind == Kind::Video)
+                .then(|| descriptor_fields(&self.packet.payload))
+                .flatten(),
             is_keyframe: true,
             extensions: self.extensions,
             codecs: &self.codecs,
@@ -261,6 +284,36 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    group.finish();
+
+    // Simulcast: packets of three layers arrive in turn; the selector takes one layer and
+    // drops the others, and the rewriter renumbers what it takes.
+    let mut group = c.benchmark_group("simulcast");
+    group.throughput(Throughput::Elements(1));
+    let mut s = setup_layers(Kind::Video, 3);
+    let mut buf = Vec::with_capacity(1600);
+    group.bench_function("select+rewrite, 3 layers in turn", |b| {
+        b.iter(|| {
+            s.layer = (s.layer + 1) % 3;
+            s.next_packet();
+            let incoming = s.incoming(Instant::now());
+            let _ = s.down.prepare(&incoming, &mut buf);
+        })
+    });
+    // The worst case: every packet is a keyframe of a new target layer, so every forwarded
+    // packet starts a new segment.
+    let mut s = setup_layers(Kind::Video, 3);
+    let mut high = false;
+    group.bench_function("switch every packet", |b| {
+        b.iter(|| {
+            high = !high;
+            s.layer = if high { 2 } else { 0 };
+            s.down.set_requested(Some(s.layer));
+            s.next_packet();
+            let incoming = s.incoming(Instant::now());
+            s.down.prepare(&incoming, &mut buf).expect("switched")
+        })
+    });
     group.finish();
 }
 

@@ -5,8 +5,11 @@
 #   vp8-320x180.ivf    VP8 in IVF, 10 s, 30 fps, ~150 kbps   (simulcast layer q)
 #   vp8-640x360.ivf    VP8 in IVF, 10 s, 30 fps, ~500 kbps   (simulcast layer h; the default video)
 #   vp8-1280x720.ivf   VP8 in IVF, 10 s, 30 fps, ~1.5 Mbps   (simulcast layer f)
-#   h264-640x360.h264  H.264 Annex-B, constrained baseline level 3.1 (42e01f), 10 s, 30 fps,
-#                      ~500 kbps, one slice per picture, SPS/PPS before every IDR, no B-frames
+#   h264-320x180.h264  H.264 Annex-B, constrained baseline level 3.1 (42e01f), 10 s, 30 fps,
+#                      ~150 kbps, one slice per picture, SPS/PPS before every IDR, no B-frames
+#                      (simulcast layer q)
+#   h264-640x360.h264  the same at ~500 kbps (simulcast layer h; the default H.264 video)
+#   h264-1280x720.h264 the same at ~1.5 Mbps (simulcast layer f)
 #   opus-48k.ogg       Opus in Ogg, mono 48 kHz, 20 ms frames, one frame per Ogg page, 10 s:
 #                      a 440 Hz tone "speaking" for 2 s (loudness swelling) then silent for 1 s
 #   opus-48k.levels    one line per Opus frame of opus-48k.ogg: its RFC 6464 audio level
@@ -35,11 +38,17 @@ vp8 320x180 150k vp8-320x180.ivf
 vp8 640x360 500k vp8-640x360.ivf
 vp8 1280x720 1500k vp8-1280x720.ivf
 
-"${FF[@]}" -f lavfi -i "testsrc2=size=640x360:rate=$FPS:duration=$DURATION" \
-    -c:v libx264 -pix_fmt yuv420p -profile:v baseline -level 3.1 -preset veryfast \
-    -b:v 500k -maxrate 500k -bufsize 500k -bf 0 \
-    -x264-params "keyint=$GOP:min-keyint=$GOP:scenecut=0:rc-lookahead=0:sliced-threads=0:slices=1:repeat-headers=1:aud=0" \
-    -f h264 h264-640x360.h264
+h264() { # size bitrate output
+    "${FF[@]}" -f lavfi -i "testsrc2=size=$1:rate=$FPS:duration=$DURATION" \
+        -c:v libx264 -pix_fmt yuv420p -profile:v baseline -level 3.1 -preset veryfast \
+        -b:v "$2" -maxrate "$2" -bufsize "$2" -bf 0 \
+        -x264-params "keyint=$GOP:min-keyint=$GOP:scenecut=0:rc-lookahead=0:sliced-threads=0:slices=1:repeat-headers=1:aud=0" \
+        -f h264 "$3"
+}
+
+h264 320x180 150k h264-320x180.h264
+h264 640x360 500k h264-640x360.h264
+h264 1280x720 1500k h264-1280x720.h264
 
 # Talk-like envelope: 2 s of a swelling tone, 1 s of silence, repeated.
 ENVELOPE="if(lt(mod(t,3),2),0.05+0.6*abs(sin(PI*t/2)),0)"

@@ -46,6 +46,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ROOMCAST_MAX_PARTICIPANTS", default_value_t = 1000)]
     pub max_participants_per_room: usize,
 
+    /// Do not limit what subscribers receive by their estimated bandwidth: each gets the
+    /// simulcast layer it asks for, and no track is paused for bandwidth.
+    #[arg(long, env = "ROOMCAST_NO_CONGESTION_CONTROL")]
+    pub no_congestion_control: bool,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "ROOMCAST_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -70,6 +75,7 @@ impl ServeArgs {
             ice_username: None,
             ice_credential: None,
             max_participants_per_room: 1000,
+            no_congestion_control: false,
             log_format: LogFormat::Text,
         }
     }
@@ -93,6 +99,7 @@ impl ServeArgs {
             },
             ice_servers,
             max_participants_per_room: self.max_participants_per_room,
+            congestion_control: !self.no_congestion_control,
         }
     }
 }

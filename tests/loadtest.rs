@@ -220,7 +220,7 @@ async fn an_unreachable_server_is_one_clear_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_errors_exit_2_with_a_clear_line() {
     let url = format!("ws://127.0.0.1:{}/ws", closed_port());
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["--publishers", "0", "--subscribers", "0"], "no bots"),
         (&["--subscribers", "5"], "no publisher"),
         (
@@ -248,10 +248,6 @@ async fn usage_errors_exit_2_with_a_clear_line() {
                 "0",
             ],
             "invalid value '0' for '--join-rate <PER_SECOND>'",
-        ),
-        (
-            &["--publishers", "1", "--subscribers", "1", "--simulcast"],
-            "simulcast",
         ),
         (
             &["--publishers", "-2", "--subscribers", "1"],

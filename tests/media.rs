@@ -189,7 +189,14 @@ async fn six_publishers_all_receive_everything() {
             MEDIA_TIMEOUT,
         )
         .await
-        .unwrap_or_else(|e| panic!("{} misses tracks: {e}", bot.participant_id()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "{} misses tracks: {e}\n{:#?}\n{:#?}",
+                bot.participant_id(),
+                bot.remote_tracks(),
+                server.stats()
+            )
+        });
     }
     assert_eq!(server.stats().media.dropped.write_failed, 0);
 }

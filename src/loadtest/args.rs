@@ -46,7 +46,8 @@ pub struct BotsArgs {
     #[arg(long, value_name = "PER_SECOND", default_value = "10", value_parser = parse_join_rate, allow_hyphen_values = true)]
     pub join_rate: f64,
 
-    /// Publish simulcast (not supported by the bots yet).
+    /// Publishers send their video as three simulcast layers: rids q, h, f (320x180,
+    /// 640x360, 1280x720).
     #[arg(long, overrides_with = "no_simulcast")]
     pub simulcast: bool,
 
@@ -197,13 +198,6 @@ impl BotsArgs {
     /// Checks everything that can be checked before touching the network. `Err` is one line
     /// for the user, without the `error: ` prefix.
     pub fn swarm_config(&self) -> Result<SwarmConfig, String> {
-        if self.simulcast {
-            return Err(
-                "--simulcast: the bots cannot publish simulcast yet (they send one \
-                        layer per video track); run without it"
-                    .to_owned(),
-            );
-        }
         let url = self.url.trim();
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {
             return Err(format!(
@@ -231,6 +225,7 @@ impl BotsArgs {
         config.subscribers = self.subscribers;
         config.join_rate = self.join_rate;
         config.codec = self.codec.into();
+        config.simulcast = self.simulcast;
         config.token = self.token.clone();
         config.quality = self.quality.map(Quality::from);
         config.media_dir = self.media_dir();
@@ -270,7 +265,7 @@ impl BotsArgs {
             duration_secs: self.duration.as_secs_f64(),
             join_rate: self.join_rate,
             max_concurrent_joins: config.max_concurrent_joins,
-            simulcast: false,
+            simulcast: config.simulcast,
             quality: self.quality,
             codec: self.codec,
             auth: match (&self.token, &self.jwt_secret) {
@@ -299,15 +294,12 @@ fn nothing_to_receive(plans: &[BotPlan]) -> bool {
 
 /// The loop files the publishers will read, so a missing one fails before any join.
 fn check_media(config: &SwarmConfig) -> Result<(), String> {
-    let mut files = vec!["opus-48k.ogg", "opus-48k.levels"];
-    if config.publishers > 0 {
-        files.push(match config.codec {
-            VideoCodec::Vp8 => "vp8-640x360.ivf",
-            VideoCodec::H264 => "h264-640x360.h264",
-        });
-    }
-    for file in files {
-        let path = config.media_dir.join(file);
+    let video = (config.publishers > 0).then_some(config.codec);
+    let publisher = BotConfig::new(&config.url, "", "")
+        .with_publish(true, video)
+        .with_simulcast(config.simulcast)
+        .with_media_dir(&config.media_dir);
+    for path in publisher.media_files() {
         if !path.is_file() {
             return Err(format!(
                 "media loop {} not found (run media/make-loops.sh, or point --media-dir at the \
@@ -437,7 +429,6 @@ mod tests {
             err(&["--publishers", "1", "--subscribers", "1", "--rooms", "2"])
                 .contains("nothing to measure")
         );
-        assert!(err(&["--publishers", "2", "--simulcast"]).contains("simulcast"));
         assert!(err(&["--publishers", "2", "--url", "http://x/ws"]).contains("ws://"));
         assert!(err(&["--publishers", "2", "--rooms", "0"]).contains("--rooms"));
         assert!(
@@ -447,18 +438,45 @@ mod tests {
             err(&["--publishers", "2", "--json", "/nonexistent/x.json"]).contains("does not exist")
         );
         // `--no-simulcast` after `--simulcast` wins.
-        assert!(
-            parse(&["--publishers", "2", "--simulcast", "--no-simulcast"])
-                .unwrap()
-                .swarm_config()
-                .is_ok()
-        );
+        let last_wins = parse(&["--publishers", "2", "--simulcast", "--no-simulcast"]).unwrap();
+        assert!(!last_wins.swarm_config().unwrap().simulcast);
         // Parse errors are clap's (exit status 2 as well).
         assert!(parse(&["--publishers", "-1"]).is_err());
         assert!(parse(&["--duration", "-5s"]).is_err());
         assert!(parse(&["--join-rate", "0"]).is_err());
         assert!(parse(&["--token", "t", "--jwt-secret", "s"]).is_err());
         assert!(parse(&["--quality", "ultra"]).is_err());
+    }
+
+    #[test]
+    fn simulcast_needs_every_layer_loop() {
+        let args = parse(&["--publishers", "2", "--simulcast", "--codec", "h264"]).unwrap();
+        let config = args.swarm_config().unwrap();
+        assert!(config.simulcast);
+        assert!(args.run_config(&config).simulcast);
+        let dir = std::env::temp_dir().join(format!("roomcast-args-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let media = BotConfig::default_media_dir();
+        for file in ["opus-48k.ogg", "opus-48k.levels", "h264-640x360.h264"] {
+            std::fs::copy(media.join(file), dir.join(file)).unwrap();
+        }
+        let dir_arg = dir.to_str().unwrap();
+        let with = |extra: &[&str]| {
+            let mut all = vec![
+                "--publishers",
+                "2",
+                "--codec",
+                "h264",
+                "--media-dir",
+                dir_arg,
+            ];
+            all.extend(extra);
+            parse(&all).unwrap().swarm_config()
+        };
+        assert!(with(&[]).is_ok(), "one layer needs the 640x360 loop only");
+        let err = with(&["--simulcast"]).unwrap_err();
+        assert!(err.contains("h264-320x180.h264"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -10,12 +10,13 @@ use super::progress::bitrate;
 /// Missing tracks listed by name before "... and N more".
 const MISSING_SHOWN: usize = 20;
 
-const HEADERS: [&str; 13] = [
+const HEADERS: [&str; 14] = [
     "room",
     "subscriber",
     "publisher",
     "kind",
     "codec",
+    "size",
     "packets",
     "kbps",
     "loss%",
@@ -26,7 +27,10 @@ const HEADERS: [&str; 13] = [
     "state",
 ];
 
-fn cells(row: &TrackRow) -> [String; 13] {
+/// Names are left-aligned, the rest (size and numbers) right-aligned.
+const LEFT_ALIGNED: usize = 5;
+
+fn cells(row: &TrackRow) -> [String; 14] {
     [
         row.room.clone(),
         row.subscriber.clone(),
@@ -36,6 +40,7 @@ fn cells(row: &TrackRow) -> [String; 13] {
             .split_once('/')
             .map_or(row.codec.as_str(), |(_, c)| c)
             .to_owned(),
+        frame_size(row),
         row.packets.to_string(),
         format!("{:.0}", row.bitrate_kbps),
         format!("{:.2}", row.loss_percent),
@@ -55,6 +60,15 @@ fn cells(row: &TrackRow) -> [String; 13] {
     ]
 }
 
+/// The latest received keyframe's size, e.g. `1280x720`; `-` for audio or before any.
+fn frame_size(row: &TrackRow) -> String {
+    if row.frame_width == 0 || row.frame_height == 0 {
+        "-".to_owned()
+    } else {
+        format!("{}x{}", row.frame_width, row.frame_height)
+    }
+}
+
 fn kind(kind: TrackKind) -> &'static str {
     match kind {
         TrackKind::Audio => "audio",
@@ -64,7 +78,7 @@ fn kind(kind: TrackKind) -> &'static str {
 
 /// Left-aligned names, right-aligned numbers, two spaces between columns.
 pub fn track_table(rows: &[TrackRow]) -> String {
-    let rows: Vec<[String; 13]> = rows.iter().map(cells).collect();
+    let rows: Vec<[String; 14]> = rows.iter().map(cells).collect();
     let mut widths = HEADERS.map(str::len);
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -78,7 +92,7 @@ pub fn track_table(rows: &[TrackRow]) -> String {
             if i > 0 {
                 text.push_str("  ");
             }
-            if i < 5 {
+            if i < LEFT_ALIGNED {
                 let _ = write!(text, "{cell:<width$}");
             } else {
                 let _ = write!(text, "{cell:>width$}");
@@ -257,6 +271,8 @@ mod tests {
             freezes: 0,
             max_gap_ms: 66.0,
             keyframes: 3,
+            frame_width: 1280,
+            frame_height: 720,
             ended: false,
         }
     }
@@ -271,7 +287,8 @@ mod tests {
         assert_eq!(lines.len(), 151);
         assert!(lines[0].starts_with("room  subscriber   publisher"));
         assert!(lines[1].contains("bot-sub-0 "));
-        assert!(lines[1].contains("  VP8  "));
+        assert!(lines[1].contains("  VP8  "), "{}", lines[1]);
+        assert!(lines[1].contains("  1280x720  "), "{}", lines[1]);
         assert!(lines[1].contains("  812  "));
         assert!(lines[1].contains("  1.3  "));
         assert!(lines[1].ends_with("ok"));
@@ -279,5 +296,18 @@ mod tests {
         let at = lines[0].find("packets").unwrap() + "packets".len();
         assert_eq!(&lines[1][at - 3..at], "100");
         assert_eq!(&lines[150][at - 3..at], "249");
+        // The size is right-aligned too; audio and unknown sizes are `-`.
+        let audio = TrackRow {
+            kind: TrackKind::Audio,
+            codec: "audio/opus".into(),
+            frame_width: 0,
+            frame_height: 0,
+            ..row("bot-sub-0", 7)
+        };
+        let table = track_table(&[row("bot-sub-0", 7), audio]);
+        let lines: Vec<&str> = table.lines().collect();
+        let end = lines[0].find("size").unwrap() + "size".len();
+        assert_eq!(&lines[1][end - 8..end], "1280x720");
+        assert_eq!(&lines[2][end - 1..end], "-");
     }
 }

@@ -10,6 +10,7 @@ use tracing::{debug, info, info_span, Span};
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::RTCPeerConnection;
 
+use crate::layers::LayerDirectory;
 use crate::message_log::{CloseInfo, MessageCursor, MessageLog};
 use crate::publisher::{self, OutgoingTrack, PublishedTrackStats, Publisher};
 use crate::session::{Command, Session};
@@ -45,9 +46,18 @@ impl Bot {
         let outgoing = publisher::prepare(&config).await?;
         let timeout = config.connect_timeout;
         let log = Arc::new(MessageLog::new(config.message_log_capacity));
+        let layers = Arc::new(LayerDirectory::default());
         let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
-        let signaling =
-            Arc::new(Signaling::connect(&config.url, timeout, Arc::clone(&log), inbox_tx).await?);
+        let signaling = Arc::new(
+            Signaling::connect(
+                &config.url,
+                timeout,
+                Arc::clone(&log),
+                inbox_tx,
+                Arc::clone(&layers),
+            )
+            .await?,
+        );
 
         let cursor = log.cursor();
         signaling
@@ -86,7 +96,8 @@ impl Bot {
         let span = info_span!("bot", name = %config.name, participant_id = %participant_id);
 
         let loopback = peer_connection::is_loopback_url(&config.url);
-        let pc = peer_connection::new_peer_connection(&ice_servers, loopback).await?;
+        let simulcast = config.simulcast && config.publish_video.is_some();
+        let pc = peer_connection::new_peer_connection(&ice_servers, loopback, simulcast).await?;
         let subscriptions = Arc::new(Subscriptions::new());
         let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
         install_handlers(&pc, &subscriptions, &commands, &span);
@@ -108,7 +119,7 @@ impl Bot {
             signaling,
             pc,
             subscriptions,
-            publisher: Publisher::new(),
+            publisher: Publisher::new(layers, config.audio_attenuation_db),
             session,
             span,
             shut_down: false,
@@ -137,7 +148,7 @@ impl Bot {
             .await
             .map_err(|_| BotError::Timeout("the answer to the publish offer"))?
             .map_err(|_| BotError::Closed)??;
-        self.publisher.start(negotiated, &self.span);
+        self.publisher.start(negotiated, &self.span).await;
         Ok(())
     }
 
@@ -204,6 +215,17 @@ impl Bot {
     /// Counters of the tracks this bot publishes.
     pub fn published_tracks(&self) -> Vec<PublishedTrackStats> {
         self.publisher.stats()
+    }
+
+    /// Waits until `pred` holds for the published tracks' counters (re-checked whenever a
+    /// frame is sent, a keyframe is requested or a layer pauses or resumes); returns the
+    /// counters it held for.
+    pub async fn wait_for_published(
+        &self,
+        pred: impl Fn(&[PublishedTrackStats]) -> bool,
+        timeout: Duration,
+    ) -> Result<Vec<PublishedTrackStats>, BotError> {
+        self.publisher.wait_for(pred, timeout).await
     }
 
     pub fn peer_connection_state(&self) -> RTCPeerConnectionState {

@@ -3,6 +3,9 @@ use std::time::Duration;
 
 use roomcast_protocol::Role;
 
+use crate::media_loop::{LoopSource, VideoSize, OPUS_LEVELS_FILE};
+use crate::publisher::SIMULCAST_LAYERS;
+
 /// The video codec a bot publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VideoCodec {
@@ -21,6 +24,15 @@ pub struct BotConfig {
     pub token: Option<String>,
     pub publish_audio: bool,
     pub publish_video: Option<VideoCodec>,
+    /// Publish the video as three simulcast encodings, rids `q`, `h`, `f` (320x180,
+    /// 640x360, 1280x720, each from its own loop) instead of one 640x360 encoding. Such a
+    /// bot negotiates the rid header extension, which exposes what it receives to a
+    /// webrtc-rs 0.17 race (see `peer_connection::new_peer_connection`): a track whose
+    /// packets beat the server's offer can end early.
+    pub simulcast: bool,
+    /// Makes the bot a quieter speaker: added to every RFC 6464 level it sends (in dB below
+    /// full scale, so larger is quieter), clamped to 127 (silence).
+    pub audio_attenuation_db: u8,
     /// Where the loops made by `media/make-loops.sh` are.
     pub media_dir: PathBuf,
     /// Bound on each step of joining, publishing and leaving.
@@ -40,6 +52,8 @@ impl BotConfig {
             token: None,
             publish_audio: true,
             publish_video: Some(VideoCodec::Vp8),
+            simulcast: false,
+            audio_attenuation_db: 0,
             media_dir: Self::default_media_dir(),
             connect_timeout: Duration::from_secs(10),
             message_log_capacity: 1024,
@@ -68,6 +82,40 @@ impl BotConfig {
         self
     }
 
+    /// Publish the video (if any) as simulcast layers `q`, `h`, `f`.
+    pub fn with_simulcast(mut self, simulcast: bool) -> Self {
+        self.simulcast = simulcast;
+        self
+    }
+
+    /// Send audio levels `db` dB quieter than the loop's (the voice activity flag is kept:
+    /// a quieter speaker is still speaking).
+    pub fn with_audio_attenuation_db(mut self, db: u8) -> Self {
+        self.audio_attenuation_db = db;
+        self
+    }
+
+    /// The loop files this bot will read from `media_dir` (made by `media/make-loops.sh`).
+    pub fn media_files(&self) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        if self.publish_audio {
+            files.push(LoopSource::Opus.file_name());
+            files.push(OPUS_LEVELS_FILE);
+        }
+        if let Some(codec) = self.publish_video {
+            if self.simulcast {
+                files.extend(
+                    SIMULCAST_LAYERS
+                        .iter()
+                        .map(|&(_, size)| LoopSource::Video(codec, size).file_name()),
+                );
+            } else {
+                files.push(LoopSource::Video(codec, VideoSize::Half).file_name());
+            }
+        }
+        files.into_iter().map(|f| self.media_dir.join(f)).collect()
+    }
+
     pub fn with_media_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.media_dir = dir.into();
         self
@@ -76,5 +124,46 @@ impl BotConfig {
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_files_follow_what_is_published() {
+        let names = |config: &BotConfig| -> Vec<String> {
+            config
+                .media_files()
+                .iter()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect()
+        };
+        let config = BotConfig::new("ws://127.0.0.1:1/ws", "r", "n").with_media_dir("/m");
+        assert_eq!(
+            names(&config),
+            ["opus-48k.ogg", "opus-48k.levels", "vp8-640x360.ivf"]
+        );
+        assert!(config.media_files()[0].starts_with("/m"));
+        let h264 = config
+            .clone()
+            .with_publish(false, Some(VideoCodec::H264))
+            .with_simulcast(true);
+        assert_eq!(
+            names(&h264),
+            [
+                "h264-320x180.h264",
+                "h264-640x360.h264",
+                "h264-1280x720.h264"
+            ]
+        );
+        for file in BotConfig::new("ws://x/ws", "r", "n")
+            .with_simulcast(true)
+            .media_files()
+        {
+            assert!(file.is_file(), "{} is missing", file.display());
+        }
+        assert!(names(&config.with_publish(false, None)).is_empty());
     }
 }

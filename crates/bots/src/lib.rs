@@ -2,8 +2,9 @@
 //!
 //! A [`Bot`] speaks the signaling contract (`docs/protocol.md`, version 1) over a WebSocket
 //! and runs one webrtc-rs PeerConnection. It publishes encoded loops from `media/` (Opus
-//! with audio levels, VP8 or H.264) in real time and counts what it receives per remote
-//! track: packets, sequence gaps, keyframes, VP8 frame size.
+//! with audio levels, VP8 or H.264, optionally as three simulcast layers that follow the
+//! server's `publisher_layers`) in real time and counts what it receives per remote track:
+//! packets, sequence gaps, keyframes and their frame size (VP8 keyframe header, H.264 SPS).
 //!
 //! webrtc-rs cannot roll back a local offer, so a bot offers only under the contract's
 //! negotiation lock and answers server offers at any other time.
@@ -31,6 +32,7 @@ mod bot;
 mod config;
 mod error;
 mod h264;
+mod layers;
 mod media_loop;
 mod message_log;
 mod negotiation;
@@ -50,12 +52,12 @@ pub use bot::Bot;
 pub use config::{BotConfig, VideoCodec};
 pub use error::BotError;
 pub use message_log::{CloseInfo, MessageCursor};
-pub use publisher::PublishedTrackStats;
+pub use publisher::{LayerStats, PublishedTrackStats};
 pub use report::{
     expected_tracks_in_room, loss_percent, percentiles, BotFailure, BotPlan, BotRole, ChurnResult,
     JoinFailure, MissingTrack, Percentiles, Report, Summary, SwarmSnapshot, TrackRow,
 };
-pub use subscriber_stats::RemoteTrackStats;
+pub use subscriber_stats::{KeyframeSize, RemoteTrackStats, KEYFRAME_SIZES_KEPT};
 pub use swarm::{
     classify, probe, ExpectedTracks, LeaveResult, Progress, Swarm, SwarmConfig, TokenMinter,
     DEFAULT_MAX_CONCURRENT_JOINS,

@@ -18,22 +18,41 @@ use crate::{h264, opus, BotError, VideoCodec};
 /// The Annex-B loop has no timing of its own; `make-loops.sh` encodes it at this rate.
 const H264_LOOP_FPS: u32 = 30;
 
+/// The sizes the video loops come in: simulcast layers `q`, `h` and `f`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum VideoSize {
+    /// 320x180
+    Quarter,
+    /// 640x360, also the video of a bot without simulcast.
+    Half,
+    /// 1280x720
+    Full,
+}
+
 /// Which loop to play.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum LoopSource {
     Opus,
-    Video(VideoCodec),
+    Video(VideoCodec, VideoSize),
 }
 
 impl LoopSource {
-    fn file_name(self) -> &'static str {
+    pub(crate) fn file_name(self) -> &'static str {
+        use VideoSize::*;
         match self {
             LoopSource::Opus => "opus-48k.ogg",
-            LoopSource::Video(VideoCodec::Vp8) => "vp8-640x360.ivf",
-            LoopSource::Video(VideoCodec::H264) => "h264-640x360.h264",
+            LoopSource::Video(VideoCodec::Vp8, Quarter) => "vp8-320x180.ivf",
+            LoopSource::Video(VideoCodec::Vp8, Half) => "vp8-640x360.ivf",
+            LoopSource::Video(VideoCodec::Vp8, Full) => "vp8-1280x720.ivf",
+            LoopSource::Video(VideoCodec::H264, Quarter) => "h264-320x180.h264",
+            LoopSource::Video(VideoCodec::H264, Half) => "h264-640x360.h264",
+            LoopSource::Video(VideoCodec::H264, Full) => "h264-1280x720.h264",
         }
     }
 }
+
+/// The `.levels` file beside the Opus loop.
+pub(crate) const OPUS_LEVELS_FILE: &str = "opus-48k.levels";
 
 /// One encoded frame: what one `Sample` carries.
 #[derive(Debug, Clone)]
@@ -73,8 +92,8 @@ pub(crate) async fn load(dir: &Path, source: LoopSource) -> Result<Arc<MediaLoop
     let parse_path = path.clone();
     let parsed = tokio::task::spawn_blocking(move || match source {
         LoopSource::Opus => parse_ogg_opus(&parse_path),
-        LoopSource::Video(VideoCodec::Vp8) => parse_ivf_vp8(&parse_path),
-        LoopSource::Video(VideoCodec::H264) => parse_annex_b(&parse_path),
+        LoopSource::Video(VideoCodec::Vp8, _) => parse_ivf_vp8(&parse_path),
+        LoopSource::Video(VideoCodec::H264, _) => parse_annex_b(&parse_path),
     })
     .await
     .map_err(|e| media_error(&path, e))??;
@@ -161,7 +180,7 @@ fn parse_annex_b(path: &Path) -> Result<MediaLoop, BotError> {
 /// Opus in Ogg with one packet per page (`-page_duration 20000`), all of one duration, and a
 /// `.levels` file beside it with one RFC 6464 level per packet.
 fn parse_ogg_opus(path: &Path) -> Result<MediaLoop, BotError> {
-    let levels = read_levels(&path.with_extension("levels"))?;
+    let levels = read_levels(&path.with_file_name(OPUS_LEVELS_FILE))?;
     let (mut reader, _) = OggReader::new(open(path)?, true).map_err(|e| media_error(path, e))?;
     let mut frames: Vec<Frame> = Vec::new();
     let mut interval = None;
@@ -210,7 +229,7 @@ mod tests {
 
     #[tokio::test]
     async fn vp8_loop_is_30_fps_with_a_keyframe_every_2_s() {
-        let media = load_default(LoopSource::Video(VideoCodec::Vp8)).await;
+        let media = load_default(LoopSource::Video(VideoCodec::Vp8, VideoSize::Half)).await;
         assert_eq!(media.frame_interval, Duration::from_nanos(33_333_333));
         assert_eq!(media.frames.len(), 300);
         let keyframes: Vec<usize> = (0..300).filter(|&i| media.frames[i].keyframe).collect();
@@ -222,10 +241,49 @@ mod tests {
 
     #[tokio::test]
     async fn h264_loop_has_one_access_unit_per_frame() {
-        let media = load_default(LoopSource::Video(VideoCodec::H264)).await;
+        let media = load_default(LoopSource::Video(VideoCodec::H264, VideoSize::Half)).await;
         assert_eq!(media.frames.len(), 300);
         assert!(media.frames[0].keyframe);
         assert_eq!(media.frames.iter().filter(|f| f.keyframe).count(), 5);
+    }
+
+    /// The size from the first SPS of an access unit as `access_units` makes them (4-byte
+    /// start codes).
+    fn first_sps_size(unit: &[u8]) -> Option<roomcast_codec::vp8::FrameSize> {
+        let starts: Vec<usize> = unit
+            .windows(4)
+            .enumerate()
+            .filter(|(_, w)| *w == [0, 0, 0, 1])
+            .map(|(i, _)| i + 4)
+            .collect();
+        starts
+            .iter()
+            .enumerate()
+            .map(|(k, &start)| &unit[start..starts.get(k + 1).map_or(unit.len(), |&n| n - 4)])
+            .find(|nal| nal.first().is_some_and(|h| h & 0x1f == 7))
+            .and_then(roomcast_codec::h264::sps_frame_size)
+    }
+
+    #[tokio::test]
+    async fn every_simulcast_loop_has_its_size_and_the_same_rhythm() {
+        for (size, width, height) in [
+            (VideoSize::Quarter, 320, 180),
+            (VideoSize::Half, 640, 360),
+            (VideoSize::Full, 1280, 720),
+        ] {
+            let vp8 = load_default(LoopSource::Video(VideoCodec::Vp8, size)).await;
+            let h264 = load_default(LoopSource::Video(VideoCodec::H264, size)).await;
+            for media in [&vp8, &h264] {
+                assert_eq!(media.frames.len(), 300, "{size:?}");
+                let keyframes: Vec<usize> =
+                    (0..300).filter(|&i| media.frames[i].keyframe).collect();
+                assert_eq!(keyframes, [0, 60, 120, 180, 240], "{size:?}");
+            }
+            let vp8_size = roomcast_codec::vp8::frame_keyframe_size(&vp8.frames[0].data).unwrap();
+            assert_eq!((vp8_size.width, vp8_size.height), (width, height));
+            let h264_size = first_sps_size(&h264.frames[0].data).unwrap();
+            assert_eq!((h264_size.width, h264_size.height), (width, height));
+        }
     }
 
     #[tokio::test]
@@ -250,7 +308,7 @@ mod tests {
     async fn a_missing_loop_says_how_to_make_it() {
         let err = load(
             Path::new("/nonexistent"),
-            LoopSource::Video(VideoCodec::Vp8),
+            LoopSource::Video(VideoCodec::Vp8, VideoSize::Half),
         )
         .await
         .unwrap_err();

@@ -20,7 +20,9 @@ use webrtc::rtp_transceiver::rtp_codec::{
     RTCRtpCodecCapability, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RTPCodecType,
 };
 use webrtc::rtp_transceiver::RTCPFeedback;
-use webrtc::sdp::extmap::{ABS_SEND_TIME_URI, AUDIO_LEVEL_URI, SDES_MID_URI};
+use webrtc::sdp::extmap::{
+    ABS_SEND_TIME_URI, AUDIO_LEVEL_URI, SDES_MID_URI, SDES_RTP_STREAM_ID_URI,
+};
 
 use crate::{BotError, VideoCodec};
 
@@ -121,16 +123,22 @@ pub(crate) fn is_loopback_url(url: &str) -> bool {
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// `simulcast`: the bot publishes simulcast, so it also speaks the rid header extension.
+/// Only then: once rid is negotiated, webrtc-rs 0.17 probes every SSRC that arrives before
+/// the description announcing it for mid/rid, and a probe that finds no rid (any forwarded
+/// track) closes the SRTP stream, even when the receiver of the announced track has meanwhile
+/// started reading it; that track then ends ("buffer: closed") seconds before its time.
 pub(crate) async fn new_peer_connection(
     ice_servers: &[IceServer],
     loopback_only: bool,
+    simulcast: bool,
 ) -> Result<Arc<RTCPeerConnection>, BotError> {
     let mut media = MediaEngine::default();
     media.register_codec(opus(), RTPCodecType::Audio)?;
     for codec in video_codecs() {
         media.register_codec(codec, RTPCodecType::Video)?;
     }
-    for (uri, kinds) in [
+    let mut extensions = vec![
         (
             SDES_MID_URI,
             &[RTPCodecType::Audio, RTPCodecType::Video][..],
@@ -140,7 +148,12 @@ pub(crate) async fn new_peer_connection(
             &[RTPCodecType::Audio, RTPCodecType::Video],
         ),
         (AUDIO_LEVEL_URI, &[RTPCodecType::Audio]),
-    ] {
+    ];
+    if simulcast {
+        // Each encoding's packets carry their rid (and the mid, above).
+        extensions.push((SDES_RTP_STREAM_ID_URI, &[RTPCodecType::Video]));
+    }
+    for (uri, kinds) in extensions {
         for &kind in kinds {
             let extension = RTCRtpHeaderExtensionCapability {
                 uri: uri.to_owned(),

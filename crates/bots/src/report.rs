@@ -145,6 +145,10 @@ pub struct TrackRow {
     /// Longest gap between packets while live, over the track's whole life.
     pub max_gap_ms: f64,
     pub keyframes: u64,
+    /// Size of the latest received keyframe (VP8 header, H.264 SPS); 0 x 0 for audio and
+    /// before any keyframe.
+    pub frame_width: u16,
+    pub frame_height: u16,
     pub ended: bool,
 }
 
@@ -466,6 +470,8 @@ pub(crate) fn track_row(
         freezes: t.freezes.saturating_sub(base.freezes) + ongoing_freeze,
         max_gap_ms: millis(t.max_gap.max(ongoing)),
         keyframes: t.keyframes,
+        frame_width: t.frame_width,
+        frame_height: t.frame_height,
         ended: t.ended,
     }
 }
@@ -754,12 +760,16 @@ mod tests {
                 "S",
                 vec![
                     track("P", "p1", TrackKind::Audio, ms(start, 250)).counted(99, 9_900, 1, now),
-                    track("P", "p2", TrackKind::Video, ms(start, 500)).counted(
-                        300,
-                        150_000,
-                        0,
-                        ms(start, 1200),
-                    ),
+                    RemoteTrackStats {
+                        frame_width: 1280,
+                        frame_height: 720,
+                        ..track("P", "p2", TrackKind::Video, ms(start, 500)).counted(
+                            300,
+                            150_000,
+                            0,
+                            ms(start, 1200),
+                        )
+                    },
                     track("A", "a1", TrackKind::Audio, ms(start, 400)).counted(100, 10_000, 0, now),
                     // A churn bot's track: not the swarm's, not a row.
                     track("X", "x1", TrackKind::Audio, ms(start, 400)).counted(100, 10_000, 0, now),
@@ -842,6 +852,7 @@ mod tests {
         assert!((video.bitrate_kbps - 800.0).abs() < 1e-6);
         assert_eq!(video.freezes, 1);
         assert_eq!(video.max_gap_ms, 800.0);
+        assert_eq!((video.frame_width, video.frame_height), (1280, 720));
         let lossy = r
             .tracks
             .iter()

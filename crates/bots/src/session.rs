@@ -222,16 +222,26 @@ impl Session {
     ) -> Result<Vec<Arc<RTCRtpTransceiver>>, BotError> {
         let mut transceivers = Vec::with_capacity(tracks.len());
         for outgoing in tracks {
+            let mut layers = outgoing.layers.iter();
+            let first = layers
+                .next()
+                .ok_or_else(|| BotError::Protocol("a track without encodings".into()))?;
             let transceiver = self
                 .pc
                 .add_transceiver_from_track(
-                    Arc::clone(&outgoing.track) as _,
+                    Arc::clone(&first.track) as _,
                     Some(RTCRtpTransceiverInit {
                         direction: RTCRtpTransceiverDirection::Sendonly,
                         send_encodings: vec![],
                     }),
                 )
                 .await?;
+            // Simulcast: the other layers become further encodings of the same sender,
+            // which makes the offer list them in `a=rid` and `a=simulcast:send`.
+            let sender = transceiver.sender().await;
+            for layer in layers {
+                sender.add_encoding(Arc::clone(&layer.track) as _).await?;
+            }
             transceiver
                 .set_codec_preferences(crate::peer_connection::codec_preferences(&outgoing.codec))
                 .await?;

@@ -12,6 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{debug, warn};
 
+use crate::layers::LayerDirectory;
 use crate::message_log::MessageLog;
 use crate::BotError;
 
@@ -24,11 +25,14 @@ pub(crate) struct Signaling {
 
 impl Signaling {
     /// Connects and starts reading: every server message goes to `log`, then to `inbox`.
+    /// `publisher_layers` is applied to `layers` before it is logged, so whoever sees it in
+    /// the log also sees its effect.
     pub(crate) async fn connect(
         url: &str,
         timeout: Duration,
         log: Arc<MessageLog>,
         inbox: mpsc::Sender<ServerMessage>,
+        layers: Arc<LayerDirectory>,
     ) -> Result<Self, BotError> {
         let connect_error = |reason: String| BotError::Connect {
             url: url.to_owned(),
@@ -41,7 +45,7 @@ impl Signaling {
         let (sink, stream) = socket.split();
         Ok(Signaling {
             sink: Mutex::new(Some(sink)),
-            reader: tokio::spawn(read_frames(stream, log, inbox)),
+            reader: tokio::spawn(read_frames(stream, log, inbox, layers)),
         })
     }
 
@@ -78,12 +82,16 @@ async fn read_frames(
     mut stream: SplitStream<Socket>,
     log: Arc<MessageLog>,
     inbox: mpsc::Sender<ServerMessage>,
+    layers: Arc<LayerDirectory>,
 ) {
     let mut close_code = None;
     while let Some(frame) = stream.next().await {
         match frame {
             Ok(Message::Text(text)) => match serde_json::from_str::<ServerMessage>(&text) {
                 Ok(message) => {
+                    if let ServerMessage::PublisherLayers { mid, rids, .. } = &message {
+                        layers.request(mid, rids);
+                    }
                     log.push(message.clone());
                     // A closed inbox means the bot is shutting down; keep logging until then.
                     let _ = inbox.send(message).await;

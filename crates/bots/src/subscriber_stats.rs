@@ -1,5 +1,6 @@
 //! Counters for every track the bot receives, keyed by (publisher id, track id) from the
 //! msid, because one receiver can carry different publishers' tracks over time.
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,27 @@ use crate::arrival::{GapTracker, JitterEstimator};
 use crate::sequence_tracker::SequenceTracker;
 use crate::BotError;
 
+/// How many of the latest keyframe sizes [`RemoteTrackStats::keyframe_sizes`] keeps.
+pub const KEYFRAME_SIZES_KEPT: usize = 64;
+
+/// The size of one received keyframe, read from its VP8 keyframe header or from the H.264
+/// SPS sent with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyframeSize {
+    /// When its first packet arrived.
+    pub at: Instant,
+    pub width: u16,
+    pub height: u16,
+    /// RTP sequence number of that packet.
+    pub sequence_number: u16,
+}
+
 /// What the bot has received of one remote track so far.
+///
+/// To assert that the sequence numbers had no gaps, read [`RemoteTrackStats::seq_gaps`]
+/// (packets still missing: 0 means every number between the first and the highest arrived,
+/// late or retransmitted ones included); [`RemoteTrackStats::is_sequence_continuous`] is
+/// stricter (every packet exactly one after the previous, none late).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RemoteTrackStats {
     /// The msid stream id: the publisher's participant id.
@@ -33,16 +54,28 @@ pub struct RemoteTrackStats {
     pub last_packet_at: Option<Instant>,
     /// VP8 keyframes or H.264 IDR pictures (counted once per RTP timestamp).
     pub keyframes: u64,
-    /// Size from the latest VP8 keyframe.
+    /// Size from the latest VP8 keyframe (`None` for H.264: see `frame_width`).
     pub vp8_width: Option<u16>,
     pub vp8_height: Option<u16>,
+    /// Size of the latest keyframe whose size is known (VP8 keyframe header, H.264 SPS);
+    /// 0 before any.
+    pub frame_width: u16,
+    pub frame_height: u16,
+    /// The latest [`KEYFRAME_SIZES_KEPT`] keyframes with a known size, oldest first: one
+    /// entry per picture (RTP timestamp). A switch of simulcast layer shows as a change of
+    /// size here.
+    pub keyframe_sizes: Vec<KeyframeSize>,
     /// The track stopped: its receiver ended, or the server said it was unpublished or its
     /// publisher left.
     pub ended: bool,
-    /// Packets missing from sequence gaps (late arrivals fill their gap again).
+    /// Packets missing from sequence gaps, now: late arrivals (reordered, or retransmitted
+    /// after a NACK) fill their gap again. 0 = no gaps. Restarts with a new SSRC.
     pub seq_gaps: u64,
-    /// Largest step between consecutive highest sequence numbers; 1 means no gap ever.
+    /// Largest step between consecutive highest sequence numbers; 1 means no gap ever
+    /// opened (even one filled later), 0 that fewer than two packets arrived.
     pub max_seq_jump: u16,
+    /// Packets older than the highest sequence number seen (reordered, retransmitted, or a
+    /// jump backwards).
     pub out_of_order: u64,
     pub duplicates: u64,
     /// RTP clock rate the jitter is measured in (48 000 for Opus, 90 000 for video).
@@ -78,6 +111,9 @@ impl RemoteTrackStats {
             keyframes: 0,
             vp8_width: None,
             vp8_height: None,
+            frame_width: 0,
+            frame_height: 0,
+            keyframe_sizes: Vec::new(),
             ended: false,
             seq_gaps: 0,
             max_seq_jump: 0,
@@ -88,6 +124,12 @@ impl RemoteTrackStats {
             freezes: 0,
             max_gap: Duration::ZERO,
         }
+    }
+
+    /// Every packet so far was exactly one sequence number after the one before it: no
+    /// gap ever opened and nothing arrived late (of the current SSRC).
+    pub fn is_sequence_continuous(&self) -> bool {
+        self.max_seq_jump <= 1 && self.out_of_order == 0
     }
 
     /// Whether a packet arrived within `window` before `now`.
@@ -113,6 +155,9 @@ pub(crate) struct TrackCounters {
     sequence: SequenceTracker,
     depacketizer: Depacketizer,
     last_keyframe_timestamp: Option<u32>,
+    /// H.264: the size of the latest SPS, for the IDR pictures that follow it.
+    sps_size: Option<(u16, u16)>,
+    keyframe_sizes: VecDeque<KeyframeSize>,
     jitter: JitterEstimator,
     gaps: GapTracker,
     /// Which reader currently feeds these counters; only it may mark them ended.
@@ -133,6 +178,8 @@ impl TrackCounters {
             sequence: SequenceTracker::default(),
             depacketizer,
             last_keyframe_timestamp: None,
+            sps_size: None,
+            keyframe_sizes: VecDeque::new(),
             jitter: JitterEstimator::new(clock_rate_or_default(kind, clock_rate)),
             gaps: GapTracker::new(kind == TrackKind::Video),
             reader: 0,
@@ -158,22 +205,54 @@ impl TrackCounters {
         self.jitter.record(timestamp, now);
         self.gaps.record(now);
 
-        let keyframe = match self.depacketizer {
+        // The size this packet tells, if any, and whether it starts a keyframe.
+        let (size, keyframe) = match self.depacketizer {
             Depacketizer::Vp8 => match roomcast_codec::vp8::keyframe_size(payload) {
                 Some(size) => {
                     stats.vp8_width = Some(size.width);
                     stats.vp8_height = Some(size.height);
-                    true
+                    (Some((size.width, size.height)), true)
                 }
-                None => false,
+                None => (None, false),
             },
-            Depacketizer::H264 => roomcast_codec::h264::is_keyframe(payload),
-            Depacketizer::Opaque => false,
+            Depacketizer::H264 => {
+                let keyframe = roomcast_codec::h264::is_keyframe(payload);
+                let sps = keyframe
+                    .then(|| roomcast_codec::h264::payload_sps_size(payload))
+                    .flatten()
+                    .map(|size| (size.width, size.height));
+                if sps.is_some() {
+                    self.sps_size = sps;
+                }
+                (sps, keyframe)
+            }
+            Depacketizer::Opaque => (None, false),
         };
-        let new_keyframe = keyframe && self.last_keyframe_timestamp != Some(timestamp);
+        let same_picture = self.last_keyframe_timestamp == Some(timestamp);
+        let new_keyframe = keyframe && !same_picture;
         if new_keyframe {
             self.last_keyframe_timestamp = Some(timestamp);
             stats.keyframes += 1;
+            if let Some((width, height)) = size.or(self.sps_size) {
+                self.keyframe_sizes.push_back(KeyframeSize {
+                    at: now,
+                    width,
+                    height,
+                    sequence_number: seq,
+                });
+                if self.keyframe_sizes.len() > KEYFRAME_SIZES_KEPT {
+                    self.keyframe_sizes.pop_front();
+                }
+                (stats.frame_width, stats.frame_height) = (width, height);
+            }
+        } else if let (true, Some((width, height))) = (same_picture, size) {
+            // An H.264 SPS after the IDR of its picture (reordered): it sizes that picture.
+            if let Some(latest) = self.keyframe_sizes.back_mut() {
+                if (latest.width, latest.height) != (width, height) {
+                    (latest.width, latest.height) = (width, height);
+                    (stats.frame_width, stats.frame_height) = (width, height);
+                }
+            }
         }
         first || new_keyframe
     }
@@ -188,6 +267,7 @@ impl TrackCounters {
             jitter_ms: self.jitter.jitter_ms(),
             freezes: self.gaps.freezes,
             max_gap: self.gaps.max_gap,
+            keyframe_sizes: self.keyframe_sizes.iter().copied().collect(),
             ..self.stats.clone()
         }
     }
@@ -401,6 +481,142 @@ mod tests {
         assert_eq!((stats.seq_gaps, stats.max_seq_jump), (1, 2));
         assert_eq!(stats.first_packet_at, Some(now));
         assert!(stats.is_flowing(now, Duration::from_secs(1)));
+    }
+
+    /// The first packet of a VP8 keyframe of this size (plain payload descriptor).
+    fn vp8_keyframe(width: u16, height: u16) -> Vec<u8> {
+        let mut p = vec![0x10, 0x50, 0x42, 0x00, 0x9d, 0x01, 0x2a];
+        p.extend_from_slice(&width.to_le_bytes());
+        p.extend_from_slice(&height.to_le_bytes());
+        p
+    }
+
+    #[test]
+    fn keyframe_sizes_follow_a_vp8_layer_switch() {
+        let subs = Subscriptions::new();
+        let feed = subs.open(key("p", "v"), TrackKind::Video, "video/VP8", 90_000, 1);
+        let start = Instant::now();
+        let before = subs.snapshot().remove(0);
+        assert_eq!((before.frame_width, before.frame_height), (0, 0));
+        assert!(before.keyframe_sizes.is_empty());
+        {
+            let mut c = feed.counters.lock();
+            c.record(100, 0, &vp8_keyframe(320, 180), start);
+            c.record(101, 0, &[0x00, 1], start);
+            c.record(102, 3000, &[0x10, 0x51, 0, 0], start);
+            c.record(
+                103,
+                6000,
+                &vp8_keyframe(1280, 720),
+                start + Duration::from_secs(1),
+            );
+            c.record(
+                104,
+                6000,
+                &vp8_keyframe(1280, 720),
+                start + Duration::from_secs(1),
+            );
+        }
+        let stats = subs.snapshot().remove(0);
+        assert_eq!((stats.frame_width, stats.frame_height), (1280, 720));
+        assert_eq!((stats.vp8_width, stats.vp8_height), (Some(1280), Some(720)));
+        assert_eq!(
+            stats.keyframe_sizes,
+            [
+                KeyframeSize {
+                    at: start,
+                    width: 320,
+                    height: 180,
+                    sequence_number: 100
+                },
+                KeyframeSize {
+                    at: start + Duration::from_secs(1),
+                    width: 1280,
+                    height: 720,
+                    sequence_number: 103
+                },
+            ]
+        );
+        assert_eq!(stats.seq_gaps, 0);
+        assert!(stats.is_sequence_continuous());
+    }
+
+    #[test]
+    fn only_the_latest_keyframe_sizes_are_kept() {
+        let subs = Subscriptions::new();
+        let feed = subs.open(key("p", "v"), TrackKind::Video, "video/VP8", 90_000, 1);
+        let now = Instant::now();
+        for i in 0..100u16 {
+            let width = 100 + i;
+            feed.counters
+                .lock()
+                .record(i, u32::from(i) * 3000, &vp8_keyframe(width, 100), now);
+        }
+        let stats = subs.snapshot().remove(0);
+        assert_eq!(stats.keyframes, 100);
+        assert_eq!(stats.keyframe_sizes.len(), KEYFRAME_SIZES_KEPT);
+        assert_eq!(stats.keyframe_sizes[0].width, 100 + 100 - 64);
+        assert_eq!(stats.keyframe_sizes[63].sequence_number, 99);
+        assert_eq!(stats.frame_width, 199);
+    }
+
+    /// x264's SPS of `media/h264-320x180.h264`, and of the 1280x720 loop.
+    const SPS_320X180: [u8; 23] = [
+        0x67, 0x42, 0xc0, 0x1f, 0xda, 0x05, 0x06, 0x7e, 0x7c, 0x04, 0x40, 0x00, 0x00, 0x03, 0x00,
+        0x40, 0x00, 0x00, 0x0f, 0x03, 0xc6, 0x0c, 0xa8,
+    ];
+    const SPS_1280X720: [u8; 23] = [
+        0x67, 0x42, 0xc0, 0x1f, 0xda, 0x01, 0x40, 0x16, 0xec, 0x04, 0x40, 0x00, 0x00, 0x03, 0x00,
+        0x40, 0x00, 0x00, 0x0f, 0x03, 0xc6, 0x0c, 0xa8,
+    ];
+
+    /// A STAP-A with SPS and PPS, as webrtc-rs and browsers send them before an IDR.
+    fn stap_a(sps: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x78];
+        p.extend_from_slice(&(sps.len() as u16).to_be_bytes());
+        p.extend_from_slice(sps);
+        p.extend_from_slice(&[0x00, 0x04, 0x68, 0xce, 0x3c, 0x80]);
+        p
+    }
+
+    #[test]
+    fn h264_keyframes_are_sized_by_their_sps() {
+        let subs = Subscriptions::new();
+        let feed = subs.open(key("p", "v"), TrackKind::Video, "video/H264", 90_000, 1);
+        let now = Instant::now();
+        let idr_start = [0x7c, 0x85, 0x88, 0x84];
+        let idr_end = [0x7c, 0x45, 0x00];
+        let slice = [0x41, 0x9a, 0x02];
+        {
+            let mut c = feed.counters.lock();
+            c.record(1, 0, &stap_a(&SPS_320X180), now);
+            c.record(2, 0, &idr_start, now);
+            c.record(3, 0, &idr_end, now);
+            c.record(4, 3000, &slice, now);
+        }
+        let stats = subs.snapshot().remove(0);
+        assert_eq!(stats.keyframes, 1);
+        assert_eq!((stats.frame_width, stats.frame_height), (320, 180));
+        assert_eq!((stats.vp8_width, stats.vp8_height), (None, None));
+        assert_eq!(stats.keyframe_sizes[0].sequence_number, 1);
+        {
+            let mut c = feed.counters.lock();
+            // An IDR whose SPS arrives after it (reordered): the SPS sizes that picture.
+            c.record(6, 6000, &idr_start, now);
+            c.record(5, 6000, &stap_a(&SPS_1280X720), now);
+            // An IDR without SPS of its own keeps the latest one's size.
+            c.record(7, 9000, &[0x65, 0x88], now);
+        }
+        let stats = subs.snapshot().remove(0);
+        let sizes: Vec<(u16, u16, u16)> = stats
+            .keyframe_sizes
+            .iter()
+            .map(|k| (k.width, k.height, k.sequence_number))
+            .collect();
+        assert_eq!(sizes, [(320, 180, 1), (1280, 720, 6), (1280, 720, 7)]);
+        assert_eq!((stats.frame_width, stats.frame_height), (1280, 720));
+        assert_eq!(stats.seq_gaps, 0, "5 arrived late");
+        assert!(!stats.is_sequence_continuous(), "but it was late");
     }
 
     #[test]

@@ -24,8 +24,8 @@
 //!
 //! Cost per bot: a subscriber-only bot is one WebSocket, one PeerConnection, one session task,
 //! and one reader task (with a 1500-byte buffer) per received track; it never decodes, it
-//! only counts. Publishers add two tasks per published track; the media loops are parsed once
-//! per process and shared by every bot.
+//! only counts. Publishers add two tasks per published encoding (a simulcast video track has
+//! three); the media loops are parsed once per process and shared by every bot.
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fmt;
 use std::path::PathBuf;
@@ -102,6 +102,8 @@ pub struct SwarmConfig {
     /// Joins in flight at once (at least 1).
     pub max_concurrent_joins: usize,
     pub codec: VideoCodec,
+    /// Publishers send their video as three simulcast layers (`q`, `h`, `f`).
+    pub simulcast: bool,
     /// The same `join` token for every bot.
     pub token: Option<String>,
     /// One token per bot; takes precedence over `token`.
@@ -128,6 +130,7 @@ impl SwarmConfig {
             join_rate: 0.0,
             max_concurrent_joins: DEFAULT_MAX_CONCURRENT_JOINS,
             codec: VideoCodec::Vp8,
+            simulcast: false,
             token: None,
             token_minter: None,
             quality: None,
@@ -663,6 +666,7 @@ async fn join_bot(
     let mut bot_config = BotConfig::new(config.url.clone(), plan.room.clone(), plan.name.clone())
         .with_role(plan.role.protocol_role())
         .with_publish(audio, video)
+        .with_simulcast(config.simulcast)
         .with_media_dir(config.media_dir.clone())
         .with_connect_timeout(timeout);
     bot_config.token = token;
@@ -922,6 +926,9 @@ mod tests {
             keyframes: 0,
             vp8_width: None,
             vp8_height: None,
+            frame_width: 0,
+            frame_height: 0,
+            keyframe_sizes: vec![],
             ended,
             seq_gaps: 0,
             max_seq_jump: 0,

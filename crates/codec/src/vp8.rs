@@ -35,6 +35,57 @@ fn descriptor(payload: &[u8]) -> Option<(usize, bool)> {
     (at <= payload.len()).then_some((at, start_of_partition && partition_id == 0))
 }
 
+/// Where a packet's picture id and TL0PICIDX sit in the payload descriptor, so a forwarder
+/// can rewrite them in place (RFC 7741 §4.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DescriptorFields {
+    /// (byte offset, value, whether it is the 15-bit form).
+    pub picture_id: Option<(usize, u16, bool)>,
+    /// (byte offset, value).
+    pub tl0_pic_idx: Option<(usize, u8)>,
+}
+
+/// The picture id and TL0PICIDX of a VP8 payload, with their positions; `None` when the
+/// descriptor is truncated.
+pub fn descriptor_fields(payload: &[u8]) -> Option<DescriptorFields> {
+    let first = *payload.first()?;
+    let mut fields = DescriptorFields::default();
+    if first & 0x80 == 0 {
+        return Some(fields);
+    }
+    let x = *payload.get(1)?;
+    let mut at = 2;
+    if x & 0x80 != 0 {
+        let high = *payload.get(at)?;
+        if high & 0x80 != 0 {
+            let low = *payload.get(at + 1)?;
+            fields.picture_id = Some((at, u16::from_be_bytes([high & 0x7f, low]), true));
+            at += 2;
+        } else {
+            fields.picture_id = Some((at, u16::from(high), false));
+            at += 1;
+        }
+    }
+    if x & 0x40 != 0 {
+        fields.tl0_pic_idx = Some((at, *payload.get(at)?));
+    }
+    Some(fields)
+}
+
+/// Writes a picture id at `at` in the form (7 or 15 bits) found there; `value` is masked
+/// to fit.
+pub fn write_picture_id(payload: &mut [u8], at: usize, value: u16, long: bool) {
+    if long {
+        if let Some(bytes) = payload.get_mut(at..at + 2) {
+            let [high, low] = (value & 0x7fff).to_be_bytes();
+            bytes[0] = 0x80 | high;
+            bytes[1] = low;
+        }
+    } else if let Some(byte) = payload.get_mut(at) {
+        *byte = (value & 0x7f) as u8;
+    }
+}
+
 /// The frame size when `payload` is the first packet of a keyframe.
 pub fn keyframe_size(payload: &[u8]) -> Option<FrameSize> {
     let (at, starts_frame) = descriptor(payload)?;
@@ -145,7 +196,32 @@ mod tests {
         for len in 0..24 {
             for fill in [0x00u8, 0xff, 0x90, 0x10] {
                 let _ = keyframe_size(&vec![fill; len]);
+                let _ = descriptor_fields(&vec![fill; len]);
+                write_picture_id(&mut vec![fill; len], len.saturating_sub(1), 0x7fff, true);
             }
         }
+    }
+
+    #[test]
+    fn finds_and_rewrites_picture_id_and_tl0picidx() {
+        let mut p = vec![0x90, 0xe0, 0x80 | 0x12, 0x34, 0x07, 0x40, 0xaa];
+        let f = descriptor_fields(&p).unwrap();
+        assert_eq!(f.picture_id, Some((2, 0x1234, true)));
+        assert_eq!(f.tl0_pic_idx, Some((4, 7)));
+        write_picture_id(&mut p, 2, 0x8005, true);
+        assert_eq!(&p[2..4], &[0x80, 0x05], "masked to 15 bits, M bit kept");
+
+        let mut short = vec![0x90, 0x80, 0x7f, 0xaa];
+        let f = descriptor_fields(&short).unwrap();
+        assert_eq!(f.picture_id, Some((2, 0x7f, false)));
+        assert_eq!(f.tl0_pic_idx, None);
+        write_picture_id(&mut short, 2, 0x80, false);
+        assert_eq!(short[2], 0, "7-bit form wraps");
+
+        assert_eq!(
+            descriptor_fields(&[0x10, 0xaa]),
+            Some(DescriptorFields::default())
+        );
+        assert_eq!(descriptor_fields(&[0x90, 0xc0, 0x81]), None, "truncated");
     }
 }

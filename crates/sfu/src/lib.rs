@@ -5,6 +5,7 @@
 //! [`media::down_track`] (rewrite for one subscriber) → [`egress`] (encrypt, send) → [`media::subscriber_rtcp`]
 //! (the subscriber's PLI/NACK coming back). Signaling lives in [`signaling::session`].
 
+pub mod active_speakers;
 pub mod bandwidth;
 pub mod egress;
 pub mod media;

@@ -2,11 +2,11 @@
 //! unpublish) are announced to the other members and wake their sessions to renegotiate.
 //! Nothing here is touched per media packet.
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use roomcast_protocol::{Participant, Role, ServerMessage};
+use roomcast_protocol::{Participant, Role, ServerMessage, TrackKind};
 use tokio::sync::Notify;
 
 use crate::media::published_track::PublishedTrack;
@@ -40,6 +40,9 @@ pub struct Room {
     next_track: AtomicU64,
     /// Totals of tracks that have ended, so room totals never go down.
     retired: MediaCounters,
+    /// Participant ids of the current speakers, loudest first.
+    speakers: RwLock<Vec<String>>,
+    closed: AtomicBool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +57,39 @@ impl Room {
             members: RwLock::new(BTreeMap::new()),
             next_track: AtomicU64::new(1),
             retired: MediaCounters::default(),
+            speakers: RwLock::new(Vec::new()),
+            closed: AtomicBool::new(false),
         }
+    }
+
+    /// Marks the room as gone (its last member left); its background work stops.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Each member with an audio track and its average level since the last call.
+    pub fn audio_levels(&self) -> Vec<(String, f64)> {
+        self.members
+            .read()
+            .values()
+            .filter_map(|m| {
+                let audio = m.tracks.iter().find(|t| t.info.kind == TrackKind::Audio)?;
+                Some((m.id.clone(), audio.audio_level.take().0))
+            })
+            .collect()
+    }
+
+    pub fn set_active_speakers(&self, speakers: Vec<String>) {
+        *self.speakers.write() = speakers;
+    }
+
+    /// Participant ids of the current speakers, loudest first.
+    pub fn active_speakers(&self) -> Vec<String> {
+        self.speakers.read().clone()
     }
 
     /// Adds a member and tells the others. Returns the participants already here.

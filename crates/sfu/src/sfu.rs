@@ -5,6 +5,7 @@ use dashmap::DashMap;
 use roomcast_protocol::IceServer;
 use serde::Serialize;
 
+use crate::active_speakers;
 use crate::peer::{MediaConfig, PeerFactory};
 use crate::room::{JoinRefused, Member, Room};
 use crate::stats::{MediaCounters, MediaStats};
@@ -17,6 +18,9 @@ pub struct SfuConfig {
     /// Handed to clients in `joined`.
     pub ice_servers: Vec<IceServer>,
     pub max_participants_per_room: usize,
+    /// Share each subscriber's estimated bandwidth among its tracks (pausing what does not
+    /// fit); off, every subscriber gets what it asks for.
+    pub congestion_control: bool,
 }
 
 pub struct Sfu {
@@ -67,10 +71,11 @@ impl Sfu {
         room_name: &str,
         member: Member,
     ) -> Result<(Arc<Room>, Vec<Participant>), JoinRefused> {
-        let entry = self
-            .rooms
-            .entry(room_name.to_owned())
-            .or_insert_with(|| Arc::new(Room::new(room_name.to_owned())));
+        let entry = self.rooms.entry(room_name.to_owned()).or_insert_with(|| {
+            let room = Arc::new(Room::new(room_name.to_owned()));
+            tokio::spawn(active_speakers::run(Arc::downgrade(&room)));
+            room
+        });
         let room = Arc::clone(entry.value());
         let existing = room.join(member, self.config.max_participants_per_room)?;
         drop(entry);
@@ -83,6 +88,7 @@ impl Sfu {
                 Arc::ptr_eq(r, room) && r.member_count() == 0
             });
             if let Some((_, gone)) = removed {
+                gone.close();
                 self.retired.absorb(&gone.media_stats());
                 tracing::info!(room = %gone.name, "room closed");
             }

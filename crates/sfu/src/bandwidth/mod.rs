@@ -1,1 +1,38 @@
-//! Per-subscriber bandwidth estimation (being written).
+//! Per-subscriber bandwidth estimation, in the spirit of Google Congestion Control
+//! (draft-ietf-rmcat-gcc-02), all synchronous and driven by times passed in.
+//!
+//! The pipeline, for one subscriber connection:
+//!
+//! 1. **History.** As the egress sends each packet it stamps a transport-wide sequence
+//!    number and calls [`SendHistory::record`] with the packet's size and send time. That
+//!    is one atomic store into a fixed 32 KiB ring, safe from any forwarding thread.
+//! 2. **Feedback.** The subscriber's browser answers with transport-cc feedback (RTCP
+//!    `TransportLayerCc`): for a range of sequence numbers, which arrived and when, on its
+//!    own clock. [`FeedbackParser::parse`] decodes that and joins it with the history into
+//!    [`PacketResult`]s: size, when we sent it, when (or whether) it arrived.
+//! 3. **Estimator.** [`BandwidthEstimator::on_packet_results`] looks at the results two
+//!    ways. Delay: if groups of packets arrive further apart than they were sent, a queue
+//!    is building at the bottleneck; a trend over the last groups, against an adaptive
+//!    threshold, says overusing / normal / underusing, and the estimate is cut, held or
+//!    grown accordingly, never far above what the receiver actually acknowledged. Loss:
+//!    more than 10 % lost cuts the estimate, under 2 % lets it grow. The lower one wins.
+//!
+//! Browsers that send no transport-cc are covered by [`BandwidthEstimator::on_remb`]
+//! and [`BandwidthEstimator::on_receiver_loss`]. The layer allocator reads
+//! [`BandwidthEstimator::estimate_bps`], [`BandwidthEstimator::acked_bps`],
+//! [`BandwidthEstimator::usage`] and [`BandwidthEstimator::last_overuse`].
+
+mod acked_rate;
+mod delay;
+pub mod estimator;
+pub mod feedback;
+pub mod send_history;
+pub mod subscriber;
+#[cfg(test)]
+mod test_util;
+
+pub use delay::Usage;
+pub use estimator::{BandwidthEstimator, EstimatorConfig};
+pub use feedback::{FeedbackParser, PacketResult};
+pub use send_history::{SendHistory, SentPacket, HISTORY_SLOTS};
+pub use subscriber::SubscriberBandwidth;

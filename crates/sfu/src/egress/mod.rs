@@ -21,6 +21,7 @@ use webrtc::ice_transport::ice_candidate::RTCIceCandidate;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::srtp::protection_profile::ProtectionProfile;
 
+use crate::bandwidth::SubscriberBandwidth;
 use srtp::{SrtpEncryptor, SrtpProfile};
 
 /// Why a packet was not sent.
@@ -45,6 +46,8 @@ pub struct Egress {
     route: ArcSwapOption<Route>,
     /// Transport-wide sequence numbers (transport-cc) across all streams of the connection.
     transport_seq: AtomicU16,
+    /// What was sent when, and the estimate the subscriber's feedback gives.
+    pub bandwidth: SubscriberBandwidth,
 }
 
 impl Egress {
@@ -53,6 +56,7 @@ impl Egress {
             socket,
             route: ArcSwapOption::empty(),
             transport_seq: AtomicU16::new(rand::random()),
+            bandwidth: SubscriberBandwidth::new(std::time::Instant::now()),
         }
     }
 

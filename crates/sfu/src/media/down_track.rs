@@ -20,10 +20,12 @@ use webrtc::track::track_local::{TrackLocal, TrackLocalContext};
 
 use super::codec_map::{map_payload_type, same_codec};
 use super::header_extensions::{ExtensionList, IncomingExtensions, OutgoingExtensions};
-use super::rtp_munger::{Munged, RtpMunger};
+use super::layer_selector::{Decision, LayerSelector, LayerSet};
+use super::rtp_munger::{Munged, Rewind, RtpMunger, SegmentStart, Vp8Ids};
 use crate::egress::rtp_header::{write_rtp_header, RtpHeader};
 use crate::egress::srtp::RolloverCounter;
 use crate::egress::{Egress, SendError};
+use roomcast_codec::vp8::{write_picture_id, DescriptorFields};
 
 /// What the subscriber's connection negotiated for this track (set by `bind`).
 struct Binding {
@@ -33,13 +35,25 @@ struct Binding {
     extensions: OutgoingExtensions,
 }
 
-#[derive(Default)]
 struct ForwardState {
+    selector: LayerSelector,
     munger: RtpMunger,
     /// Last (incoming, outgoing) payload type pair, so the lookup runs once per change.
     payload_types: Option<(u8, u8)>,
     rollover: RolloverCounter,
     sent: SentCounters,
+}
+
+impl ForwardState {
+    fn new(layers: u8) -> Self {
+        ForwardState {
+            selector: LayerSelector::new(layers),
+            munger: RtpMunger::default(),
+            payload_types: None,
+            rollover: RolloverCounter::default(),
+            sent: SentCounters::default(),
+        }
+    }
 }
 
 /// What a sender report says about the stream.
@@ -54,7 +68,15 @@ struct SentCounters {
 /// Everything the publisher's side knows about a packet that a down track needs.
 pub struct Incoming<'a> {
     pub packet: &'a Packet,
+    /// The simulcast layer it belongs to (0 without simulcast).
+    pub layer: u8,
+    /// The layers the publisher is sending now.
+    pub arriving: LayerSet,
+    /// Whether forwarding may start or switch layers here: the first packet of a keyframe
+    /// (video), or any packet (audio).
     pub is_keyframe: bool,
+    /// Where the VP8 ids are in the payload, for VP8.
+    pub vp8: Option<DescriptorFields>,
     pub extensions: IncomingExtensions,
     pub codecs: &'a [RTCRtpCodecParameters],
     pub received_at: Instant,
@@ -64,6 +86,8 @@ pub struct Incoming<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct Prepared {
     pub header_len: usize,
+    /// This packet's transport-wide sequence number, when the subscriber uses transport-cc.
+    pub transport_seq: Option<u16>,
     pub ssrc: u32,
     pub sequence_number: u16,
     pub roc: u32,
@@ -72,8 +96,13 @@ pub struct Prepared {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Forwarded {
     Sent,
-    /// Video starts at a keyframe; deltas before it would not decode.
-    WaitingForKeyframe,
+    /// Video starts (and changes layer) at a keyframe of `layer`; until it comes, packets
+    /// of other layers are not forwarded (those of the current layer are).
+    WaitingForKeyframe {
+        layer: u8,
+    },
+    /// Not the layer this subscriber takes now, or the track is off or paused for it.
+    NotSelected,
     /// Not bound yet (negotiation still running) or sending is paused.
     NotBound,
     /// Negotiated, but DTLS has not finished yet.
@@ -93,7 +122,10 @@ pub struct DownTrack {
     codec: RTCRtpCodecParameters,
     egress: Arc<Egress>,
     binding: ArcSwapOption<Binding>,
+    layers: u8,
     state: Mutex<ForwardState>,
+    /// The last [`Forwarded`] outcome, as a small code, for logging its changes.
+    last_outcome: std::sync::atomic::AtomicU8,
     /// Set after the first failed write, so a broken subscriber is logged once.
     write_failed: std::sync::atomic::AtomicBool,
 }
@@ -104,6 +136,7 @@ impl DownTrack {
         publisher_id: String,
         kind: RTPCodecType,
         codec: RTCRtpCodecParameters,
+        layers: u8,
         egress: Arc<Egress>,
     ) -> Self {
         DownTrack {
@@ -113,7 +146,9 @@ impl DownTrack {
             codec,
             egress,
             binding: ArcSwapOption::empty(),
-            state: Mutex::new(ForwardState::default()),
+            layers,
+            state: Mutex::new(ForwardState::new(layers)),
+            last_outcome: std::sync::atomic::AtomicU8::new(0),
             write_failed: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -127,16 +162,69 @@ impl DownTrack {
         self.binding.load().as_ref().map_or(0, |b| b.ssrc)
     }
 
-    pub fn is_waiting_for_keyframe(&self) -> bool {
-        self.kind == RTPCodecType::Video && !self.state.lock().munger.is_started()
+    /// The subscriber connection this track is sent on.
+    pub fn egress(&self) -> &Egress {
+        &self.egress
+    }
+
+    pub fn publisher_id(&self) -> &str {
+        &self.publisher_id
+    }
+
+    pub fn is_video(&self) -> bool {
+        self.kind == RTPCodecType::Video
+    }
+
+    /// Sets the most this subscriber wants (`set_quality`); `None` is off.
+    pub fn set_requested(&self, layer: Option<u8>) {
+        self.state.lock().selector.set_requested(layer);
+    }
+
+    /// Sets what the subscriber's bandwidth allows; `None` pauses the track.
+    pub fn set_allowed(&self, layer: Option<u8>) {
+        self.state.lock().selector.set_allowed(layer);
+    }
+
+    /// (requested, allowed, current) layers.
+    pub fn layer_state(&self) -> LayerState {
+        let state = self.state.lock();
+        LayerState {
+            layers: self.layers,
+            requested: state.selector.requested(),
+            allowed: state.selector.allowed(),
+            current: state.selector.current(),
+        }
     }
 
     /// Rewrites `incoming` for this subscriber into `buf` and sends it. `buf` is the
     /// caller's reusable buffer, so the steady state allocates nothing here.
     pub fn forward(&self, incoming: &Incoming<'_>, buf: &mut Vec<u8>) -> Forwarded {
-        match self.prepare(incoming, buf) {
+        let outcome = match self.prepare(incoming, buf) {
             Ok(packet) => self.send(packet, buf),
             Err(not_sent) => not_sent,
+        };
+        self.note_outcome(outcome, incoming.layer);
+        outcome
+    }
+
+    /// Logs (at debug) when this track's packets of its current layer start or stop going
+    /// out, and why.
+    fn note_outcome(&self, outcome: Forwarded, layer: u8) {
+        let code = match outcome {
+            Forwarded::Sent => 1,
+            Forwarded::WaitingForKeyframe { .. } => 2,
+            Forwarded::NotSelected => return,
+            Forwarded::NotBound => 3,
+            Forwarded::NotConnected => 4,
+            Forwarded::NoCodec => 5,
+            Forwarded::TooOld => 6,
+            Forwarded::WriteFailed => 7,
+        };
+        let before = self
+            .last_outcome
+            .swap(code, std::sync::atomic::Ordering::Relaxed);
+        if before != code {
+            tracing::debug!(track_id = %self.track_id, ssrc = self.ssrc(), layer, ?outcome, "forwarding outcome changed");
         }
     }
 
@@ -156,17 +244,34 @@ impl DownTrack {
         }
         let src = incoming.packet;
         let mut state = self.state.lock();
-        if !state.munger.is_started() {
-            if self.kind == RTPCodecType::Video && !incoming.is_keyframe {
-                return Err(Forwarded::WaitingForKeyframe);
+        match state
+            .selector
+            .on_packet(incoming.layer, incoming.is_keyframe, incoming.arriving)
+        {
+            Decision::Drop => {
+                return Err(match state.selector.wants_keyframe(incoming.arriving) {
+                    Some(layer) => Forwarded::WaitingForKeyframe { layer },
+                    None => Forwarded::NotSelected,
+                });
             }
-            let (seq, ts) = (src.header.sequence_number, src.header.timestamp);
-            state.munger.start(seq, ts, seq, ts);
+            Decision::Forward { switched: true } => {
+                state.munger.start_segment(SegmentStart {
+                    layer: incoming.layer,
+                    seq: src.header.sequence_number,
+                    ts: src.header.timestamp,
+                    vp8: vp8_ids(incoming.vp8),
+                    at: incoming.received_at,
+                    clock_rate: self.codec.capability.clock_rate,
+                });
+            }
+            Decision::Forward { switched: false } => {}
         }
-        let Some(munged) = state
-            .munger
-            .munge(src.header.sequence_number, src.header.timestamp)
-        else {
+        let Some(munged) = state.munger.munge(
+            src.header.sequence_number,
+            src.header.timestamp,
+            vp8_ids(incoming.vp8),
+            incoming.received_at,
+        ) else {
             return Err(Forwarded::TooOld);
         };
         let in_pt = src.header.payload_type;
@@ -189,34 +294,35 @@ impl DownTrack {
         Ok(self.write(binding, incoming, munged, out_pt, roc, buf))
     }
 
-    /// The publisher's sequence number behind one this subscriber NACKed.
-    pub fn publisher_seq(&self, out_seq: u16) -> Option<u16> {
-        self.state.lock().munger.incoming_seq(out_seq)
+    /// Which layer and publisher sequence number are behind one this subscriber NACKed.
+    pub fn rewind(&self, out_seq: u16) -> Option<Rewind> {
+        self.state.lock().munger.rewind(out_seq)
     }
 
     /// Sends a cached packet again (a NACK answer), numbered as it was the first time.
-    pub fn retransmit(&self, incoming: &Incoming<'_>, buf: &mut Vec<u8>) -> Forwarded {
+    pub fn retransmit(
+        &self,
+        incoming: &Incoming<'_>,
+        out_seq: u16,
+        rewind: Rewind,
+        buf: &mut Vec<u8>,
+    ) -> Forwarded {
         let binding = self.binding.load();
         let Some(binding) = binding.as_ref() else {
             return Forwarded::NotBound;
         };
         let src = incoming.packet;
-        let (munged, out_pt, roc) = {
+        let (out_pt, roc) = {
             let mut state = self.state.lock();
-            let (Some(munged), Some((from, to))) = (
-                state
-                    .munger
-                    .munge(src.header.sequence_number, src.header.timestamp),
-                state.payload_types,
-            ) else {
+            let Some((from, to)) = state.payload_types else {
                 return Forwarded::TooOld;
             };
             if from != src.header.payload_type {
                 return Forwarded::NoCodec;
             }
-            let roc = state.rollover.roc_for(munged.sequence_number);
-            (munged, to, roc)
+            (to, state.rollover.roc_for(out_seq))
         };
+        let munged = rewind.munged(out_seq, src.header.timestamp, vp8_ids(incoming.vp8));
         let packet = self.write(binding, incoming, munged, out_pt, roc, buf);
         self.send(packet, buf)
     }
@@ -254,8 +360,15 @@ impl DownTrack {
         };
         let header_len = write_rtp_header(buf, &header, &extensions[..n]);
         buf.extend_from_slice(&src.payload);
+        if let Some(fields) = incoming.vp8 {
+            rewrite_vp8_ids(&mut buf[header_len..], fields, munged.vp8);
+        }
         Prepared {
             header_len,
+            transport_seq: binding
+                .extensions
+                .has_transport_cc()
+                .then(|| u16::from_be_bytes(transport_seq)),
             ssrc: binding.ssrc,
             sequence_number: munged.sequence_number,
             roc,
@@ -272,7 +385,15 @@ impl DownTrack {
             packet.roc,
         );
         match sent {
-            Ok(()) => Forwarded::Sent,
+            Ok(()) => {
+                if let Some(seq) = packet.transport_seq {
+                    self.egress
+                        .bandwidth
+                        .history
+                        .record(seq, buf.len(), Instant::now());
+                }
+                Forwarded::Sent
+            }
             Err(SendError::NotConnected) => Forwarded::NotConnected,
             Err(e) => {
                 if !self
@@ -302,7 +423,12 @@ impl DownTrack {
             extensions: OutgoingExtensions::from_negotiated(header_extensions, mid),
             codecs,
         })));
-        *self.state.lock() = ForwardState::default();
+        let mut state = self.state.lock();
+        let selector = state.selector.clone();
+        *state = ForwardState::new(self.layers);
+        // The subscriber's wishes survive a re-bind; the stream restarts at a keyframe.
+        state.selector.set_requested(selector.requested());
+        state.selector.set_allowed(selector.allowed());
     }
 
     /// An RTCP sender report for this stream (RFC 3550 §6.4.1), once something was sent:
@@ -324,6 +450,35 @@ impl DownTrack {
             octet_count: sent.payload_octets,
             ..Default::default()
         })
+    }
+}
+
+/// One subscriber's layer situation for one track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerState {
+    pub layers: u8,
+    pub requested: Option<u8>,
+    pub allowed: Option<u8>,
+    pub current: Option<u8>,
+}
+
+fn vp8_ids(fields: Option<DescriptorFields>) -> Vp8Ids {
+    let fields = fields.unwrap_or_default();
+    Vp8Ids {
+        picture_id: fields.picture_id.map(|(_, id, _)| id),
+        tl0_pic_idx: fields.tl0_pic_idx.map(|(_, idx)| idx),
+    }
+}
+
+/// Writes the rewritten VP8 ids over the copied payload's own.
+fn rewrite_vp8_ids(payload: &mut [u8], fields: DescriptorFields, ids: Vp8Ids) {
+    if let (Some((at, _, long)), Some(id)) = (fields.picture_id, ids.picture_id) {
+        write_picture_id(payload, at, id, long);
+    }
+    if let (Some((at, _)), Some(idx)) = (fields.tl0_pic_idx, ids.tl0_pic_idx) {
+        if let Some(byte) = payload.get_mut(at) {
+            *byte = idx;
+        }
     }
 }
 

@@ -1,7 +1,8 @@
-//! One track a participant publishes: reads its RTP from webrtc-rs and fans every packet out
-//! to the subscribers' down tracks. The subscriber list is swapped atomically, so the per
-//! packet path takes no room-wide lock and never waits on signaling.
-use std::sync::atomic::{AtomicU32, Ordering};
+//! One track a participant publishes: reads its RTP from webrtc-rs (one reader per
+//! simulcast layer) and fans every packet out to the subscribers' down tracks, each of which
+//! decides whether it takes that layer. The subscriber list is swapped atomically, so the
+//! per packet path takes no room-wide lock and never waits on signaling.
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
@@ -16,9 +17,11 @@ use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecParameters, RTPCodecType};
 use webrtc::track::track_remote::TrackRemote;
 
+use super::audio_level::AudioLevelMeter;
 use super::down_track::{DownTrack, Forwarded, Incoming};
 use super::header_extensions::IncomingExtensions;
 use super::keyframe_requester::KeyframeRequester;
+use super::layer_selector::{LayerSet, MAX_LAYERS};
 use super::packet_cache::{PacketCache, VIDEO_SLOTS};
 use crate::egress::Egress;
 use crate::stats::MediaCounters;
@@ -26,6 +29,24 @@ use crate::stats::MediaCounters;
 /// A forwarded packet's largest size: an MTU-sized packet, our header extensions, the
 /// SRTP tag, with room to spare.
 const SEND_BUFFER_BYTES: usize = 1600;
+/// What a forwarded packet costs beyond its payload: RTP header, extensions, SRTP tag.
+const PACKET_OVERHEAD: usize = 40;
+/// A layer with no packet for this long counts as stopped: subscribers move off it.
+const LAYER_TIMEOUT_MICROS: u64 = 600_000;
+
+/// One simulcast layer (or the one stream of a track without simulcast).
+struct Layer {
+    rid: String,
+    ssrc: AtomicU32,
+    /// Microseconds since the track's creation when its last packet arrived; 0 = never.
+    last_packet: AtomicU64,
+    bytes: AtomicU64,
+    /// Measured by [`PublishedTrack::update_bitrates`].
+    bitrate: AtomicU64,
+    cache: Option<Mutex<PacketCache>>,
+    keyframes: Mutex<KeyframeRequester>,
+    has_reader: AtomicBool,
+}
 
 pub struct PublishedTrack {
     pub info: Track,
@@ -33,41 +54,74 @@ pub struct PublishedTrack {
     pub mid: String,
     /// The publisher's first negotiated codec for this m-line: what subscribers bind to.
     pub codec: RTCRtpCodecParameters,
+    layers: Vec<Layer>,
+    created: Instant,
     down_tracks: ArcSwap<Vec<Arc<DownTrack>>>,
-    cache: Option<Mutex<PacketCache>>,
-    keyframes: Mutex<KeyframeRequester>,
-    media_ssrc: AtomicU32,
     extensions: Mutex<IncomingExtensions>,
     publisher_pc: Weak<RTCPeerConnection>,
     pub counters: MediaCounters,
+    /// Loudness of an audio track, read from the RFC 6464 header extension.
+    pub audio_level: AudioLevelMeter,
+    /// Byte totals per layer at the last bitrate update.
+    bitrate_mark: Mutex<(Instant, [u64; MAX_LAYERS as usize])>,
     closed: CancellationToken,
-    has_reader: std::sync::atomic::AtomicBool,
+}
+
+/// The layer order of a simulcast m-line: `q`, `h`, `f` by name when those are the rids,
+/// otherwise as the offer lists them (lowest first, as browsers do).
+pub fn order_rids(rids: &[String]) -> Vec<String> {
+    let rank = |r: &str| ["q", "h", "f"].iter().position(|x| *x == r);
+    let mut ordered: Vec<String> = rids.iter().take(MAX_LAYERS as usize).cloned().collect();
+    if ordered.iter().all(|r| rank(r).is_some()) {
+        ordered.sort_by_key(|r| rank(r));
+    }
+    ordered
 }
 
 impl PublishedTrack {
+    /// `rids` are the simulcast layers, lowest first (empty without simulcast).
     pub fn new(
         info: Track,
         publisher_id: String,
         mid: String,
         codec: RTCRtpCodecParameters,
+        rids: &[String],
         publisher_pc: Weak<RTCPeerConnection>,
     ) -> Self {
-        let cache =
-            (info.kind == TrackKind::Video).then(|| Mutex::new(PacketCache::new(VIDEO_SLOTS)));
+        let rids: Vec<String> = if rids.is_empty() {
+            vec![String::new()]
+        } else {
+            rids.iter().take(MAX_LAYERS as usize).cloned().collect()
+        };
+        let video = info.kind == TrackKind::Video;
+        let layers = rids
+            .into_iter()
+            .map(|rid| Layer {
+                rid,
+                ssrc: AtomicU32::new(0),
+                last_packet: AtomicU64::new(0),
+                bytes: AtomicU64::new(0),
+                bitrate: AtomicU64::new(0),
+                cache: video.then(|| Mutex::new(PacketCache::new(VIDEO_SLOTS))),
+                keyframes: Mutex::new(KeyframeRequester::default()),
+                has_reader: AtomicBool::new(false),
+            })
+            .collect();
+        let now = Instant::now();
         PublishedTrack {
             info,
             publisher_id,
             mid,
             codec,
+            layers,
+            created: now,
             down_tracks: ArcSwap::from_pointee(Vec::new()),
-            cache,
-            keyframes: Mutex::new(KeyframeRequester::default()),
-            media_ssrc: AtomicU32::new(0),
             extensions: Mutex::new(IncomingExtensions::default()),
             publisher_pc,
             counters: MediaCounters::default(),
+            audio_level: AudioLevelMeter::default(),
+            bitrate_mark: Mutex::new((now, [0; MAX_LAYERS as usize])),
             closed: CancellationToken::new(),
-            has_reader: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -78,6 +132,68 @@ impl PublishedTrack {
         }
     }
 
+    pub fn layer_count(&self) -> u8 {
+        self.layers.len() as u8
+    }
+
+    /// The rid of each layer, lowest first (one empty rid without simulcast).
+    pub fn rids(&self) -> impl Iterator<Item = &str> {
+        self.layers.iter().map(|l| l.rid.as_str())
+    }
+
+    pub fn layer_of_rid(&self, rid: &str) -> Option<u8> {
+        if self.layers.len() == 1 {
+            return Some(0);
+        }
+        self.layers
+            .iter()
+            .position(|l| l.rid == rid)
+            .map(|i| i as u8)
+    }
+
+    /// Each layer's bitrate over the last [`PublishedTrack::update_bitrates`] interval.
+    pub fn layer_bitrates(&self) -> Vec<u64> {
+        self.layers
+            .iter()
+            .map(|l| l.bitrate.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// Re-measures each layer's bitrate from the bytes received since the last call.
+    pub fn update_bitrates(&self, now: Instant) {
+        let mut mark = self.bitrate_mark.lock();
+        let elapsed = now.saturating_duration_since(mark.0).as_secs_f64();
+        if elapsed < 0.1 {
+            return;
+        }
+        for (i, layer) in self.layers.iter().enumerate() {
+            let total = layer.bytes.load(Ordering::Relaxed);
+            let bits = total.saturating_sub(mark.1[i]) * 8;
+            layer
+                .bitrate
+                .store((bits as f64 / elapsed) as u64, Ordering::Relaxed);
+            mark.1[i] = total;
+        }
+        mark.0 = now;
+    }
+
+    fn micros_since_created(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.created).as_micros() as u64 + 1
+    }
+
+    /// The layers whose packets arrived recently.
+    pub fn arriving_layers(&self, now: Instant) -> LayerSet {
+        let now = self.micros_since_created(now);
+        let mut set = LayerSet::default();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let last = layer.last_packet.load(Ordering::Relaxed);
+            if last != 0 && now.saturating_sub(last) < LAYER_TIMEOUT_MICROS {
+                set.insert(i as u8);
+            }
+        }
+        set
+    }
+
     /// A copy of this track for the subscriber connection that sends through `egress`.
     pub fn new_down_track(&self, egress: Arc<Egress>) -> Arc<DownTrack> {
         Arc::new(DownTrack::new(
@@ -85,6 +201,7 @@ impl PublishedTrack {
             self.publisher_id.clone(),
             self.rtp_kind(),
             self.codec.clone(),
+            self.layer_count(),
             egress,
         ))
     }
@@ -111,24 +228,44 @@ impl PublishedTrack {
         self.down_tracks.load().len()
     }
 
-    /// Whether the caller may start this track's one reader (true once).
-    pub fn claim_reader(&self) -> bool {
-        !self.has_reader.swap(true, Ordering::Relaxed)
+    /// The layers some subscriber takes or is heading for (dynacast). The lowest layer is
+    /// always kept, so a new subscriber sees a picture at once.
+    pub fn needed_layers(&self) -> LayerSet {
+        let mut needed = LayerSet::default();
+        needed.insert(0);
+        let top = self.layer_count().saturating_sub(1);
+        for down in self.down_tracks.load().iter() {
+            let state = down.layer_state();
+            if let (Some(requested), Some(allowed)) = (state.requested, state.allowed) {
+                needed.insert(requested.min(allowed).min(top));
+            }
+        }
+        needed
     }
 
-    /// Ends forwarding: the reader task stops and subscribers get nothing more.
+    /// Whether the caller may start the reader of `layer` (true once per layer).
+    pub fn claim_reader(&self, layer: u8) -> bool {
+        self.layers
+            .get(usize::from(layer))
+            .is_some_and(|l| !l.has_reader.swap(true, Ordering::Relaxed))
+    }
+
+    /// Ends forwarding: the reader tasks stop and subscribers get nothing more.
     pub fn close(&self) {
         self.closed.cancel();
         self.down_tracks.store(Arc::new(Vec::new()));
     }
 
-    /// Asks the publisher for a keyframe, at most once per throttle interval.
-    pub async fn request_keyframe(&self) {
+    /// Asks the publisher for a keyframe on `layer`, at most once per throttle interval.
+    pub async fn request_keyframe(&self, layer: u8) {
         if self.info.kind != TrackKind::Video {
             return;
         }
-        let ssrc = self.media_ssrc.load(Ordering::Relaxed);
-        if ssrc == 0 || !self.keyframes.lock().should_send(Instant::now()) {
+        let Some(layer) = self.layers.get(usize::from(layer)) else {
+            return;
+        };
+        let ssrc = layer.ssrc.load(Ordering::Relaxed);
+        if ssrc == 0 || !layer.keyframes.lock().should_send(Instant::now()) {
             return;
         }
         let Some(pc) = self.publisher_pc.upgrade() else {
@@ -145,34 +282,42 @@ impl PublishedTrack {
 
     /// Answers a subscriber's NACK for the given outgoing sequence numbers from the cache.
     pub fn answer_nack(&self, down: &DownTrack, lost: &[u16], buf: &mut Vec<u8>) {
-        let Some(cache) = &self.cache else { return };
         let extensions = *self.extensions.lock();
+        let video = VideoCodec::from_mime(&self.codec.capability.mime_type);
         MediaCounters::add(&self.counters.nacks_received, lost.len() as u64);
         let received_at = Instant::now();
         for &out_seq in lost {
-            let cached = down
-                .publisher_seq(out_seq)
-                .and_then(|seq| cache.lock().get(seq).cloned());
-            let Some(packet) = cached else {
+            let cached = down.rewind(out_seq).and_then(|rewind| {
+                let cache = self.layers.get(usize::from(rewind.layer))?.cache.as_ref()?;
+                let packet = cache.lock().get(rewind.in_seq).cloned()?;
+                Some((rewind, packet))
+            });
+            let Some((rewind, packet)) = cached else {
                 MediaCounters::add(&self.counters.retransmit_misses, 1);
                 continue;
             };
             let incoming = Incoming {
                 packet: &packet,
+                layer: rewind.layer,
+                arriving: LayerSet::default(),
                 is_keyframe: false,
+                vp8: vp8_fields(video, &packet),
                 extensions,
                 codecs: std::slice::from_ref(&self.codec),
                 received_at,
             };
-            if down.retransmit(&incoming, buf) == Forwarded::Sent {
+            if down.retransmit(&incoming, out_seq, rewind, buf) == Forwarded::Sent {
                 MediaCounters::add(&self.counters.retransmits, 1);
             }
         }
     }
 
-    /// Reads the publisher's RTP until the track ends or is closed, forwarding each packet.
-    pub async fn run_reader(self: Arc<Self>, remote: Arc<TrackRemote>) {
-        self.media_ssrc.store(remote.ssrc(), Ordering::Relaxed);
+    /// Reads one layer's RTP until the track ends or is closed, forwarding each packet.
+    pub async fn run_reader(self: Arc<Self>, remote: Arc<TrackRemote>, layer: u8) {
+        let Some(this_layer) = self.layers.get(usize::from(layer)) else {
+            return;
+        };
+        this_layer.ssrc.store(remote.ssrc(), Ordering::Relaxed);
         let params = remote.params();
         let extensions = IncomingExtensions::from_negotiated(&params.header_extensions);
         *self.extensions.lock() = extensions;
@@ -182,8 +327,7 @@ impl PublishedTrack {
         // Where each subscriber's copy is built: room for a full packet, our header
         // extensions and the SRTP tag, so it never grows.
         let mut scratch = Vec::with_capacity(SEND_BUFFER_BYTES);
-        // Ask at once, so the first subscribers don't wait for the next periodic keyframe.
-        self.request_keyframe().await;
+        tracing::debug!(track_id = %self.info.id, rid = %this_layer.rid, layer, ssrc = remote.ssrc(), "layer reader started");
         loop {
             let packet = tokio::select! {
                 _ = self.closed.cancelled() => break,
@@ -192,50 +336,75 @@ impl PublishedTrack {
                     Err(_) => break,
                 },
             };
-            if self.forward(&packet, video, extensions, &codecs, &mut scratch) {
+            let wanted = self.forward(&packet, layer, video, extensions, &codecs, &mut scratch);
+            for wanted in wanted.iter() {
                 // Throttled inside: a subscriber stuck without a keyframe keeps asking.
-                self.request_keyframe().await;
+                self.request_keyframe(wanted).await;
             }
-            if let Some(cache) = &self.cache {
+            if let Some(cache) = &this_layer.cache {
                 cache.lock().insert(packet);
             }
         }
-        tracing::debug!(track_id = %self.info.id, publisher = %self.publisher_id, "track reader ended");
+        tracing::debug!(track_id = %self.info.id, publisher = %self.publisher_id, layer, "layer reader ended");
     }
 
-    /// Sends `packet` to every subscriber; returns whether one of them needs a keyframe.
+    /// Sends `packet` to every subscriber; returns the layers some subscriber waits for a
+    /// keyframe of.
     fn forward(
         &self,
         packet: &Packet,
+        layer: u8,
         video: Option<VideoCodec>,
         extensions: IncomingExtensions,
         codecs: &[RTCRtpCodecParameters],
         scratch: &mut Vec<u8>,
-    ) -> bool {
+    ) -> LayerSet {
         let c = &self.counters;
+        let received_at = Instant::now();
         MediaCounters::add(&c.packets_in, 1);
         MediaCounters::add(&c.bytes_in, packet.payload.len() as u64);
+        if let Some(l) = self.layers.get(usize::from(layer)) {
+            l.last_packet
+                .store(self.micros_since_created(received_at), Ordering::Relaxed);
+            l.bytes.fetch_add(
+                (packet.payload.len() + PACKET_OVERHEAD) as u64,
+                Ordering::Relaxed,
+            );
+        }
+        if let Some(id) = extensions.audio_level {
+            if let Some(ext) = packet.header.extensions.iter().find(|e| e.id == id) {
+                if let Some(&byte) = ext.payload.first() {
+                    self.audio_level.record(byte & 0x7f);
+                }
+            }
+        }
+        let mut wanted = LayerSet::default();
         if packet.payload.is_empty() {
             MediaCounters::add(&c.dropped_padding, 1);
-            return false;
+            return wanted;
         }
-        let is_keyframe = video.is_some_and(|v| v.is_keyframe(&packet.payload));
         let incoming = Incoming {
             packet,
-            is_keyframe,
+            layer,
+            arriving: self.arriving_layers(received_at),
+            is_keyframe: video.is_none_or(|v| v.is_keyframe(&packet.payload)),
+            vp8: vp8_fields(video, packet),
             extensions,
             codecs,
-            received_at: Instant::now(),
+            received_at,
         };
         let down_tracks = self.down_tracks.load();
-        let (mut sent, mut waiting) = (0u64, false);
+        let mut sent = 0u64;
         for down in down_tracks.iter() {
             match down.forward(&incoming, scratch) {
                 Forwarded::Sent => sent += 1,
-                Forwarded::WaitingForKeyframe => {
-                    waiting = true;
-                    MediaCounters::add(&c.dropped_waiting_keyframe, 1);
+                Forwarded::WaitingForKeyframe { layer: awaited } => {
+                    wanted.insert(awaited);
+                    if awaited == layer {
+                        MediaCounters::add(&c.dropped_waiting_keyframe, 1);
+                    }
                 }
+                Forwarded::NotSelected => {}
                 Forwarded::NoCodec => MediaCounters::add(&c.dropped_no_codec, 1),
                 Forwarded::TooOld => MediaCounters::add(&c.dropped_too_old, 1),
                 Forwarded::WriteFailed => MediaCounters::add(&c.dropped_write_failed, 1),
@@ -252,6 +421,32 @@ impl PublishedTrack {
             MediaCounters::add(by_kind, sent);
             MediaCounters::add(&c.bytes_out, sent * packet.payload.len() as u64);
         }
-        waiting
+        wanted
+    }
+}
+
+fn vp8_fields(
+    video: Option<VideoCodec>,
+    packet: &Packet,
+) -> Option<roomcast_codec::vp8::DescriptorFields> {
+    (video == Some(VideoCodec::Vp8))
+        .then(|| roomcast_codec::vp8::descriptor_fields(&packet.payload))
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rids_are_ordered_low_to_high() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(order_rids(&s(&["f", "q", "h"])), s(&["q", "h", "f"]));
+        assert_eq!(order_rids(&s(&["h", "f"])), s(&["h", "f"]));
+        assert_eq!(
+            order_rids(&s(&["lo", "mid", "hi"])),
+            s(&["lo", "mid", "hi"])
+        );
+        assert_eq!(order_rids(&s(&["a", "b", "c", "d"])).len(), 3);
     }
 }

@@ -36,7 +36,11 @@ pub async fn run(sender: Arc<RTCRtpSender>, track: Arc<PublishedTrack>, down: Ar
             }
         };
         let mut wants_keyframe = false;
+        let now = Instant::now();
         for packet in &packets {
+            // Transport-cc comes on whichever stream it names; the estimate is the
+            // connection's.
+            down.egress().bandwidth.on_rtcp(now, packet.as_ref());
             let any = packet.as_any();
             if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
                 wants_keyframe = true;
@@ -50,7 +54,10 @@ pub async fn run(sender: Arc<RTCRtpSender>, track: Arc<PublishedTrack>, down: Ar
         }
         if wants_keyframe {
             MediaCounters::add(&track.counters.plis_received, 1);
-            track.request_keyframe().await;
+            // The layer it is on; one it waits for is asked for by the forwarding path.
+            if let Some(layer) = down.layer_state().current {
+                track.request_keyframe(layer).await;
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
 //! The WebSocket side: one session per connection, negotiation decisions, SDP reading.
+pub mod layer_control;
 pub mod negotiator;
 pub mod outbox;
 pub mod sdp_media;

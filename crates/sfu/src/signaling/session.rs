@@ -21,11 +21,13 @@ use webrtc::rtp_transceiver::{RTCRtpTransceiver, RTCRtpTransceiverInit};
 use webrtc::track::track_local::TrackLocal;
 use webrtc::track::track_remote::TrackRemote;
 
+use super::layer_control::{self, quality_layer, LayerControl};
 use super::negotiator::{ClientOffer, LockRequest, Negotiator};
 use super::outbox::Outbox;
 use super::sdp_media::media_sections;
 use crate::media::down_track::DownTrack;
-use crate::media::published_track::PublishedTrack;
+use crate::media::layer_selector::MAX_LAYERS;
+use crate::media::published_track::{order_rids, PublishedTrack};
 use crate::media::subscriber_rtcp;
 use crate::peer::Peer;
 use crate::room::{JoinRefused, Member, Room};
@@ -79,7 +81,7 @@ struct Joined {
     /// Published m-lines of this participant, by mid.
     published: HashMap<String, Arc<PublishedTrack>>,
     /// Tracks whose RTP arrived before the answer that publishes them was done.
-    early_tracks: HashMap<String, Arc<TrackRemote>>,
+    early_tracks: HashMap<String, Vec<Arc<TrackRemote>>>,
     pending_candidates: Vec<RTCIceCandidateInit>,
     /// Set while the client's latest offer was ignored: its candidates are dropped until the
     /// client's next description (its answer or a new offer) is applied.
@@ -88,6 +90,9 @@ struct Joined {
     peer_events: mpsc::UnboundedReceiver<PeerEvent>,
     readers: Vec<JoinHandle<()>>,
     quality: HashMap<String, Quality>,
+    layers: LayerControl,
+    layer_tick: tokio::time::Interval,
+    congestion_control: bool,
 }
 
 /// Runs one client's session until it leaves, drops, or must be cut off.
@@ -134,6 +139,7 @@ pub async fn run_session(
                 }
             }
             _ = state.resubscribe.notified() => state.renegotiate(&outbox).await,
+            _ = state.layer_tick.tick() => state.on_layer_tick(&outbox),
             _ = sleep_until_opt(grant_deadline) => state.renegotiate(&outbox).await,
         }
     };
@@ -249,6 +255,13 @@ async fn join(
         peer_events,
         readers: Vec::new(),
         quality: HashMap::new(),
+        layers: LayerControl::default(),
+        congestion_control: sfu.config.congestion_control,
+        layer_tick: {
+            let mut tick = tokio::time::interval(layer_control::INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick
+        },
     })
 }
 
@@ -305,6 +318,9 @@ impl Joined {
             }
             ClientMessage::SetQuality { track_id, quality } => {
                 if self.room.has_track(&track_id) {
+                    if let Some(sub) = self.subscriptions.get(&track_id) {
+                        sub.down.set_requested(quality_layer(quality));
+                    }
                     self.quality.insert(track_id, quality);
                 } else {
                     outbox.send(ServerMessage::error(
@@ -315,6 +331,24 @@ impl Joined {
             }
             ClientMessage::Chat { text } => self.on_chat(outbox, text),
             ClientMessage::Leave => {}
+        }
+    }
+
+    fn on_layer_tick(&mut self, outbox: &Outbox) {
+        let now = Instant::now();
+        self.layers
+            .publisher_tick(now, self.published.values(), outbox);
+        let speakers = self.room.active_speakers();
+        let bandwidth = &self.peer.egress.bandwidth;
+        let probed = self.layers.subscriber_tick(
+            now,
+            self.subscriptions.values().map(|s| (&s.track, &s.down)),
+            &speakers,
+            bandwidth.estimate().filter(|_| self.congestion_control),
+            outbox,
+        );
+        if let Some(bps) = probed {
+            bandwidth.on_probe_result(bps);
         }
     }
 
@@ -434,23 +468,29 @@ impl Joined {
                 tracing::warn!(participant = %self.id, mid = %section.mid, "no codec negotiated; not published");
                 continue;
             };
+            let rids = if section.rids.len() > 1 {
+                order_rids(&section.rids)
+            } else {
+                Vec::new()
+            };
             let info = Track {
                 id: self.room.next_track_id(),
                 kind,
                 source,
-                simulcast: section.rids.len() > 1,
+                simulcast: !rids.is_empty(),
             };
             let track = Arc::new(PublishedTrack::new(
                 info,
                 self.id.clone(),
                 section.mid.clone(),
                 codec,
+                &rids,
                 Arc::downgrade(&self.peer.pc),
             ));
             tracing::info!(participant = %self.id, track_id = %track.info.id, mid = %section.mid, "published");
             self.published
                 .insert(section.mid.clone(), Arc::clone(&track));
-            if let Some(remote) = self.early_tracks.remove(&section.mid) {
+            for remote in self.early_tracks.remove(&section.mid).unwrap_or_default() {
                 self.start_reader(&track, remote);
             }
             self.room.publish(&self.id, track);
@@ -458,15 +498,17 @@ impl Joined {
     }
 
     fn start_reader(&mut self, track: &Arc<PublishedTrack>, remote: Arc<TrackRemote>) {
-        if !track.claim_reader() {
-            // A simulcast publisher's further layers: until layer selection exists, one
-            // layer per track is forwarded, the first to arrive.
-            tracing::debug!(participant = %self.id, track_id = %track.info.id, rid = %remote.rid(), "extra layer not forwarded");
+        let Some(layer) = track.layer_of_rid(remote.rid()) else {
+            tracing::info!(participant = %self.id, track_id = %track.info.id, rid = %remote.rid(), "a layer the offer did not announce; not forwarded");
+            return;
+        };
+        if !track.claim_reader(layer) {
+            tracing::debug!(participant = %self.id, track_id = %track.info.id, layer, "layer already has a reader");
             return;
         }
         self.readers.retain(|r| !r.is_finished());
         self.readers
-            .push(tokio::spawn(Arc::clone(track).run_reader(remote)));
+            .push(tokio::spawn(Arc::clone(track).run_reader(remote, layer)));
     }
 
     async fn on_answer(&mut self, outbox: &Outbox, sdp: String) {
@@ -534,7 +576,10 @@ impl Joined {
             PeerEvent::Track(remote, mid) => match self.published.get(&mid).cloned() {
                 Some(track) => self.start_reader(&track, remote),
                 None => {
-                    self.early_tracks.entry(mid).or_insert(remote);
+                    let early = self.early_tracks.entry(mid).or_default();
+                    if early.len() < usize::from(MAX_LAYERS) {
+                        early.push(remote);
+                    }
                 }
             },
             PeerEvent::State(state) => {
@@ -605,6 +650,9 @@ impl Joined {
         track: &Arc<PublishedTrack>,
     ) -> Result<Subscription, webrtc::Error> {
         let down = track.new_down_track(Arc::clone(&self.peer.egress));
+        if let Some(&quality) = self.quality.get(&track.info.id) {
+            down.set_requested(quality_layer(quality));
+        }
         let as_local: Arc<dyn TrackLocal + Send + Sync> = Arc::clone(&down) as _;
         let (transceiver, sender) = match self.reusable_transceiver(track).await {
             Some(t) => {

@@ -1,0 +1,146 @@
+//! A session's periodic layer work, on both sides of the SFU: as a publisher, it tells the
+//! client which simulcast layers anyone takes (dynacast); as a subscriber, it shares the
+//! estimated bandwidth among the tracks received and tells the client about tracks paused
+//! for lack of it. The decisions are the synchronous [`Dynacast`] and [`SubscriberAllocator`];
+//! this module only gathers their inputs and sends their outcome.
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use roomcast_protocol::{PauseReason, Quality, ServerMessage, TrackKind, TrackSource};
+
+use super::outbox::Outbox;
+use crate::media::allocator::{Demand, Estimate, Priority, SubscriberAllocator};
+use crate::media::down_track::DownTrack;
+use crate::media::dynacast::Dynacast;
+use crate::media::published_track::PublishedTrack;
+
+/// How often layers are reconsidered.
+pub const INTERVAL: Duration = Duration::from_millis(250);
+
+/// The layer a `set_quality` asks for at most; `None` is off.
+pub fn quality_layer(quality: Quality) -> Option<u8> {
+    match quality {
+        Quality::Off => None,
+        Quality::Low => Some(0),
+        Quality::Medium => Some(1),
+        Quality::High => Some(2),
+    }
+}
+
+#[derive(Default)]
+pub struct LayerControl {
+    /// Per published track id.
+    dynacast: HashMap<String, Dynacast>,
+    allocator: SubscriberAllocator,
+    /// Track ids this subscriber was told are paused.
+    paused: HashSet<String>,
+}
+
+impl LayerControl {
+    /// Publisher side: re-measures layer bitrates and sends `publisher_layers` where the
+    /// needed set changed.
+    pub fn publisher_tick<'a>(
+        &mut self,
+        now: Instant,
+        published: impl Iterator<Item = &'a Arc<PublishedTrack>>,
+        outbox: &Outbox,
+    ) {
+        let mut live = HashSet::new();
+        for track in published {
+            track.update_bitrates(now);
+            if track.layer_count() < 2 {
+                continue;
+            }
+            live.insert(track.info.id.clone());
+            let dynacast = self
+                .dynacast
+                .entry(track.info.id.clone())
+                .or_insert_with(|| Dynacast::new(track.layer_count()));
+            if let Some(layers) = dynacast.update(now, track.needed_layers()) {
+                let rids: Vec<String> = track
+                    .rids()
+                    .enumerate()
+                    .filter(|(i, _)| layers.contains(*i as u8))
+                    .map(|(_, rid)| rid.to_owned())
+                    .collect();
+                tracing::debug!(track_id = %track.info.id, ?rids, "publisher layers");
+                outbox.send(ServerMessage::PublisherLayers {
+                    track_id: track.info.id.clone(),
+                    mid: track.mid.clone(),
+                    rids,
+                });
+            }
+        }
+        self.dynacast.retain(|id, _| live.contains(id));
+    }
+
+    /// Subscriber side: allocates the bandwidth estimate over the received video tracks and
+    /// announces pauses and resumptions. Returns a successful probe's rate, for the
+    /// estimator.
+    pub fn subscriber_tick<'a>(
+        &mut self,
+        now: Instant,
+        received: impl Iterator<Item = (&'a Arc<PublishedTrack>, &'a Arc<DownTrack>)>,
+        speakers: &[String],
+        estimate: Option<Estimate>,
+        outbox: &Outbox,
+    ) -> Option<u64> {
+        let mut audio_bps = 0;
+        let mut videos = Vec::new();
+        let mut demands = Vec::new();
+        for (track, down) in received {
+            if track.info.kind == TrackKind::Audio {
+                audio_bps += track.layer_bitrates().first().copied().unwrap_or(0);
+                continue;
+            }
+            let priority = if track.info.source == TrackSource::Screen {
+                Priority::Screen
+            } else if speakers.iter().any(|s| *s == track.publisher_id) {
+                Priority::Speaker
+            } else {
+                Priority::Other
+            };
+            let state = down.layer_state();
+            demands.push(Demand {
+                priority,
+                layer_bps: track.layer_bitrates(),
+                requested: state.requested,
+                current: state.allowed,
+            });
+            videos.push((track, down));
+        }
+        let allocation = self.allocator.allocate(now, estimate, audio_bps, &demands);
+        let mut still_paused = HashSet::new();
+        for ((track, down), (allowed, demand)) in
+            videos.iter().zip(allocation.allowed.iter().zip(&demands))
+        {
+            let before = down.layer_state().allowed;
+            if before != *allowed {
+                down.set_allowed(*allowed);
+            }
+            let id = &track.info.id;
+            if allowed.is_none() && demand.requested.is_some() {
+                still_paused.insert(id.clone());
+                if !self.paused.contains(id) {
+                    tracing::info!(track_id = %id, "paused for bandwidth");
+                    outbox.send(ServerMessage::TrackPaused {
+                        track_id: id.clone(),
+                        reason: PauseReason::Bandwidth,
+                    });
+                }
+            }
+        }
+        for resumed in self.paused.difference(&still_paused) {
+            // Tracks that went away need no message: their own removal said it.
+            if videos.iter().any(|(t, _)| t.info.id == *resumed) {
+                tracing::info!(track_id = %resumed, "resumed");
+                outbox.send(ServerMessage::TrackResumed {
+                    track_id: resumed.clone(),
+                });
+            }
+        }
+        self.paused = still_paused;
+        allocation.probe_result_bps
+    }
+}
