@@ -18,11 +18,14 @@ mkdir -p "$out"
 [[ -f media/opus-48k.ogg ]] || { echo "media/ loops are missing (media/make-loops.sh makes them)" >&2; exit 1; }
 
 echo "== building (release)" >&2
-cargo bench --no-run --bench forward --bench e2e >/dev/null 2>&1 || cargo bench --no-run --bench forward --bench e2e
+cargo bench --no-run --bench forward --bench e2e --bench switch >/dev/null 2>&1 || cargo bench --no-run --bench forward --bench e2e --bench switch
 
 echo "== micro-benchmarks: one packet to one subscriber" >&2
 cargo bench --bench forward -- "${micro_args[@]}" 2>/dev/null | tee "$out/forward.txt" |
-  grep -E "^allocations|^forward/|time:" || true
+  grep -E "^allocations|^forward/|^simulcast/|time:" || true
+
+echo "== simulcast layer switch latency${quick:+ (quick)}" >&2
+RUST_LOG=error cargo bench --bench switch -- $quick --json "$out/switch.json" 2>/dev/null | tee "$out/switch.txt"
 
 echo "== end to end on loopback${quick:+ (quick)}" >&2
 cargo bench --bench e2e -- $quick --json "$out/e2e.json" 2>"$out/e2e.log" | tee "$out/e2e.txt"
@@ -38,6 +41,14 @@ for kind in ("video", "audio"):
             micro[f"{step}/{kind}"] = {"ns_per_packet": round(json.load(open(path))["mean"]["point_estimate"], 1)}
         except (OSError, KeyError, ValueError):
             pass
+for name, case in (("select+rewrite, 3 layers in turn", "select+rewrite, 3 layers in turn"), ("switch every packet", "switch every packet")):
+    path = os.path.join("target/criterion/simulcast", case.replace(",", "_").replace(" ", "_").replace("+", "_"), "new/estimates.json")
+    for candidate in (path, os.path.join("target/criterion/simulcast", case, "new/estimates.json")):
+        try:
+            micro[f"simulcast/{name}"] = {"ns_per_packet": round(json.load(open(candidate))["mean"]["point_estimate"], 1)}
+            break
+        except (OSError, KeyError, ValueError):
+            pass
 allocs = {}
 for line in open(os.path.join(out, "forward.txt")):
     m = re.match(r"allocations per (\w+) packet: prepare\+srtp ([\d.]+), forward \(with sendto\) ([\d.]+)", line)
@@ -49,7 +60,11 @@ try:
     machine["cpu_model"] = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
 except (OSError, StopIteration):
     pass
-results = {"machine": machine, "micro": micro, "allocations_per_packet": allocs, "e2e": e2e}
+try:
+    switch = json.load(open(os.path.join(out, "switch.json")))
+except (OSError, ValueError):
+    switch = None
+results = {"machine": machine, "micro": micro, "allocations_per_packet": allocs, "e2e": e2e, "layer_switch": switch}
 json.dump(results, open(os.path.join(out, "results.json"), "w"), indent=2)
 print("\nmicro-benchmarks (ns per packet, one subscriber):")
 for k, v in micro.items():

@@ -1,7 +1,7 @@
 //! One subscriber connection's estimator with what feeds it: the send history the egress
 //! writes, and the RTCP feedback the subscriber sends back (transport-cc, or REMB and
 //! receiver-report loss from clients without it).
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
@@ -10,6 +10,12 @@ use rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 
 use super::{BandwidthEstimator, EstimatorConfig, FeedbackParser, PacketResult, SendHistory};
 use crate::media::allocator::Estimate;
+
+/// Congestion counts once its signals have lasted this long: a transient delay spike, such
+/// as the keyframe burst when a subscriber joins a busy room, limits nobody.
+const SUSTAINED: Duration = Duration::from_secs(1);
+/// Signals further apart than this belong to separate episodes.
+const EPISODE_GAP: Duration = Duration::from_secs(2);
 
 /// Where the estimate starts; the allocator does not limit anyone until the estimator has
 /// seen congestion, by which time the estimate follows what was delivered.
@@ -26,6 +32,35 @@ struct Inner {
     results: Vec<PacketResult>,
     /// Whether any feedback arrived: without it there is nothing to go on.
     heard: bool,
+    episode: Episode,
+}
+
+/// A run of congestion signals (delay overuse or loss cuts) no more than
+/// [`EPISODE_GAP`] apart.
+#[derive(Debug, Default)]
+struct Episode {
+    start: Option<Instant>,
+    last: Option<Instant>,
+    /// The last signal of an episode that had lasted [`SUSTAINED`].
+    sustained: Option<Instant>,
+}
+
+impl Episode {
+    fn signal(&mut self, at: Instant) {
+        let continues = self
+            .last
+            .is_some_and(|last| at.saturating_duration_since(last) <= EPISODE_GAP);
+        if !continues {
+            self.start = Some(at);
+        }
+        self.last = Some(at);
+        if self
+            .start
+            .is_some_and(|start| at.saturating_duration_since(start) >= SUSTAINED)
+        {
+            self.sustained = Some(at);
+        }
+    }
 }
 
 impl SubscriberBandwidth {
@@ -43,6 +78,7 @@ impl SubscriberBandwidth {
                 parser: FeedbackParser::new(),
                 results: Vec::new(),
                 heard: false,
+                episode: Episode::default(),
             }),
         }
     }
@@ -82,20 +118,47 @@ impl SubscriberBandwidth {
             }
             inner.heard = true;
         }
+        if let Some(at) = inner.estimator.last_overuse() {
+            if Some(at) != congested_before {
+                inner.episode.signal(at);
+            }
+        }
     }
 
-    /// What the allocator needs, once the subscriber has given any feedback.
+    /// What the allocator needs, once the subscriber has given any feedback. Congestion is
+    /// reported only once sustained (see [`SUSTAINED`]).
     pub fn estimate(&self) -> Option<Estimate> {
         let inner = self.inner.lock();
         inner.heard.then(|| Estimate {
             bps: inner.estimator.estimate_bps(),
             acked_bps: inner.estimator.acked_bps(),
-            last_congestion: inner.estimator.last_overuse(),
+            last_congestion: inner.episode.sustained,
         })
     }
 
     /// A probe delivered `bps` without congestion.
     pub fn on_probe_result(&self, bps: u64) {
         self.inner.lock().estimator.on_probe_result(bps);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lone_spike_is_not_congestion_but_a_second_of_signals_is() {
+        let t0 = Instant::now();
+        let mut e = Episode::default();
+        e.signal(t0);
+        e.signal(t0 + Duration::from_millis(300));
+        assert_eq!(e.sustained, None, "a join burst");
+        // A new episode after a quiet gap starts over.
+        let t1 = t0 + Duration::from_secs(5);
+        e.signal(t1);
+        e.signal(t1 + Duration::from_millis(600));
+        assert_eq!(e.sustained, None);
+        e.signal(t1 + Duration::from_millis(1100));
+        assert_eq!(e.sustained, Some(t1 + Duration::from_millis(1100)));
     }
 }

@@ -144,3 +144,135 @@ impl LayerControl {
         allocation.probe_result_bps
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::egress::Egress;
+    use roomcast_protocol::Track;
+    use std::sync::Weak;
+    use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecParameters;
+
+    fn simulcast_track() -> Arc<PublishedTrack> {
+        let rids: Vec<String> = ["q", "h", "f"].iter().map(|r| r.to_string()).collect();
+        Arc::new(PublishedTrack::new(
+            Track {
+                id: "TR_1".into(),
+                kind: TrackKind::Video,
+                source: TrackSource::Camera,
+                simulcast: true,
+            },
+            "PA_pub".into(),
+            "0".into(),
+            RTCRtpCodecParameters::default(),
+            &rids,
+            Weak::new(),
+        ))
+    }
+
+    fn egress() -> Arc<Egress> {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        Arc::new(Egress::new(Arc::new(socket)))
+    }
+
+    fn drain(rx: &mut tokio::sync::mpsc::Receiver<ServerMessage>) -> Vec<ServerMessage> {
+        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    }
+
+    #[test]
+    fn a_track_that_does_not_fit_is_paused_and_resumed_with_messages() {
+        let track = simulcast_track();
+        let down = track.new_down_track(egress());
+        let (outbox, mut rx) = Outbox::new();
+        let mut control = LayerControl::default();
+        let t0 = Instant::now();
+        let estimate = |bps| {
+            Some(Estimate {
+                bps,
+                acked_bps: bps,
+                last_congestion: Some(t0),
+            })
+        };
+        let tick = |control: &mut LayerControl, at, bps| {
+            control.subscriber_tick(
+                at,
+                [(&track, &down)].into_iter(),
+                &[],
+                estimate(bps),
+                &outbox,
+            )
+        };
+        tick(&mut control, t0, 50_000);
+        assert_eq!(down.layer_state().allowed, None);
+        assert_eq!(
+            drain(&mut rx),
+            [ServerMessage::TrackPaused {
+                track_id: "TR_1".into(),
+                reason: PauseReason::Bandwidth
+            }]
+        );
+        tick(&mut control, t0 + Duration::from_millis(250), 50_000);
+        assert!(drain(&mut rx).is_empty(), "said once");
+        tick(&mut control, t0 + Duration::from_millis(500), 5_000_000);
+        assert_eq!(
+            drain(&mut rx),
+            [ServerMessage::TrackResumed {
+                track_id: "TR_1".into()
+            }]
+        );
+        assert_eq!(down.layer_state().allowed, Some(2));
+    }
+
+    #[test]
+    fn an_off_track_is_not_reported_as_paused() {
+        let track = simulcast_track();
+        let down = track.new_down_track(egress());
+        down.set_requested(quality_layer(Quality::Off));
+        let (outbox, mut rx) = Outbox::new();
+        let t0 = Instant::now();
+        LayerControl::default().subscriber_tick(
+            t0,
+            [(&track, &down)].into_iter(),
+            &[],
+            Some(Estimate {
+                bps: 1,
+                acked_bps: 1,
+                last_congestion: Some(t0),
+            }),
+            &outbox,
+        );
+        assert!(drain(&mut rx).is_empty());
+    }
+
+    #[test]
+    fn the_publisher_hears_which_layers_are_needed() {
+        let track = simulcast_track();
+        let down = track.new_down_track(egress());
+        track.add_down_track(Arc::clone(&down));
+        down.set_requested(quality_layer(Quality::Low));
+        let (outbox, mut rx) = Outbox::new();
+        let mut control = LayerControl::default();
+        let t0 = Instant::now();
+        control.publisher_tick(t0, [&track].into_iter(), &outbox);
+        assert!(drain(&mut rx).is_empty(), "not before the delay");
+        control.publisher_tick(t0 + Duration::from_secs(3), [&track].into_iter(), &outbox);
+        assert_eq!(
+            drain(&mut rx),
+            [ServerMessage::PublisherLayers {
+                track_id: "TR_1".into(),
+                mid: "0".into(),
+                rids: vec!["q".into()]
+            }]
+        );
+        down.set_requested(quality_layer(Quality::High));
+        control.publisher_tick(t0 + Duration::from_secs(4), [&track].into_iter(), &outbox);
+        assert_eq!(
+            drain(&mut rx),
+            [ServerMessage::PublisherLayers {
+                track_id: "TR_1".into(),
+                mid: "0".into(),
+                rids: vec!["q".into(), "f".into()]
+            }]
+        );
+    }
+}
