@@ -1,9 +1,10 @@
 //! Command-line flags and environment variables. The defaults are the embedded
 //! configuration: `cargo run --release` works on localhost with nothing else installed.
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 use clap::Args;
-use roomcast_protocol::IceServer;
+use roomcast_protocol::{IceServer, Role};
 use roomcast_sfu::{MediaConfig, SfuConfig};
 
 #[derive(Debug, Clone, Args)]
@@ -54,6 +55,18 @@ pub struct ServeArgs {
     /// Log format: `text` or `json`.
     #[arg(long, env = "ROOMCAST_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+
+    /// Require every `join` to carry an HS256 JWT signed with this secret (claims `room`,
+    /// `name`, `role`, `exp`; mint one with `roomcast token`). Without it the server is
+    /// open: anyone who can reach it joins any room under any name and role.
+    #[arg(
+        long,
+        env = "ROOMCAST_JWT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true,
+        value_parser = clap::builder::NonEmptyStringValueParser::new()
+    )]
+    pub jwt_secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -77,6 +90,7 @@ impl ServeArgs {
             max_participants_per_room: 1000,
             no_congestion_control: false,
             log_format: LogFormat::Text,
+            jwt_secret: None,
         }
     }
 
@@ -100,6 +114,78 @@ impl ServeArgs {
             ice_servers,
             max_participants_per_room: self.max_participants_per_room,
             congestion_control: !self.no_congestion_control,
+            jwt_secret: self.jwt_secret.clone(),
         }
+    }
+}
+
+/// `roomcast token`: mint a join token for a server started with `--jwt-secret`.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// Room the token opens (1-64 of `A-Z a-z 0-9 _ - .`).
+    #[arg(long)]
+    pub room: String,
+
+    /// Display name the participant gets (1-64 characters).
+    #[arg(long)]
+    pub name: String,
+
+    /// Role the participant gets; a `join` may not ask for more.
+    #[arg(long, value_enum, default_value = "presenter")]
+    pub role: RoleArg,
+
+    /// How long the token stays valid, e.g. `30m`, `1h`, `7days`.
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    pub ttl: Duration,
+
+    /// The server's `--jwt-secret`.
+    #[arg(
+        long,
+        env = "ROOMCAST_JWT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true,
+        value_parser = clap::builder::NonEmptyStringValueParser::new()
+    )]
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    Host,
+    Presenter,
+    Audience,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Role {
+        match role {
+            RoleArg::Host => Role::Host,
+            RoleArg::Presenter => Role::Presenter,
+            RoleArg::Audience => Role::Audience,
+        }
+    }
+}
+
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let ttl = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if ttl.as_secs() == 0 {
+        return Err("must be at least 1s".to_owned());
+    }
+    Ok(ttl)
+}
+
+impl TokenArgs {
+    /// The signed token, or a usage error.
+    pub fn mint(&self, now: u64) -> Result<String, String> {
+        if !roomcast_protocol::is_valid_room_name(&self.room) {
+            return Err("--room must be 1-64 characters of A-Z a-z 0-9 _ - .".to_owned());
+        }
+        if !roomcast_protocol::is_valid_display_name(&self.name) {
+            return Err("--name must be 1-64 characters".to_owned());
+        }
+        let exp = now
+            .checked_add(self.ttl.as_secs())
+            .ok_or_else(|| "--ttl is too long".to_owned())?;
+        roomcast_sfu::auth::mint(&self.secret, &self.room, &self.name, self.role.into(), exp)
     }
 }

@@ -2,6 +2,7 @@
 pub mod config;
 pub mod http;
 pub mod loadtest;
+pub mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,10 +22,18 @@ pub struct RunningServer {
 
 impl RunningServer {
     pub async fn start(args: &ServeArgs) -> anyhow::Result<RunningServer> {
+        Self::start_with(args, http::HttpOptions::default()).await
+    }
+
+    /// [`RunningServer::start`] with HTTP-level settings (e.g. shorter keepalive for tests).
+    pub async fn start_with(
+        args: &ServeArgs,
+        options: http::HttpOptions,
+    ) -> anyhow::Result<RunningServer> {
         let sfu = Sfu::new(args.sfu_config()).await?;
         let listener = tokio::net::TcpListener::bind(args.http_addr).await?;
         let http_addr = listener.local_addr()?;
-        let app = http::router(Arc::clone(&sfu));
+        let app = http::router_with(Arc::clone(&sfu), options);
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
             let shutdown = async move {

@@ -2,7 +2,7 @@
 use std::io::IsTerminal;
 
 use clap::{Parser, Subcommand};
-use roomcast::config::{LogFormat, ServeArgs};
+use roomcast::config::{LogFormat, ServeArgs, TokenArgs};
 use roomcast::loadtest::{self, progress::LogWriter, BotsArgs};
 use roomcast::RunningServer;
 use tracing_subscriber::fmt::MakeWriter;
@@ -28,6 +28,9 @@ enum Command {
     /// Load-test a running server with headless bots and report what they receive
     /// (exit status 0: all joined and every track arrived, 1: not, 2: usage error).
     Bots(BotsArgs),
+    /// Print a join token (an HS256 JWT) for a server run with `--jwt-secret`
+    /// (exit status 2: usage error).
+    Token(TokenArgs),
 }
 
 const SERVE_LOG_FILTER: &str =
@@ -66,10 +69,28 @@ async fn main() -> anyhow::Result<()> {
             let status = loadtest::run(args).await;
             std::process::exit(status);
         }
+        Some(Command::Token(args)) => match args.mint(roomcast_sfu::auth::unix_now()) {
+            Ok(token) => {
+                println!("{token}");
+                return Ok(());
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(2);
+            }
+        },
         None => cli.serve,
     };
     init_logs(args.log_format, SERVE_LOG_FILTER, true, std::io::stdout);
     let server = RunningServer::start(&args).await?;
+    if args.jwt_secret.is_some() {
+        tracing::info!("joins need a token signed with --jwt-secret");
+    } else {
+        tracing::warn!(
+            "no --jwt-secret: the server is open, anyone who can reach it may join any room \
+             under any name and role"
+        );
+    }
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate() => {}

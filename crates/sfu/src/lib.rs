@@ -6,6 +6,7 @@
 //! (the subscriber's PLI/NACK coming back). Signaling lives in [`signaling::session`].
 
 pub mod active_speakers;
+pub mod auth;
 pub mod bandwidth;
 pub mod egress;
 pub mod media;

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::active_speakers;
 use crate::peer::{MediaConfig, PeerFactory};
 use crate::room::{JoinRefused, Member, Room};
-use crate::stats::{MediaCounters, MediaStats};
+use crate::stats::{MediaCounters, MediaStats, ServerMetrics};
 use crate::SfuError;
 use roomcast_protocol::Participant;
 
@@ -21,6 +21,9 @@ pub struct SfuConfig {
     /// Share each subscriber's estimated bandwidth among its tracks (pausing what does not
     /// fit); off, every subscriber gets what it asks for.
     pub congestion_control: bool,
+    /// When set, every `join` must carry an HS256 JWT signed with this secret (see
+    /// [`crate::auth`]); when `None`, the server is open.
+    pub jwt_secret: Option<String>,
 }
 
 pub struct Sfu {
@@ -29,6 +32,8 @@ pub struct Sfu {
     rooms: DashMap<String, Arc<Room>>,
     /// Totals of rooms that have closed.
     retired: MediaCounters,
+    /// Join latency and signaling errors, for `GET /metrics`.
+    pub metrics: ServerMetrics,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -57,6 +62,7 @@ impl Sfu {
             peers,
             rooms: DashMap::new(),
             retired: MediaCounters::default(),
+            metrics: ServerMetrics::default(),
         }))
     }
 
@@ -97,6 +103,11 @@ impl Sfu {
 
     pub fn room(&self, name: &str) -> Option<Arc<Room>> {
         self.rooms.get(name).map(|r| Arc::clone(r.value()))
+    }
+
+    /// The live rooms, in no particular order.
+    pub fn rooms(&self) -> Vec<Arc<Room>> {
+        self.rooms.iter().map(|r| Arc::clone(r.value())).collect()
     }
 
     pub fn stats(&self) -> ServerStats {

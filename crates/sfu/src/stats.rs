@@ -1,6 +1,11 @@
 //! Media counters. Each published track owns one set, written only by its own reader task
 //! (so the counters never contend); rooms and the server add them up when asked.
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use serde::Serialize;
 
@@ -23,6 +28,9 @@ pub struct MediaCounters {
     pub retransmit_misses: AtomicU64,
     pub plis_received: AtomicU64,
     pub plis_sent: AtomicU64,
+    /// Shared with the track's DownTracks, which count their own simulcast layer switches
+    /// (each runs on the reader task of the layer it switches to).
+    pub layer_switches: Arc<AtomicU64>,
 }
 
 /// A point-in-time copy of [`MediaCounters`], as served by `GET /api/stats`.
@@ -41,6 +49,9 @@ pub struct MediaStats {
     pub retransmit_misses: u64,
     pub plis_received: u64,
     pub plis_sent: u64,
+    /// Times a subscriber's forwarding moved to another simulcast layer (the first layer it
+    /// starts on not included).
+    pub layer_switches: u64,
 }
 
 /// Packets not forwarded to a subscriber, by reason.
@@ -82,6 +93,7 @@ impl MediaCounters {
             retransmit_misses: get(&self.retransmit_misses),
             plis_received: get(&self.plis_received),
             plis_sent: get(&self.plis_sent),
+            layer_switches: get(&self.layer_switches),
         }
     }
 
@@ -104,6 +116,7 @@ impl MediaCounters {
         Self::add(&self.retransmit_misses, s.retransmit_misses);
         Self::add(&self.plis_received, s.plis_received);
         Self::add(&self.plis_sent, s.plis_sent);
+        Self::add(&self.layer_switches, s.layer_switches);
     }
 }
 
@@ -126,5 +139,107 @@ impl std::ops::AddAssign for MediaStats {
         self.retransmit_misses += o.retransmit_misses;
         self.plis_received += o.plis_received;
         self.plis_sent += o.plis_sent;
+        self.layer_switches += o.layer_switches;
+    }
+}
+
+/// Upper bounds, in seconds, of the join latency histogram's buckets (`+Inf` is implied).
+pub const JOIN_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+/// Server-wide counters that are not per track: join latency and signaling errors.
+#[derive(Debug, Default)]
+pub struct ServerMetrics {
+    /// Joins per bucket of [`JOIN_BUCKETS`] (not cumulative), the last one for `+Inf`.
+    join_buckets: [AtomicU64; JOIN_BUCKETS.len() + 1],
+    join_micros: AtomicU64,
+    /// `error` messages sent to clients, by code.
+    signaling_errors: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// A point-in-time copy of the join latency histogram, buckets cumulative as Prometheus
+/// wants them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinHistogram {
+    /// `(upper bound in seconds, joins that took at most that)`, in [`JOIN_BUCKETS`] order.
+    pub buckets: Vec<(f64, u64)>,
+    pub sum_seconds: f64,
+    pub count: u64,
+}
+
+impl ServerMetrics {
+    /// Records one successful join: from the `join` message to `joined` being sent.
+    pub fn observe_join(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        let at = JOIN_BUCKETS
+            .iter()
+            .position(|&le| secs <= le)
+            .unwrap_or(JOIN_BUCKETS.len());
+        self.join_buckets[at].fetch_add(1, Relaxed);
+        self.join_micros
+            .fetch_add(took.as_micros().min(u128::from(u64::MAX)) as u64, Relaxed);
+    }
+
+    pub fn join_histogram(&self) -> JoinHistogram {
+        let mut cumulative = 0;
+        let buckets = JOIN_BUCKETS
+            .iter()
+            .zip(&self.join_buckets)
+            .map(|(&le, n)| {
+                cumulative += n.load(Relaxed);
+                (le, cumulative)
+            })
+            .collect();
+        let count = cumulative + self.join_buckets[JOIN_BUCKETS.len()].load(Relaxed);
+        JoinHistogram {
+            buckets,
+            sum_seconds: self.join_micros.load(Relaxed) as f64 / 1e6,
+            count,
+        }
+    }
+
+    /// Counts one `error` message sent to a client.
+    pub fn count_signaling_error(&self, code: roomcast_protocol::ErrorCode) {
+        *self
+            .signaling_errors
+            .lock()
+            .entry(code.as_str())
+            .or_default() += 1;
+    }
+
+    /// `error` messages sent so far, by code.
+    pub fn signaling_errors(&self) -> Vec<(&'static str, u64)> {
+        self.signaling_errors
+            .lock()
+            .iter()
+            .map(|(&code, &n)| (code, n))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_histogram_is_cumulative() {
+        let m = ServerMetrics::default();
+        m.observe_join(Duration::from_millis(3));
+        m.observe_join(Duration::from_millis(40));
+        m.observe_join(Duration::from_secs(9));
+        let h = m.join_histogram();
+        assert_eq!(h.count, 3);
+        assert_eq!(h.buckets[0], (0.005, 1));
+        assert_eq!(h.buckets[3], (0.05, 2));
+        assert_eq!(h.buckets.last(), Some(&(5.0, 2)));
+        assert!((h.sum_seconds - 9.043).abs() < 1e-9);
+    }
+
+    #[test]
+    fn layer_switches_survive_absorb() {
+        let c = MediaCounters::default();
+        MediaCounters::add(&c.layer_switches, 2);
+        let total = MediaCounters::default();
+        total.absorb(&c.snapshot());
+        assert_eq!(total.snapshot().layer_switches, 2);
     }
 }

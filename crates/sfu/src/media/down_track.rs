@@ -4,6 +4,7 @@
 //! subscriber's connection needs (SSRC, payload type, sequence numbers/timestamps,
 //! header-extension ids); the payload is forwarded unchanged.
 use std::any::Any;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -128,6 +129,9 @@ pub struct DownTrack {
     last_outcome: std::sync::atomic::AtomicU8,
     /// Set after the first failed write, so a broken subscriber is logged once.
     write_failed: std::sync::atomic::AtomicBool,
+    /// Counts switches to another simulcast layer (shared with the published track's
+    /// counters, see [`DownTrack::with_layer_switch_counter`]).
+    layer_switches: Arc<AtomicU64>,
 }
 
 impl DownTrack {
@@ -150,7 +154,15 @@ impl DownTrack {
             state: Mutex::new(ForwardState::new(layers)),
             last_outcome: std::sync::atomic::AtomicU8::new(0),
             write_failed: std::sync::atomic::AtomicBool::new(false),
+            layer_switches: Arc::default(),
         }
+    }
+
+    /// Counts this track's layer switches in `counter` (the published track's
+    /// `layer_switches`) instead of a counter of its own.
+    pub fn with_layer_switch_counter(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.layer_switches = counter;
+        self
     }
 
     pub fn track_id(&self) -> &str {
@@ -255,6 +267,10 @@ impl DownTrack {
                 });
             }
             Decision::Forward { switched: true } => {
+                if state.munger.is_started() {
+                    self.layer_switches
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 state.munger.start_segment(SegmentStart {
                     layer: incoming.layer,
                     seq: src.header.sequence_number,

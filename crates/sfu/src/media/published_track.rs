@@ -196,14 +196,17 @@ impl PublishedTrack {
 
     /// A copy of this track for the subscriber connection that sends through `egress`.
     pub fn new_down_track(&self, egress: Arc<Egress>) -> Arc<DownTrack> {
-        Arc::new(DownTrack::new(
-            self.info.id.clone(),
-            self.publisher_id.clone(),
-            self.rtp_kind(),
-            self.codec.clone(),
-            self.layer_count(),
-            egress,
-        ))
+        Arc::new(
+            DownTrack::new(
+                self.info.id.clone(),
+                self.publisher_id.clone(),
+                self.rtp_kind(),
+                self.codec.clone(),
+                self.layer_count(),
+                egress,
+            )
+            .with_layer_switch_counter(Arc::clone(&self.counters.layer_switches)),
+        )
     }
 
     pub fn add_down_track(&self, down: Arc<DownTrack>) {

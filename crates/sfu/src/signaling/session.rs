@@ -111,8 +111,12 @@ pub async fn run_session(
                     Some(Inbound::TooLarge) => break too_large(&outbox),
                     Some(Inbound::Text(text)) => match decode_client_message(&text) {
                         Err(e) => outbox.send(ServerMessage::error(e.code(), e.message)),
-                        Ok(ClientMessage::Join { room, name, role, .. }) => {
-                            joined = join(&sfu, &outbox, room, name, role.unwrap_or_default()).await;
+                        Ok(ClientMessage::Join { room, name, role, token }) => {
+                            let asked = Instant::now();
+                            joined = join(&sfu, &outbox, room, name, role, token).await;
+                            if joined.is_some() {
+                                sfu.metrics.observe_join(asked.elapsed());
+                            }
                         }
                         Ok(ClientMessage::Leave) => break SessionEnd::Normal,
                         Ok(_) => outbox.send(ServerMessage::error(ErrorCode::NotJoined, "send join first")),
@@ -181,7 +185,8 @@ async fn join(
     outbox: &Outbox,
     room: String,
     name: String,
-    role: Role,
+    role: Option<Role>,
+    token: Option<String>,
 ) -> Option<Joined> {
     if !roomcast_protocol::is_valid_room_name(&room) {
         outbox.send(ServerMessage::error(
@@ -197,6 +202,21 @@ async fn join(
         ));
         return None;
     }
+    // Tokens are checked before anything is created: a refused join leaves no trace.
+    let (name, role) = match &sfu.config.jwt_secret {
+        None => (name, role.unwrap_or_default()),
+        Some(secret) => {
+            let now = crate::auth::unix_now();
+            match crate::auth::verify_join(secret, token.as_deref(), &room, &name, role, now) {
+                Ok(grant) => (grant.name, grant.role),
+                Err(e) => {
+                    tracing::info!(%room, error = %e, "join refused");
+                    outbox.send(ServerMessage::error(ErrorCode::Unauthorized, e.to_string()));
+                    return None;
+                }
+            }
+        }
+    };
     let peer = match sfu.peers.new_peer().await {
         Ok(peer) => peer,
         Err(e) => {
