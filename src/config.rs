@@ -7,6 +7,8 @@ use clap::Args;
 use roomcast_protocol::{IceServer, Role};
 use roomcast_sfu::{MediaConfig, SfuConfig};
 
+use crate::limits::Rate;
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address for HTTP: the web client at `/`, the WebSocket at `/ws`, `/healthz`, `/api/stats`.
@@ -47,6 +49,37 @@ pub struct ServeArgs {
     #[arg(long, env = "ROOMCAST_MAX_PARTICIPANTS", default_value_t = 1000)]
     pub max_participants_per_room: usize,
 
+    /// Most rooms the server holds at once; a `join` that would create one more gets
+    /// `room_full` (0: no limit).
+    #[arg(long, env = "ROOMCAST_MAX_ROOMS", default_value_t = 10_000)]
+    pub max_rooms: usize,
+
+    /// Messages per second one WebSocket connection may send, sustained (0: no limit). A
+    /// client that goes over it (e.g. a chat flood) gets `rate_limited` and is disconnected
+    /// (close 1008).
+    #[arg(long, env = "ROOMCAST_MAX_MESSAGES_PER_SECOND", default_value_t = 20)]
+    pub max_messages_per_second: u32,
+
+    /// Messages one connection may send at once above the sustained rate (the token
+    /// bucket's size).
+    #[arg(long, env = "ROOMCAST_MESSAGE_BURST", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub message_burst: u32,
+
+    /// `join` messages per second accepted from one client IP address, sustained (0: no
+    /// limit). Joins over it get `rate_limited`; the connection stays open.
+    #[arg(
+        long,
+        env = "ROOMCAST_MAX_JOINS_PER_IP_PER_SECOND",
+        default_value_t = 20
+    )]
+    pub max_joins_per_ip_per_second: u32,
+
+    /// `join` messages one IP address may send at once above the sustained rate.
+    #[arg(long, env = "ROOMCAST_JOIN_BURST_PER_IP", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub join_burst_per_ip: u32,
+
     /// Do not limit what subscribers receive by their estimated bandwidth: each gets the
     /// simulcast layer it asks for, and no track is paused for bandwidth.
     #[arg(long, env = "ROOMCAST_NO_CONGESTION_CONTROL")]
@@ -67,6 +100,18 @@ pub struct ServeArgs {
         value_parser = clap::builder::NonEmptyStringValueParser::new()
     )]
     pub jwt_secret: Option<String>,
+
+    /// Enable the admin HTTP API (`/api/rooms...`: list rooms, mute, kick, end rooms) for
+    /// requests with `Authorization: Bearer <KEY>`. Without it the admin API is disabled
+    /// (503 `disabled`). Prefer the environment variable: flags show in `ps`.
+    #[arg(
+        long,
+        env = "ROOMCAST_ADMIN_KEY",
+        value_name = "KEY",
+        hide_env_values = true,
+        value_parser = clap::builder::NonEmptyStringValueParser::new()
+    )]
+    pub admin_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -88,9 +133,23 @@ impl ServeArgs {
             ice_username: None,
             ice_credential: None,
             max_participants_per_room: 1000,
+            max_rooms: 10_000,
+            max_messages_per_second: 20,
+            message_burst: 50,
+            max_joins_per_ip_per_second: 20,
+            join_burst_per_ip: 50,
             no_congestion_control: false,
             log_format: LogFormat::Text,
             jwt_secret: None,
+            admin_key: None,
+        }
+    }
+
+    /// The rate limits the HTTP layer enforces.
+    pub fn limits(&self) -> crate::http::Limits {
+        crate::http::Limits {
+            messages: Rate::new(self.max_messages_per_second, self.message_burst),
+            joins_per_ip: Rate::new(self.max_joins_per_ip_per_second, self.join_burst_per_ip),
         }
     }
 
@@ -113,6 +172,7 @@ impl ServeArgs {
             },
             ice_servers,
             max_participants_per_room: self.max_participants_per_room,
+            max_rooms: self.max_rooms,
             congestion_control: !self.no_congestion_control,
             jwt_secret: self.jwt_secret.clone(),
         }

@@ -1,22 +1,26 @@
 //! HTTP routes: the embedded web client, the signaling WebSocket, health, stats and
 //! Prometheus metrics.
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use futures_util::{SinkExt, StreamExt};
-use roomcast_protocol::{ServerMessage, MAX_FRAME_BYTES};
+use roomcast_protocol::{ErrorCode, ServerMessage, MAX_FRAME_BYTES};
 use roomcast_sfu::signaling::outbox::Outbox;
 use roomcast_sfu::signaling::session::SessionEnd;
 use roomcast_sfu::{run_session, Inbound, Sfu};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
+
+use crate::limits::{PerIpLimiter, Rate, TokenBucket};
 
 #[derive(rust_embed::RustEmbed)]
 #[folder = "web/"]
@@ -44,16 +48,109 @@ impl Default for Keepalive {
     }
 }
 
+/// The close code sent to every connection when the server shuts down.
+pub const SHUTDOWN_CLOSE_CODE: u16 = 1001;
+/// The close code sent to a connection that exceeded its message rate (policy violation).
+pub const RATE_LIMIT_CLOSE_CODE: u16 = 1008;
+/// How long a shutting-down connection may take to write its last frames.
+const SHUTDOWN_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long writing the close frame may take.
+const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long, after the server's close, the client has to answer it before the connection is
+/// dropped.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+/// How long a closed connection waits for its session to leave the room and close its
+/// PeerConnection.
+const SESSION_END_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Settings of the HTTP layer that are not part of the SFU's configuration.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HttpOptions {
     pub keepalive: Keepalive,
 }
 
+/// Rate limits on what clients send (`None`: no limit).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Limits {
+    /// Messages per WebSocket connection; over it: `rate_limited`, then close 1008.
+    pub messages: Option<Rate>,
+    /// `join` messages per client IP; over it: `rate_limited` for that join.
+    pub joins_per_ip: Option<Rate>,
+}
+
+/// The live WebSocket connections, so a shutdown can wait until they have all closed.
+#[derive(Debug, Default)]
+pub struct Connections {
+    live: AtomicUsize,
+    none_left: Notify,
+}
+
+impl Connections {
+    pub fn count(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    fn enter(self: &Arc<Self>) -> ConnectionGuard {
+        self.live.fetch_add(1, Ordering::SeqCst);
+        ConnectionGuard(Arc::clone(self))
+    }
+
+    /// Returns once no connection is open.
+    pub async fn wait_closed(&self) {
+        loop {
+            let notified = self.none_left.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.count() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+struct ConnectionGuard(Arc<Connections>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        if self.0.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.none_left.notify_waiters();
+        }
+    }
+}
+
+/// What the server around the router controls: limits, the shutdown signal (`true`: shut
+/// down) and the count of live connections.
+#[derive(Clone)]
+pub struct Control {
+    pub limits: Limits,
+    pub shutdown: watch::Receiver<bool>,
+    pub connections: Arc<Connections>,
+    /// The admin API's bearer key; `None`: the admin API is disabled (see `crate::admin`).
+    pub admin_key: Option<crate::admin::AdminKey>,
+}
+
+impl Default for Control {
+    /// No limits, and never shut down.
+    fn default() -> Self {
+        let (stop, shutdown) = watch::channel(false);
+        // A receiver whose sender is gone never sees `true` (see `shutdown_requested`).
+        drop(stop);
+        Control {
+            limits: Limits::default(),
+            shutdown,
+            connections: Arc::default(),
+            admin_key: None,
+        }
+    }
+}
+
 #[derive(Clone)]
 struct AppState {
     sfu: Arc<Sfu>,
     options: HttpOptions,
+    control: Control,
+    join_limiter: Option<Arc<PerIpLimiter>>,
 }
 
 pub fn router(sfu: Arc<Sfu>) -> Router {
@@ -61,13 +158,33 @@ pub fn router(sfu: Arc<Sfu>) -> Router {
 }
 
 pub fn router_with(sfu: Arc<Sfu>, options: HttpOptions) -> Router {
+    router_with_control(sfu, options, Control::default())
+}
+
+/// The routes, with rate limits and a shutdown signal. The per-IP join limit needs the
+/// client's address: serve with `into_make_service_with_connect_info::<SocketAddr>()`
+/// (without it, joins are not limited per IP).
+pub fn router_with_control(sfu: Arc<Sfu>, options: HttpOptions, control: Control) -> Router {
+    let join_limiter = control
+        .limits
+        .joins_per_ip
+        .map(|rate| Arc::new(PerIpLimiter::new(rate, std::time::Instant::now())));
     Router::new()
         .route("/ws", get(ws_upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/stats", get(stats))
         .route("/metrics", get(metrics))
+        .merge(crate::admin::routes(
+            Arc::clone(&sfu),
+            control.admin_key.clone(),
+        ))
         .fallback(static_file)
-        .with_state(AppState { sfu, options })
+        .with_state(AppState {
+            sfu,
+            options,
+            control,
+            join_limiter,
+        })
 }
 
 async fn stats(State(state): State<AppState>) -> impl IntoResponse {
@@ -99,12 +216,92 @@ async fn static_file(uri: Uri) -> Response {
     }
 }
 
-async fn ws_upgrade(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
-    // Frames a little over the limit still reach us so the sender gets a clear error
-    // before the close; far larger ones are refused by the WebSocket layer itself.
-    ws.max_frame_size(MAX_FRAME_BYTES * 4)
-        .max_message_size(MAX_FRAME_BYTES * 4)
-        .on_upgrade(move |socket| serve_socket(socket, state.sfu, state.options.keepalive))
+async fn ws_upgrade(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> Response {
+    // Counted from the upgrade on, so a shutdown waits for connections being set up too.
+    let guard = state.control.connections.enter();
+    let conn = Connection {
+        ip: peer.map(|Extension(ConnectInfo(addr))| addr.ip()),
+        messages: state.control.limits.messages,
+        join_limiter: state.join_limiter,
+        shutdown: state.control.shutdown,
+        _guard: guard,
+    };
+    let (sfu, keepalive) = (state.sfu, state.options.keepalive);
+    // Frames up to 16× the limit still reach the session, so the sender gets a clear
+    // `frame_too_large` and is closed as abusive (no resume); larger ones are refused by
+    // the WebSocket layer itself, which ends the connection like a drop.
+    ws.max_frame_size(MAX_FRAME_BYTES * 16)
+        .max_message_size(MAX_FRAME_BYTES * 16)
+        .on_upgrade(move |socket| serve_socket(socket, sfu, keepalive, conn))
+}
+
+/// One connection's share of the server's limits and shutdown signal.
+struct Connection {
+    ip: Option<IpAddr>,
+    messages: Option<Rate>,
+    join_limiter: Option<Arc<PerIpLimiter>>,
+    shutdown: watch::Receiver<bool>,
+    _guard: ConnectionGuard,
+}
+
+/// Resolves once `true` is sent; never if the sender is gone without sending it.
+async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
+    if shutdown.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Just enough of a client message to apply the limits on `join`.
+#[derive(serde::Deserialize)]
+struct Peek<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    room: Option<Cow<'a, str>>,
+}
+
+/// The refusal for a `join` the server's limits do not allow, if `text` is one: too many
+/// joins from this IP, or a new room beyond `--max-rooms`. Refused joins never reach the
+/// session, so nothing is created.
+fn refuse_join(
+    text: &str,
+    sfu: &Sfu,
+    ip: Option<IpAddr>,
+    limiter: Option<&PerIpLimiter>,
+) -> Option<ServerMessage> {
+    let peek: Peek = serde_json::from_str(text).ok()?;
+    if peek.kind != "join" {
+        return None;
+    }
+    if let (Some(ip), Some(limiter)) = (ip, limiter) {
+        if !limiter.allow(ip, std::time::Instant::now()) {
+            let rate = limiter.rate();
+            tracing::info!(%ip, "join refused: too many joins from this address");
+            return Some(ServerMessage::error(
+                ErrorCode::RateLimited,
+                format!(
+                    "too many joins from your address: at most {} per second (bursts of {})",
+                    rate.per_second, rate.burst
+                ),
+            ));
+        }
+    }
+    let room = peek.room?;
+    if roomcast_protocol::is_valid_room_name(&room) && sfu.room_limit_reached(&room) {
+        tracing::warn!(%room, max_rooms = sfu.config.max_rooms, "join refused: too many rooms");
+        return Some(ServerMessage::error(
+            ErrorCode::RoomFull,
+            format!(
+                "the server holds its maximum of {} rooms; join an existing room or try later",
+                sfu.config.max_rooms
+            ),
+        ));
+    }
+    None
 }
 
 /// A server message as a frame, counting the errors among them for `/metrics`.
@@ -120,35 +317,42 @@ enum End {
     Session(SessionEnd),
     /// Nothing arrived within the keepalive timeout, or a write could not finish in it.
     Silent,
+    /// The server is shutting down.
+    Shutdown,
 }
 
 /// Pumps one WebSocket: frames in to the session, the session's messages out, keepalive
 /// pings, and the close code the session's end calls for.
-async fn serve_socket(socket: WebSocket, sfu: Arc<Sfu>, keepalive: Keepalive) {
-    let (mut sink, mut stream) = socket.split();
+async fn serve_socket(socket: WebSocket, sfu: Arc<Sfu>, keepalive: Keepalive, conn: Connection) {
+    let Connection {
+        ip,
+        messages,
+        join_limiter,
+        mut shutdown,
+        _guard,
+    } = conn;
+    let (mut sink, stream) = socket.split();
     let (outbox, mut outgoing) = Outbox::new();
     let (in_tx, in_rx) = mpsc::channel::<Inbound>(64);
     let session = tokio::spawn(run_session(Arc::clone(&sfu), in_rx, outbox.clone()));
     // When anything last arrived, in milliseconds since `opened`.
     let opened = Instant::now();
     let last_heard = Arc::new(AtomicU64::new(0));
-    let heard = Arc::clone(&last_heard);
-    let reader = tokio::spawn(async move {
-        while let Some(Ok(msg)) = stream.next().await {
-            heard.store(opened.elapsed().as_millis() as u64, Ordering::Relaxed);
-            let inbound = match msg {
-                Message::Text(text) if text.len() > MAX_FRAME_BYTES => Inbound::TooLarge,
-                Message::Text(text) => Inbound::Text(text.to_string()),
-                Message::Binary(_) => Inbound::Text(String::from("binary frame")),
-                Message::Close(_) => break,
-                Message::Ping(_) | Message::Pong(_) => continue,
-            };
-            let too_large = matches!(inbound, Inbound::TooLarge);
-            if in_tx.send(inbound).await.is_err() || too_large {
-                break;
-            }
-        }
-    });
+    // Set when the client went over its message rate: the close is then a policy violation.
+    let flooded = Arc::new(AtomicBool::new(false));
+    let reader = tokio::spawn(read_frames(Reader {
+        stream,
+        in_tx,
+        outbox: outbox.clone(),
+        sfu: Arc::clone(&sfu),
+        ip,
+        messages,
+        join_limiter,
+        shutdown: shutdown.clone(),
+        opened,
+        heard: Arc::clone(&last_heard),
+        flooded: Arc::clone(&flooded),
+    }));
     let silent_since = |now: Instant| {
         let heard = opened + Duration::from_millis(last_heard.load(Ordering::Relaxed));
         now.saturating_duration_since(heard)
@@ -157,6 +361,7 @@ async fn serve_socket(socket: WebSocket, sfu: Arc<Sfu>, keepalive: Keepalive) {
         tokio::time::interval_at(opened + keepalive.ping_interval, keepalive.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut session = session;
+    let mut session_done = false;
     let end = loop {
         let deadline = Instant::now()
             + keepalive
@@ -168,7 +373,11 @@ async fn serve_socket(socket: WebSocket, sfu: Arc<Sfu>, keepalive: Keepalive) {
                 Some(msg) => tokio::time::timeout(keepalive.timeout, sink.send(frame(&sfu, &msg))).await,
                 None => break End::Session(SessionEnd::Normal),
             },
-            end = &mut session => break End::Session(end.unwrap_or(SessionEnd::Normal)),
+            end = &mut session => {
+                session_done = true;
+                break End::Session(end.unwrap_or(SessionEnd::Normal));
+            }
+            _ = shutdown_requested(&mut shutdown) => break End::Shutdown,
             _ = ping.tick() => {
                 tokio::time::timeout(keepalive.timeout, sink.send(Message::Ping(Default::default()))).await
             }
@@ -185,6 +394,11 @@ async fn serve_socket(socket: WebSocket, sfu: Arc<Sfu>, keepalive: Keepalive) {
             Err(_) => break End::Silent,
         }
     };
+    // The reader stops the session as soon as a shutdown begins, which may end it first.
+    let end = match end {
+        End::Session(_) if *shutdown.borrow() => End::Shutdown,
+        end => end,
+    };
     let (code, reason) = match end {
         End::Silent => {
             tracing::info!(
@@ -194,6 +408,13 @@ async fn serve_socket(socket: WebSocket, sfu: Arc<Sfu>, keepalive: Keepalive) {
             // Ends the session as a drop: it sees its input close and leaves the room.
             reader.abort();
             (KEEPALIVE_CLOSE_CODE, "keepalive timeout")
+        }
+        End::Shutdown => {
+            let msg =
+                ServerMessage::error(ErrorCode::ServerShutdown, "the server is shutting down");
+            let _ =
+                tokio::time::timeout(SHUTDOWN_WRITE_TIMEOUT, sink.send(frame(&sfu, &msg))).await;
+            (SHUTDOWN_CLOSE_CODE, "server shutting down")
         }
         End::Session(end) => {
             // Flush what the session said last (e.g. the error before an abuse close).
@@ -205,6 +426,7 @@ async fn serve_socket(socket: WebSocket, sfu: Arc<Sfu>, keepalive: Keepalive) {
                 }
             }
             match end {
+                _ if flooded.load(Ordering::SeqCst) => (RATE_LIMIT_CLOSE_CODE, "rate limited"),
                 SessionEnd::Normal => (1000, "bye"),
                 SessionEnd::Abuse => (1008, "policy violation"),
                 SessionEnd::MediaFailed => (1011, "media connection failed"),
@@ -215,6 +437,107 @@ async fn serve_socket(socket: WebSocket, sfu: Arc<Sfu>, keepalive: Keepalive) {
         code,
         reason: reason.into(),
     }));
-    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(close)).await;
-    reader.abort();
+    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, sink.send(close)).await;
+    // Read on until the client answers the close: dropping the connection with its frames
+    // unread would reset it, and the client could lose the error and the close.
+    let mut reader = reader;
+    if tokio::time::timeout(CLOSE_LINGER, &mut reader)
+        .await
+        .is_err()
+    {
+        reader.abort();
+    }
+    if !session_done
+        && tokio::time::timeout(SESSION_END_TIMEOUT, session)
+            .await
+            .is_err()
+    {
+        tracing::warn!("the session did not end in time after its connection closed");
+    }
+}
+
+/// The reading half of one connection.
+struct Reader {
+    stream: futures_util::stream::SplitStream<WebSocket>,
+    in_tx: mpsc::Sender<Inbound>,
+    outbox: Outbox,
+    sfu: Arc<Sfu>,
+    ip: Option<IpAddr>,
+    messages: Option<Rate>,
+    join_limiter: Option<Arc<PerIpLimiter>>,
+    shutdown: watch::Receiver<bool>,
+    opened: Instant,
+    heard: Arc<AtomicU64>,
+    flooded: Arc<AtomicBool>,
+}
+
+/// Reads frames and hands them to the session, applying the limits. After a flood, an
+/// oversized frame or the start of a shutdown it stops the session (by dropping its input)
+/// but keeps reading, discarding, until the client closes.
+async fn read_frames(r: Reader) {
+    let Reader {
+        mut stream,
+        in_tx,
+        outbox,
+        sfu,
+        ip,
+        messages,
+        join_limiter,
+        mut shutdown,
+        opened,
+        heard,
+        flooded,
+    } = r;
+    let mut in_tx = Some(in_tx);
+    let mut bucket = messages.map(|rate| TokenBucket::new(rate, std::time::Instant::now()));
+    loop {
+        let msg = tokio::select! {
+            msg = stream.next() => msg,
+            _ = shutdown_requested(&mut shutdown), if in_tx.is_some() => {
+                in_tx = None;
+                continue;
+            }
+        };
+        let Some(Ok(msg)) = msg else { break };
+        heard.store(opened.elapsed().as_millis() as u64, Ordering::Relaxed);
+        if matches!(msg, Message::Close(_)) {
+            break;
+        }
+        let Some(tx) = in_tx.as_ref() else {
+            continue;
+        };
+        let is_data = matches!(msg, Message::Text(_) | Message::Binary(_));
+        if let (true, Some(bucket), Some(rate)) = (is_data, bucket.as_mut(), messages) {
+            if !bucket.try_take(std::time::Instant::now()) {
+                tracing::info!(?ip, "client went over its message rate; disconnecting it");
+                flooded.store(true, Ordering::SeqCst);
+                outbox.send(ServerMessage::error(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "too many messages: at most {} per second (bursts of {}); disconnecting",
+                        rate.per_second, rate.burst
+                    ),
+                ));
+                outbox.kick.cancel();
+                in_tx = None;
+                continue;
+            }
+        }
+        let inbound = match msg {
+            Message::Text(text) if text.len() > MAX_FRAME_BYTES => Inbound::TooLarge,
+            Message::Text(text) => {
+                if let Some(refusal) = refuse_join(&text, &sfu, ip, join_limiter.as_deref()) {
+                    outbox.send(refusal);
+                    continue;
+                }
+                Inbound::Text(text.to_string())
+            }
+            Message::Binary(_) => Inbound::Text(String::from("binary frame")),
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) => continue,
+        };
+        let too_large = matches!(inbound, Inbound::TooLarge);
+        if tx.send(inbound).await.is_err() || too_large {
+            in_tx = None;
+        }
+    }
 }

@@ -1,16 +1,23 @@
 //! The roomcast server: HTTP + WebSocket signaling in front of the SFU.
+pub mod admin;
 pub mod config;
 pub mod http;
+pub mod limits;
 pub mod loadtest;
 pub mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use roomcast_sfu::{ServerStats, Sfu};
 use tokio::task::JoinHandle;
 
 pub use config::ServeArgs;
+
+/// How long [`RunningServer::shutdown`] waits for connections to close before it gives up
+/// on them; it returns within about this long (the process must be gone within 5 s).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 
 /// A started server; dropping it does not stop it, [`RunningServer::shutdown`] does.
 pub struct RunningServer {
@@ -18,6 +25,7 @@ pub struct RunningServer {
     pub sfu: Arc<Sfu>,
     task: JoinHandle<()>,
     stop: tokio::sync::watch::Sender<bool>,
+    connections: Arc<http::Connections>,
 }
 
 impl RunningServer {
@@ -33,12 +41,20 @@ impl RunningServer {
         let sfu = Sfu::new(args.sfu_config()).await?;
         let listener = tokio::net::TcpListener::bind(args.http_addr).await?;
         let http_addr = listener.local_addr()?;
-        let app = http::router_with(Arc::clone(&sfu), options);
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let connections = Arc::new(http::Connections::default());
+        let control = http::Control {
+            limits: args.limits(),
+            shutdown: stop.subscribe(),
+            connections: Arc::clone(&connections),
+            admin_key: args.admin_key.as_deref().map(admin::AdminKey::new),
+        };
+        let app = http::router_with_control(Arc::clone(&sfu), options, control);
         let task = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             if let Err(e) = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await
@@ -52,6 +68,7 @@ impl RunningServer {
             sfu,
             task,
             stop,
+            connections,
         })
     }
 
@@ -67,8 +84,35 @@ impl RunningServer {
         let _ = self.task.await;
     }
 
+    /// WebSocket connections open now.
+    pub fn live_connections(&self) -> usize {
+        self.connections.count()
+    }
+
+    /// Stops the server: every WebSocket client gets `server_shutdown` and a close (1001),
+    /// its session leaves and closes its PeerConnection, and the HTTP listener stops.
+    /// Returns within about [`SHUTDOWN_GRACE`], even if something hangs.
     pub async fn shutdown(self) {
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        // Sessions waiting for a `resume` leave now, and none waits from here on.
+        self.sfu.resume.shut_down();
+        let open = self.connections.count();
+        tracing::info!(connections = open, "closing every connection");
+        if tokio::time::timeout_at(deadline, self.connections.wait_closed())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                connections = self.connections.count(),
+                "connections still open at the shutdown deadline; leaving them"
+            );
+        }
+        let abort = self.task.abort_handle();
+        let rest = deadline + Duration::from_millis(500);
+        if tokio::time::timeout_at(rest, self.task).await.is_err() {
+            tracing::warn!("the HTTP server did not stop in time; aborting it");
+            abort.abort();
+        }
     }
 }

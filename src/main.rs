@@ -81,7 +81,10 @@ async fn main() -> anyhow::Result<()> {
         },
         None => cli.serve,
     };
-    init_logs(args.log_format, SERVE_LOG_FILTER, true, std::io::stdout);
+    let ansi = std::io::stdout().is_terminal();
+    init_logs(args.log_format, SERVE_LOG_FILTER, ansi, std::io::stdout);
+    // Listen for the signals before anything starts, so none is missed.
+    let mut signals = Signals::new()?;
     let server = RunningServer::start(&args).await?;
     if args.jwt_secret.is_some() {
         tracing::info!("joins need a token signed with --jwt-secret");
@@ -91,23 +94,67 @@ async fn main() -> anyhow::Result<()> {
              under any name and role"
         );
     }
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate() => {}
-    }
-    tracing::info!("shutting down");
+    let signal = signals.recv().await;
+    tracing::info!(signal, "shutting down");
+    // The hard deadline: whatever hangs, the process is gone 5 s after the signal.
+    std::thread::spawn(|| {
+        std::thread::sleep(HARD_DEADLINE);
+        eprintln!("roomcast: shutdown did not finish in {HARD_DEADLINE:?}; exiting anyway");
+        std::process::exit(1);
+    });
+    // A second signal quits at once.
+    tokio::spawn(async move {
+        let signal = signals.recv().await;
+        eprintln!("roomcast: {signal} again; exiting now");
+        std::process::exit(1);
+    });
     server.shutdown().await;
-    Ok(())
+    tracing::info!("stopped");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    // Exit here rather than wait for the runtime to drop tasks that may still be winding down.
+    std::process::exit(0);
 }
 
-#[cfg(unix)]
-async fn terminate() {
-    if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        s.recv().await;
+/// After SIGTERM or SIGINT, the server has this long to stop before the process exits
+/// regardless.
+const HARD_DEADLINE: std::time::Duration = std::time::Duration::from_millis(4_900);
+
+/// SIGTERM and SIGINT (Ctrl-C), registered up front.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    #[cfg(unix)]
+    fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-}
 
-#[cfg(not(unix))]
-async fn terminate() {
-    std::future::pending::<()>().await
+    #[cfg(not(unix))]
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {})
+    }
+
+    /// Waits for the next signal and names it.
+    #[cfg(unix)]
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn recv(&mut self) -> &'static str {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
 }

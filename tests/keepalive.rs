@@ -36,9 +36,12 @@ async fn start() -> RunningServer {
             timeout: TIMEOUT,
         },
     };
-    RunningServer::start_with(&ServeArgs::local_ephemeral(), options)
+    let server = RunningServer::start_with(&ServeArgs::local_ephemeral(), options)
         .await
-        .expect("server starts")
+        .expect("server starts");
+    // No resume grace: a dropped client leaves as soon as the drop is noticed.
+    server.sfu.resume.set_grace(Duration::ZERO);
+    server
 }
 
 /// A bare WebSocket client that joins `room` and returns its participant id.

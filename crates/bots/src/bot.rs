@@ -24,6 +24,8 @@ const COMMAND_CAPACITY: usize = 64;
 
 pub struct Bot {
     participant_id: String,
+    /// From `joined`, renewed by each `resumed`.
+    session_token: Option<String>,
     room: String,
     participants: Vec<Participant>,
     timeout: Duration,
@@ -33,6 +35,8 @@ pub struct Bot {
     subscriptions: Arc<Subscriptions>,
     publisher: Publisher,
     session: JoinHandle<()>,
+    commands: mpsc::Sender<Command>,
+    config: BotConfig,
     span: Span,
     shut_down: bool,
 }
@@ -66,6 +70,7 @@ impl Bot {
                 name: config.name.clone(),
                 role: config.role,
                 token: config.token.clone(),
+                room_settings: config.room_settings,
             })
             .await?;
         let reply = log
@@ -81,13 +86,21 @@ impl Bot {
                 "joined",
             )
             .await?;
-        let (participant_id, room, participants, ice_servers) = match reply {
+        let (participant_id, room, participants, ice_servers, session_token) = match reply {
             ServerMessage::Joined {
                 participant_id,
                 room,
                 participants,
                 ice_servers,
-            } => (participant_id, room, participants, ice_servers),
+                session_token,
+                ..
+            } => (
+                participant_id,
+                room,
+                participants,
+                ice_servers,
+                session_token,
+            ),
             ServerMessage::Error { code, message } => {
                 return Err(BotError::Refused { code, message })
             }
@@ -112,6 +125,7 @@ impl Bot {
 
         let mut bot = Bot {
             participant_id,
+            session_token,
             room,
             participants,
             timeout,
@@ -121,11 +135,13 @@ impl Bot {
             subscriptions,
             publisher: Publisher::new(layers, config.audio_attenuation_db),
             session,
+            commands,
+            config,
             span,
             shut_down: false,
         };
         if !outgoing.is_empty() {
-            if let Err(e) = bot.publish(outgoing, &commands).await {
+            if let Err(e) = bot.publish(outgoing).await {
                 bot.shutdown().await;
                 return Err(e);
             }
@@ -134,14 +150,105 @@ impl Bot {
         Ok(bot)
     }
 
-    async fn publish(
+    /// Publishes (more) tracks after joining, e.g. once a host promoted this bot from the
+    /// audience: offers them under the negotiation lock and starts sending once answered.
+    /// Call at most once per bot that joined without publishing.
+    pub async fn publish_media(
         &mut self,
-        tracks: Vec<OutgoingTrack>,
-        commands: &mpsc::Sender<Command>,
+        audio: bool,
+        video: Option<crate::VideoCodec>,
     ) -> Result<(), BotError> {
+        let config = self.config.clone().with_publish(audio, video);
+        let outgoing = publisher::prepare(&config).await?;
+        self.publish(outgoing).await
+    }
+
+    /// Restarts ICE: offers with new ICE credentials (`iceRestart`) under the negotiation
+    /// lock, and returns once the server has answered.
+    pub async fn restart_ice(&self) -> Result<(), BotError> {
         let (done, result) = oneshot::channel();
-        commands
-            .send(Command::Publish { tracks, done })
+        self.commands
+            .send(Command::Publish {
+                tracks: Vec::new(),
+                ice_restart: true,
+                done,
+            })
+            .await
+            .map_err(|_| BotError::Closed)?;
+        tokio::time::timeout(self.timeout, result)
+            .await
+            .map_err(|_| BotError::Timeout("the answer to the ICE restart offer"))?
+            .map_err(|_| BotError::Closed)??;
+        Ok(())
+    }
+
+    /// The token `resume` takes, if the server gave one.
+    pub fn session_token(&self) -> Option<&str> {
+        self.session_token.as_deref()
+    }
+
+    /// Cuts only the signaling WebSocket (no `leave`, no close handshake), as a network
+    /// blip would; the PeerConnection and its media carry on. [`Bot::resume`] reconnects.
+    pub async fn drop_websocket(&self) {
+        self.signaling.drop_connection().await;
+    }
+
+    /// Opens a new WebSocket and sends `resume` with the session token: the session goes on
+    /// there, on the same PeerConnection. Returns the `resumed` message; an `error` in
+    /// reply is [`BotError::Refused`].
+    pub async fn resume(&mut self) -> Result<ServerMessage, BotError> {
+        let token = self
+            .session_token
+            .clone()
+            .ok_or_else(|| BotError::Protocol("the server gave no session token".into()))?;
+        self.resume_with(&token).await
+    }
+
+    /// [`Bot::resume`] with any token (e.g. a wrong one, for tests).
+    pub async fn resume_with(&mut self, token: &str) -> Result<ServerMessage, BotError> {
+        self.signaling.reconnect().await?;
+        let cursor = self.log.cursor();
+        self.signaling
+            .send(&ClientMessage::Resume {
+                session_token: token.to_owned(),
+            })
+            .await?;
+        let reply = self
+            .log
+            .wait_for(
+                cursor,
+                |m| {
+                    matches!(
+                        m,
+                        ServerMessage::Resumed { .. } | ServerMessage::Error { .. }
+                    )
+                },
+                self.timeout,
+                "resumed",
+            )
+            .await?;
+        match &reply {
+            ServerMessage::Resumed { session_token, .. } => {
+                self.session_token = Some(session_token.clone());
+                info!(parent: &self.span, "resumed");
+                Ok(reply)
+            }
+            ServerMessage::Error { code, message } => Err(BotError::Refused {
+                code: *code,
+                message: message.clone(),
+            }),
+            other => Err(BotError::Protocol(format!("not a resume reply: {other:?}"))),
+        }
+    }
+
+    async fn publish(&mut self, tracks: Vec<OutgoingTrack>) -> Result<(), BotError> {
+        let (done, result) = oneshot::channel();
+        self.commands
+            .send(Command::Publish {
+                tracks,
+                ice_restart: false,
+                done,
+            })
             .await
             .map_err(|_| BotError::Closed)?;
         let negotiated = tokio::time::timeout(self.timeout, result)

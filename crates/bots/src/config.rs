@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use roomcast_protocol::Role;
+use roomcast_protocol::{Role, RoomSettings};
 
 use crate::media_loop::{LoopSource, VideoSize, OPUS_LEVELS_FILE};
 use crate::publisher::SIMULCAST_LAYERS;
@@ -22,6 +22,8 @@ pub struct BotConfig {
     pub name: String,
     pub role: Option<Role>,
     pub token: Option<String>,
+    /// Sent with `join`; the server applies it if this join creates the room as a host.
+    pub room_settings: Option<RoomSettings>,
     pub publish_audio: bool,
     pub publish_video: Option<VideoCodec>,
     /// Publish the video as three simulcast encodings, rids `q`, `h`, `f` (320x180,
@@ -50,6 +52,7 @@ impl BotConfig {
             name: name.into(),
             role: None,
             token: None,
+            room_settings: None,
             publish_audio: true,
             publish_video: Some(VideoCodec::Vp8),
             simulcast: false,
@@ -67,6 +70,12 @@ impl BotConfig {
 
     pub fn with_role(mut self, role: Role) -> Self {
         self.role = Some(role);
+        self
+    }
+
+    /// Room settings to ask for (honoured when this bot creates the room as a host).
+    pub fn with_room_settings(mut self, settings: RoomSettings) -> Self {
+        self.room_settings = Some(settings);
         self
     }
 

@@ -15,6 +15,11 @@ use crate::BotError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct MessageCursor(u64);
 
+impl MessageCursor {
+    /// Before the first message: a wait from here sees every message still in the log.
+    pub const START: MessageCursor = MessageCursor(0);
+}
+
 /// How the signaling connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CloseInfo {

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn, Instrument, Span};
 use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit};
+use webrtc::peer_connection::offer_answer_options::RTCOfferOptions;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::signaling_state::RTCSignalingState;
@@ -32,6 +33,8 @@ pub(crate) enum Command {
     /// Offer these tracks under the negotiation lock; `done` gets them back once answered.
     Publish {
         tracks: Vec<OutgoingTrack>,
+        /// Offer with new ICE credentials (an ICE restart); `tracks` may be empty then.
+        ice_restart: bool,
         done: oneshot::Sender<PublishResult>,
     },
     /// From `on_ice_candidate`; `None` is the end of gathering.
@@ -40,6 +43,7 @@ pub(crate) enum Command {
 
 struct PublishJob {
     tracks: Vec<OutgoingTrack>,
+    ice_restart: bool,
     done: oneshot::Sender<PublishResult>,
 }
 
@@ -112,8 +116,16 @@ impl Session {
 
     async fn on_command(&mut self, command: Command) {
         match command {
-            Command::Publish { tracks, done } => {
-                self.queue.push_back(PublishJob { tracks, done });
+            Command::Publish {
+                tracks,
+                ice_restart,
+                done,
+            } => {
+                self.queue.push_back(PublishJob {
+                    tracks,
+                    ice_restart,
+                    done,
+                });
                 self.start_next_publish().await;
             }
             Command::LocalCandidate(candidate) => self.send_local_candidate(candidate).await,
@@ -204,7 +216,7 @@ impl Session {
             self.negotiation.offer_abandoned(false);
             return;
         };
-        match self.offer(&job.tracks).await {
+        match self.offer(&job.tracks, job.ice_restart).await {
             Ok(transceivers) => self.offered = Some(Offered { job, transceivers }),
             Err(e) => {
                 let local_offer_set =
@@ -219,6 +231,7 @@ impl Session {
     async fn offer(
         &self,
         tracks: &[OutgoingTrack],
+        ice_restart: bool,
     ) -> Result<Vec<Arc<RTCRtpTransceiver>>, BotError> {
         let mut transceivers = Vec::with_capacity(tracks.len());
         for outgoing in tracks {
@@ -247,7 +260,11 @@ impl Session {
                 .await?;
             transceivers.push(transceiver);
         }
-        let offer = self.pc.create_offer(None).await?;
+        let options = ice_restart.then(|| RTCOfferOptions {
+            ice_restart: true,
+            ..Default::default()
+        });
+        let offer = self.pc.create_offer(options).await?;
         self.pc.set_local_description(offer).await?;
         let sdp = self.local_sdp().await?;
         let published = tracks
@@ -319,7 +336,10 @@ impl Session {
     fn is_closed(&self, error: &BotError) -> bool {
         matches!(
             error,
-            BotError::Closed | BotError::WebRtc(webrtc::Error::ErrConnectionClosed)
+            BotError::Closed
+                | BotError::WebRtc(webrtc::Error::ErrConnectionClosed)
+                // Closing tears the ICE agent down before the state reads Closed.
+                | BotError::WebRtc(webrtc::Error::ErrICEAgentNotExist)
         ) || self.pc.connection_state() == RTCPeerConnectionState::Closed
     }
 

@@ -20,7 +20,12 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 pub(crate) struct Signaling {
     sink: Mutex<Option<SplitSink<Socket, Message>>>,
-    reader: JoinHandle<()>,
+    reader: std::sync::Mutex<JoinHandle<()>>,
+    url: String,
+    timeout: Duration,
+    log: Arc<MessageLog>,
+    inbox: mpsc::Sender<ServerMessage>,
+    layers: Arc<LayerDirectory>,
 }
 
 impl Signaling {
@@ -34,19 +39,44 @@ impl Signaling {
         inbox: mpsc::Sender<ServerMessage>,
         layers: Arc<LayerDirectory>,
     ) -> Result<Self, BotError> {
-        let connect_error = |reason: String| BotError::Connect {
-            url: url.to_owned(),
-            reason,
-        };
-        let (socket, _) = tokio::time::timeout(timeout, tokio_tungstenite::connect_async(url))
-            .await
-            .map_err(|_| connect_error(format!("no WebSocket after {timeout:?}")))?
-            .map_err(|e| connect_error(e.to_string()))?;
+        let socket = open(url, timeout).await?;
         let (sink, stream) = socket.split();
+        let reader = tokio::spawn(read_frames(
+            stream,
+            Arc::clone(&log),
+            inbox.clone(),
+            Arc::clone(&layers),
+        ));
         Ok(Signaling {
             sink: Mutex::new(Some(sink)),
-            reader: tokio::spawn(read_frames(stream, log, inbox, layers)),
+            reader: std::sync::Mutex::new(reader),
+            url: url.to_owned(),
+            timeout,
+            log,
+            inbox,
+            layers,
         })
+    }
+
+    /// Replaces the connection with a new one to the same URL (the old one is dropped).
+    /// Server messages keep going to the same log and inbox.
+    pub(crate) async fn reconnect(&self) -> Result<(), BotError> {
+        self.drop_connection().await;
+        let socket = open(&self.url, self.timeout).await?;
+        let (sink, stream) = socket.split();
+        let reader = tokio::spawn(read_frames(
+            stream,
+            Arc::clone(&self.log),
+            self.inbox.clone(),
+            Arc::clone(&self.layers),
+        ));
+        let old = std::mem::replace(
+            &mut *self.reader.lock().unwrap_or_else(|e| e.into_inner()),
+            reader,
+        );
+        old.abort();
+        *self.sink.lock().await = Some(sink);
+        Ok(())
     }
 
     pub(crate) async fn send(&self, message: &ClientMessage) -> Result<(), BotError> {
@@ -67,15 +97,33 @@ impl Signaling {
 
     /// Drops the connection without a close handshake, as a crashing client would.
     pub(crate) async fn drop_connection(&self) {
-        self.reader.abort();
+        self.reader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .abort();
         self.sink.lock().await.take();
     }
 }
 
 impl Drop for Signaling {
     fn drop(&mut self) {
-        self.reader.abort();
+        self.reader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .abort();
     }
+}
+
+async fn open(url: &str, timeout: Duration) -> Result<Socket, BotError> {
+    let connect_error = |reason: String| BotError::Connect {
+        url: url.to_owned(),
+        reason,
+    };
+    let (socket, _) = tokio::time::timeout(timeout, tokio_tungstenite::connect_async(url))
+        .await
+        .map_err(|_| connect_error(format!("no WebSocket after {timeout:?}")))?
+        .map_err(|e| connect_error(e.to_string()))?;
+    Ok(socket)
 }
 
 async fn read_frames(

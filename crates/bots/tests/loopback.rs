@@ -188,6 +188,9 @@ async fn serve(stream: TcpStream, observed: Arc<Mutex<Observed>>) {
                                 room,
                                 participants: vec![],
                                 ice_servers: vec![],
+                                role: None,
+                                room_settings: None,
+                                session_token: None,
                             });
                         }
                     }

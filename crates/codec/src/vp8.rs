@@ -76,7 +76,7 @@ pub fn descriptor_fields(payload: &[u8]) -> Option<DescriptorFields> {
 /// to fit.
 pub fn write_picture_id(payload: &mut [u8], at: usize, value: u16, long: bool) {
     if long {
-        if let Some(bytes) = payload.get_mut(at..at + 2) {
+        if let Some(bytes) = at.checked_add(2).and_then(|end| payload.get_mut(at..end)) {
             let [high, low] = (value & 0x7fff).to_be_bytes();
             bytes[0] = 0x80 | high;
             bytes[1] = low;

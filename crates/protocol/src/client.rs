@@ -1,7 +1,7 @@
 //! Client → server messages, and the decoder that turns any frame into one or a clear error.
 use serde::{Deserialize, Serialize};
 
-use crate::{ErrorCode, IceCandidate, Quality, Role, TrackSource};
+use crate::{ErrorCode, IceCandidate, Quality, Role, RoomSettings, TrackKind, TrackSource};
 
 /// One published m-line and what it carries (`offer.tracks`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +20,10 @@ pub enum ClientMessage {
         role: Option<Role>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token: Option<String>,
+        /// (roomcast) Honoured only when this join creates the room and the joiner is a
+        /// host; ignored otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room_settings: Option<RoomSettings>,
     },
     Offer {
         sdp: String,
@@ -42,6 +46,44 @@ pub enum ClientMessage {
     },
     NegotiateRequest,
     Leave,
+    /// (roomcast) The owner of a track mutes or unmutes it.
+    Mute {
+        track_id: String,
+        muted: bool,
+    },
+    /// (roomcast, host only) Mutes (or, with `muted: false`, unmutes) every track of
+    /// `kind` that a participant publishes.
+    MuteParticipant {
+        participant_id: String,
+        kind: TrackKind,
+        #[serde(default = "yes")]
+        muted: bool,
+    },
+    /// (roomcast, host only) Removes a participant from the room.
+    Kick {
+        participant_id: String,
+    },
+    /// (roomcast, host only) Gives a participant another role.
+    SetRole {
+        participant_id: String,
+        role: Role,
+    },
+    /// (roomcast, host only) No new joins until `unlock_room`.
+    LockRoom,
+    /// (roomcast, host only)
+    UnlockRoom,
+    /// (roomcast, host only) Ends the room for everyone.
+    EndRoom,
+    /// (roomcast) Sent first on a new WebSocket instead of `join`: takes back the session
+    /// whose `joined` (or latest `resumed`) carried this token, if its grace period has not
+    /// run out since its WebSocket dropped.
+    Resume {
+        session_token: String,
+    },
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Why a frame is not a valid client message; always answered with `bad_request`.
@@ -65,6 +107,14 @@ const KNOWN_TYPES: &[&str] = &[
     "chat",
     "negotiate_request",
     "leave",
+    "mute",
+    "mute_participant",
+    "kick",
+    "set_role",
+    "lock_room",
+    "unlock_room",
+    "end_room",
+    "resume",
 ];
 
 /// Decodes one text frame. Distinguishes malformed JSON, a missing or unknown `type`, and
@@ -107,9 +157,63 @@ mod tests {
                 room: "r".into(),
                 name: "n".into(),
                 role: None,
-                token: None
+                token: None,
+                room_settings: None,
             }
         );
+        let m = decode_client_message(
+            r#"{"type":"join","room":"r","name":"n","role":"host","room_settings":{"webinar":true,"max_publishers":2}}"#,
+        )
+        .unwrap();
+        let ClientMessage::Join { room_settings, .. } = m else {
+            panic!("not a join: {m:?}")
+        };
+        assert_eq!(
+            room_settings,
+            Some(RoomSettings {
+                webinar: true,
+                max_participants: None,
+                max_publishers: Some(2),
+            })
+        );
+    }
+
+    #[test]
+    fn decodes_moderation() {
+        assert_eq!(
+            decode_client_message(
+                r#"{"type":"mute_participant","participant_id":"PA_1","kind":"audio"}"#
+            )
+            .unwrap(),
+            ClientMessage::MuteParticipant {
+                participant_id: "PA_1".into(),
+                kind: TrackKind::Audio,
+                muted: true,
+            }
+        );
+        assert_eq!(
+            decode_client_message(r#"{"type":"set_role","participant_id":"p","role":"audience"}"#)
+                .unwrap(),
+            ClientMessage::SetRole {
+                participant_id: "p".into(),
+                role: Role::Audience,
+            }
+        );
+        assert_eq!(
+            decode_client_message(r#"{"type":"mute","track_id":"TR_1","muted":false}"#).unwrap(),
+            ClientMessage::Mute {
+                track_id: "TR_1".into(),
+                muted: false,
+            }
+        );
+        for unit in ["lock_room", "unlock_room", "end_room"] {
+            decode_client_message(&format!(r#"{{"type":"{unit}"}}"#)).unwrap();
+        }
+        assert!(decode_client_message(r#"{"type":"kick"}"#).is_err());
+        assert!(decode_client_message(
+            r#"{"type":"set_role","participant_id":"p","role":"admin"}"#
+        )
+        .is_err());
     }
 
     #[test]
@@ -169,6 +273,17 @@ mod tests {
             r#"{"type":"set_quality","track_id":"t","quality":"ultra"}"#
         )
         .is_err());
+    }
+
+    #[test]
+    fn decodes_resume() {
+        assert_eq!(
+            decode_client_message(r#"{"type":"resume","session_token":"abc"}"#).unwrap(),
+            ClientMessage::Resume {
+                session_token: "abc".into()
+            }
+        );
+        assert!(decode_client_message(r#"{"type":"resume"}"#).is_err());
     }
 
     #[test]

@@ -25,6 +25,15 @@ pub enum ErrorCode {
     ServerShutdown,
     /// Something failed inside the server; the message says what.
     InternalError,
+    /// A moderation message names a participant who is not in the room.
+    UnknownParticipant,
+    /// A host removed this participant; the connection is closed after this.
+    Kicked,
+    /// The room is locked: no new joins.
+    RoomLocked,
+    /// `resume` named no session that can be resumed (unknown token, or its grace period
+    /// ran out and it left). The connection stays open: `join` afresh.
+    SessionExpired,
 }
 
 impl ErrorCode {
@@ -43,6 +52,10 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::ServerShutdown => "server_shutdown",
             ErrorCode::InternalError => "internal_error",
+            ErrorCode::UnknownParticipant => "unknown_participant",
+            ErrorCode::Kicked => "kicked",
+            ErrorCode::RoomLocked => "room_locked",
+            ErrorCode::SessionExpired => "session_expired",
         }
     }
 }
@@ -73,6 +86,10 @@ mod tests {
             ErrorCode::RateLimited,
             ErrorCode::ServerShutdown,
             ErrorCode::InternalError,
+            ErrorCode::UnknownParticipant,
+            ErrorCode::Kicked,
+            ErrorCode::RoomLocked,
+            ErrorCode::SessionExpired,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -12,7 +12,8 @@ mod server;
 pub use client::{decode_client_message, ClientMessage, DecodeError, PublishedMid};
 pub use error_code::ErrorCode;
 pub use model::{
-    IceCandidate, IceServer, Participant, Quality, Role, Track, TrackKind, TrackSource,
+    IceCandidate, IceServer, Participant, Quality, Role, RoomSettings, Track, TrackKind,
+    TrackSource,
 };
 pub use server::{PauseReason, ServerMessage, Speaker};
 

@@ -14,6 +14,33 @@ impl Role {
     pub fn can_publish(self) -> bool {
         !matches!(self, Role::Audience)
     }
+
+    /// Hosts may moderate (mute, kick, change roles, lock and end the room).
+    pub fn can_moderate(self) -> bool {
+        matches!(self, Role::Host)
+    }
+
+    /// Hosts and presenters are announced to everyone and see the whole room; the audience
+    /// is announced only to them and sees only them.
+    pub fn is_audience(self) -> bool {
+        matches!(self, Role::Audience)
+    }
+}
+
+/// (roomcast) What the first host asks of a room it creates (`join.room_settings`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RoomSettings {
+    /// A webinar: a `join` that names no `role` joins as `audience`.
+    #[serde(default)]
+    pub webinar: bool,
+    /// At most this many participants (further joins get `room_full`); never more than
+    /// the server's own limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_participants: Option<usize>,
+    /// At most this many participants publishing at once; the offer of one more gets
+    /// `forbidden` and its sending m-lines answered inactive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_publishers: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -50,6 +77,10 @@ pub struct Track {
     pub kind: TrackKind,
     pub source: TrackSource,
     pub simulcast: bool,
+    /// (roomcast) The server does not forward the track: its owner (`mute`) or a host
+    /// (`mute_participant`) muted it. Absent means `false`.
+    #[serde(default)]
+    pub muted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

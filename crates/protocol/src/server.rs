@@ -1,7 +1,7 @@
 //! Server → client messages.
 use serde::{Deserialize, Serialize};
 
-use crate::{ErrorCode, IceCandidate, IceServer, Participant, Track};
+use crate::{ErrorCode, IceCandidate, IceServer, Participant, Role, RoomSettings, Track};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -11,6 +11,27 @@ pub enum ServerMessage {
         room: String,
         participants: Vec<Participant>,
         ice_servers: Vec<IceServer>,
+        /// (roomcast) The role this participant got (a token's, or `audience` in a
+        /// webinar for a `join` that named none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        role: Option<Role>,
+        /// (roomcast) The room's settings, as its first host set them.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room_settings: Option<RoomSettings>,
+        /// (roomcast) Keep it: after a dropped WebSocket, `resume` with it on a new one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_token: Option<String>,
+    },
+    /// (roomcast) The answer to a successful `resume`: the session continues on this
+    /// WebSocket with its PeerConnection and subscriptions. `participants` is the room now
+    /// (as `joined` lists it), for reconciling what was missed; `session_token` replaces
+    /// the old one.
+    Resumed {
+        participant_id: String,
+        room: String,
+        participants: Vec<Participant>,
+        role: Role,
+        session_token: String,
     },
     ParticipantJoined {
         participant: Participant,
@@ -68,6 +89,28 @@ pub enum ServerMessage {
     ActiveSpeakers {
         speakers: Vec<Speaker>,
     },
+    /// Extension, to the audience: how many audience members the room has (they are not
+    /// announced one by one). At most once a second, only on change.
+    AudienceCount {
+        count: usize,
+    },
+    /// Extension, to the room: a track was muted or unmuted (it is not forwarded while muted).
+    TrackMuted {
+        participant_id: String,
+        track_id: String,
+        muted: bool,
+    },
+    /// Extension, to the room: a host changed a participant's role.
+    RoleChanged {
+        participant_id: String,
+        role: Role,
+    },
+    /// Extension, to the room: a host locked or unlocked it.
+    RoomLocked {
+        locked: bool,
+    },
+    /// Extension, to the room: a host ended it; the server closes every connection next.
+    RoomEnded,
 }
 
 /// Why a track was paused for one subscriber.
@@ -134,6 +177,38 @@ mod tests {
             }
             .to_json(),
             r#"{"type":"track_paused","track_id":"TR_1","reason":"bandwidth"}"#
+        );
+        assert_eq!(
+            ServerMessage::TrackMuted {
+                participant_id: "PA_1".into(),
+                track_id: "TR_2".into(),
+                muted: true
+            }
+            .to_json(),
+            r#"{"type":"track_muted","participant_id":"PA_1","track_id":"TR_2","muted":true}"#
+        );
+        assert_eq!(
+            ServerMessage::AudienceCount { count: 3 }.to_json(),
+            r#"{"type":"audience_count","count":3}"#
+        );
+        assert_eq!(
+            ServerMessage::RoomEnded.to_json(),
+            r#"{"type":"room_ended"}"#
+        );
+        assert_eq!(
+            ServerMessage::RoomLocked { locked: true }.to_json(),
+            r#"{"type":"room_locked","locked":true}"#
+        );
+        assert_eq!(
+            ServerMessage::Resumed {
+                participant_id: "PA_1".into(),
+                room: "r".into(),
+                participants: vec![],
+                role: Role::Presenter,
+                session_token: "t".into()
+            }
+            .to_json(),
+            r#"{"type":"resumed","participant_id":"PA_1","room":"r","participants":[],"role":"presenter","session_token":"t"}"#
         );
         assert_eq!(
             ServerMessage::Candidate { candidate: None }.to_json(),

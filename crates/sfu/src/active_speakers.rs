@@ -72,6 +72,8 @@ pub async fn run(room: Weak<Room>) {
         if room.is_closed() {
             break;
         }
+        // The same per-room tick paces `audience_count` (at most once a second).
+        room.announce_audience_count(std::time::Instant::now());
         if let Some(speakers) = detector.update(&room.audio_levels()) {
             room.set_active_speakers(detector.speakers().to_vec());
             room.broadcast(&ServerMessage::ActiveSpeakers { speakers });

@@ -18,6 +18,8 @@ pub struct SfuConfig {
     /// Handed to clients in `joined`.
     pub ice_servers: Vec<IceServer>,
     pub max_participants_per_room: usize,
+    /// Most rooms at once; a join that would create one more is refused (0: no limit).
+    pub max_rooms: usize,
     /// Share each subscriber's estimated bandwidth among its tracks (pausing what does not
     /// fit); off, every subscriber gets what it asks for.
     pub congestion_control: bool,
@@ -34,6 +36,8 @@ pub struct Sfu {
     retired: MediaCounters,
     /// Join latency and signaling errors, for `GET /metrics`.
     pub metrics: ServerMetrics,
+    /// Session tokens of joined sessions, for `resume`, and the grace period.
+    pub resume: crate::signaling::resume::ResumeRegistry,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,6 +67,7 @@ impl Sfu {
             rooms: DashMap::new(),
             retired: MediaCounters::default(),
             metrics: ServerMetrics::default(),
+            resume: Default::default(),
         }))
     }
 
@@ -77,6 +82,9 @@ impl Sfu {
         room_name: &str,
         member: Member,
     ) -> Result<(Arc<Room>, Vec<Participant>), JoinRefused> {
+        if self.room_limit_reached(room_name) {
+            return Err(JoinRefused::Full);
+        }
         let entry = self.rooms.entry(room_name.to_owned()).or_insert_with(|| {
             let room = Arc::new(Room::new(room_name.to_owned()));
             tokio::spawn(active_speakers::run(Arc::downgrade(&room)));
@@ -86,6 +94,14 @@ impl Sfu {
         let existing = room.join(member, self.config.max_participants_per_room)?;
         drop(entry);
         Ok((room, existing))
+    }
+
+    /// Whether joining `room_name` would create a room beyond `max_rooms`. Checked before
+    /// the room map is locked for the join, so rooms created concurrently can overshoot the
+    /// limit by a few.
+    pub fn room_limit_reached(&self, room_name: &str) -> bool {
+        let max = self.config.max_rooms;
+        max > 0 && !self.rooms.contains_key(room_name) && self.rooms.len() >= max
     }
 
     pub fn leave(&self, room: &Arc<Room>, participant_id: &str) {
@@ -98,6 +114,20 @@ impl Sfu {
                 self.retired.absorb(&gone.media_stats());
                 tracing::info!(room = %gone.name, "room closed");
             }
+        }
+    }
+
+    /// Takes an ended room (`end_room`) out of the server at once, so its name can be
+    /// joined afresh while its members' sessions are still closing. Its tracks are closed
+    /// already, so its totals are final.
+    pub fn end_room(&self, room: &Arc<Room>) {
+        if let Some((_, gone)) = self
+            .rooms
+            .remove_if(&room.name, |_, r| Arc::ptr_eq(r, room))
+        {
+            gone.close();
+            self.retired.absorb(&gone.media_stats());
+            tracing::info!(room = %gone.name, "room ended");
         }
     }
 

@@ -197,6 +197,12 @@ impl DownTrack {
         self.state.lock().selector.set_allowed(layer);
     }
 
+    /// Forgets the layer being forwarded, so forwarding restarts at the next keyframe (any
+    /// packet for audio) as a new segment: used when a muted track resumes.
+    pub fn restart_at_keyframe(&self) {
+        self.state.lock().selector.restart();
+    }
+
     /// (requested, allowed, current) layers.
     pub fn layer_state(&self) -> LayerState {
         let state = self.state.lock();

@@ -113,6 +113,11 @@ impl LayerSelector {
         Some(self.requested?.min(self.allowed?))
     }
 
+    /// Stops forwarding until the next keyframe of the target layer.
+    pub fn restart(&mut self) {
+        self.current = None;
+    }
+
     /// The layer being forwarded, if any.
     pub fn current(&self) -> Option<u8> {
         self.current

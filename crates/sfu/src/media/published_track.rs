@@ -65,6 +65,8 @@ pub struct PublishedTrack {
     /// Byte totals per layer at the last bitrate update.
     bitrate_mark: Mutex<(Instant, [u64; MAX_LAYERS as usize])>,
     closed: CancellationToken,
+    /// Muted by its owner or a host: packets are read and dropped, nothing is forwarded.
+    muted: AtomicBool,
 }
 
 /// The layer order of a simulcast m-line: `q`, `h`, `f` by name when those are the rids,
@@ -122,7 +124,42 @@ impl PublishedTrack {
             audio_level: AudioLevelMeter::default(),
             bitrate_mark: Mutex::new((now, [0; MAX_LAYERS as usize])),
             closed: CancellationToken::new(),
+            muted: AtomicBool::new(false),
         }
+    }
+
+    /// The track as the protocol describes it, with its current muted state.
+    pub fn describe(&self) -> Track {
+        Track {
+            muted: self.is_muted(),
+            ..self.info.clone()
+        }
+    }
+
+    pub fn is_muted(&self) -> bool {
+        self.muted.load(Ordering::Relaxed)
+    }
+
+    /// Mutes or unmutes; returns whether the state changed. While muted the readers drop
+    /// every packet on arrival (no forwarding, no caching, so no retransmission either).
+    /// On unmute every subscriber restarts at the next keyframe (any packet for audio),
+    /// continuing its own sequence numbers, and the publisher is asked for keyframes.
+    pub async fn set_muted(&self, muted: bool) -> bool {
+        if muted {
+            return !self.muted.swap(true, Ordering::Relaxed);
+        }
+        if !self.is_muted() {
+            return false;
+        }
+        // Reset first, then let packets through: no delta frame may slip out before it.
+        for down in self.down_tracks.load().iter() {
+            down.restart_at_keyframe();
+        }
+        let changed = self.muted.swap(false, Ordering::Relaxed);
+        for layer in 0..self.layer_count() {
+            self.request_keyframe(layer).await;
+        }
+        changed
     }
 
     pub fn rtp_kind(&self) -> RTPCodecType {
@@ -339,6 +376,9 @@ impl PublishedTrack {
                     Err(_) => break,
                 },
             };
+            if self.muted.load(Ordering::Relaxed) {
+                continue;
+            }
             let wanted = self.forward(&packet, layer, video, extensions, &codecs, &mut scratch);
             for wanted in wanted.iter() {
                 // Throttled inside: a subscriber stuck without a keyframe keeps asking.

@@ -161,6 +161,7 @@ mod tests {
                 kind: TrackKind::Video,
                 source: TrackSource::Camera,
                 simulcast: true,
+                muted: false,
             },
             "PA_pub".into(),
             "0".into(),

@@ -2,5 +2,6 @@
 pub mod layer_control;
 pub mod negotiator;
 pub mod outbox;
+pub mod resume;
 pub mod sdp_media;
 pub mod session;

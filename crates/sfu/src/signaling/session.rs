@@ -4,13 +4,13 @@
 //! negotiation steps never interleave and need no locks.
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use roomcast_protocol::{
     decode_client_message, ClientMessage, ErrorCode, IceCandidate, PublishedMid, Quality, Role,
-    ServerMessage, Track, TrackSource,
+    RoomSettings, ServerMessage, Track, TrackSource,
 };
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
@@ -24,13 +24,14 @@ use webrtc::track::track_remote::TrackRemote;
 use super::layer_control::{self, quality_layer, LayerControl};
 use super::negotiator::{ClientOffer, LockRequest, Negotiator};
 use super::outbox::Outbox;
+use super::resume::Takeover;
 use super::sdp_media::media_sections;
 use crate::media::down_track::DownTrack;
 use crate::media::layer_selector::MAX_LAYERS;
 use crate::media::published_track::{order_rids, PublishedTrack};
 use crate::media::subscriber_rtcp;
 use crate::peer::Peer;
-use crate::room::{JoinRefused, Member, Room};
+use crate::room::{Control, JoinRefused, Member, ModerationError, Room};
 use crate::sfu::Sfu;
 
 /// What the transport (the WebSocket) hands the session.
@@ -93,64 +94,199 @@ struct Joined {
     layers: LayerControl,
     layer_tick: tokio::time::Interval,
     congestion_control: bool,
+    /// Orders from hosts (kick, role change, room end).
+    control: mpsc::UnboundedReceiver<Control>,
+    /// A server offer is owed even if the subscriptions did not change (a demotion made
+    /// the client's sending m-lines inactive).
+    offer_owed: bool,
+    /// The `session_token` a `resume` names to take this session over.
+    token: String,
+    takeover: mpsc::Receiver<Takeover>,
+    takeover_tx: mpsc::Sender<Takeover>,
+    /// No connection: the session waits for `resume` and sends no offers.
+    parked: bool,
 }
 
-/// Runs one client's session until it leaves, drops, or must be cut off.
+/// A session on its way from one task to another (see [`super::resume`]).
+pub struct Parked(Box<Joined>);
+
+/// How a joined session's run on one connection ended.
+enum Exit {
+    /// The session is over: it leaves the room.
+    End(SessionEnd),
+    /// The connection went away without `leave`: the session parks, waiting for `resume`.
+    Dropped,
+    /// A `resume` on another connection asks for the session.
+    TakenOver(oneshot::Sender<Parked>),
+}
+
+/// How long a `resume` waits for the session to hand itself over.
+const HANDOFF_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs one client's session until it leaves, drops, or must be cut off. A joined session
+/// whose connection drops lives on (parked, media flowing) for the resume grace period.
 pub async fn run_session(
     sfu: Arc<Sfu>,
     mut inbound: mpsc::Receiver<Inbound>,
     outbox: Outbox,
 ) -> SessionEnd {
-    let mut joined: Option<Joined> = None;
-    let end = loop {
-        let Some(state) = joined.as_mut() else {
-            tokio::select! {
-                _ = outbox.kick.cancelled() => break SessionEnd::Abuse,
-                frame = inbound.recv() => match frame {
-                    None => break SessionEnd::Normal,
-                    Some(Inbound::TooLarge) => break too_large(&outbox),
-                    Some(Inbound::Text(text)) => match decode_client_message(&text) {
-                        Err(e) => outbox.send(ServerMessage::error(e.code(), e.message)),
-                        Ok(ClientMessage::Join { room, name, role, token }) => {
-                            let asked = Instant::now();
-                            joined = join(&sfu, &outbox, room, name, role, token).await;
-                            if joined.is_some() {
-                                sfu.metrics.observe_join(asked.elapsed());
-                            }
-                        }
-                        Ok(ClientMessage::Leave) => break SessionEnd::Normal,
-                        Ok(_) => outbox.send(ServerMessage::error(ErrorCode::NotJoined, "send join first")),
-                    },
-                },
+    let mut state = match until_joined(&sfu, &mut inbound, &outbox).await {
+        Ok(state) => state,
+        Err(end) => return end,
+    };
+    loop {
+        match state.drive(&sfu, &mut inbound, &outbox).await {
+            Exit::End(end) => {
+                state.close(&sfu).await;
+                return end;
             }
-            continue;
-        };
-        let grant_deadline = state.negotiator.grant_deadline();
+            Exit::Dropped => {
+                if sfu.resume.grace().is_zero() || sfu.resume.shutdown_token().is_cancelled() {
+                    state.close(&sfu).await;
+                } else {
+                    tokio::spawn(park(Arc::clone(&sfu), state));
+                }
+                return SessionEnd::Normal;
+            }
+            Exit::TakenOver(reply) => match reply.send(Parked(state)) {
+                Ok(()) => return SessionEnd::Normal,
+                Err(Parked(back)) => state = back,
+            },
+        }
+    }
+}
+
+/// Handles a connection's messages until it joins (or resumes) a session.
+async fn until_joined(
+    sfu: &Arc<Sfu>,
+    inbound: &mut mpsc::Receiver<Inbound>,
+    outbox: &Outbox,
+) -> Result<Box<Joined>, SessionEnd> {
+    loop {
         tokio::select! {
-            _ = outbox.kick.cancelled() => break SessionEnd::Abuse,
+            _ = outbox.kick.cancelled() => return Err(SessionEnd::Abuse),
             frame = inbound.recv() => match frame {
-                None => break SessionEnd::Normal,
-                Some(Inbound::TooLarge) => break too_large(&outbox),
+                None => return Err(SessionEnd::Normal),
+                Some(Inbound::TooLarge) => return Err(too_large(outbox)),
                 Some(Inbound::Text(text)) => match decode_client_message(&text) {
                     Err(e) => outbox.send(ServerMessage::error(e.code(), e.message)),
-                    Ok(ClientMessage::Leave) => break SessionEnd::Normal,
-                    Ok(msg) => state.handle(&outbox, msg).await,
+                    Ok(ClientMessage::Join { room, name, role, token, room_settings }) => {
+                        let asked = Instant::now();
+                        let joined = join(sfu, outbox, JoinRequest { room, name, role, token, room_settings }).await;
+                        if let Some(state) = joined {
+                            sfu.metrics.observe_join(asked.elapsed());
+                            return Ok(Box::new(state));
+                        }
+                    }
+                    Ok(ClientMessage::Resume { session_token }) => {
+                        if let Some(state) = resume(sfu, outbox, &session_token).await {
+                            return Ok(state);
+                        }
+                    }
+                    Ok(ClientMessage::Leave) => return Err(SessionEnd::Normal),
+                    Ok(_) => outbox.send(ServerMessage::error(ErrorCode::NotJoined, "send join first")),
                 },
             },
+        }
+    }
+}
+
+/// A session whose connection dropped: it stays in the room, its media flowing, until a
+/// `resume` takes it or the grace period runs out (then it leaves as if it had sent
+/// `leave`). Messages to it meanwhile are dropped; `resumed` carries the room as it is.
+async fn park(sfu: Arc<Sfu>, mut state: Box<Joined>) {
+    let nowhere = Outbox::new().0;
+    let grace = sfu.resume.grace();
+    let deadline = tokio::time::Instant::now() + grace;
+    let shutdown = sfu.resume.shutdown_token().clone();
+    state.parked = true;
+    tracing::info!(room = %state.room.name, participant = %state.id, ?grace, "connection lost; waiting for resume");
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => {
+                tracing::info!(room = %state.room.name, participant = %state.id, "not resumed in time");
+                break;
+            }
+            _ = shutdown.cancelled() => break,
+            Some(takeover) = state.takeover.recv() => match takeover.reply.send(Parked(state)) {
+                Ok(()) => return,
+                Err(Parked(back)) => state = back,
+            },
+            Some(control) = state.control.recv() => match control {
+                Control::RoleChanged(role) => state.on_role_changed(role, &nowhere).await,
+                Control::Kicked | Control::Ended => break,
+            },
             Some(event) = state.peer_events.recv() => {
-                if state.on_peer_event(event, &outbox).await.is_err() {
-                    break SessionEnd::MediaFailed;
+                if state.on_peer_event(event, &nowhere).await.is_err() {
+                    break;
                 }
             }
-            _ = state.resubscribe.notified() => state.renegotiate(&outbox).await,
-            _ = state.layer_tick.tick() => state.on_layer_tick(&outbox),
-            _ = sleep_until_opt(grant_deadline) => state.renegotiate(&outbox).await,
+            _ = state.layer_tick.tick() => state.on_layer_tick(&nowhere),
+        }
+    }
+    state.close(&sfu).await;
+}
+
+/// Takes over the session of `token` for this connection, or answers `session_expired`.
+async fn resume(sfu: &Arc<Sfu>, outbox: &Outbox, token: &str) -> Option<Box<Joined>> {
+    let expired = || {
+        outbox.send(ServerMessage::error(
+            ErrorCode::SessionExpired,
+            "no session to resume with this token (it ended, or its grace period ran out): join again",
+        ))
+    };
+    let Some(slot) = sfu.resume.take(token) else {
+        expired();
+        return None;
+    };
+    let (reply, handed) = oneshot::channel();
+    if slot.try_send(Takeover { reply }).is_err() {
+        expired();
+        return None;
+    }
+    let mut state = match tokio::time::timeout(HANDOFF_TIMEOUT, handed).await {
+        Ok(Ok(Parked(state))) => state,
+        Ok(Err(_)) => {
+            expired();
+            return None;
+        }
+        Err(_) => {
+            tracing::warn!("a session did not hand itself over in time");
+            sfu.resume.restore(token, slot);
+            outbox.send(ServerMessage::error(
+                ErrorCode::InternalError,
+                "the session did not answer in time; try again",
+            ));
+            return None;
         }
     };
-    if let Some(state) = joined {
-        state.close(&sfu).await;
+    state.parked = false;
+    state.token = sfu.resume.register(state.takeover_tx.clone());
+    state.room.set_outbox(&state.id, outbox.clone());
+    let role = state.room.role_of(&state.id).unwrap_or_default();
+    tracing::info!(room = %state.room.name, participant = %state.id, "resumed");
+    outbox.send(ServerMessage::Resumed {
+        participant_id: state.id.clone(),
+        room: state.room.name.clone(),
+        participants: state.room.participants_for(&state.id),
+        role,
+        session_token: state.token.clone(),
+    });
+    if role.is_audience() {
+        outbox.send(ServerMessage::AudienceCount {
+            count: state.room.audience_count(),
+        });
     }
-    end
+    // The client may have missed the server's outstanding offer: it goes out again.
+    // Otherwise whatever changed while the session was parked is offered now.
+    if state.negotiator.server_offer_pending() {
+        if let Some(local) = state.peer.pc.local_description().await {
+            outbox.send(ServerMessage::Offer { sdp: local.sdp });
+        }
+    } else {
+        state.renegotiate(outbox).await;
+    }
+    Some(state)
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {
@@ -180,14 +316,23 @@ fn random_id(prefix: &str) -> String {
     format!("{prefix}_{tail}")
 }
 
-async fn join(
-    sfu: &Arc<Sfu>,
-    outbox: &Outbox,
+/// A `join`'s fields.
+struct JoinRequest {
     room: String,
     name: String,
     role: Option<Role>,
     token: Option<String>,
-) -> Option<Joined> {
+    room_settings: Option<RoomSettings>,
+}
+
+async fn join(sfu: &Arc<Sfu>, outbox: &Outbox, request: JoinRequest) -> Option<Joined> {
+    let JoinRequest {
+        room,
+        name,
+        role,
+        token,
+        room_settings,
+    } = request;
     if !roomcast_protocol::is_valid_room_name(&room) {
         outbox.send(ServerMessage::error(
             ErrorCode::BadRequest,
@@ -203,12 +348,12 @@ async fn join(
         return None;
     }
     // Tokens are checked before anything is created: a refused join leaves no trace.
-    let (name, role) = match &sfu.config.jwt_secret {
-        None => (name, role.unwrap_or_default()),
+    let (name, role, role_given) = match &sfu.config.jwt_secret {
+        None => (name, role.unwrap_or_default(), role.is_some()),
         Some(secret) => {
             let now = crate::auth::unix_now();
             match crate::auth::verify_join(secret, token.as_deref(), &room, &name, role, now) {
-                Ok(grant) => (grant.name, grant.role),
+                Ok(grant) => (grant.name, grant.role, true),
                 Err(e) => {
                     tracing::info!(%room, error = %e, "join refused");
                     outbox.send(ServerMessage::error(ErrorCode::Unauthorized, e.to_string()));
@@ -230,6 +375,7 @@ async fn join(
     };
     let id = random_id("PA");
     let resubscribe = Arc::new(Notify::new());
+    let (control_tx, control) = mpsc::unbounded_channel();
     let member = Member {
         id: id.clone(),
         name: name.clone(),
@@ -237,26 +383,44 @@ async fn join(
         outbox: outbox.clone(),
         resubscribe: Arc::clone(&resubscribe),
         tracks: Vec::new(),
+        control: control_tx,
+        role_given,
+        room_settings,
+        publisher: false,
     };
     let (room, participants) = match sfu.join(&room, member) {
         Ok(joined) => joined,
-        Err(JoinRefused::Full) => {
+        Err(refused) => {
             let _ = peer.pc.close().await;
-            outbox.send(ServerMessage::error(
-                ErrorCode::RoomFull,
-                "the room is full",
-            ));
+            let (code, message) = match refused {
+                JoinRefused::Full => (ErrorCode::RoomFull, "the room is full"),
+                JoinRefused::Locked => (ErrorCode::RoomLocked, "the room is locked"),
+                JoinRefused::Ended => (ErrorCode::RoomLocked, "the room is ending"),
+            };
+            outbox.send(ServerMessage::error(code, message));
             return None;
         }
     };
+    // A webinar may have made the member audience.
+    let role = room.role_of(&id).unwrap_or(role);
     let peer_events = watch_peer(&peer);
+    let (takeover_tx, takeover) = mpsc::channel(1);
+    let session_token = sfu.resume.register(takeover_tx.clone());
     tracing::info!(room = %room.name, participant = %id, %name, "joined");
     outbox.send(ServerMessage::Joined {
         participant_id: id.clone(),
         room: room.name.clone(),
         participants,
         ice_servers: sfu.config.ice_servers.clone(),
+        role: Some(role),
+        room_settings: Some(room.settings()),
+        session_token: Some(session_token.clone()),
     });
+    if role.is_audience() {
+        outbox.send(ServerMessage::AudienceCount {
+            count: room.audience_count(),
+        });
+    }
     // Something may already be published: offer it at once.
     resubscribe.notify_one();
     Some(Joined {
@@ -282,6 +446,12 @@ async fn join(
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick
         },
+        control,
+        offer_owed: false,
+        token: session_token,
+        takeover,
+        takeover_tx,
+        parked: false,
     })
 }
 
@@ -321,12 +491,74 @@ fn watch_peer(peer: &Peer) -> mpsc::UnboundedReceiver<PeerEvent> {
 }
 
 impl Joined {
-    async fn handle(&mut self, outbox: &Outbox, msg: ClientMessage) {
+    /// Runs the session on one connection until it ends, drops or is taken over.
+    async fn drive(
+        &mut self,
+        sfu: &Arc<Sfu>,
+        inbound: &mut mpsc::Receiver<Inbound>,
+        outbox: &Outbox,
+    ) -> Exit {
+        // A connection cut off for a broken write (not for abuse) is a drop as well.
+        let lost = |outbox: &Outbox| {
+            if outbox.is_abusive() {
+                Exit::End(SessionEnd::Abuse)
+            } else {
+                Exit::Dropped
+            }
+        };
+        loop {
+            let grant_deadline = self.negotiator.grant_deadline();
+            tokio::select! {
+                _ = outbox.kick.cancelled() => return lost(outbox),
+                frame = inbound.recv() => match frame {
+                    None => return lost(outbox),
+                    Some(Inbound::TooLarge) => return Exit::End(too_large(outbox)),
+                    Some(Inbound::Text(text)) => match decode_client_message(&text) {
+                        Err(e) => outbox.send(ServerMessage::error(e.code(), e.message)),
+                        Ok(ClientMessage::Leave) => return Exit::End(SessionEnd::Normal),
+                        Ok(msg) => self.handle(sfu, outbox, msg).await,
+                    },
+                },
+                Some(takeover) = self.takeover.recv() => {
+                    if !takeover.reply.is_closed() {
+                        return Exit::TakenOver(takeover.reply);
+                    }
+                }
+                Some(control) = self.control.recv() => match control {
+                    Control::Kicked => {
+                        outbox.send(ServerMessage::error(ErrorCode::Kicked, "a host removed you from the room"));
+                        return Exit::End(SessionEnd::Normal);
+                    }
+                    Control::Ended => return Exit::End(SessionEnd::Normal),
+                    Control::RoleChanged(role) => self.on_role_changed(role, outbox).await,
+                },
+                Some(event) = self.peer_events.recv() => {
+                    if self.on_peer_event(event, outbox).await.is_err() {
+                        return Exit::End(SessionEnd::MediaFailed);
+                    }
+                }
+                _ = self.resubscribe.notified() => self.renegotiate(outbox).await,
+                _ = self.layer_tick.tick() => self.on_layer_tick(outbox),
+                _ = sleep_until_opt(grant_deadline) => self.renegotiate(outbox).await,
+            }
+        }
+    }
+
+    async fn handle(&mut self, sfu: &Sfu, outbox: &Outbox, msg: ClientMessage) {
         match msg {
-            ClientMessage::Join { .. } => outbox.send(ServerMessage::error(
-                ErrorCode::AlreadyJoined,
-                "this connection has joined already",
-            )),
+            ClientMessage::Mute { track_id, muted } => self.on_mute(outbox, track_id, muted).await,
+            ClientMessage::MuteParticipant { .. }
+            | ClientMessage::Kick { .. }
+            | ClientMessage::SetRole { .. }
+            | ClientMessage::LockRoom
+            | ClientMessage::UnlockRoom
+            | ClientMessage::EndRoom => self.moderate(sfu, outbox, msg).await,
+            ClientMessage::Join { .. } | ClientMessage::Resume { .. } => {
+                outbox.send(ServerMessage::error(
+                    ErrorCode::AlreadyJoined,
+                    "this connection has joined already",
+                ))
+            }
             ClientMessage::Offer { sdp, tracks } => self.on_offer(outbox, sdp, tracks).await,
             ClientMessage::Answer { sdp } => self.on_answer(outbox, sdp).await,
             ClientMessage::Candidate { candidate } => self.on_candidate(candidate).await,
@@ -352,6 +584,123 @@ impl Joined {
             ClientMessage::Chat { text } => self.on_chat(outbox, text),
             ClientMessage::Leave => {}
         }
+    }
+
+    /// `mute` by the owner of a track: `track_muted` to the room when the state changes
+    /// (to the owner alone when it does not).
+    async fn on_mute(&mut self, outbox: &Outbox, track_id: String, muted: bool) {
+        let own = self
+            .published
+            .values()
+            .find(|t| t.info.id == track_id)
+            .cloned();
+        let Some(track) = own else {
+            let (code, why) = if self.room.has_track(&track_id) {
+                (ErrorCode::Forbidden, "only its publisher may mute a track")
+            } else {
+                (ErrorCode::UnknownTrack, "you publish no such track")
+            };
+            return outbox.send(ServerMessage::error(code, format!("{why}: {track_id}")));
+        };
+        let changed = track.set_muted(muted).await;
+        let msg = ServerMessage::TrackMuted {
+            participant_id: self.id.clone(),
+            track_id,
+            muted,
+        };
+        if changed {
+            tracing::info!(participant = %self.id, track_id = %track.info.id, muted, "self mute");
+            self.room.broadcast(&msg);
+        } else {
+            outbox.send(msg);
+        }
+    }
+
+    /// The host-only messages. Anyone else gets `forbidden` and nothing changes.
+    async fn moderate(&mut self, sfu: &Sfu, outbox: &Outbox, msg: ClientMessage) {
+        if !self.room.role_of(&self.id).is_some_and(Role::can_moderate) {
+            return outbox.send(ServerMessage::error(
+                ErrorCode::Forbidden,
+                "only a host may moderate the room",
+            ));
+        }
+        let unknown = |id: &str| {
+            ServerMessage::error(
+                ErrorCode::UnknownParticipant,
+                format!("no participant {id} in this room"),
+            )
+        };
+        match msg {
+            ClientMessage::MuteParticipant {
+                participant_id,
+                kind,
+                muted,
+            } => {
+                let Some(tracks) = self.room.tracks_of(&participant_id) else {
+                    return outbox.send(unknown(&participant_id));
+                };
+                tracing::info!(participant = %self.id, target = %participant_id, ?kind, muted, "mute_participant");
+                for track in tracks.iter().filter(|t| t.info.kind == kind) {
+                    if track.set_muted(muted).await {
+                        self.room.broadcast(&ServerMessage::TrackMuted {
+                            participant_id: participant_id.clone(),
+                            track_id: track.info.id.clone(),
+                            muted,
+                        });
+                    }
+                }
+            }
+            ClientMessage::Kick { participant_id } => {
+                tracing::info!(participant = %self.id, target = %participant_id, "kick");
+                if let Err(ModerationError::UnknownParticipant) = self.room.kick(&participant_id) {
+                    outbox.send(unknown(&participant_id));
+                }
+            }
+            ClientMessage::SetRole {
+                participant_id,
+                role,
+            } => {
+                tracing::info!(participant = %self.id, target = %participant_id, ?role, "set_role");
+                if let Err(ModerationError::UnknownParticipant) =
+                    self.room.set_role(&participant_id, role)
+                {
+                    outbox.send(unknown(&participant_id));
+                }
+            }
+            ClientMessage::LockRoom | ClientMessage::UnlockRoom => {
+                let locked = matches!(msg, ClientMessage::LockRoom);
+                tracing::info!(participant = %self.id, locked, "room lock");
+                self.room.set_locked(locked);
+            }
+            ClientMessage::EndRoom => {
+                tracing::info!(participant = %self.id, room = %self.room.name, "end_room");
+                if self.room.end() {
+                    sfu.end_room(&self.room);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A host changed this participant's role. Demoted to audience, it stops publishing:
+    /// its tracks are unpublished and its sending m-lines are offered back inactive.
+    async fn on_role_changed(&mut self, role: Role, outbox: &Outbox) {
+        if role.can_publish() {
+            return;
+        }
+        for (_, track) in self.published.drain() {
+            tracing::info!(participant = %self.id, track_id = %track.info.id, "unpublished: demoted to audience");
+            self.room.unpublish(&self.id, &track.info.id);
+        }
+        self.room.release_publisher(&self.id);
+        for t in self.peer.pc.get_transceivers().await {
+            let own = t.mid().is_some_and(|m| self.own_mids.contains(m.as_str()));
+            if !own && t.direction().has_recv() {
+                t.set_direction(RTCRtpTransceiverDirection::Inactive).await;
+                self.offer_owed = true;
+            }
+        }
+        self.renegotiate(outbox).await;
     }
 
     fn on_layer_tick(&mut self, outbox: &Outbox) {
@@ -418,6 +767,28 @@ impl Joined {
             ));
         }
         self.apply_pending_candidates().await;
+        let sending: HashSet<String> = sections
+            .iter()
+            .filter(|s| s.sends && s.kind.is_some() && !self.own_mids.contains(&s.mid))
+            .map(|s| s.mid.clone())
+            .collect();
+        let may_publish = sending.is_empty() || self.room.claim_publisher(&self.id);
+        for t in self.peer.pc.get_transceivers().await {
+            let Some(mid) = t.mid() else { continue };
+            if !sending.contains(mid.as_str()) {
+                continue;
+            }
+            // Refused m-lines are answered inactive; once allowed (a promotion), a
+            // re-offered one is received again.
+            let direction = if may_publish {
+                RTCRtpTransceiverDirection::Recvonly
+            } else {
+                RTCRtpTransceiverDirection::Inactive
+            };
+            if t.direction() != direction {
+                t.set_direction(direction).await;
+            }
+        }
         let answer = match self.peer.pc.create_answer(None).await {
             Ok(a) => a,
             Err(e) => {
@@ -441,7 +812,25 @@ impl Joined {
         };
         outbox.send(ServerMessage::Answer { sdp: local.sdp });
         self.negotiator.client_offer_answered();
-        self.update_publications(&sections, &tracks).await;
+        if may_publish {
+            self.update_publications(&sections, &tracks).await;
+        } else {
+            tracing::info!(participant = %self.id, mids = ?sending, "publishing refused");
+            self.early_tracks.clear();
+            outbox.send(ServerMessage::error(
+                ErrorCode::Forbidden,
+                match self.room.role_of(&self.id) {
+                    Some(role) if !role.can_publish() => {
+                        "the audience may not publish: the sending m-lines are inactive"
+                    }
+                    _ => "the room has its maximum of publishers: the sending m-lines are inactive",
+                },
+            ));
+            self.update_publications(&[], &[]).await;
+        }
+        if self.published.is_empty() {
+            self.room.release_publisher(&self.id);
+        }
         self.renegotiate(outbox).await;
     }
 
@@ -498,6 +887,7 @@ impl Joined {
                 kind,
                 source,
                 simulcast: !rids.is_empty(),
+                muted: false,
             };
             let track = Arc::new(PublishedTrack::new(
                 info,
@@ -595,6 +985,10 @@ impl Joined {
             PeerEvent::Candidate(candidate) => outbox.send(ServerMessage::Candidate { candidate }),
             PeerEvent::Track(remote, mid) => match self.published.get(&mid).cloned() {
                 Some(track) => self.start_reader(&track, remote),
+                // Media on an m-line the server refused (answered inactive) is never read.
+                None if self.refused_mid(&mid).await => {
+                    tracing::debug!(participant = %self.id, %mid, "media on a refused m-line; ignored");
+                }
                 None => {
                     let early = self.early_tracks.entry(mid).or_default();
                     if early.len() < usize::from(MAX_LAYERS) {
@@ -621,10 +1015,22 @@ impl Joined {
         Ok(())
     }
 
+    /// Whether `mid` is one of the client's m-lines that the server answered inactive.
+    async fn refused_mid(&self, mid: &str) -> bool {
+        for t in self.peer.pc.get_transceivers().await {
+            if t.mid().is_some_and(|m| m.as_str() == mid) {
+                return !self.own_mids.contains(mid)
+                    && t.direction() == RTCRtpTransceiverDirection::Inactive;
+            }
+        }
+        false
+    }
+
     /// Brings the subscriptions in line with the room and offers the change, when the
     /// negotiation rules allow an offer now. Otherwise it runs again once they do.
     async fn renegotiate(&mut self, outbox: &Outbox) {
-        if !self.negotiator.may_offer(Instant::now()) {
+        // A parked session has nobody to offer to; it renegotiates when resumed.
+        if self.parked || !self.negotiator.may_offer(Instant::now()) {
             return;
         }
         let wanted = self.room.tracks_for(&self.id);
@@ -660,7 +1066,7 @@ impl Joined {
                 }
             }
         }
-        if changed {
+        if changed || std::mem::take(&mut self.offer_owed) {
             self.send_offer(outbox).await;
         }
     }
@@ -771,7 +1177,13 @@ impl Joined {
     }
 
     /// Leaves the room and frees everything: tracks, tasks, the PeerConnection.
-    async fn close(self, sfu: &Sfu) {
+    async fn close(self: Box<Self>, sfu: &Sfu) {
+        let this = *self;
+        sfu.resume.remove(&this.token);
+        this.close_inner(sfu).await;
+    }
+
+    async fn close_inner(self, sfu: &Sfu) {
         sfu.leave(&self.room, &self.id);
         for (_, sub) in self.subscriptions {
             sub.track.remove_down_track(&sub.down);
