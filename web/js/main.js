@@ -158,6 +158,11 @@ ui.camera.addEventListener('click', () => {
   showLocalState();
 });
 ui.leave.addEventListener('click', () => meeting?.leave());
+// Closing or reloading the tab is leaving: say so, so the others see it at once instead of
+// after the server's resume grace period (which is for dropped connections).
+window.addEventListener('pagehide', (event) => {
+  if (!event.persisted) meeting?.leave();
+});
 ui.audioUnlock.addEventListener('click', () => {
   tiles.unlockAudio();
   ui.audioUnlock.hidden = true;
