@@ -2,7 +2,7 @@
 //!
 //! Two controllers look at the same transport-cc results and the lower wins:
 //!
-//! * **Delay-based** ([`super::delay`]): an AIMD controller driven by the overuse signal.
+//! * **Delay-based** (`delay.rs`): an AIMD controller driven by the overuse signal.
 //!   Overuse cuts the estimate to 0.85 × the acknowledged bitrate (at most once per RTT);
 //!   underuse holds it (the queue is draining); otherwise it grows: faster (18 %/s) until
 //!   the first congestion signal, 8 %/s afterwards, and only additively (half a packet per

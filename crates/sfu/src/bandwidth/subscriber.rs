@@ -126,7 +126,7 @@ impl SubscriberBandwidth {
     }
 
     /// What the allocator needs, once the subscriber has given any feedback. Congestion is
-    /// reported only once sustained (see [`SUSTAINED`]).
+    /// reported only once sustained (see `SUSTAINED`).
     pub fn estimate(&self) -> Option<Estimate> {
         let inner = self.inner.lock();
         inner.heard.then(|| Estimate {

@@ -28,6 +28,10 @@ impl LayerSet {
         }
     }
 
+    pub fn union(self, other: LayerSet) -> LayerSet {
+        LayerSet(self.0 | other.0)
+    }
+
     pub fn remove(&mut self, layer: u8) {
         if layer < 8 {
             self.0 &= !(1 << layer);

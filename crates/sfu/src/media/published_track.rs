@@ -18,7 +18,7 @@ use webrtc::rtp_transceiver::rtp_codec::{RTCRtpCodecParameters, RTPCodecType};
 use webrtc::track::track_remote::TrackRemote;
 
 use super::audio_level::AudioLevelMeter;
-use super::down_track::{DownTrack, Forwarded, Incoming};
+use super::down_track::{DownTrack, Forwarded, Incoming, LayerState};
 use super::header_extensions::IncomingExtensions;
 use super::keyframe_requester::KeyframeRequester;
 use super::layer_selector::{LayerSet, MAX_LAYERS};
@@ -275,10 +275,7 @@ impl PublishedTrack {
         needed.insert(0);
         let top = self.layer_count().saturating_sub(1);
         for down in self.down_tracks.load().iter() {
-            let state = down.layer_state();
-            if let (Some(requested), Some(allowed)) = (state.requested, state.allowed) {
-                needed.insert(requested.min(allowed).min(top));
-            }
+            needed = needed.union(needed_by(down.layer_state(), top));
         }
         needed
     }
@@ -468,6 +465,20 @@ impl PublishedTrack {
     }
 }
 
+/// What one subscriber needs the publisher to keep sending: the layer it wants (within its
+/// bandwidth), and, while it cannot have that one yet (the publisher is not sending it, or
+/// its keyframe has not come), the layer it is on, so its picture does not stop meanwhile.
+fn needed_by(state: LayerState, top: u8) -> LayerSet {
+    let mut needed = LayerSet::default();
+    if let (Some(requested), Some(allowed)) = (state.requested, state.allowed) {
+        needed.insert(requested.min(allowed).min(top));
+        if let Some(current) = state.current {
+            needed.insert(current.min(top));
+        }
+    }
+    needed
+}
+
 fn vp8_fields(
     video: Option<VideoCodec>,
     packet: &Packet,
@@ -480,6 +491,31 @@ fn vp8_fields(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_subscriber_keeps_the_layer_it_is_on_until_it_has_the_one_it_wants() {
+        let state = |requested, allowed, current| LayerState {
+            layers: 3,
+            requested,
+            allowed,
+            current,
+        };
+        // Wants f, still on h (f not arriving yet): both are needed.
+        assert_eq!(
+            needed_by(state(Some(2), Some(2), Some(1)), 2),
+            LayerSet(0b110)
+        );
+        // On f: only f.
+        assert_eq!(
+            needed_by(state(Some(2), Some(2), Some(2)), 2),
+            LayerSet(0b100)
+        );
+        // Bandwidth allows h only.
+        assert_eq!(needed_by(state(Some(2), Some(1), None), 2), LayerSet(0b010));
+        // Off or paused: nothing.
+        assert_eq!(needed_by(state(None, Some(2), Some(1)), 2), LayerSet(0));
+        assert_eq!(needed_by(state(Some(2), None, None), 2), LayerSet(0));
+    }
 
     #[test]
     fn rids_are_ordered_low_to_high() {

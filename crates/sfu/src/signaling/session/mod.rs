@@ -4,8 +4,8 @@
 //! negotiation steps never interleave and need no locks.
 //!
 //! This file runs the session (join, resume, the event loop, closing); what the participant
-//! publishes is in [`publishing`], what it receives in [`subscribing`], and moderation in
-//! [`moderation`].
+//! publishes is in `publishing.rs`, what it receives in `subscribing.rs`, and moderation in
+//! `moderation.rs`, all beside this file.
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
