@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use roomcast_bots::{Bot, BotConfig, RemoteTrackStats, VideoCodec};
+use roomcast_bots::{Bot, BotConfig, MessageCursor, RemoteTrackStats, VideoCodec};
 use roomcast_protocol::{ClientMessage, Quality, ServerMessage, TrackKind};
 
 /// How long a switch may take from `set_quality` to the first keyframe of the new layer.
@@ -34,6 +34,20 @@ async fn simulcast_publisher(
 
 async fn subscriber(server: &roomcast::RunningServer, room: &str, name: &str) -> Bot {
     join_with(BotConfig::new(server.ws_url(), room, name).with_publish(false, None)).await
+}
+
+/// Waits for `track_layer` telling `bot` it now receives layer `rid` of `track_id`.
+async fn wait_for_layer(bot: &Bot, cursor: MessageCursor, track_id: &str, rid: Option<&str>) {
+    bot.wait_for_message_after(
+        cursor,
+        |m| {
+            matches!(m, ServerMessage::TrackLayer { track_id: t, rid: r }
+                if t == track_id && r.as_deref() == rid)
+        },
+        MESSAGE_TIMEOUT,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("no track_layer {rid:?} for {track_id}: {e}"));
 }
 
 async fn set_quality(bot: &Bot, track_id: &str, quality: Quality) -> Instant {
@@ -125,8 +139,18 @@ async fn low_high_off(codec: VideoCodec) {
     )
     .await;
     let track_id = first.track_id.clone();
+    // The publisher was told its track's id, and the viewer which layer it gets.
+    assert!(
+        publisher.messages().iter().any(|m| matches!(m,
+            ServerMessage::Published { track, .. } if track.id == track_id && track.simulcast)),
+        "no `published` for {track_id}: {:?}",
+        publisher.messages()
+    );
+    wait_for_layer(&viewer, MessageCursor::START, &track_id, Some("f")).await;
 
+    let cursor = viewer.message_cursor();
     let asked = set_quality(&viewer, &track_id, Quality::Low).await;
+    wait_for_layer(&viewer, cursor, &track_id, Some("q")).await;
     let (low_at, _) = wait_for_width(&viewer, &pid, 320, asked).await;
     // The loops have a keyframe every 2 s; two more prove nothing else is forwarded.
     assert_only_width(&viewer, &pid, 320, low_at, 2).await;
@@ -155,7 +179,9 @@ async fn low_high_off(codec: VideoCodec) {
 
     // Off: the video stops. Silence is not an event, so this watches for a 1.5 s window
     // with no video packet, checking every 100 ms.
+    let cursor = viewer.message_cursor();
     let off_at = set_quality(&viewer, &track_id, Quality::Off).await;
+    wait_for_layer(&viewer, cursor, &track_id, None).await;
     let quiet = Duration::from_millis(1500);
     loop {
         let last = video_from(&viewer.remote_tracks(), &pid).and_then(|v| v.last_packet_at);

@@ -47,6 +47,12 @@ pub enum ServerMessage {
         participant_id: String,
         track_id: String,
     },
+    /// (roomcast) To a publisher: its m-line `mid` is now published as `track` (the others
+    /// get `track_published`). This is how a client learns its own track ids, e.g. for `mute`.
+    Published {
+        mid: String,
+        track: Track,
+    },
     Offer {
         sdp: String,
     },
@@ -84,6 +90,12 @@ pub enum ServerMessage {
         /// The publisher's own m-line of the track (it is not told its track ids otherwise).
         mid: String,
         rids: Vec<String>,
+    },
+    /// Extension, to a subscriber: the simulcast layer (rid) of a track it now receives;
+    /// `None` while it receives none (off, paused, or waiting for the first keyframe).
+    TrackLayer {
+        track_id: String,
+        rid: Option<String>,
     },
     /// Extension, to the room: who is speaking, loudest first.
     ActiveSpeakers {
@@ -169,6 +181,22 @@ mod tests {
             }
             .to_json(),
             r#"{"type":"publisher_layers","track_id":"TR_1","mid":"1","rids":["q"]}"#
+        );
+        assert_eq!(
+            ServerMessage::TrackLayer {
+                track_id: "TR_1".into(),
+                rid: Some("h".into())
+            }
+            .to_json(),
+            r#"{"type":"track_layer","track_id":"TR_1","rid":"h"}"#
+        );
+        assert_eq!(
+            ServerMessage::TrackLayer {
+                track_id: "TR_1".into(),
+                rid: None
+            }
+            .to_json(),
+            r#"{"type":"track_layer","track_id":"TR_1","rid":null}"#
         );
         assert_eq!(
             ServerMessage::TrackPaused {

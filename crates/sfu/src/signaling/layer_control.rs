@@ -35,6 +35,8 @@ pub struct LayerControl {
     allocator: SubscriberAllocator,
     /// Track ids this subscriber was told are paused.
     paused: HashSet<String>,
+    /// Per received simulcast track id: the layer this subscriber was last told it gets.
+    told_layer: HashMap<String, Option<u8>>,
 }
 
 impl LayerControl {
@@ -102,6 +104,7 @@ impl LayerControl {
                 Priority::Other
             };
             let state = down.layer_state();
+            self.tell_layer(track, state.current, outbox);
             demands.push(Demand {
                 priority,
                 layer_bps: track.layer_bitrates(),
@@ -141,7 +144,24 @@ impl LayerControl {
             }
         }
         self.paused = still_paused;
+        self.told_layer
+            .retain(|id, _| videos.iter().any(|(t, _)| t.info.id == *id));
         allocation.probe_result_bps
+    }
+
+    /// Sends `track_layer` when the simulcast layer this subscriber receives of `track`
+    /// changed since it was last told (at first it is told nothing until a layer flows).
+    fn tell_layer(&mut self, track: &PublishedTrack, current: Option<u8>, outbox: &Outbox) {
+        let told = self.told_layer.get(&track.info.id).copied().flatten();
+        if track.layer_count() < 2 || told == current {
+            return;
+        }
+        self.told_layer.insert(track.info.id.clone(), current);
+        let rid = current.and_then(|layer| track.rids().nth(layer as usize).map(str::to_owned));
+        outbox.send(ServerMessage::TrackLayer {
+            track_id: track.info.id.clone(),
+            rid,
+        });
     }
 }
 

@@ -82,7 +82,7 @@ impl Joined {
         outbox.send(ServerMessage::Answer { sdp: local.sdp });
         self.negotiator.client_offer_answered();
         if may_publish {
-            self.update_publications(&sections, &tracks).await;
+            self.update_publications(outbox, &sections, &tracks).await;
         } else {
             tracing::info!(participant = %self.id, mids = ?sending, "publishing refused");
             self.early_tracks.clear();
@@ -95,7 +95,7 @@ impl Joined {
                     _ => "the room has its maximum of publishers: the sending m-lines are inactive",
                 },
             ));
-            self.update_publications(&[], &[]).await;
+            self.update_publications(outbox, &[], &[]).await;
         }
         if self.published.is_empty() {
             self.room.release_publisher(&self.id);
@@ -106,6 +106,7 @@ impl Joined {
     /// Publishes the m-lines the client now sends on and unpublishes the ones it stopped.
     pub(super) async fn update_publications(
         &mut self,
+        outbox: &Outbox,
         sections: &[crate::signaling::sdp_media::MediaSection],
         tracks: &[PublishedMid],
     ) {
@@ -167,6 +168,10 @@ impl Joined {
                 Arc::downgrade(&self.peer.pc),
             ));
             tracing::info!(participant = %self.id, track_id = %track.info.id, mid = %section.mid, "published");
+            outbox.send(ServerMessage::Published {
+                mid: section.mid.clone(),
+                track: track.info.clone(),
+            });
             self.published
                 .insert(section.mid.clone(), Arc::clone(&track));
             for remote in self.early_tracks.remove(&section.mid).unwrap_or_default() {
