@@ -163,11 +163,15 @@ impl Room {
     /// Adds a member and tells the others who may see it. Returns the participants already
     /// here that the member may see. The first join of the room applies its settings when
     /// it is a host's; a webinar makes a member who named no role audience.
+    /// Adds `member`. Its first message is `welcome(participants it may see, its role, the
+    /// room's settings)`, queued under the room's lock, so no announcement from the room can
+    /// reach it before that message does.
     pub fn join(
         &self,
         mut member: Member,
         max_members: usize,
-    ) -> Result<Vec<Participant>, JoinRefused> {
+        welcome: impl FnOnce(Vec<Participant>, Role, RoomSettings) -> ServerMessage,
+    ) -> Result<(), JoinRefused> {
         let mut members = self.members.write();
         if self.ended.load(Ordering::Relaxed) {
             return Err(JoinRefused::Ended);
@@ -206,31 +210,35 @@ impl Room {
         for other in members.values().filter(|m| !audience || !m.is_audience()) {
             other.outbox.send(announce.clone());
         }
+        member.outbox.send(welcome(existing, member.role, settings));
         members.insert(member.id.clone(), member);
-        Ok(existing)
+        Ok(())
     }
 
     /// Sends `id`'s messages to `outbox` from now on (its session resumed on a new
-    /// connection). Returns false if it is not here.
-    pub fn set_outbox(&self, id: &str, outbox: Outbox) -> bool {
-        match self.members.write().get_mut(id) {
-            Some(m) => {
-                m.outbox = outbox;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// The participants `id` may see (as `joined` lists them), without itself.
-    pub fn participants_for(&self, id: &str) -> Vec<Participant> {
-        let members = self.members.read();
-        let audience = members.get(id).is_some_and(Member::is_audience);
-        members
+    /// connection), starting with `welcome(participants it may see, its role)`, queued
+    /// under the room's lock like [`Room::join`]'s. Returns false if it is not here.
+    pub fn set_outbox(
+        &self,
+        id: &str,
+        outbox: Outbox,
+        welcome: impl FnOnce(Vec<Participant>, Role) -> ServerMessage,
+    ) -> bool {
+        let mut members = self.members.write();
+        let Some(role) = members.get(id).map(|m| m.role) else {
+            return false;
+        };
+        let audience = role.is_audience();
+        let visible = members
             .values()
             .filter(|m| m.id != id && (!audience || !m.is_audience()))
             .map(Member::to_participant)
-            .collect()
+            .collect();
+        outbox.send(welcome(visible, role));
+        if let Some(m) = members.get_mut(id) {
+            m.outbox = outbox;
+        }
+        true
     }
 
     /// The role of a member, if it is here.

@@ -10,7 +10,7 @@ use crate::peer::{MediaConfig, PeerFactory};
 use crate::room::{JoinRefused, Member, Room};
 use crate::stats::{MediaCounters, MediaStats, ServerMetrics};
 use crate::SfuError;
-use roomcast_protocol::Participant;
+use roomcast_protocol::{Participant, Role, RoomSettings, ServerMessage};
 
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
@@ -77,11 +77,13 @@ impl Sfu {
 
     /// Joins `room_name`, creating it if needed. Creation and the emptiness check on
     /// leaving happen under the same map lock, so nobody joins a room being removed.
+    /// Joins `member` to `room_name`, creating the room if needed; see [`Room::join`].
     pub fn join(
         &self,
         room_name: &str,
         member: Member,
-    ) -> Result<(Arc<Room>, Vec<Participant>), JoinRefused> {
+        welcome: impl FnOnce(Vec<Participant>, Role, RoomSettings) -> ServerMessage,
+    ) -> Result<Arc<Room>, JoinRefused> {
         if self.room_limit_reached(room_name) {
             return Err(JoinRefused::Full);
         }
@@ -91,9 +93,9 @@ impl Sfu {
             room
         });
         let room = Arc::clone(entry.value());
-        let existing = room.join(member, self.config.max_participants_per_room)?;
+        room.join(member, self.config.max_participants_per_room, welcome)?;
         drop(entry);
-        Ok((room, existing))
+        Ok(room)
     }
 
     /// Whether joining `room_name` would create a room beyond `max_rooms`. Checked before

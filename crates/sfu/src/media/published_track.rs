@@ -403,6 +403,14 @@ impl PublishedTrack {
         let received_at = Instant::now();
         MediaCounters::add(&c.packets_in, 1);
         MediaCounters::add(&c.bytes_in, packet.payload.len() as u64);
+        let mut wanted = LayerSet::default();
+        if packet.payload.is_empty() {
+            // Padding (a browser probing its bandwidth) says nothing about the layer's media:
+            // a layer the browser stopped encoding may still carry it, and counting it as
+            // arriving would keep its subscribers on a layer that shows nothing.
+            MediaCounters::add(&c.dropped_padding, 1);
+            return wanted;
+        }
         if let Some(l) = self.layers.get(usize::from(layer)) {
             l.last_packet
                 .store(self.micros_since_created(received_at), Ordering::Relaxed);
@@ -417,11 +425,6 @@ impl PublishedTrack {
                     self.audio_level.record(byte & 0x7f);
                 }
             }
-        }
-        let mut wanted = LayerSet::default();
-        if packet.payload.is_empty() {
-            MediaCounters::add(&c.dropped_padding, 1);
-            return wanted;
         }
         let incoming = Incoming {
             packet,
@@ -515,6 +518,49 @@ mod tests {
         // Off or paused: nothing.
         assert_eq!(needed_by(state(None, Some(2), Some(1)), 2), LayerSet(0));
         assert_eq!(needed_by(state(Some(2), None, None), 2), LayerSet(0));
+    }
+
+    #[test]
+    fn padding_does_not_keep_a_layer_arriving() {
+        let rids: Vec<String> = ["q", "h", "f"].iter().map(|r| r.to_string()).collect();
+        let track = PublishedTrack::new(
+            roomcast_protocol::Track {
+                id: "TR_1".into(),
+                kind: TrackKind::Video,
+                source: roomcast_protocol::TrackSource::Camera,
+                simulcast: true,
+                muted: false,
+            },
+            "PA_1".into(),
+            "0".into(),
+            RTCRtpCodecParameters::default(),
+            &rids,
+            std::sync::Weak::new(),
+        );
+        let packet = |payload: &'static [u8]| Packet {
+            payload: bytes::Bytes::from_static(payload),
+            ..Default::default()
+        };
+        let mut scratch = Vec::new();
+        let ext = IncomingExtensions::default();
+        track.forward(
+            &packet(&[]),
+            2,
+            Some(VideoCodec::Vp8),
+            ext,
+            &[],
+            &mut scratch,
+        );
+        assert_eq!(track.arriving_layers(Instant::now()), LayerSet(0));
+        track.forward(
+            &packet(&[0x90, 0, 0]),
+            0,
+            Some(VideoCodec::Vp8),
+            ext,
+            &[],
+            &mut scratch,
+        );
+        assert_eq!(track.arriving_layers(Instant::now()), LayerSet(0b001));
     }
 
     #[test]

@@ -270,16 +270,16 @@ async fn resume(sfu: &Arc<Sfu>, outbox: &Outbox, token: &str) -> Option<Box<Join
     };
     state.parked = false;
     state.token = sfu.resume.register(state.takeover_tx.clone());
-    state.room.set_outbox(&state.id, outbox.clone());
-    let role = state.room.role_of(&state.id).unwrap_or_default();
-    tracing::info!(room = %state.room.name, participant = %state.id, "resumed");
-    outbox.send(ServerMessage::Resumed {
+    let welcome = |participants, role| ServerMessage::Resumed {
         participant_id: state.id.clone(),
         room: state.room.name.clone(),
-        participants: state.room.participants_for(&state.id),
+        participants,
         role,
         session_token: state.token.clone(),
-    });
+    };
+    state.room.set_outbox(&state.id, outbox.clone(), welcome);
+    let role = state.room.role_of(&state.id).unwrap_or_default();
+    tracing::info!(room = %state.room.name, participant = %state.id, "resumed");
     if role.is_audience() {
         outbox.send(ServerMessage::AudienceCount {
             count: state.room.audience_count(),
@@ -396,9 +396,21 @@ async fn join(sfu: &Arc<Sfu>, outbox: &Outbox, request: JoinRequest) -> Option<J
         room_settings,
         publisher: false,
     };
-    let (room, participants) = match sfu.join(&room, member) {
-        Ok(joined) => joined,
+    let (takeover_tx, takeover) = mpsc::channel(1);
+    let session_token = sfu.resume.register(takeover_tx.clone());
+    let welcome = |participants, role, settings| ServerMessage::Joined {
+        participant_id: id.clone(),
+        room: room.clone(),
+        participants,
+        ice_servers: sfu.config.ice_servers.clone(),
+        role: Some(role),
+        room_settings: Some(settings),
+        session_token: Some(session_token.clone()),
+    };
+    let room = match sfu.join(&room, member, welcome) {
+        Ok(room) => room,
         Err(refused) => {
+            sfu.resume.remove(&session_token);
             let _ = peer.pc.close().await;
             let (code, message) = match refused {
                 JoinRefused::Full => (ErrorCode::RoomFull, "the room is full"),
@@ -412,18 +424,7 @@ async fn join(sfu: &Arc<Sfu>, outbox: &Outbox, request: JoinRequest) -> Option<J
     // A webinar may have made the member audience.
     let role = room.role_of(&id).unwrap_or(role);
     let peer_events = watch_peer(&peer);
-    let (takeover_tx, takeover) = mpsc::channel(1);
-    let session_token = sfu.resume.register(takeover_tx.clone());
     tracing::info!(room = %room.name, participant = %id, %name, "joined");
-    outbox.send(ServerMessage::Joined {
-        participant_id: id.clone(),
-        room: room.name.clone(),
-        participants,
-        ice_servers: sfu.config.ice_servers.clone(),
-        role: Some(role),
-        room_settings: Some(room.settings()),
-        session_token: Some(session_token.clone()),
-    });
     if role.is_audience() {
         outbox.send(ServerMessage::AudienceCount {
             count: room.audience_count(),
