@@ -469,14 +469,20 @@ impl PublishedTrack {
 }
 
 /// What one subscriber needs the publisher to keep sending: the layer it wants (within its
-/// bandwidth), and, while it cannot have that one yet (the publisher is not sending it, or
-/// its keyframe has not come), the layer it is on, so its picture does not stop meanwhile.
+/// bandwidth) and, until it has that one, every layer from the one it is on up to it. The
+/// publisher may fail to send the wanted layer (its own bandwidth or CPU), and then the
+/// next one down beats staying on the current one, whose picture must not stop meanwhile.
 fn needed_by(state: LayerState, top: u8) -> LayerSet {
     let mut needed = LayerSet::default();
     if let (Some(requested), Some(allowed)) = (state.requested, state.allowed) {
-        needed.insert(requested.min(allowed).min(top));
-        if let Some(current) = state.current {
-            needed.insert(current.min(top));
+        let wanted = requested.min(allowed).min(top);
+        let current = state.current.map(|c| c.min(top));
+        needed.insert(wanted);
+        if let Some(current) = current {
+            needed.insert(current);
+        }
+        for layer in current.unwrap_or(0)..wanted {
+            needed.insert(layer);
         }
     }
     needed
@@ -508,13 +514,24 @@ mod tests {
             needed_by(state(Some(2), Some(2), Some(1)), 2),
             LayerSet(0b110)
         );
+        // Wants f, on q (the publisher sends no f, say for lack of bandwidth): h would do
+        // better than q, so all three are needed.
+        assert_eq!(
+            needed_by(state(Some(2), Some(2), Some(0)), 2),
+            LayerSet(0b111)
+        );
         // On f: only f.
         assert_eq!(
             needed_by(state(Some(2), Some(2), Some(2)), 2),
             LayerSet(0b100)
         );
-        // Bandwidth allows h only.
-        assert_eq!(needed_by(state(Some(2), Some(1), None), 2), LayerSet(0b010));
+        // Going down from f to q: both until q's keyframe.
+        assert_eq!(
+            needed_by(state(Some(0), Some(2), Some(2)), 2),
+            LayerSet(0b101)
+        );
+        // Bandwidth allows h only, nothing forwarded yet: h and what is below it.
+        assert_eq!(needed_by(state(Some(2), Some(1), None), 2), LayerSet(0b011));
         // Off or paused: nothing.
         assert_eq!(needed_by(state(None, Some(2), Some(1)), 2), LayerSet(0));
         assert_eq!(needed_by(state(Some(2), None, None), 2), LayerSet(0));

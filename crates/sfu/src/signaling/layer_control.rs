@@ -285,6 +285,8 @@ mod tests {
                 rids: vec!["q".into()]
             }]
         );
+        // Wanting f again, with nothing forwarded yet: every layer up to f is needed at
+        // once, so the publisher can send the best one it manages.
         down.set_requested(quality_layer(Quality::High));
         control.publisher_tick(t0 + Duration::from_secs(4), [&track].into_iter(), &outbox);
         assert_eq!(
@@ -292,7 +294,7 @@ mod tests {
             [ServerMessage::PublisherLayers {
                 track_id: "TR_1".into(),
                 mid: "0".into(),
-                rids: vec!["q".into(), "f".into()]
+                rids: vec!["q".into(), "h".into(), "f".into()]
             }]
         );
     }
