@@ -1,12 +1,22 @@
-//! Three real browsers meet through the server using the web client in `web/`: each sees
-//! and hears the other two play, chat reaches everyone, and a leaver's tile disappears.
-//! Also saves `docs/screenshot.png`. Needs what `tests/run.sh` installs.
+//! Three real browsers meet through the server using the web client in `web/`, and the test
+//! checks what each person sees (`tests/browser/meeting.mjs` drives Chromium; see its header):
+//! the other two's camera tiles playing, chat with the unread badge, the stats overlay, the
+//! received resolution following the tile's size, a muted microphone and a camera turned off
+//! shown on the tile, a screen share as an extra tile, a leaver's tile going away. Saves
+//! `docs/screenshot.png` (1280x800) and `docs/screenshot-phone.png` (390x844). Needs what
+//! `tests/run.sh` installs.
+//!
+//! `cargo test --test browser_meeting -- --nocapture` prints each step's timings and the
+//! measured widths.
 mod common;
 
 use std::time::Duration;
 
+use common::browser::{
+    assert_no_failures, failed_steps, report, run_script, wait_until_everyone_left,
+};
 use common::*;
-use tokio::process::Command;
+use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_browsers_meet() {
@@ -16,44 +26,109 @@ async fn three_browsers_meet() {
     server.sfu.resume.set_grace(Duration::from_secs(1));
     let url = format!("http://localhost:{}", server.http_addr.port());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/meeting.mjs");
-    let output = tokio::time::timeout(
-        Duration::from_secs(120),
-        Command::new("node")
-            .args([script, "--url", &url])
-            .kill_on_drop(true)
-            .output(),
+    let screenshot = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshot.png");
+    let phone = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshot-phone.png");
+    let started = std::time::SystemTime::now();
+    let (result, stderr) = run_script(
+        script,
+        &[
+            "--url",
+            &url,
+            "--screenshot",
+            screenshot,
+            "--phone-screenshot",
+            phone,
+        ],
+        Duration::from_secs(420),
     )
-    .await
-    .expect("the meeting script finishes in time")
-    .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let result: serde_json::Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "no JSON result; stdout: {stdout}\nstderr: {}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
-    assert_eq!(
-        result["ok"],
-        true,
-        "{result}\nstderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success());
-    assert_eq!(result["chat_delivered"], 3, "{result}");
-    // The script closed every browser: the server must have cleaned all of them up.
-    let deadline = tokio::time::Instant::now() + MESSAGE_TIMEOUT;
-    while server.stats().participants != 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "left over: {:?}",
-            server.stats()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    .await;
+
+    report("meeting script", &result);
+    let mut failures = check(&result);
+    if result["steps"]["screenshots"]["ok"] == true {
+        for path in [screenshot, phone] {
+            let fresh = std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= started);
+            let png =
+                std::fs::read(path).is_ok_and(|b| b.starts_with(b"\x89PNG") && b.len() > 10_000);
+            if !fresh || !png {
+                failures.push(format!("{path} was not written as a PNG by this run"));
+            }
+        }
     }
+    assert_no_failures("the meeting in the browser", &failures, &result, &stderr);
+
+    // The script closed every browser: the server must have cleaned all of them up.
+    wait_until_everyone_left(&server).await;
     assert_eq!(server.stats().rooms, 0);
+}
+
+/// Everything that is wrong with `result`, one sentence each.
+fn check(result: &Value) -> Vec<String> {
+    let steps = &result["steps"];
+    let mut failures = failed_steps(
+        result,
+        &[
+            "join",
+            "screenshots",
+            "chat",
+            "stats",
+            "resolution",
+            "mute",
+            "camera",
+            "screen",
+            "leave",
+        ],
+    );
+    if steps.as_object().is_none() {
+        return failures;
+    }
+    let join = &steps["join"];
+    if join["ok"] == true {
+        for who in ["Ann", "Ben", "Cleo"] {
+            let tiles = join["tiles"][who].as_array().map_or(0, Vec::len);
+            if tiles != 2 {
+                failures.push(format!("{who} showed {tiles} remote camera tiles, want 2"));
+            }
+        }
+    }
+    let chat = &steps["chat"];
+    if chat["ok"] == true {
+        for who in ["Ben", "Cleo"] {
+            if !chat["delivered_ms"][who].is_u64() {
+                failures.push(format!("no chat delivery time for {who}: {chat}"));
+            }
+        }
+    }
+    let screen = &steps["screen"];
+    if screen["ok"] == true {
+        for who in ["Ann", "Ben"] {
+            if !screen["shown"][who]["ms"].is_u64() || !screen["gone_ms"][who].is_u64() {
+                failures.push(format!(
+                    "the screen share at {who} is not accounted for: {screen}"
+                ));
+            }
+        }
+    }
+    let resolution = &steps["resolution"];
+    if resolution["ok"] == true {
+        let width = |key: &str| resolution[key].as_u64().unwrap_or(0);
+        let (large, small, again) = (
+            width("large_width"),
+            width("small_width"),
+            width("large_again_width"),
+        );
+        if large < 640 || small == 0 || small > 320 || small >= large {
+            failures.push(format!(
+                "shrinking the tile did not lower the received width: {large} -> {small}"
+            ));
+        }
+        if again < 640 || again <= small {
+            failures.push(format!(
+                "enlarging the tile did not raise the received width: {small} -> {again}"
+            ));
+        }
+    }
+    failures
 }

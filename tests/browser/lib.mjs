@@ -16,26 +16,45 @@ export const CHROMIUM_ARGS = [
   '--no-first-run',
 ];
 
-/** Launches headless Chromium; close it with `browser.close()`. */
-export function launch({ extraArgs = [] } = {}) {
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS, ...extraArgs] });
+/**
+ * Launches headless Chromium; close it with `browser.close()`. `fakeUi: false` leaves out
+ * `--use-fake-ui-for-media-stream`: then a context without the camera/microphone permission
+ * gets `NotAllowedError` from `getUserMedia` (headless denies instead of prompting), while a
+ * context granted them still gets the fake devices.
+ */
+export function launch({ extraArgs = [], fakeUi = true } = {}) {
+  const args = CHROMIUM_ARGS.filter((a) => fakeUi || a !== '--use-fake-ui-for-media-stream');
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...args, ...extraArgs] });
 }
 
 /**
  * Opens `url` in a fresh context (its own camera permission, storage, …), waiting at most
  * `timeoutMs` for it to load. `onConsoleError(text)` gets the page's console errors and
- * uncaught exceptions.
+ * uncaught exceptions. `permissions` (default camera and microphone) are granted to the
+ * context; `initScript` (a function or `{ content }`) runs in the page before its own scripts;
+ * `waitUntil` is Playwright's (`load`, `domcontentloaded`, …); `beforeGoto(page)` runs before
+ * the navigation (e.g. to watch the page's WebSocket with `recordSignaling`).
  */
-export async function openPage(browser, url, { viewport = { width: 1280, height: 800 }, onConsoleError, timeoutMs = 30000 } = {}) {
-  const context = await browser.newContext({ viewport, permissions: ['camera', 'microphone'] });
+export async function openPage(browser, url, {
+  viewport = { width: 1280, height: 800 },
+  onConsoleError,
+  timeoutMs = 30000,
+  permissions = ['camera', 'microphone'],
+  initScript,
+  waitUntil = 'load',
+  beforeGoto,
+} = {}) {
+  const context = await browser.newContext({ viewport, permissions });
   const page = await context.newPage();
+  if (initScript) await page.addInitScript(initScript);
   if (onConsoleError) {
     page.on('console', (message) => {
       if (message.type() === 'error') onConsoleError(message.text());
     });
     page.on('pageerror', (error) => onConsoleError(`uncaught: ${error.stack ?? error.message}`));
   }
-  await page.goto(url, { waitUntil: 'load', timeout: Math.max(1, timeoutMs) });
+  if (beforeGoto) await beforeGoto(page);
+  await page.goto(url, { waitUntil, timeout: Math.max(1, timeoutMs) });
   return page;
 }
 
@@ -133,4 +152,185 @@ export function meetingUrl(base, params) {
   url.pathname = '/';
   url.search = new URLSearchParams(params).toString();
   return url.toString();
+}
+
+/**
+ * What the user sees of the tiles matching `selector` (default every `.tile`): per tile
+ * `{ participantId, source, trackId, classes, visible, name, mutedIconVisible, video:
+ * { width, height, currentTime, frames, paused, readyState } | null, box: { width, height } }`.
+ */
+export function readTiles(page, selector = '.tile') {
+  return page.evaluate((sel) => [...document.querySelectorAll(sel)].map((tile) => {
+    const video = tile.querySelector('video');
+    const icon = tile.querySelector('.tile-muted');
+    const box = tile.getBoundingClientRect();
+    return {
+      participantId: tile.dataset.participantId ?? null,
+      source: tile.dataset.source ?? null,
+      trackId: tile.dataset.trackId ?? null,
+      classes: [...tile.classList],
+      visible: tile.checkVisibility() && box.width > 0 && box.height > 0,
+      name: tile.querySelector('.tile-name')?.textContent.trim() ?? null,
+      mutedIconVisible: icon ? icon.checkVisibility() && icon.getBoundingClientRect().width > 0 : false,
+      video: video ? {
+        width: video.videoWidth,
+        height: video.videoHeight,
+        currentTime: video.currentTime,
+        // Frames actually shown: a MediaStream's currentTime runs on while no frames come.
+        frames: video.getVideoPlaybackQuality?.().totalVideoFrames ?? 0,
+        paused: video.paused,
+        readyState: video.readyState,
+      } : null,
+      box: { width: Math.round(box.width), height: Math.round(box.height) },
+    };
+  }), selector);
+}
+
+/**
+ * Waits until the visible tiles matching `selector` are exactly one per participant in
+ * `expectedIds` and each one's <video> plays: it has a videoWidth, is not paused, and both
+ * its currentTime and its count of shown frames (getVideoPlaybackQuality) advanced between
+ * two looks. Returns the tiles.
+ */
+export async function waitForPlayingTiles(page, selector, expectedIds, { deadline, what }) {
+  let tiles = null;
+  let previous = new Map();
+  await waitFor(what ?? `${expectedIds.length} playing tiles (${selector})`, async () => {
+    tiles = await readTiles(page, selector);
+    const playing = tiles.filter((t) => {
+      const before = previous.get(t.participantId);
+      return t.visible && t.video && t.video.width > 0 && !t.video.paused && before
+        && t.video.currentTime > before.currentTime && t.video.frames > before.frames;
+    });
+    previous = new Map(tiles.filter((t) => t.video).map((t) => [t.participantId, t.video]));
+    return tiles.length === expectedIds.length
+      && expectedIds.every((id) => playing.some((t) => t.participantId === id));
+  }, { deadline, describe: () => `tiles: ${JSON.stringify(tiles)}` });
+  return tiles;
+}
+
+/** Whether the element `selector` is visible and its text matches `pattern`: its text, or null. */
+export async function visibleText(page, selector, pattern) {
+  const element = await page.$(selector);
+  if (!element || !(await element.isVisible())) return null;
+  const text = (await element.innerText()).trim();
+  return !pattern || pattern.test(text) ? text : null;
+}
+
+/**
+ * The inbound video RTP stats of the receiver with transceiver `mid` (from the test hook's
+ * `remote[].tracks[].mid`): `{ frameWidth, frameHeight, framesDecoded, bytesReceived }`, or
+ * null when there is none yet.
+ */
+export function readInboundVideo(page, mid) {
+  return page.evaluate(async (wanted) => {
+    const pc = window.roomcast?.pc();
+    if (!pc) return null;
+    const midOfTrack = new Map(pc.getTransceivers().map((t) => [t.receiver.track.id, t.mid]));
+    for (const r of (await pc.getStats()).values()) {
+      if (r.type !== 'inbound-rtp' || r.kind !== 'video') continue;
+      if ((r.mid ?? midOfTrack.get(r.trackIdentifier)) !== wanted) continue;
+      return {
+        frameWidth: r.frameWidth ?? 0,
+        frameHeight: r.frameHeight ?? 0,
+        framesDecoded: r.framesDecoded ?? 0,
+        bytesReceived: r.bytesReceived ?? 0,
+      };
+    }
+    return null;
+  }, mid);
+}
+
+/**
+ * The page's outbound video RTP streams (its simulcast layers): `[{ rid, frameWidth,
+ * frameHeight, framesPerSecond, bytesSent, active, qualityLimitationReason }]`.
+ */
+export function readOutboundVideo(page) {
+  return page.evaluate(async () => {
+    const pc = window.roomcast?.pc();
+    if (!pc) return [];
+    const out = [];
+    for (const r of (await pc.getStats()).values()) {
+      if (r.type !== 'outbound-rtp' || r.kind !== 'video') continue;
+      out.push({
+        rid: r.rid ?? null,
+        mid: r.mid ?? null,
+        frameWidth: r.frameWidth ?? 0,
+        frameHeight: r.frameHeight ?? 0,
+        framesPerSecond: r.framesPerSecond ?? 0,
+        bytesSent: r.bytesSent ?? 0,
+        active: r.active ?? null,
+        qualityLimitationReason: r.qualityLimitationReason ?? null,
+      });
+    }
+    return out;
+  });
+}
+
+/**
+ * Records the protocol messages of `page`'s WebSockets whose `type` is in `types`, both ways,
+ * into the returned array as `{ t, dir: 'sent' | 'received', message }`. Attach it before the
+ * page opens its WebSocket (`openPage`'s `beforeGoto`).
+ */
+export function recordSignaling(page, types) {
+  const seen = [];
+  const wanted = new Set(types);
+  const note = (dir) => (frame) => {
+    let message;
+    try {
+      message = JSON.parse(frame.payload);
+    } catch {
+      return;
+    }
+    if (wanted.has(message?.type)) seen.push({ t: Date.now(), dir, message });
+  };
+  page.on('websocket', (ws) => {
+    ws.on('framesent', note('sent'));
+    ws.on('framereceived', note('received'));
+  });
+  return seen;
+}
+
+/**
+ * The end of a step script: launches Chromium (`launchOptions`), runs
+ * `run(options, browser, result)` (which fills `result.steps[name] = { ok, ms, error?, … }`),
+ * closes the browser and prints `result` as the one JSON line on stdout, `ok` when
+ * `expectedSteps` steps ran and all passed. Exits 0 when ok, else 1.
+ */
+export async function runStepScript({ options, launchOptions, run, result, expectedSteps }) {
+  const started = Date.now();
+  const browser = await launch(launchOptions);
+  try {
+    await run(options, browser, result);
+    const steps = Object.entries(result.steps);
+    result.ok = steps.length === expectedSteps && steps.every(([, s]) => s.ok);
+    const failed = steps.filter(([, s]) => !s.ok).map(([n, s]) => `${n}: ${s.error}`);
+    if (failed.length) result.error = failed.join(' | ');
+  } catch (error) {
+    result.ok = false;
+    result.error = summarize(error);
+  }
+  await browser.close().catch(() => {});
+  result.total_ms = Date.now() - started;
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  process.exit(result.ok ? 0 : 1);
+}
+
+/**
+ * Runs one step of a step script: `body(deadline)` has `budgetMs`; records
+ * `steps[name] = { ok: true, ms, ...details }` or `{ ok: false, ms, error }` and logs it
+ * with `log`. Returns whether it passed.
+ */
+export async function runStep(steps, name, budgetMs, body, log) {
+  const started = Date.now();
+  log(`${name}: start`);
+  try {
+    const details = await body(started + budgetMs);
+    steps[name] = { ok: true, ms: Date.now() - started, ...details };
+    log(`${name}: ok in ${steps[name].ms} ms ${JSON.stringify(details ?? {})}`);
+  } catch (error) {
+    steps[name] = { ok: false, ms: Date.now() - started, error: summarize(error) };
+    log(`${name}: FAILED after ${steps[name].ms} ms: ${steps[name].error}`);
+  }
+  return steps[name].ok;
 }

@@ -2,6 +2,7 @@
 //! and bots that join it.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod raw;
 
 use std::time::Duration;

@@ -14,6 +14,11 @@
 //
 // Every negotiation step (our offers, the server's offers/answers/candidates) runs on one
 // promise chain, so they never interleave, whatever order the events arrive in.
+//
+// Publishing: each source (microphone, camera, screen) is its own `sendonly` transceiver;
+// the camera sends simulcast layers q/h/f and honours `publisher_layers`. Remote tracks are
+// named by their m-line's msid (publisher participant id, Track id). A media connection
+// that fails, or stays disconnected for a few seconds, gets an ICE restart.
 
 /** How long we wait for `negotiate_grant` before offering without it. */
 const GRANT_TIMEOUT_MS = 3_000;
@@ -21,6 +26,19 @@ const GRANT_TIMEOUT_MS = 3_000;
 const ANSWER_TIMEOUT_MS = 10_000;
 /** The most we hold other negotiation steps while a new offer's ICE gathering starts. */
 const GATHERING_START_TIMEOUT_MS = 2_000;
+/** How long the media connection may stay `disconnected` before we restart ICE. */
+const DISCONNECTED_RESTART_MS = 3_000;
+
+/** The camera's simulcast layers, lowest first: the server ranks rids q < h < f. */
+const CAMERA_ENCODINGS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'f', maxBitrate: 1_500_000 },
+];
+/** The rids in rank order, lowest first. */
+const RID_ORDER = CAMERA_ENCODINGS.map((encoding) => encoding.rid);
+/** A screen share is one layer, sharp rather than smooth. */
+const SCREEN_ENCODINGS = [{ maxBitrate: 2_500_000 }];
 
 export class Session extends EventTarget {
   #pc;
@@ -31,6 +49,7 @@ export class Session extends EventTarget {
   #lockRequested = false;
   #grantTimer = null;
   #answerTimer = null;
+  #disconnectedTimer = null;
   #pendingCandidates = [];
   /** Our sending transceivers and the `source` each one publishes. */
   #published = new Map();
@@ -40,12 +59,14 @@ export class Session extends EventTarget {
   #gatheredUfrags = new Set();
   #watchedStreams = new WeakSet();
   #watchedTracks = new WeakSet();
+  /** The previous stats sample per key (`in:<trackId>`, `out`), for rates between calls. */
+  #lastSamples = new Map();
 
   /**
    * Events: `remotetrack` and `remotetrackremoved` (`detail`: `{ participantId, trackId,
-   * kind, mid, track }`), `remotetrackmute` (same plus `muted`), `connectionstate`
-   * (`detail`: the PeerConnection's `connectionState`), `failure` (`detail`: an Error from
-   * a negotiation step).
+   * kind, mid, track }`), `remotetrackmute` (same plus `muted`: the media stopped or came
+   * back), `connectionstate` (`detail`: the PeerConnection's `connectionState`), `failure`
+   * (`detail`: an Error from a negotiation step).
    *
    * @param {{ iceServers: RTCIceServer[], send: (message: object) => void }} options
    */
@@ -59,9 +80,7 @@ export class Session extends EventTarget {
       this.#send({ type: 'candidate', candidate: candidate ? candidate.toJSON() : null });
     });
     this.#pc.addEventListener('track', (event) => this.#onTrack(event));
-    this.#pc.addEventListener('connectionstatechange', () => {
-      this.dispatchEvent(new CustomEvent('connectionstate', { detail: this.#pc.connectionState }));
-    });
+    this.#pc.addEventListener('connectionstatechange', () => this.#onConnectionState());
   }
 
   get pc() {
@@ -72,11 +91,55 @@ export class Session extends EventTarget {
     return this.#pc.connectionState;
   }
 
-  /** Starts sending `track` on a new `sendonly` transceiver; the offer follows by itself. */
+  /**
+   * Starts sending `track` (or nothing yet, when `null`) as `source` (`microphone`,
+   * `camera` or `screen`) on a new `sendonly` transceiver; the offer follows by itself. The
+   * camera is sent as three simulcast layers.
+   */
   publish(track, source) {
-    const transceiver = this.#pc.addTransceiver(track, { direction: 'sendonly' });
+    const init = { direction: 'sendonly' };
+    if (source === 'camera') init.sendEncodings = CAMERA_ENCODINGS.map((encoding) => ({ ...encoding }));
+    if (source === 'screen') init.sendEncodings = SCREEN_ENCODINGS.map((encoding) => ({ ...encoding }));
+    const transceiver = this.#pc.addTransceiver(track ?? (source === 'microphone' ? 'audio' : 'video'), init);
     this.#published.set(transceiver, source);
     return transceiver;
+  }
+
+  /**
+   * Stops sending on `transceiver` for good: the next offer no longer sends on its m-line,
+   * so the server unpublishes the track. The track itself is the caller's to stop.
+   */
+  unpublish(transceiver) {
+    if (!this.#published.delete(transceiver)) return;
+    if (!this.#closed && transceiver.currentDirection !== 'stopped') transceiver.stop();
+  }
+
+  /** The `source` our m-line `mid` publishes, if it is one of ours. */
+  sourceOfMid(mid) {
+    for (const [transceiver, source] of this.#published) {
+      if (transceiver.mid === mid) return source;
+    }
+    return undefined;
+  }
+
+  /**
+   * Applies `publisher_layers`: sends only the simulcast layers (`rids`) of our m-line `mid`
+   * that some subscriber takes, and resumes the others as soon as they are listed again.
+   */
+  applyPublisherLayers({ mid, rids }) {
+    this.#enqueue(async () => {
+      const transceiver = [...this.#published.keys()].find((t) => t.mid === mid);
+      if (!transceiver) return;
+      const parameters = transceiver.sender.getParameters();
+      if (!parameters.encodings?.some((encoding) => encoding.rid)) return;
+      let changed = false;
+      for (const encoding of parameters.encodings) {
+        const active = rids.includes(encoding.rid);
+        if (encoding.active !== active) changed = true;
+        encoding.active = active;
+      }
+      if (changed) await transceiver.sender.setParameters(parameters);
+    });
   }
 
   /** Feeds in a server `offer`, `answer`, `candidate` or `negotiate_grant` message. */
@@ -99,12 +162,137 @@ export class Session extends EventTarget {
     }
   }
 
+  /**
+   * After `resumed` on a new WebSocket: our offer (or lock request) may have been lost with
+   * the old one, so it is made again, under a fresh lock. (A server offer that was
+   * outstanding is sent again by the server.)
+   */
+  resync() {
+    this.#enqueue(async () => {
+      clearTimeout(this.#answerTimer);
+      clearTimeout(this.#grantTimer);
+      const offerLost = this.#pc.signalingState === 'have-local-offer';
+      if (offerLost) await this.#pc.setLocalDescription({ type: 'rollback' });
+      if (offerLost || this.#lockRequested || this.#hasUnnegotiatedTracks()) {
+        this.#lockRequested = false;
+        this.#requestOffer();
+      }
+    });
+  }
+
   close() {
     this.#closed = true;
     clearTimeout(this.#grantTimer);
     clearTimeout(this.#answerTimer);
+    clearTimeout(this.#disconnectedTimer);
     for (const transceiver of [...this.#remote.keys()]) this.#removeRemote(transceiver);
     this.#pc.close();
+  }
+
+  /**
+   * Inbound stats of the remote track `trackId`: `{ width, height, fps, kbps, lossPercent,
+   * jitterMs, framesDecoded, freezeCount }` (video fields null for audio), rates measured
+   * since the previous call for that track; `null` when no receiver carries it.
+   */
+  async inboundStats(trackId) {
+    const transceiver = [...this.#remote].find(([, entry]) => entry.trackId === trackId)?.[0];
+    if (!transceiver || this.#closed) return null;
+    // A reused receiver may still list the stream of the track it carried before.
+    let report = null;
+    for (const stat of (await transceiver.receiver.getStats()).values()) {
+      if (stat.type !== 'inbound-rtp') continue;
+      if (!report || (stat.lastPacketReceivedTimestamp ?? 0) > (report.lastPacketReceivedTimestamp ?? 0)) report = stat;
+    }
+    if (!report) return null;
+    const rates = this.#rates(`in:${trackId}`, report.timestamp, {
+      bytes: report.bytesReceived ?? 0,
+      frames: report.framesDecoded ?? 0,
+      lost: Math.max(0, report.packetsLost ?? 0),
+      received: report.packetsReceived ?? 0,
+    });
+    const lostAndReceived = rates.lost + rates.received;
+    return {
+      width: report.frameWidth ?? null,
+      height: report.frameHeight ?? null,
+      fps: rates.seconds ? rates.frames / rates.seconds : (report.framesPerSecond ?? null),
+      kbps: rates.seconds ? (rates.bytes * 8) / 1000 / rates.seconds : null,
+      lossPercent: lostAndReceived ? (100 * rates.lost) / lostAndReceived : 0,
+      jitterMs: report.jitter === undefined ? null : report.jitter * 1000,
+      framesDecoded: report.framesDecoded ?? null,
+      freezeCount: report.freezeCount ?? null,
+    };
+  }
+
+  /**
+   * What we send: `{ rttMs, outKbps, availableOutKbps, qualityLimitation, layers: [{ rid,
+   * width, height, fps, active }] }`, `layers` being the camera's simulcast layers and
+   * `outKbps` measured since the previous call; `null` once closed.
+   */
+  async outboundStats() {
+    if (this.#closed) return null;
+    const stats = await this.#pc.getStats();
+    const pair = selectedCandidatePair(stats);
+    const cameraMid = [...this.#published].find(([, source]) => source === 'camera')?.[0].mid ?? null;
+    const layers = [];
+    let bytesSent = 0;
+    for (const report of stats.values()) {
+      if (report.type !== 'outbound-rtp') continue;
+      bytesSent += report.bytesSent ?? 0;
+      if (report.kind === 'video' && report.mid === cameraMid) layers.push(report);
+    }
+    layers.sort((x, y) => RID_ORDER.indexOf(x.rid) - RID_ORDER.indexOf(y.rid));
+    const rates = this.#rates('out', performance.now(), { bytes: bytesSent });
+    // The highest layer being sent says best why the camera is not at its full quality.
+    const top = [...layers].reverse().find((report) => report.active !== false) ?? layers.at(-1);
+    return {
+      rttMs: pair?.currentRoundTripTime === undefined ? null : pair.currentRoundTripTime * 1000,
+      outKbps: rates.seconds ? (rates.bytes * 8) / 1000 / rates.seconds : null,
+      availableOutKbps: pair?.availableOutgoingBitrate === undefined ? null : pair.availableOutgoingBitrate / 1000,
+      qualityLimitation: top?.qualityLimitationReason ?? null,
+      layers: layers.map((report) => ({
+        rid: report.rid ?? null,
+        width: report.frameWidth ?? null,
+        height: report.frameHeight ?? null,
+        fps: report.framesPerSecond ?? null,
+        active: report.active ?? true,
+      })),
+    };
+  }
+
+  /**
+   * Increases of the counters `values` (the first one being bytes) since the previous
+   * sample under `key` (taken at `timestamp`, in ms), plus `seconds` between them; on the
+   * first sample, the totals and 0 seconds.
+   */
+  #rates(key, timestamp, values) {
+    const previous = this.#lastSamples.get(key);
+    this.#lastSamples.set(key, { timestamp, values });
+    const rates = { ...values, seconds: 0 };
+    // Fewer bytes than before: another stream (a reused receiver), start over.
+    if (!previous || values.bytes < previous.values.bytes) return rates;
+    rates.seconds = Math.max(0, (timestamp - previous.timestamp) / 1000);
+    for (const [name, value] of Object.entries(values)) rates[name] = Math.max(0, value - previous.values[name]);
+    return rates;
+  }
+
+  #onConnectionState() {
+    const state = this.#pc.connectionState;
+    clearTimeout(this.#disconnectedTimer);
+    if (state === 'failed') {
+      this.#restartIce();
+    } else if (state === 'disconnected') {
+      this.#disconnectedTimer = setTimeout(() => {
+        if (this.#pc.connectionState === 'disconnected') this.#restartIce();
+      }, DISCONNECTED_RESTART_MS);
+    }
+    this.dispatchEvent(new CustomEvent('connectionstate', { detail: state }));
+  }
+
+  /** New ICE credentials; `negotiationneeded` follows and our offer carries them. */
+  #restartIce() {
+    if (this.#closed) return;
+    console.info(`session: media connection ${this.#pc.connectionState}, restarting ICE`);
+    this.#pc.restartIce();
   }
 
   #enqueue(step) {
@@ -314,6 +502,7 @@ export class Session extends EventTarget {
     const entry = this.#remote.get(transceiver);
     if (!entry) return;
     this.#remote.delete(transceiver);
+    this.#lastSamples.delete(`in:${entry.trackId}`);
     this.dispatchEvent(new CustomEvent('remotetrackremoved', { detail: { ...entry } }));
   }
 }
@@ -332,6 +521,17 @@ export function msidOf(sdp, mid) {
       if (match) return { streamId: match[1], trackId: match[2] };
     }
     return undefined;
+  }
+  return undefined;
+}
+
+/** The candidate pair the transport uses, from a `getStats()` report. */
+function selectedCandidatePair(stats) {
+  for (const report of stats.values()) {
+    if (report.type === 'transport' && report.selectedCandidatePairId) return stats.get(report.selectedCandidatePairId);
+  }
+  for (const report of stats.values()) {
+    if (report.type === 'candidate-pair' && report.nominated && report.state === 'succeeded') return report;
   }
   return undefined;
 }

@@ -1,9 +1,9 @@
 // The WebSocket to the server: one JSON object per text frame (signaling contract v1).
-// Messages sent before the socket opens are queued and flushed on open. No reconnect:
-// a dropped socket ends the meeting and the caller decides what to show.
+// Messages sent before the socket opens are queued and flushed on open. One Signaling is
+// one socket: reconnecting (with `resume`) is the Meeting's job, on a new Signaling.
 
 /** `ws://host/ws` or `wss://host/ws` on the origin that served the page. */
-export function signalingUrl(loc = window.location) {
+export function signalingUrl(loc = globalThis.location) {
   const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
   return `${scheme}//${loc.host}/ws`;
 }
@@ -31,6 +31,11 @@ export class Signaling extends EventTarget {
         detail: { code: event.code, reason: event.reason, expected: this.#closedByUs },
       }));
     });
+  }
+
+  /** `'connecting'`, `'open'`, `'closing'` or `'closed'`. */
+  get readyState() {
+    return ['connecting', 'open', 'closing', 'closed'][this.#ws.readyState];
   }
 
   send(message) {
