@@ -26,6 +26,10 @@
 //   locked     The host opens #host-button and clicks #lock-button: #locked-indicator shows.
 //              Fay then follows a deep link: she sees (in #ended-screen or #banner) that the
 //              room is locked.
+//   resume     Gus and Hal meet; Gus's WebSocket is closed under the client (as a network
+//              drop would): his #connection-state goes `reconnecting`, then `connected` on a
+//              new WebSocket; he is the same participant (resumed, not re-joined), both play
+//              each other's camera afterwards, and Gus's tile never left Hal's screen.
 //
 // A failing step is recorded and the next ones still run.
 //
@@ -62,6 +66,18 @@ function countGetUserMedia() {
   md.getUserMedia = (constraints) => {
     window.__gumCalls += 1;
     return original(constraints);
+  };
+}
+
+/** Init script: keeps every WebSocket the page opens in `window.__sockets`, to drop one. */
+function keepSockets() {
+  window.__sockets = [];
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      window.__sockets.push(this);
+    }
   };
 }
 
@@ -277,6 +293,46 @@ async function run(options, browser, result) {
     if (s.screen === 'meeting') throw new Error(`Fay is in the meeting screen of a locked room: ${JSON.stringify(s)}`);
     return { fay_sees: shown, fay_screen: s.screen, fay_ended: s.ended };
   });
+  await step('resume', options.timeoutMs, async (deadline) => {
+    const resumeRoom = `${options.roomPrefix}-resume`;
+    const gus = await open('Gus', { room: resumeRoom, name: 'Gus' }, { deadline, initScript: keepSockets });
+    const gusId = (await waitInMeeting(gus, 'Gus', deadline)).participantId;
+    const hal = await open('Hal', { room: resumeRoom, name: 'Hal' }, { deadline });
+    const halId = (await waitInMeeting(hal, 'Hal', deadline)).participantId;
+    await waitForPlayingTiles(gus, REMOTE_CAMERAS, [halId], { deadline, what: 'Gus to play Hal' });
+    await waitForPlayingTiles(hal, REMOTE_CAMERAS, [gusId], { deadline, what: 'Hal to play Gus' });
+    // Hal must never lose Gus's tile, and Gus's #connection-state is watched for every state.
+    await hal.evaluate((id) => {
+      window.__gusTileGone = false;
+      new MutationObserver(() => {
+        if (!document.querySelector(`.tile[data-participant-id="${id}"]`)) window.__gusTileGone = true;
+      }).observe(document.body, { childList: true, subtree: true });
+    }, gusId);
+    await gus.evaluate(() => {
+      const label = document.getElementById('connection-state');
+      window.__states = [label.dataset.state];
+      new MutationObserver(() => window.__states.push(label.dataset.state))
+        .observe(label, { attributes: true, attributeFilter: ['data-state'] });
+    });
+    // The network drops Gus's WebSocket: closed under the client, not by it.
+    const droppedAt = Date.now();
+    await gus.evaluate(() => window.__sockets.at(-1).close(4000, 'dropped by the test'));
+    let s = null;
+    await waitFor('Gus to show reconnecting, then connected again on a new WebSocket', async () => {
+      s = await readState(gus);
+      const states = await gus.evaluate(() => window.__states);
+      const sockets = await gus.evaluate(() => window.__sockets.length);
+      return states.includes('reconnecting') && states.at(-1) === 'connected' && sockets >= 2
+        && s.signalingState === 'open';
+    }, { deadline, describe: () => `state: ${JSON.stringify(s)}` });
+    const reconnectedMs = Date.now() - droppedAt;
+    // Resumed, not re-joined: the same participant, still playing, and Hal saw no leave.
+    if (s.participantId !== gusId) throw new Error(`Gus came back as ${s.participantId}, not ${gusId}: re-joined, not resumed`);
+    await waitForPlayingTiles(gus, REMOTE_CAMERAS, [halId], { deadline, what: 'Gus to play Hal after the resume' });
+    await waitForPlayingTiles(hal, REMOTE_CAMERAS, [gusId], { deadline, what: 'Hal to play Gus after the resume' });
+    if (await hal.evaluate(() => window.__gusTileGone)) throw new Error('Gus\'s tile disappeared at Hal during the resume');
+    return { states: await gus.evaluate(() => window.__states), reconnected_ms: reconnectedMs };
+  });
 }
 
 async function main() {
@@ -297,7 +353,7 @@ async function main() {
     launchOptions: { fakeUi: false },
     run,
     result: { ok: false, steps: {} },
-    expectedSteps: 5,
+    expectedSteps: 6,
   });
 }
 
