@@ -83,7 +83,7 @@ export class JoinScreen {
     const role = params.get('role');
     const token = params.get('token');
     ui.room.value = room;
-    ui.name.value = name;
+    ui.name.value = name || rememberedName();
     if (ROLES.includes(role)) ui.role.value = role;
     ui.webinar.checked = params.get('webinar') === '1';
     if (token) {
@@ -129,6 +129,7 @@ export class JoinScreen {
       ui.name.focus();
       return;
     }
+    rememberName(name);
     const { role, token } = this.#roleAndToken();
     let localStream = null;
     if (role !== 'audience' && this.#stream.getTracks().length) {
@@ -357,4 +358,23 @@ function describeErrors(errors) {
     return captureErrorMessage(errors[0].error, 'camera and microphone');
   }
   return errors.map(({ kind, error }) => captureErrorMessage(error, kind === 'audio' ? 'microphone' : 'camera')).join(' ');
+}
+
+const NAME_KEY = 'roomcast.name';
+
+/** The name typed last time on this browser (a convenience, never needed). */
+function rememberedName() {
+  try {
+    return localStorage.getItem(NAME_KEY) ?? '';
+  } catch {
+    return ''; // Storage disabled (private mode, policy): nothing remembered.
+  }
+}
+
+function rememberName(name) {
+  try {
+    localStorage.setItem(NAME_KEY, name);
+  } catch {
+    // Storage disabled: the name is simply asked again next time.
+  }
 }

@@ -619,7 +619,7 @@ export function hueOf(name) {
  * screens where they may grow taller (down to 3:4, or as far as landscape videos still
  * fill them) to use the height.
  */
-function gridLayout(tiles, width, height) {
+export function gridLayout(tiles, width, height) {
   // Landscape cameras gain nothing from tiles taller than they can fill without bars.
   const landscape = tiles.every(isLandscape);
   const minAspect = width >= NARROW_PX ? WIDE : landscape ? WIDE / CROP_LIMIT : NARROW_MIN_ASPECT;
