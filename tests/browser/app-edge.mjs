@@ -39,7 +39,7 @@
 
 import {
   runStep, runStepScript, openPage, readState, readTiles, waitForPlayingTiles, visibleText, waitFor,
-  parseArgs, meetingUrl,
+  optionsOrExit, meetingUrl,
 } from './lib.mjs';
 
 const USAGE = `usage: node app-edge.mjs --url http://localhost:PORT [--room-prefix edge] [--timeout-ms 30000]`;
@@ -336,18 +336,7 @@ async function run(options, browser, result) {
 }
 
 async function main() {
-  let options;
-  try {
-    options = parseArgs(process.argv.slice(2), {
-      url: '',
-      roomPrefix: `edge-${Date.now().toString(36)}`,
-      timeoutMs: 30000,
-    }, USAGE);
-    if (!options.url) throw new Error(`missing --url\n${USAGE}`);
-  } catch (error) {
-    process.stdout.write(`${JSON.stringify({ ok: false, error: error.message })}\n`);
-    process.exit(1);
-  }
+  const options = optionsOrExit({ roomPrefix: `edge-${Date.now().toString(36)}`, timeoutMs: 30000 }, USAGE);
   await runStepScript({
     options,
     launchOptions: { fakeUi: false },

@@ -334,3 +334,18 @@ export async function runStep(steps, name, budgetMs, body, log) {
   }
   return steps[name].ok;
 }
+
+/**
+ * A script's options from the command line (see `parseArgs`), `--url` required. On a usage
+ * error, prints `{"ok":false,"error":…}` and exits 1.
+ */
+export function optionsOrExit(defaults, usage) {
+  try {
+    const options = parseArgs(process.argv.slice(2), { url: '', ...defaults }, usage);
+    if (!options.url) throw new Error(`missing --url\n${usage}`);
+    return options;
+  } catch (error) {
+    process.stdout.write(`${JSON.stringify({ ok: false, error: error.message })}\n`);
+    process.exit(1);
+  }
+}

@@ -65,7 +65,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import {
   runStep, runStepScript, openPage, readState, readRtpStats, readTiles, readInboundVideo, readOutboundVideo,
-  waitForPlayingTiles, visibleText, recordSignaling, summarize, waitFor, parseArgs, meetingUrl,
+  waitForPlayingTiles, visibleText, recordSignaling, summarize, waitFor, optionsOrExit, meetingUrl,
 } from './lib.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -667,30 +667,20 @@ async function run(options, browser, result) {
   });
 
   result.signaling_recorded = Object.fromEntries(Object.entries(signaling).map(([n, m]) => [n, m.length]));
-
 }
 
 async function main() {
-  let options;
-  try {
-    options = parseArgs(process.argv.slice(2), {
-      url: '',
-      room: `meeting-${Date.now().toString(36)}`,
-      timeoutMs: 40000,
-      switchTimeoutMs: 15000,
-      publisherTimeoutMs: 40000,
-      steps: 'all',
-      screenshot: path.join(REPO, 'docs', 'screenshot.png'),
-      phoneScreenshot: path.join(REPO, 'docs', 'screenshot-phone.png'),
-    }, USAGE);
-    if (!options.url) throw new Error(`missing --url\n${USAGE}`);
-    options.screenshot = path.resolve(options.screenshot);
-    options.phoneScreenshot = path.resolve(options.phoneScreenshot);
-  } catch (error) {
-    process.stdout.write(`${JSON.stringify({ ok: false, error: error.message })}\n`);
-    process.exit(1);
-  }
-
+  const options = optionsOrExit({
+    room: `meeting-${Date.now().toString(36)}`,
+    timeoutMs: 40000,
+    switchTimeoutMs: 15000,
+    publisherTimeoutMs: 40000,
+    steps: 'all',
+    screenshot: path.join(REPO, 'docs', 'screenshot.png'),
+    phoneScreenshot: path.join(REPO, 'docs', 'screenshot-phone.png'),
+  }, USAGE);
+  options.screenshot = path.resolve(options.screenshot);
+  options.phoneScreenshot = path.resolve(options.phoneScreenshot);
   await runStepScript({
     options,
     run,
