@@ -19,9 +19,10 @@ use serde_json::Value;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_client_edges() {
     let server = start_server().await;
-    // Long enough for the resume step's reconnect, short enough that the sessions of the
-    // browsers closed at the end (without `leave`) are cleaned up quickly.
-    server.sfu.resume.set_grace(Duration::from_secs(5));
+    // Long enough for the resume step's reconnect (a few failed attempts first, at 0.5, 1
+    // and 2 s), short enough that the sessions of the browsers closed at the end (without
+    // `leave`) are cleaned up quickly.
+    server.sfu.resume.set_grace(Duration::from_secs(8));
     let url = format!("http://localhost:{}", server.http_addr.port());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/app-edge.mjs");
     let (result, stderr) = run_script(script, &["--url", &url], Duration::from_secs(200)).await;

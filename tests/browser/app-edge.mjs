@@ -29,7 +29,8 @@
 //   resume     Gus and Hal meet; Gus's WebSocket is closed under the client (as a network
 //              drop would): his #connection-state goes `reconnecting`, then `connected` on a
 //              new WebSocket; he is the same participant (resumed, not re-joined), both play
-//              each other's camera afterwards, and Gus's tile never left Hal's screen.
+//              each other's camera afterwards, and Gus's tile never left Hal's screen. A chat
+//              message he typed while the network was still down reaches Hal once he is back.
 //
 // A failing step is recorded and the next ones still run.
 //
@@ -69,13 +70,17 @@ function countGetUserMedia() {
   };
 }
 
-/** Init script: keeps every WebSocket the page opens in `window.__sockets`, to drop one. */
+/**
+ * Init script: keeps every WebSocket the page opens in `window.__sockets`, to drop one, and
+ * fails new ones while `window.__blockSockets` is set (the network is still down).
+ */
 function keepSockets() {
   window.__sockets = [];
   const Native = window.WebSocket;
   window.WebSocket = class extends Native {
-    constructor(...args) {
-      super(...args);
+    constructor(url, ...rest) {
+      // While `__blockSockets` is set, new connections go to a closed port and fail at once.
+      super(window.__blockSockets ? 'ws://127.0.0.1:9/' : url, ...rest);
       window.__sockets.push(this);
     }
   };
@@ -314,9 +319,22 @@ async function run(options, browser, result) {
       new MutationObserver(() => window.__states.push(label.dataset.state))
         .observe(label, { attributes: true, attributeFilter: ['data-state'] });
     });
-    // The network drops Gus's WebSocket: closed under the client, not by it.
+    // The network drops Gus's WebSocket (closed under the client, not by it) and stays down
+    // while he types a chat message, which must reach Hal once he is back.
     const droppedAt = Date.now();
-    await gus.evaluate(() => window.__sockets.at(-1).close(4000, 'dropped by the test'));
+    await gus.evaluate(() => {
+      window.__blockSockets = true;
+      window.__sockets.at(-1).close(4000, 'dropped by the test');
+    });
+    await waitFor('Gus to show reconnecting', () => gus.evaluate(() => window.__states.includes('reconnecting')), { deadline });
+    const text = `Typed while offline ${Date.now().toString(36)}`;
+    await gus.click('#chat-button', left(deadline));
+    await gus.fill('#chat-input', text, left(deadline));
+    await gus.press('#chat-input', 'Enter', left(deadline));
+    // At least one reconnect attempt fails before the network comes back.
+    await waitFor('a failed reconnect attempt', () => gus.evaluate(() => window.__sockets.length >= 2), { deadline });
+    const failedAttempts = await gus.evaluate(() => window.__sockets.length - 1);
+    await gus.evaluate(() => { window.__blockSockets = false; });
     let s = null;
     await waitFor('Gus to show reconnecting, then connected again on a new WebSocket', async () => {
       s = await readState(gus);
@@ -331,7 +349,15 @@ async function run(options, browser, result) {
     await waitForPlayingTiles(gus, REMOTE_CAMERAS, [halId], { deadline, what: 'Gus to play Hal after the resume' });
     await waitForPlayingTiles(hal, REMOTE_CAMERAS, [gusId], { deadline, what: 'Hal to play Gus after the resume' });
     if (await hal.evaluate(() => window.__gusTileGone)) throw new Error('Gus\'s tile disappeared at Hal during the resume');
-    return { states: await gus.evaluate(() => window.__states), reconnected_ms: reconnectedMs };
+    await waitFor('Gus\'s offline chat message in Hal\'s #chat-log', () => hal.evaluate(
+      (t) => document.getElementById('chat-log').textContent.includes(t),
+      text,
+    ), { deadline });
+    return {
+      states: await gus.evaluate(() => window.__states),
+      reconnected_ms: reconnectedMs,
+      failed_attempts: failedAttempts,
+    };
   });
 }
 

@@ -17,6 +17,8 @@ import {
 const RECONNECT_DELAYS_MS = [500, 1000, 2000, 4000];
 /** How long we try to get the session back before giving up. */
 const RECONNECT_GIVE_UP_MS = 30_000;
+/** Chat messages kept while reconnecting; more are dropped. */
+const MAX_UNSENT_CHAT = 20;
 
 /** What to tell the user when the server refuses our `join`, by error code. */
 const REFUSALS = {
@@ -69,6 +71,8 @@ export class Meeting extends EventTarget {
   #requestedRole;
   #signaling = null;
   #signalingState = 'connecting';
+  /** Chat typed while reconnecting, sent once we are back. */
+  #unsentChat = [];
   #sessionToken = null;
   #ended = false;
   /** While the WebSocket is being re-established: `{ attempt, timer, giveUpTimer }`. */
@@ -167,8 +171,14 @@ export class Meeting extends EventTarget {
     this.#end('left');
   }
 
+  /** Sends a chat message; while reconnecting it waits (a few at most) and goes out once back. */
   sendChat(text) {
-    if (this.#inRoom() && typeof text === 'string' && text.trim()) this.#send({ type: 'chat', text });
+    if (typeof text !== 'string' || !text.trim()) return;
+    if (this.#inRoom()) {
+      this.#send({ type: 'chat', text });
+    } else if (!this.#ended && this.#signalingState === 'reconnecting' && this.#unsentChat.length < MAX_UNSENT_CHAT) {
+      this.#unsentChat.push(text);
+    }
   }
 
   /** Turns the microphone on or off; resolves to whether it is on. */
@@ -403,6 +413,7 @@ export class Meeting extends EventTarget {
     this.#startSession(message.ice_servers ?? []);
     this.#setSignalingState('open');
     this.#emit('joined', { participantId: this.participantId, room: this.room, role: this.role, roomSettings: this.roomSettings });
+    this.#flushUnsentChat();
     this.#syncParticipants(message.participants ?? []);
     this.#queueMedia(() => (this.publishes ? this.#startPublishing() : this.#stopPublishing()), () => undefined);
   }
@@ -416,7 +427,13 @@ export class Meeting extends EventTarget {
     this.#setSignalingState('open');
     this.session?.resync();
     this.#resendState();
+    this.#flushUnsentChat();
     this.#emit('resumed', {});
+  }
+
+  /** Chat typed while reconnecting goes out now, in order. */
+  #flushUnsentChat() {
+    for (const text of this.#unsentChat.splice(0)) this.#send({ type: 'chat', text });
   }
 
   #onError(code, serverMessage) {
