@@ -9,6 +9,7 @@ pub mod down_track;
 pub mod dynacast;
 pub mod header_extensions;
 pub mod keyframe_requester;
+pub mod layer_control;
 pub mod layer_selector;
 pub mod packet_cache;
 pub mod published_track;

@@ -1,5 +1,4 @@
 //! The WebSocket side: one session per connection, negotiation decisions, SDP reading.
-pub mod layer_control;
 pub mod negotiator;
 pub mod outbox;
 pub mod resume;

@@ -29,12 +29,12 @@ mod moderation;
 mod publishing;
 mod subscribing;
 
-use super::layer_control::{self, quality_layer, LayerControl};
 use super::negotiator::{ClientOffer, LockRequest, Negotiator};
 use super::outbox::Outbox;
 use super::resume::Takeover;
 use super::sdp_media::media_sections;
 use crate::media::down_track::DownTrack;
+use crate::media::layer_control::{self, quality_layer, LayerControl};
 use crate::media::layer_selector::MAX_LAYERS;
 use crate::media::published_track::{order_rids, PublishedTrack};
 use crate::media::subscriber_rtcp;

@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use roomcast_protocol::{PauseReason, Quality, ServerMessage, TrackKind, TrackSource};
 
-use super::outbox::Outbox;
 use crate::media::allocator::{Demand, Estimate, Priority, SubscriberAllocator};
 use crate::media::down_track::DownTrack;
 use crate::media::dynacast::Dynacast;
 use crate::media::published_track::PublishedTrack;
+use crate::signaling::outbox::Outbox;
 
 /// How often layers are reconsidered.
 pub const INTERVAL: Duration = Duration::from_millis(250);
