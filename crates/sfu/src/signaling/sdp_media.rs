@@ -36,7 +36,9 @@ pub fn media_sections(sdp: &str) -> Result<Vec<MediaSection>, String> {
             .find(|d| attr(d).is_some())
             .or(session_direction)
             .unwrap_or("sendrecv");
-        let rejected = m.media_name.port.value == 0;
+        // Port 0 rejects an m-line, except with `a=bundle-only` (RFC 8843 §7.5): Firefox
+        // offers every m-line after the first that way until BUNDLE is negotiated.
+        let rejected = m.media_name.port.value == 0 && attr("bundle-only").is_none();
         let rids = m
             .attributes
             .iter()
@@ -74,6 +76,21 @@ m=video 0 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\na=sendonly\r\na
         assert!(s[0].sends);
         assert_eq!(s[1].rids, vec!["q", "h", "f"]);
         assert!(!s[2].sends, "port 0 is rejected");
+    }
+
+    /// Firefox's first offer (max-bundle): every m-line after the first has port 0 and
+    /// `a=bundle-only`. Such an m-line is sent on, not rejected.
+    #[test]
+    fn a_bundle_only_m_line_with_port_zero_is_not_rejected() {
+        let offer = OFFER.replace(
+            "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\n",
+            "m=video 0 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=bundle-only\r\na=mid:1\r\n",
+        );
+        assert!(offer.contains("a=bundle-only"));
+        let s = media_sections(&offer).unwrap();
+        assert!(s[1].sends, "bundle-only is not a rejection");
+        assert_eq!(s[1].rids, vec!["q", "h", "f"]);
+        assert!(!s[2].sends, "port 0 without bundle-only still is");
     }
 
     #[test]
