@@ -25,6 +25,7 @@ use webrtc::rtp_transceiver::{RTCRtpTransceiver, RTCRtpTransceiverInit};
 use webrtc::track::track_local::TrackLocal;
 use webrtc::track::track_remote::TrackRemote;
 
+mod mailbox;
 mod moderation;
 mod publishing;
 mod subscribing;
@@ -39,8 +40,9 @@ use crate::media::layer_selector::MAX_LAYERS;
 use crate::media::published_track::{order_rids, PublishedTrack};
 use crate::media::subscriber_rtcp;
 use crate::peer::Peer;
-use crate::room::{Control, JoinRefused, Member, ModerationError, Room};
+use crate::room::{JoinRefused, Joining, ModerationError, Order as Control, Room};
 use crate::sfu::Sfu;
+use mailbox::SessionMailbox;
 
 /// What the transport (the WebSocket) hands the session.
 #[derive(Debug)]
@@ -104,6 +106,7 @@ struct Joined {
     congestion_control: bool,
     /// Orders from hosts (kick, role change, room end).
     control: mpsc::UnboundedReceiver<Control>,
+    control_tx: mpsc::UnboundedSender<Control>,
     /// A server offer is owed even if the subscriptions did not change (a demotion made
     /// the client's sending m-lines inactive).
     offer_owed: bool,
@@ -270,21 +273,20 @@ async fn resume(sfu: &Arc<Sfu>, outbox: &Outbox, token: &str) -> Option<Box<Join
     };
     state.parked = false;
     state.token = sfu.resume.register(state.takeover_tx.clone());
-    let welcome = |participants, role| ServerMessage::Resumed {
+    let welcome = |welcome: crate::room::Welcome| ServerMessage::Resumed {
         participant_id: state.id.clone(),
         room: state.room.name.clone(),
-        participants,
-        role,
+        participants: welcome.participants,
+        role: welcome.role,
         session_token: state.token.clone(),
     };
-    state.room.set_outbox(&state.id, outbox.clone(), welcome);
-    let role = state.room.role_of(&state.id).unwrap_or_default();
+    let mailbox = Arc::new(SessionMailbox {
+        outbox: outbox.clone(),
+        resubscribe: Arc::clone(&state.resubscribe),
+        orders: state.control_tx.clone(),
+    });
+    state.room.rebind(&state.id, mailbox, welcome);
     tracing::info!(room = %state.room.name, participant = %state.id, "resumed");
-    if role.is_audience() {
-        outbox.send(ServerMessage::AudienceCount {
-            count: state.room.audience_count(),
-        });
-    }
     // The client may have missed the server's outstanding offer: it goes out again.
     // Otherwise whatever changed while the session was parked is offered now.
     if state.negotiator.server_offer_pending() {
@@ -384,52 +386,52 @@ async fn join(sfu: &Arc<Sfu>, outbox: &Outbox, request: JoinRequest) -> Option<J
     let id = random_id("PA");
     let resubscribe = Arc::new(Notify::new());
     let (control_tx, control) = mpsc::unbounded_channel();
-    let member = Member {
+    let joining = Joining {
         id: id.clone(),
         name: name.clone(),
         role,
-        outbox: outbox.clone(),
-        resubscribe: Arc::clone(&resubscribe),
-        tracks: Vec::new(),
-        control: control_tx,
         role_given,
         room_settings,
-        publisher: false,
     };
+    let mailbox = Arc::new(SessionMailbox {
+        outbox: outbox.clone(),
+        resubscribe: Arc::clone(&resubscribe),
+        orders: control_tx.clone(),
+    });
     let (takeover_tx, takeover) = mpsc::channel(1);
     let session_token = sfu.resume.register(takeover_tx.clone());
-    let welcome = |participants, role, settings| ServerMessage::Joined {
+    let welcome = |welcome: crate::room::Welcome| ServerMessage::Joined {
         participant_id: id.clone(),
         room: room.clone(),
-        participants,
+        participants: welcome.participants,
         ice_servers: sfu.config.ice_servers.clone(),
-        role: Some(role),
-        room_settings: Some(settings),
+        role: Some(welcome.role),
+        room_settings: Some(welcome.settings),
         session_token: Some(session_token.clone()),
     };
-    let room = match sfu.join(&room, member, welcome) {
-        Ok(room) => room,
+    let room = match sfu.join(&room, joining, mailbox, welcome) {
+        Ok((room, _role)) => room,
         Err(refused) => {
             sfu.resume.remove(&session_token);
             let _ = peer.pc.close().await;
             let (code, message) = match refused {
-                JoinRefused::Full => (ErrorCode::RoomFull, "the room is full"),
-                JoinRefused::Locked => (ErrorCode::RoomLocked, "the room is locked"),
-                JoinRefused::Ended => (ErrorCode::RoomLocked, "the room is ending"),
+                JoinRefused::Full => (ErrorCode::RoomFull, "the room is full".to_owned()),
+                JoinRefused::TooManyRooms => (
+                    ErrorCode::RoomFull,
+                    format!(
+                        "the server holds its maximum of {} rooms; join an existing room or try later",
+                        sfu.config.max_rooms
+                    ),
+                ),
+                JoinRefused::Locked => (ErrorCode::RoomLocked, "the room is locked".to_owned()),
+                JoinRefused::Ended => (ErrorCode::RoomLocked, "the room is ending".to_owned()),
             };
             outbox.send(ServerMessage::error(code, message));
             return None;
         }
     };
-    // A webinar may have made the member audience.
-    let role = room.role_of(&id).unwrap_or(role);
     let peer_events = watch_peer(&peer);
     tracing::info!(room = %room.name, participant = %id, %name, "joined");
-    if role.is_audience() {
-        outbox.send(ServerMessage::AudienceCount {
-            count: room.audience_count(),
-        });
-    }
     // Something may already be published: offer it at once.
     resubscribe.notify_one();
     Some(Joined {
@@ -456,6 +458,7 @@ async fn join(sfu: &Arc<Sfu>, outbox: &Outbox, request: JoinRequest) -> Option<J
             tick
         },
         control,
+        control_tx,
         offer_owed: false,
         token: session_token,
         takeover,
@@ -624,7 +627,7 @@ impl Joined {
         let ts = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        self.room.broadcast(&ServerMessage::Chat {
+        self.room.broadcast(ServerMessage::Chat {
             participant_id: self.id.clone(),
             name: self.name.clone(),
             text,
