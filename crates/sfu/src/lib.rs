@@ -20,4 +20,4 @@ pub mod stats;
 pub use error::SfuError;
 pub use peer::MediaConfig;
 pub use sfu::{RoomStats, ServerStats, Sfu, SfuConfig};
-pub use signaling::session::{run_session, Inbound};
+pub use signaling::session::{run_session, Client, Inbound, JoinGate, Sessions};

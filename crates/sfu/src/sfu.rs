@@ -36,8 +36,6 @@ pub struct Sfu {
     retired: MediaCounters,
     /// Join latency and signaling errors, for `GET /metrics`.
     pub metrics: ServerMetrics,
-    /// Session tokens of joined sessions, for `resume`, and the grace period.
-    pub resume: crate::signaling::resume::ResumeRegistry,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -67,7 +65,6 @@ impl Sfu {
             rooms: DashMap::new(),
             retired: MediaCounters::default(),
             metrics: ServerMetrics::default(),
-            resume: Default::default(),
         }))
     }
 
