@@ -17,8 +17,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use roomcast_protocol::{Role, RoomSettings, ServerMessage, Track, TrackKind};
-use roomcast_sfu::room::{ModerationError, Room};
+use roomcast_protocol::{Role, RoomSettings, Track, TrackKind};
+use roomcast_sfu::room::{ModerationError, MutedTrack, Room};
 use roomcast_sfu::stats::MediaStats;
 use roomcast_sfu::Sfu;
 use serde::{Deserialize, Serialize};
@@ -381,14 +381,6 @@ fn parse_mute(body: &[u8]) -> Result<MuteRequest, serde_json::Error> {
     serde_json::from_value(value)
 }
 
-#[derive(Debug, Serialize)]
-pub struct MutedTrack {
-    pub id: String,
-    pub kind: TrackKind,
-    /// Whether this request changed its state (it was not muted, or unmuted, already).
-    pub changed: bool,
-}
-
 /// The answer to `POST .../mute`.
 #[derive(Debug, Serialize)]
 pub struct MuteResult {
@@ -414,35 +406,17 @@ async fn mute(
         })?
     };
     let room = find_room(&state.sfu, &name)?;
-    let tracks = room
-        .tracks_of(&id)
-        .ok_or_else(|| ApiError::no_participant(&name, &id))?;
     tracing::info!(room = %name, participant = %id, kind = ?request.kind, muted = request.muted, "admin mute");
-    let mut result = MuteResult {
-        participant_id: id.clone(),
-        muted: request.muted,
-        tracks: Vec::new(),
-    };
     // As a host's `mute_participant`: the readers stop forwarding, everyone is told.
-    for track in tracks
-        .iter()
-        .filter(|t| request.kind.is_none_or(|k| t.info.kind == k))
-    {
-        let changed = track.set_muted(request.muted).await;
-        if changed {
-            room.broadcast(&ServerMessage::TrackMuted {
-                participant_id: id.clone(),
-                track_id: track.info.id.clone(),
-                muted: request.muted,
-            });
-        }
-        result.tracks.push(MutedTrack {
-            id: track.info.id.clone(),
-            kind: track.info.kind,
-            changed,
-        });
-    }
-    Ok(Json(result))
+    let tracks = room
+        .mute_participant(&id, request.kind, request.muted)
+        .await
+        .map_err(|ModerationError::UnknownParticipant| ApiError::no_participant(&name, &id))?;
+    Ok(Json(MuteResult {
+        participant_id: id,
+        muted: request.muted,
+        tracks,
+    }))
 }
 
 async fn kick(
@@ -470,8 +444,7 @@ async fn end_room(
     let room = find_room(&state.sfu, &name)?;
     // As a host's `end_room`: everyone gets `room_ended` and is closed, and the name is
     // free at once.
-    if room.end() {
-        state.sfu.end_room(&room);
+    if state.sfu.end_room(&room) {
         tracing::info!(room = %name, "admin end_room");
     }
     Ok(StatusCode::NO_CONTENT)

@@ -1,6 +1,5 @@
 //! HTTP routes: the embedded web client, the signaling WebSocket, health, stats and
 //! Prometheus metrics.
-use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -16,7 +15,7 @@ use futures_util::{SinkExt, StreamExt};
 use roomcast_protocol::{ErrorCode, ServerMessage, MAX_FRAME_BYTES};
 use roomcast_sfu::signaling::outbox::Outbox;
 use roomcast_sfu::signaling::session::SessionEnd;
-use roomcast_sfu::{run_session, Inbound, Sfu};
+use roomcast_sfu::{run_session, Client, Inbound, JoinGate, Sessions, Sfu};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 
@@ -147,28 +146,36 @@ impl Default for Control {
 
 #[derive(Clone)]
 struct AppState {
+    sessions: Arc<Sessions>,
     sfu: Arc<Sfu>,
     options: HttpOptions,
     control: Control,
-    join_limiter: Option<Arc<PerIpLimiter>>,
+    join_limiter: Option<Arc<dyn JoinGate>>,
 }
 
-pub fn router(sfu: Arc<Sfu>) -> Router {
-    router_with(sfu, HttpOptions::default())
+pub fn router(sessions: Arc<Sessions>) -> Router {
+    router_with(sessions, HttpOptions::default())
 }
 
-pub fn router_with(sfu: Arc<Sfu>, options: HttpOptions) -> Router {
-    router_with_control(sfu, options, Control::default())
+pub fn router_with(sessions: Arc<Sessions>, options: HttpOptions) -> Router {
+    router_with_control(sessions, options, Control::default())
 }
 
 /// The routes, with rate limits and a shutdown signal. The per-IP join limit needs the
 /// client's address: serve with `into_make_service_with_connect_info::<SocketAddr>()`
 /// (without it, joins are not limited per IP).
-pub fn router_with_control(sfu: Arc<Sfu>, options: HttpOptions, control: Control) -> Router {
-    let join_limiter = control
-        .limits
-        .joins_per_ip
-        .map(|rate| Arc::new(PerIpLimiter::new(rate, std::time::Instant::now())));
+pub fn router_with_control(
+    sessions: Arc<Sessions>,
+    options: HttpOptions,
+    control: Control,
+) -> Router {
+    let sfu = Arc::clone(&sessions.sfu);
+    let join_limiter = control.limits.joins_per_ip.map(|rate| {
+        Arc::new(JoinsPerIp(PerIpLimiter::new(
+            rate,
+            std::time::Instant::now(),
+        ))) as Arc<dyn JoinGate>
+    });
     Router::new()
         .route("/ws", get(ws_upgrade))
         .route("/healthz", get(|| async { "ok" }))
@@ -180,6 +187,7 @@ pub fn router_with_control(sfu: Arc<Sfu>, options: HttpOptions, control: Control
         ))
         .fallback(static_file)
         .with_state(AppState {
+            sessions,
             sfu,
             options,
             control,
@@ -248,26 +256,27 @@ async fn ws_upgrade(
     // Counted from the upgrade on, so a shutdown waits for connections being set up too.
     let guard = state.control.connections.enter();
     let conn = Connection {
-        ip: peer.map(|Extension(ConnectInfo(addr))| addr.ip()),
+        client: Client {
+            ip: peer.map(|Extension(ConnectInfo(addr))| addr.ip()),
+            join_gate: state.join_limiter,
+        },
         messages: state.control.limits.messages,
-        join_limiter: state.join_limiter,
         shutdown: state.control.shutdown,
         _guard: guard,
     };
-    let (sfu, keepalive) = (state.sfu, state.options.keepalive);
+    let (sessions, keepalive) = (state.sessions, state.options.keepalive);
     // Frames up to 16× the limit still reach the session, so the sender gets a clear
     // `frame_too_large` and is closed as abusive (no resume); larger ones are refused by
     // the WebSocket layer itself, which ends the connection like a drop.
     ws.max_frame_size(MAX_FRAME_BYTES * 16)
         .max_message_size(MAX_FRAME_BYTES * 16)
-        .on_upgrade(move |socket| serve_socket(socket, sfu, keepalive, conn))
+        .on_upgrade(move |socket| serve_socket(socket, sessions, keepalive, conn))
 }
 
 /// One connection's share of the server's limits and shutdown signal.
 struct Connection {
-    ip: Option<IpAddr>,
+    client: Client,
     messages: Option<Rate>,
-    join_limiter: Option<Arc<PerIpLimiter>>,
     shutdown: watch::Receiver<bool>,
     _guard: ConnectionGuard,
 }
@@ -279,53 +288,21 @@ async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
     }
 }
 
-/// Just enough of a client message to apply the limits on `join`.
-#[derive(serde::Deserialize)]
-struct Peek<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(default, borrow)]
-    room: Option<Cow<'a, str>>,
-}
+/// The per-IP join rate, as the session's join policy asks it.
+struct JoinsPerIp(PerIpLimiter);
 
-/// The refusal for a `join` the server's limits do not allow, if `text` is one: too many
-/// joins from this IP, or a new room beyond `--max-rooms`. Refused joins never reach the
-/// session, so nothing is created.
-fn refuse_join(
-    text: &str,
-    sfu: &Sfu,
-    ip: Option<IpAddr>,
-    limiter: Option<&PerIpLimiter>,
-) -> Option<ServerMessage> {
-    let peek: Peek = serde_json::from_str(text).ok()?;
-    if peek.kind != "join" {
-        return None;
-    }
-    if let (Some(ip), Some(limiter)) = (ip, limiter) {
-        if !limiter.allow(ip, std::time::Instant::now()) {
-            let rate = limiter.rate();
-            tracing::info!(%ip, "join refused: too many joins from this address");
-            return Some(ServerMessage::error(
-                ErrorCode::RateLimited,
-                format!(
-                    "too many joins from your address: at most {} per second (bursts of {})",
-                    rate.per_second, rate.burst
-                ),
-            ));
+impl JoinGate for JoinsPerIp {
+    fn admit(&self, ip: IpAddr, now: std::time::Instant) -> Result<(), String> {
+        if self.0.allow(ip, now) {
+            return Ok(());
         }
+        let rate = self.0.rate();
+        tracing::info!(%ip, "join refused: too many joins from this address");
+        Err(format!(
+            "too many joins from your address: at most {} per second (bursts of {})",
+            rate.per_second, rate.burst
+        ))
     }
-    let room = peek.room?;
-    if roomcast_protocol::is_valid_room_name(&room) && sfu.room_limit_reached(&room) {
-        tracing::warn!(%room, max_rooms = sfu.config.max_rooms, "join refused: too many rooms");
-        return Some(ServerMessage::error(
-            ErrorCode::RoomFull,
-            format!(
-                "the server holds its maximum of {} rooms; join an existing room or try later",
-                sfu.config.max_rooms
-            ),
-        ));
-    }
-    None
 }
 
 /// A server message as a frame, counting the errors among them for `/metrics`.
@@ -347,18 +324,24 @@ enum End {
 
 /// Pumps one WebSocket: frames in to the session, the session's messages out, keepalive
 /// pings, and the close code the session's end calls for.
-async fn serve_socket(socket: WebSocket, sfu: Arc<Sfu>, keepalive: Keepalive, conn: Connection) {
+async fn serve_socket(
+    socket: WebSocket,
+    sessions: Arc<Sessions>,
+    keepalive: Keepalive,
+    conn: Connection,
+) {
     let Connection {
-        ip,
+        client,
         messages,
-        join_limiter,
         mut shutdown,
         _guard,
     } = conn;
+    let sfu = Arc::clone(&sessions.sfu);
+    let ip = client.ip;
     let (mut sink, stream) = socket.split();
     let (outbox, mut outgoing) = Outbox::new();
     let (in_tx, in_rx) = mpsc::channel::<Inbound>(64);
-    let session = tokio::spawn(run_session(Arc::clone(&sfu), in_rx, outbox.clone()));
+    let session = tokio::spawn(run_session(sessions, client, in_rx, outbox.clone()));
     // When anything last arrived, in milliseconds since `opened`.
     let opened = Instant::now();
     let last_heard = Arc::new(AtomicU64::new(0));
@@ -368,10 +351,8 @@ async fn serve_socket(socket: WebSocket, sfu: Arc<Sfu>, keepalive: Keepalive, co
         stream,
         in_tx,
         outbox: outbox.clone(),
-        sfu: Arc::clone(&sfu),
         ip,
         messages,
-        join_limiter,
         shutdown: shutdown.clone(),
         opened,
         heard: Arc::clone(&last_heard),
@@ -485,10 +466,8 @@ struct Reader {
     stream: futures_util::stream::SplitStream<WebSocket>,
     in_tx: mpsc::Sender<Inbound>,
     outbox: Outbox,
-    sfu: Arc<Sfu>,
     ip: Option<IpAddr>,
     messages: Option<Rate>,
-    join_limiter: Option<Arc<PerIpLimiter>>,
     shutdown: watch::Receiver<bool>,
     opened: Instant,
     heard: Arc<AtomicU64>,
@@ -503,10 +482,8 @@ async fn read_frames(r: Reader) {
         mut stream,
         in_tx,
         outbox,
-        sfu,
         ip,
         messages,
-        join_limiter,
         mut shutdown,
         opened,
         heard,
@@ -549,13 +526,7 @@ async fn read_frames(r: Reader) {
         }
         let inbound = match msg {
             Message::Text(text) if text.len() > MAX_FRAME_BYTES => Inbound::TooLarge,
-            Message::Text(text) => {
-                if let Some(refusal) = refuse_join(&text, &sfu, ip, join_limiter.as_deref()) {
-                    outbox.send(refusal);
-                    continue;
-                }
-                Inbound::Text(text.to_string())
-            }
+            Message::Text(text) => Inbound::Text(text.to_string()),
             Message::Binary(_) => Inbound::Text(String::from("binary frame")),
             Message::Ping(_) | Message::Pong(_) | Message::Close(_) => continue,
         };

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use roomcast_sfu::{ServerStats, Sfu};
+use roomcast_sfu::{ServerStats, Sessions, Sfu};
 use tokio::task::JoinHandle;
 
 pub use config::ServeArgs;
@@ -23,6 +23,8 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 pub struct RunningServer {
     pub http_addr: SocketAddr,
     pub sfu: Arc<Sfu>,
+    /// The session layer: the resume registry and its grace period.
+    pub sessions: Arc<Sessions>,
     task: JoinHandle<()>,
     stop: tokio::sync::watch::Sender<bool>,
     connections: Arc<http::Connections>,
@@ -39,6 +41,7 @@ impl RunningServer {
         options: http::HttpOptions,
     ) -> anyhow::Result<RunningServer> {
         let sfu = Sfu::new(args.sfu_config()).await?;
+        let sessions = Sessions::new(Arc::clone(&sfu));
         let listener = tokio::net::TcpListener::bind(args.http_addr).await?;
         let http_addr = listener.local_addr()?;
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
@@ -49,7 +52,7 @@ impl RunningServer {
             connections: Arc::clone(&connections),
             admin_key: args.admin_key.as_deref().map(admin::AdminKey::new),
         };
-        let app = http::router_with_control(Arc::clone(&sfu), options, control);
+        let app = http::router_with_control(Arc::clone(&sessions), options, control);
         let task = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;
@@ -66,6 +69,7 @@ impl RunningServer {
         Ok(RunningServer {
             http_addr,
             sfu,
+            sessions,
             task,
             stop,
             connections,
@@ -96,7 +100,7 @@ impl RunningServer {
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         let _ = self.stop.send(true);
         // Sessions waiting for a `resume` leave now, and none waits from here on.
-        self.sfu.resume.shut_down();
+        self.sessions.resume.shut_down();
         let open = self.connections.count();
         tracing::info!(connections = open, "closing every connection");
         if tokio::time::timeout_at(deadline, self.connections.wait_closed())

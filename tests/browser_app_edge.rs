@@ -22,7 +22,7 @@ async fn web_client_edges() {
     // Long enough for the resume step's reconnect (a few failed attempts first, at 0.5, 1
     // and 2 s), short enough that the sessions of the browsers closed at the end (without
     // `leave`) are cleaned up quickly.
-    server.sfu.resume.set_grace(Duration::from_secs(8));
+    server.sessions.resume.set_grace(Duration::from_secs(8));
     let url = format!("http://localhost:{}", server.http_addr.port());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/app-edge.mjs");
     let (result, stderr) = run_script(script, &["--url", &url], Duration::from_secs(200)).await;

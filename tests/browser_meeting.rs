@@ -23,7 +23,7 @@ async fn three_browsers_meet() {
     let server = start_server().await;
     // The script ends by closing the browsers without a `leave`: those sessions wait for a
     // resume first. A short grace keeps the cleanup check below quick.
-    server.sfu.resume.set_grace(Duration::from_secs(1));
+    server.sessions.resume.set_grace(Duration::from_secs(1));
     let url = format!("http://localhost:{}", server.http_addr.port());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/meeting.mjs");
     let screenshot = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshot.png");

@@ -14,7 +14,7 @@ fn m_lines(sdp: &str) -> usize {
 async fn fifty_join_leave_cycles_leave_nothing_behind() {
     let server = start_server().await;
     // No resume grace: a dropped connection leaves as soon as it is noticed.
-    server.sfu.resume.set_grace(std::time::Duration::ZERO);
+    server.sessions.resume.set_grace(std::time::Duration::ZERO);
     for i in 0..50 {
         let bot = join(&server, "churn", &format!("bot{i}")).await;
         if i % 10 == 0 {

@@ -40,7 +40,7 @@ async fn start() -> RunningServer {
         .await
         .expect("server starts");
     // No resume grace: a dropped client leaves as soon as the drop is noticed.
-    server.sfu.resume.set_grace(Duration::ZERO);
+    server.sessions.resume.set_grace(Duration::ZERO);
     server
 }
 

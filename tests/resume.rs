@@ -93,7 +93,7 @@ async fn a_resumed_bot_keeps_its_media_and_nobody_sees_it_leave() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bot_that_does_not_resume_in_time_leaves() {
     let server = start_server().await;
-    server.sfu.resume.set_grace(Duration::from_secs(1));
+    server.sessions.resume.set_grace(Duration::from_secs(1));
     let mut ann = join(&server, "grace", "ann").await;
     let bob = join(&server, "grace", "bob").await;
     let a = ann.participant_id().to_owned();

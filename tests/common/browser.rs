@@ -81,7 +81,8 @@ pub fn assert_no_failures(what: &str, failures: &[String], result: &Value, stder
 /// Waits until the server has cleaned up every participant (the browsers closed; those that
 /// closed without `leave` go once the resume grace has passed).
 pub async fn wait_until_everyone_left(server: &roomcast::RunningServer) {
-    let deadline = tokio::time::Instant::now() + server.sfu.resume.grace() + super::MESSAGE_TIMEOUT;
+    let deadline =
+        tokio::time::Instant::now() + server.sessions.resume.grace() + super::MESSAGE_TIMEOUT;
     while server.stats().participants != 0 {
         assert!(
             tokio::time::Instant::now() < deadline,

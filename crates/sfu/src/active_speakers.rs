@@ -76,7 +76,7 @@ pub async fn run(room: Weak<Room>) {
         room.announce_audience_count(std::time::Instant::now());
         if let Some(speakers) = detector.update(&room.audio_levels()) {
             room.set_active_speakers(detector.speakers().to_vec());
-            room.broadcast(&ServerMessage::ActiveSpeakers { speakers });
+            room.broadcast(ServerMessage::ActiveSpeakers { speakers });
         }
     }
 }

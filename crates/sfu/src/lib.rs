@@ -9,6 +9,7 @@ pub mod active_speakers;
 pub mod auth;
 pub mod bandwidth;
 pub mod egress;
+pub mod error;
 pub mod media;
 pub mod peer;
 pub mod room;
@@ -16,16 +17,7 @@ pub mod sfu;
 pub mod signaling;
 pub mod stats;
 
+pub use error::SfuError;
 pub use peer::MediaConfig;
 pub use sfu::{RoomStats, ServerStats, Sfu, SfuConfig};
-pub use signaling::session::{run_session, Inbound};
-
-#[derive(Debug, thiserror::Error)]
-pub enum SfuError {
-    #[error("cannot bind: {0}")]
-    Bind(String),
-    #[error("webrtc: {0}")]
-    WebRtc(#[from] webrtc::Error),
-    #[error("internal: {0}")]
-    Internal(String),
-}
+pub use signaling::session::{run_session, Client, Inbound, JoinGate, Sessions};

@@ -33,7 +33,7 @@ use webrtc::sdp::extmap;
 use webrtc::track::track_local::TrackLocal;
 
 use crate::egress::Egress;
-use crate::SfuError;
+use crate::error::SfuError;
 
 /// Where media flows: one UDP socket, and what the server tells peers about it.
 #[derive(Debug, Clone)]

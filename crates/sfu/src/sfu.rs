@@ -6,11 +6,11 @@ use roomcast_protocol::IceServer;
 use serde::Serialize;
 
 use crate::active_speakers;
+use crate::error::SfuError;
 use crate::peer::{MediaConfig, PeerFactory};
-use crate::room::{JoinRefused, Member, Room};
+use crate::room::{JoinRefused, Joining, Mailbox, Room, Welcome};
 use crate::stats::{MediaCounters, MediaStats, ServerMetrics};
-use crate::SfuError;
-use roomcast_protocol::{Participant, Role, RoomSettings, ServerMessage};
+use roomcast_protocol::{Role, ServerMessage};
 
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
@@ -36,8 +36,6 @@ pub struct Sfu {
     retired: MediaCounters,
     /// Join latency and signaling errors, for `GET /metrics`.
     pub metrics: ServerMetrics,
-    /// Session tokens of joined sessions, for `resume`, and the grace period.
-    pub resume: crate::signaling::resume::ResumeRegistry,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -67,7 +65,6 @@ impl Sfu {
             rooms: DashMap::new(),
             retired: MediaCounters::default(),
             metrics: ServerMetrics::default(),
-            resume: Default::default(),
         }))
     }
 
@@ -75,17 +72,18 @@ impl Sfu {
         self.peers.udp_port()
     }
 
-    /// Joins `room_name`, creating it if needed. Creation and the emptiness check on
-    /// leaving happen under the same map lock, so nobody joins a room being removed.
-    /// Joins `member` to `room_name`, creating the room if needed; see [`Room::join`].
+    /// Joins `joining` to `room_name`, creating the room if needed (see [`Room::join`]).
+    /// Creation and the emptiness check on leaving happen under the same map lock, so
+    /// nobody joins a room being removed. Returns the room and the member's role.
     pub fn join(
         &self,
         room_name: &str,
-        member: Member,
-        welcome: impl FnOnce(Vec<Participant>, Role, RoomSettings) -> ServerMessage,
-    ) -> Result<Arc<Room>, JoinRefused> {
+        joining: Joining,
+        mailbox: Arc<dyn Mailbox>,
+        welcome: impl FnOnce(Welcome) -> ServerMessage,
+    ) -> Result<(Arc<Room>, Role), JoinRefused> {
         if self.room_limit_reached(room_name) {
-            return Err(JoinRefused::Full);
+            return Err(JoinRefused::TooManyRooms);
         }
         let entry = self.rooms.entry(room_name.to_owned()).or_insert_with(|| {
             let room = Arc::new(Room::new(room_name.to_owned()));
@@ -93,9 +91,14 @@ impl Sfu {
             room
         });
         let room = Arc::clone(entry.value());
-        room.join(member, self.config.max_participants_per_room, welcome)?;
+        let role = room.join(
+            joining,
+            mailbox,
+            self.config.max_participants_per_room,
+            welcome,
+        )?;
         drop(entry);
-        Ok(room)
+        Ok((room, role))
     }
 
     /// Whether joining `room_name` would create a room beyond `max_rooms`. Checked before
@@ -119,10 +122,15 @@ impl Sfu {
         }
     }
 
-    /// Takes an ended room (`end_room`) out of the server at once, so its name can be
-    /// joined afresh while its members' sessions are still closing. Its tracks are closed
-    /// already, so its totals are final.
-    pub fn end_room(&self, room: &Arc<Room>) {
+    /// Ends `room` for everyone (see [`crate::room::RoomState::end`]) and takes it out of
+    /// the server at once, so its name can be joined afresh while its members' sessions are
+    /// still closing. What a host's `end_room` and the admin API do. Returns false if it had
+    /// ended already.
+    pub fn end_room(&self, room: &Arc<Room>) -> bool {
+        if !room.end() {
+            return false;
+        }
+        // Its tracks are stopped already, so its totals are final.
         if let Some((_, gone)) = self
             .rooms
             .remove_if(&room.name, |_, r| Arc::ptr_eq(r, room))
@@ -131,6 +139,7 @@ impl Sfu {
             self.retired.absorb(&gone.media_stats());
             tracing::info!(room = %gone.name, "room ended");
         }
+        true
     }
 
     pub fn room(&self, name: &str) -> Option<Arc<Room>> {

@@ -1,6 +1,5 @@
 //! The WebSocket side: one session per connection, negotiation decisions, SDP reading.
 pub mod negotiator;
 pub mod outbox;
-pub mod resume;
 pub mod sdp_media;
 pub mod session;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use roomcast_protocol::{
     decode_client_message, ClientMessage, ErrorCode, IceCandidate, PublishedMid, Quality, Role,
-    RoomSettings, ServerMessage, Track, TrackSource,
+    ServerMessage, Track, TrackSource,
 };
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
@@ -25,13 +25,15 @@ use webrtc::rtp_transceiver::{RTCRtpTransceiver, RTCRtpTransceiverInit};
 use webrtc::track::track_local::TrackLocal;
 use webrtc::track::track_remote::TrackRemote;
 
+mod admission;
+mod mailbox;
 mod moderation;
 mod publishing;
+mod resume;
 mod subscribing;
 
 use super::negotiator::{ClientOffer, LockRequest, Negotiator};
 use super::outbox::Outbox;
-use super::resume::Takeover;
 use super::sdp_media::media_sections;
 use crate::media::down_track::DownTrack;
 use crate::media::layer_control::{self, quality_layer, LayerControl};
@@ -39,8 +41,13 @@ use crate::media::layer_selector::MAX_LAYERS;
 use crate::media::published_track::{order_rids, PublishedTrack};
 use crate::media::subscriber_rtcp;
 use crate::peer::Peer;
-use crate::room::{Control, JoinRefused, Member, ModerationError, Room};
+use crate::room::{Joining, ModerationError, Order as Control, Room};
 use crate::sfu::Sfu;
+use admission::JoinRequest;
+pub use admission::{Client, JoinGate};
+use mailbox::SessionMailbox;
+pub use resume::ResumeRegistry;
+use resume::Takeover;
 
 /// What the transport (the WebSocket) hands the session.
 #[derive(Debug)]
@@ -104,6 +111,7 @@ struct Joined {
     congestion_control: bool,
     /// Orders from hosts (kick, role change, room end).
     control: mpsc::UnboundedReceiver<Control>,
+    control_tx: mpsc::UnboundedSender<Control>,
     /// A server offer is owed even if the subscriptions did not change (a demotion made
     /// the client's sending m-lines inactive).
     offer_owed: bool,
@@ -131,28 +139,48 @@ enum Exit {
 /// How long a `resume` waits for the session to hand itself over.
 const HANDOFF_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What every session of the server shares: the SFU, and the sessions that can be resumed.
+pub struct Sessions {
+    pub sfu: Arc<Sfu>,
+    /// Session tokens of joined sessions, for `resume`, and the grace period.
+    pub resume: ResumeRegistry,
+}
+
+impl Sessions {
+    pub fn new(sfu: Arc<Sfu>) -> Arc<Sessions> {
+        Arc::new(Sessions {
+            sfu,
+            resume: ResumeRegistry::default(),
+        })
+    }
+}
+
 /// Runs one client's session until it leaves, drops, or must be cut off. A joined session
 /// whose connection drops lives on (parked, media flowing) for the resume grace period.
 pub async fn run_session(
-    sfu: Arc<Sfu>,
+    sessions: Arc<Sessions>,
+    client: Client,
     mut inbound: mpsc::Receiver<Inbound>,
     outbox: Outbox,
 ) -> SessionEnd {
-    let mut state = match until_joined(&sfu, &mut inbound, &outbox).await {
+    let sfu = &sessions.sfu;
+    let mut state = match until_joined(&sessions, &client, &mut inbound, &outbox).await {
         Ok(state) => state,
         Err(end) => return end,
     };
     loop {
-        match state.drive(&sfu, &mut inbound, &outbox).await {
+        match state.drive(sfu, &mut inbound, &outbox).await {
             Exit::End(end) => {
-                state.close(&sfu).await;
+                state.close(&sessions).await;
                 return end;
             }
             Exit::Dropped => {
-                if sfu.resume.grace().is_zero() || sfu.resume.shutdown_token().is_cancelled() {
-                    state.close(&sfu).await;
+                if sessions.resume.grace().is_zero()
+                    || sessions.resume.shutdown_token().is_cancelled()
+                {
+                    state.close(&sessions).await;
                 } else {
-                    tokio::spawn(park(Arc::clone(&sfu), state));
+                    tokio::spawn(park(Arc::clone(&sessions), state));
                 }
                 return SessionEnd::Normal;
             }
@@ -166,7 +194,8 @@ pub async fn run_session(
 
 /// Handles a connection's messages until it joins (or resumes) a session.
 async fn until_joined(
-    sfu: &Arc<Sfu>,
+    sessions: &Arc<Sessions>,
+    client: &Client,
     inbound: &mut mpsc::Receiver<Inbound>,
     outbox: &Outbox,
 ) -> Result<Box<Joined>, SessionEnd> {
@@ -180,14 +209,15 @@ async fn until_joined(
                     Err(e) => outbox.send(ServerMessage::error(e.code(), e.message)),
                     Ok(ClientMessage::Join { room, name, role, token, room_settings }) => {
                         let asked = Instant::now();
-                        let joined = join(sfu, outbox, JoinRequest { room, name, role, token, room_settings }).await;
+                        let request = JoinRequest { room, name, role, token, room_settings };
+                        let joined = join(sessions, client, outbox, request).await;
                         if let Some(state) = joined {
-                            sfu.metrics.observe_join(asked.elapsed());
+                            sessions.sfu.metrics.observe_join(asked.elapsed());
                             return Ok(Box::new(state));
                         }
                     }
                     Ok(ClientMessage::Resume { session_token }) => {
-                        if let Some(state) = resume(sfu, outbox, &session_token).await {
+                        if let Some(state) = resume(sessions, outbox, &session_token).await {
                             return Ok(state);
                         }
                     }
@@ -202,11 +232,11 @@ async fn until_joined(
 /// A session whose connection dropped: it stays in the room, its media flowing, until a
 /// `resume` takes it or the grace period runs out (then it leaves as if it had sent
 /// `leave`). Messages to it meanwhile are dropped; `resumed` carries the room as it is.
-async fn park(sfu: Arc<Sfu>, mut state: Box<Joined>) {
+async fn park(sessions: Arc<Sessions>, mut state: Box<Joined>) {
     let nowhere = Outbox::new().0;
-    let grace = sfu.resume.grace();
+    let grace = sessions.resume.grace();
     let deadline = tokio::time::Instant::now() + grace;
-    let shutdown = sfu.resume.shutdown_token().clone();
+    let shutdown = sessions.resume.shutdown_token().clone();
     state.parked = true;
     tracing::info!(room = %state.room.name, participant = %state.id, ?grace, "connection lost; waiting for resume");
     loop {
@@ -232,18 +262,18 @@ async fn park(sfu: Arc<Sfu>, mut state: Box<Joined>) {
             _ = state.layer_tick.tick() => state.on_layer_tick(&nowhere),
         }
     }
-    state.close(&sfu).await;
+    state.close(&sessions).await;
 }
 
 /// Takes over the session of `token` for this connection, or answers `session_expired`.
-async fn resume(sfu: &Arc<Sfu>, outbox: &Outbox, token: &str) -> Option<Box<Joined>> {
+async fn resume(sessions: &Sessions, outbox: &Outbox, token: &str) -> Option<Box<Joined>> {
     let expired = || {
         outbox.send(ServerMessage::error(
             ErrorCode::SessionExpired,
             "no session to resume with this token (it ended, or its grace period ran out): join again",
         ))
     };
-    let Some(slot) = sfu.resume.take(token) else {
+    let Some(slot) = sessions.resume.take(token) else {
         expired();
         return None;
     };
@@ -260,7 +290,7 @@ async fn resume(sfu: &Arc<Sfu>, outbox: &Outbox, token: &str) -> Option<Box<Join
         }
         Err(_) => {
             tracing::warn!("a session did not hand itself over in time");
-            sfu.resume.restore(token, slot);
+            sessions.resume.restore(token, slot);
             outbox.send(ServerMessage::error(
                 ErrorCode::InternalError,
                 "the session did not answer in time; try again",
@@ -269,22 +299,21 @@ async fn resume(sfu: &Arc<Sfu>, outbox: &Outbox, token: &str) -> Option<Box<Join
         }
     };
     state.parked = false;
-    state.token = sfu.resume.register(state.takeover_tx.clone());
-    let welcome = |participants, role| ServerMessage::Resumed {
+    state.token = sessions.resume.register(state.takeover_tx.clone());
+    let welcome = |welcome: crate::room::Welcome| ServerMessage::Resumed {
         participant_id: state.id.clone(),
         room: state.room.name.clone(),
-        participants,
-        role,
+        participants: welcome.participants,
+        role: welcome.role,
         session_token: state.token.clone(),
     };
-    state.room.set_outbox(&state.id, outbox.clone(), welcome);
-    let role = state.room.role_of(&state.id).unwrap_or_default();
+    let mailbox = Arc::new(SessionMailbox {
+        outbox: outbox.clone(),
+        resubscribe: Arc::clone(&state.resubscribe),
+        orders: state.control_tx.clone(),
+    });
+    state.room.rebind(&state.id, mailbox, welcome);
     tracing::info!(room = %state.room.name, participant = %state.id, "resumed");
-    if role.is_audience() {
-        outbox.send(ServerMessage::AudienceCount {
-            count: state.room.audience_count(),
-        });
-    }
     // The client may have missed the server's outstanding offer: it goes out again.
     // Otherwise whatever changed while the session was parked is offered now.
     if state.negotiator.server_offer_pending() {
@@ -324,52 +353,31 @@ fn random_id(prefix: &str) -> String {
     format!("{prefix}_{tail}")
 }
 
-/// A `join`'s fields.
-struct JoinRequest {
-    room: String,
-    name: String,
-    role: Option<Role>,
-    token: Option<String>,
-    room_settings: Option<RoomSettings>,
-}
-
-async fn join(sfu: &Arc<Sfu>, outbox: &Outbox, request: JoinRequest) -> Option<Joined> {
-    let JoinRequest {
-        room,
-        name,
-        role,
-        token,
-        room_settings,
-    } = request;
-    if !roomcast_protocol::is_valid_room_name(&room) {
-        outbox.send(ServerMessage::error(
-            ErrorCode::BadRequest,
-            "room must be 1-64 characters of A-Z a-z 0-9 _ - .",
-        ));
-        return None;
-    }
-    if !roomcast_protocol::is_valid_display_name(&name) {
-        outbox.send(ServerMessage::error(
-            ErrorCode::BadRequest,
-            "name must be 1-64 characters",
-        ));
-        return None;
-    }
-    // Tokens are checked before anything is created: a refused join leaves no trace.
-    let (name, role, role_given) = match &sfu.config.jwt_secret {
-        None => (name, role.unwrap_or_default(), role.is_some()),
-        Some(secret) => {
-            let now = crate::auth::unix_now();
-            match crate::auth::verify_join(secret, token.as_deref(), &room, &name, role, now) {
-                Ok(grant) => (grant.name, grant.role, true),
-                Err(e) => {
-                    tracing::info!(%room, error = %e, "join refused");
-                    outbox.send(ServerMessage::error(ErrorCode::Unauthorized, e.to_string()));
-                    return None;
-                }
-            }
+async fn join(
+    sessions: &Sessions,
+    client: &Client,
+    outbox: &Outbox,
+    request: JoinRequest,
+) -> Option<Joined> {
+    let sfu = &sessions.sfu;
+    let unix_now = crate::auth::unix_now();
+    let admitted = match admission::admit(&sfu.config, client, &request, Instant::now(), unix_now) {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            outbox.send(refusal.into());
+            return None;
         }
     };
+    let JoinRequest {
+        room,
+        room_settings,
+        ..
+    } = request;
+    let admission::Admitted {
+        name,
+        role,
+        role_given,
+    } = admitted;
     let peer = match sfu.peers.new_peer().await {
         Ok(peer) => peer,
         Err(e) => {
@@ -384,52 +392,40 @@ async fn join(sfu: &Arc<Sfu>, outbox: &Outbox, request: JoinRequest) -> Option<J
     let id = random_id("PA");
     let resubscribe = Arc::new(Notify::new());
     let (control_tx, control) = mpsc::unbounded_channel();
-    let member = Member {
+    let joining = Joining {
         id: id.clone(),
         name: name.clone(),
         role,
-        outbox: outbox.clone(),
-        resubscribe: Arc::clone(&resubscribe),
-        tracks: Vec::new(),
-        control: control_tx,
         role_given,
         room_settings,
-        publisher: false,
     };
+    let mailbox = Arc::new(SessionMailbox {
+        outbox: outbox.clone(),
+        resubscribe: Arc::clone(&resubscribe),
+        orders: control_tx.clone(),
+    });
     let (takeover_tx, takeover) = mpsc::channel(1);
-    let session_token = sfu.resume.register(takeover_tx.clone());
-    let welcome = |participants, role, settings| ServerMessage::Joined {
+    let session_token = sessions.resume.register(takeover_tx.clone());
+    let welcome = |welcome: crate::room::Welcome| ServerMessage::Joined {
         participant_id: id.clone(),
         room: room.clone(),
-        participants,
+        participants: welcome.participants,
         ice_servers: sfu.config.ice_servers.clone(),
-        role: Some(role),
-        room_settings: Some(settings),
+        role: Some(welcome.role),
+        room_settings: Some(welcome.settings),
         session_token: Some(session_token.clone()),
     };
-    let room = match sfu.join(&room, member, welcome) {
-        Ok(room) => room,
+    let room = match sfu.join(&room, joining, mailbox, welcome) {
+        Ok((room, _role)) => room,
         Err(refused) => {
-            sfu.resume.remove(&session_token);
+            sessions.resume.remove(&session_token);
             let _ = peer.pc.close().await;
-            let (code, message) = match refused {
-                JoinRefused::Full => (ErrorCode::RoomFull, "the room is full"),
-                JoinRefused::Locked => (ErrorCode::RoomLocked, "the room is locked"),
-                JoinRefused::Ended => (ErrorCode::RoomLocked, "the room is ending"),
-            };
-            outbox.send(ServerMessage::error(code, message));
+            outbox.send(admission::refusal(refused, &sfu.config).into());
             return None;
         }
     };
-    // A webinar may have made the member audience.
-    let role = room.role_of(&id).unwrap_or(role);
     let peer_events = watch_peer(&peer);
     tracing::info!(room = %room.name, participant = %id, %name, "joined");
-    if role.is_audience() {
-        outbox.send(ServerMessage::AudienceCount {
-            count: room.audience_count(),
-        });
-    }
     // Something may already be published: offer it at once.
     resubscribe.notify_one();
     Some(Joined {
@@ -456,6 +452,7 @@ async fn join(sfu: &Arc<Sfu>, outbox: &Outbox, request: JoinRequest) -> Option<J
             tick
         },
         control,
+        control_tx,
         offer_owed: false,
         token: session_token,
         takeover,
@@ -624,7 +621,7 @@ impl Joined {
         let ts = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        self.room.broadcast(&ServerMessage::Chat {
+        self.room.broadcast(ServerMessage::Chat {
             participant_id: self.id.clone(),
             name: self.name.clone(),
             text,
@@ -727,10 +724,10 @@ impl Joined {
     }
 
     /// Leaves the room and frees everything: tracks, tasks, the PeerConnection.
-    async fn close(self: Box<Self>, sfu: &Sfu) {
+    async fn close(self: Box<Self>, sessions: &Sessions) {
         let this = *self;
-        sfu.resume.remove(&this.token);
-        this.close_inner(sfu).await;
+        sessions.resume.remove(&this.token);
+        this.close_inner(&sessions.sfu).await;
     }
 
     async fn close_inner(self, sfu: &Sfu) {

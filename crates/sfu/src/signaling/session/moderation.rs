@@ -28,7 +28,7 @@ impl Joined {
         };
         if changed {
             tracing::info!(participant = %self.id, track_id = %track.info.id, muted, "self mute");
-            self.room.broadcast(&msg);
+            self.room.broadcast(msg);
         } else {
             outbox.send(msg);
         }
@@ -54,18 +54,13 @@ impl Joined {
                 kind,
                 muted,
             } => {
-                let Some(tracks) = self.room.tracks_of(&participant_id) else {
-                    return outbox.send(unknown(&participant_id));
-                };
                 tracing::info!(participant = %self.id, target = %participant_id, ?kind, muted, "mute_participant");
-                for track in tracks.iter().filter(|t| t.info.kind == kind) {
-                    if track.set_muted(muted).await {
-                        self.room.broadcast(&ServerMessage::TrackMuted {
-                            participant_id: participant_id.clone(),
-                            track_id: track.info.id.clone(),
-                            muted,
-                        });
-                    }
+                if let Err(ModerationError::UnknownParticipant) = self
+                    .room
+                    .mute_participant(&participant_id, Some(kind), muted)
+                    .await
+                {
+                    outbox.send(unknown(&participant_id));
                 }
             }
             ClientMessage::Kick { participant_id } => {
@@ -92,9 +87,7 @@ impl Joined {
             }
             ClientMessage::EndRoom => {
                 tracing::info!(participant = %self.id, room = %self.room.name, "end_room");
-                if self.room.end() {
-                    sfu.end_room(&self.room);
-                }
+                sfu.end_room(&self.room);
             }
             _ => {}
         }

@@ -177,7 +177,7 @@ impl Joined {
             for remote in self.early_tracks.remove(&section.mid).unwrap_or_default() {
                 self.start_reader(&track, remote);
             }
-            self.room.publish(&self.id, track);
+            self.room.publish(track);
         }
     }
 

@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::session::Parked;
+use super::Parked;
 
 /// How long a session whose WebSocket dropped waits for `resume` before it leaves.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(20);
