@@ -22,6 +22,7 @@ use roomcast_sfu::egress::Egress;
 use roomcast_sfu::media::down_track::{DownTrack, Incoming};
 use roomcast_sfu::media::header_extensions::IncomingExtensions;
 use roomcast_sfu::media::layer_selector::LayerSet;
+use roomcast_udp::UdpMux;
 use rtp::packet::Packet;
 use webrtc::api::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use webrtc::rtp_transceiver::rtp_codec::{
@@ -110,9 +111,7 @@ fn setup_layers(kind: Kind, layers: u8) -> Setup {
         let mut buf = [0u8; 2048];
         while drain.recv(&mut buf).is_ok() {}
     });
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    socket.set_nonblocking(true).expect("nonblocking");
-    let egress = Arc::new(Egress::new(Arc::new(socket)));
+    let egress = Arc::new(Egress::new(media_socket()));
     let srtp =
         SrtpEncryptor::new(SrtpProfile::AeadAes128Gcm, &[3; 16], &[4; 12]).expect("srtp keys");
     egress.set_route(remote, srtp);
@@ -253,10 +252,14 @@ fn allocations_per_packet() {
     }
 }
 
+/// The server's media socket, on loopback (nothing reads it here).
+fn media_socket() -> Arc<UdpMux> {
+    UdpMux::bind(std::net::Ipv4Addr::LOCALHOST.into(), 0).expect("bind")
+}
+
 /// The benchmark's own handle on the egress the down track uses (same socket and keys).
 fn egress_of(_s: &Setup) -> Egress {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    let egress = Egress::new(Arc::new(socket));
+    let egress = Egress::new(media_socket());
     let srtp =
         SrtpEncryptor::new(SrtpProfile::AeadAes128Gcm, &[3; 16], &[4; 12]).expect("srtp keys");
     egress.set_route("127.0.0.1:9".parse().expect("address"), srtp);

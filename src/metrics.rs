@@ -118,6 +118,19 @@ pub fn render(sfu: &Sfu) -> String {
     );
 
     out.family(
+        "roomcast_udp_dropped_total",
+        "counter",
+        "Datagrams the media port dropped before any connection saw them, by reason.",
+    );
+    for (reason, n) in sfu.peers.mux().drops().totals() {
+        out.sample(
+            "roomcast_udp_dropped_total",
+            &[("reason", reason.label())],
+            n,
+        );
+    }
+
+    out.family(
         "roomcast_signaling_errors_total",
         "counter",
         "Signaling error messages sent to clients, by code.",

@@ -1,7 +1,7 @@
 //! Builds each participant's one RTCPeerConnection: codecs, header extensions,
 //! interceptors (receiver reports, NACK generation and transport-cc feedback towards
-//! publishers) and the one UDP port all peers share. What goes to subscribers is sent by
-//! [`crate::egress`], not by webrtc-rs's interceptors.
+//! publishers) and the one UDP port all peers share ([`roomcast_udp::UdpMux`]). What goes
+//! to subscribers is sent by [`crate::egress`], not by webrtc-rs's interceptors.
 //!
 //! Each connection gets its own webrtc-rs `API`, because reusing an inactive transceiver
 //! for a new track needs a new `RTCRtpSender` built on that connection's own media engine
@@ -16,10 +16,12 @@ use interceptor::report::receiver::ReceiverReport;
 use interceptor::twcc::receiver::Receiver as TwccReceiver;
 use interceptor::{Interceptor, InterceptorBuilder};
 use parking_lot::Mutex;
+use roomcast_udp::UdpMux;
 use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::{APIBuilder, API};
-use webrtc::ice::udp_mux::{UDPMuxDefault, UDPMuxParams};
+use webrtc::ice::network_type::NetworkType;
+use webrtc::ice::udp_mux::UDPMux;
 use webrtc::ice::udp_network::UDPNetwork;
 use webrtc::ice_transport::ice_candidate_type::RTCIceCandidateType;
 use webrtc::peer_connection::configuration::RTCConfiguration;
@@ -48,9 +50,8 @@ pub struct MediaConfig {
 
 pub struct PeerFactory {
     settings: SettingEngine,
-    udp_port: u16,
-    /// The same socket as the mux's, for [`Egress`] to send forwarded RTP on.
-    send_socket: Arc<std::net::UdpSocket>,
+    /// The media socket every peer's ICE shares, which [`Egress`] also sends through.
+    mux: Arc<UdpMux>,
 }
 
 impl PeerFactory {
@@ -58,25 +59,17 @@ impl PeerFactory {
         let bind_error = |e: std::io::Error| {
             SfuError::Bind(format!("UDP {}:{}: {e}", config.udp_ip, config.udp_port))
         };
-        let socket =
-            std::net::UdpSocket::bind((config.udp_ip, config.udp_port)).map_err(bind_error)?;
-        socket.set_nonblocking(true).map_err(bind_error)?;
-        let send_socket = Arc::new(socket.try_clone().map_err(bind_error)?);
-        let socket = tokio::net::UdpSocket::from_std(socket).map_err(bind_error)?;
-        let udp_port = socket
-            .local_addr()
-            .map_err(|e| SfuError::Bind(e.to_string()))?
-            .port();
-        let mux = UDPMuxDefault::new(UDPMuxParams::new(socket));
+        let mux = UdpMux::bind(config.udp_ip, config.udp_port).map_err(bind_error)?;
+        mux.start().map_err(bind_error)?;
         let mut settings = SettingEngine::default();
-        settings.set_udp_network(UDPNetwork::Muxed(mux));
-        settings.set_network_types(vec![webrtc::ice::network_type::NetworkType::Udp4]);
+        settings.set_udp_network(UDPNetwork::Muxed(
+            Arc::clone(&mux) as Arc<dyn UDPMux + Send + Sync>
+        ));
+        settings.set_network_types(network_types(config, mux.has_ipv6()));
         settings
             .set_include_loopback_candidate(config.include_loopback || config.udp_ip.is_loopback());
         let bound = config.udp_ip;
-        if !bound.is_unspecified() {
-            settings.set_ip_filter(Box::new(move |ip| ip == bound));
-        }
+        settings.set_ip_filter(Box::new(move |ip| announced(bound, ip)));
         if !config.public_ips.is_empty() {
             settings.set_nat_1to1_ips(config.public_ips.clone(), RTCIceCandidateType::Host);
         }
@@ -99,15 +92,16 @@ impl PeerFactory {
             .map_err(SfuError::WebRtc)?;
         // The per-connection API below owns its media engine: no copy needed.
         settings.disable_media_engine_copy(true);
-        Ok(PeerFactory {
-            settings,
-            udp_port,
-            send_socket,
-        })
+        Ok(PeerFactory { settings, mux })
     }
 
     pub fn udp_port(&self) -> u16 {
-        self.udp_port
+        self.mux.local_addr().port()
+    }
+
+    /// The media socket's mux: its drop counters, and where fast paths are installed.
+    pub fn mux(&self) -> &Arc<UdpMux> {
+        &self.mux
     }
 
     pub async fn new_peer(&self) -> Result<Peer, SfuError> {
@@ -133,8 +127,51 @@ impl PeerFactory {
             pc,
             api,
             interceptor,
-            egress: Arc::new(Egress::new(Arc::clone(&self.send_socket))),
+            egress: Arc::new(Egress::new(Arc::clone(&self.mux))),
         })
+    }
+}
+
+impl Drop for PeerFactory {
+    fn drop(&mut self) {
+        self.mux.shutdown();
+    }
+}
+
+/// The address families candidates are gathered for: those the socket serves, and with
+/// NAT 1:1 only those of the public addresses (a local address of another family has
+/// nothing to map to).
+fn network_types(config: &MediaConfig, socket_has_ipv6: bool) -> Vec<NetworkType> {
+    let public: Vec<IpAddr> = config
+        .public_ips
+        .iter()
+        .filter_map(|ip| ip.parse().ok())
+        .collect();
+    let wants = |v6: bool| public.is_empty() || public.iter().any(|ip| ip.is_ipv6() == v6);
+    let serves_ipv4 = match config.udp_ip {
+        IpAddr::V4(_) => true,
+        IpAddr::V6(v6) => v6.is_unspecified(),
+    };
+    let mut types = Vec::new();
+    if serves_ipv4 && wants(false) {
+        types.push(NetworkType::Udp4);
+    }
+    if socket_has_ipv6 && wants(true) {
+        types.push(NetworkType::Udp6);
+    }
+    types
+}
+
+/// Whether a local address gets a host candidate: the bound one if the socket is bound
+/// to one; otherwise every address but IPv6 link-local ones, which need an interface to
+/// be reachable and which candidates cannot carry.
+fn announced(bound: IpAddr, ip: IpAddr) -> bool {
+    if !bound.is_unspecified() {
+        return ip == bound;
+    }
+    match ip {
+        IpAddr::V6(v6) => !v6.is_unicast_link_local(),
+        IpAddr::V4(_) => true,
     }
 }
 
@@ -344,6 +381,46 @@ fn register_codecs(m: &mut MediaEngine) -> Result<(), SfuError> {
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+
+    fn media(udp_ip: &str, public_ips: &[&str]) -> MediaConfig {
+        MediaConfig {
+            udp_ip: udp_ip.parse().expect("address"),
+            udp_port: 0,
+            public_ips: public_ips.iter().map(|s| s.to_string()).collect(),
+            include_loopback: true,
+        }
+    }
+
+    #[test]
+    fn candidates_are_gathered_for_the_families_the_socket_serves() {
+        use NetworkType::{Udp4, Udp6};
+        assert_eq!(network_types(&media("0.0.0.0", &[]), true), [Udp4, Udp6]);
+        assert_eq!(network_types(&media("0.0.0.0", &[]), false), [Udp4]);
+        assert_eq!(network_types(&media("::", &[]), true), [Udp4, Udp6]);
+        assert_eq!(network_types(&media("127.0.0.1", &[]), false), [Udp4]);
+        assert_eq!(network_types(&media("::1", &[]), true), [Udp6]);
+        // NAT 1:1 maps local addresses to public ones of the same family only.
+        assert_eq!(
+            network_types(&media("0.0.0.0", &["203.0.113.7"]), true),
+            [Udp4]
+        );
+        assert_eq!(
+            network_types(&media("0.0.0.0", &["203.0.113.7", "2001:db8::7"]), true),
+            [Udp4, Udp6]
+        );
+    }
+
+    #[test]
+    fn every_address_but_link_local_ones_is_announced() {
+        let any: IpAddr = "0.0.0.0".parse().expect("address");
+        for ip in ["127.0.0.1", "192.0.2.2", "::1", "fd00::2", "2001:db8::1"] {
+            assert!(announced(any, ip.parse().expect("address")), "{ip}");
+        }
+        assert!(!announced(any, "fe80::1".parse().expect("address")));
+        let one: IpAddr = "192.0.2.2".parse().expect("address");
+        assert!(announced(one, one));
+        assert!(!announced(one, "127.0.0.1".parse().expect("address")));
+    }
 
     #[tokio::test]
     async fn offered_extension_ids_match_chromes_defaults() {

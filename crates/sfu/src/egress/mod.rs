@@ -1,6 +1,7 @@
 //! The server's own send path for forwarded RTP: each packet is written into the forwarding
 //! task's buffer, protected in place with the connection's SRTP keys and sent on the shared
-//! UDP socket to the address ICE selected, all synchronously.
+//! media socket to the address ICE selected, from the local address that peer sends to,
+//! all synchronously.
 //!
 //! webrtc-rs would pass every packet through a chain of async interceptors, a mutex around
 //! its SRTP context, two buffer copies and the ICE agent's lookups; measured on a ten-person
@@ -10,11 +11,12 @@
 pub mod rtp_header;
 pub mod srtp;
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Weak};
 
 use arc_swap::ArcSwapOption;
+use roomcast_udp::{Path, UdpMux};
 use webrtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use webrtc::dtls_transport::dtls_role::DTLSRole;
 use webrtc::ice_transport::ice_candidate::RTCIceCandidate;
@@ -36,13 +38,28 @@ pub enum SendError {
 
 /// Where and how one subscriber connection's RTP goes.
 struct Route {
-    remote: SocketAddr,
+    path: Arc<Path>,
     srtp: Arc<SrtpEncryptor>,
+}
+
+impl Route {
+    fn protect(
+        &self,
+        packet: &mut Vec<u8>,
+        header_len: usize,
+        ssrc: u32,
+        seq: u16,
+        roc: u32,
+    ) -> Result<(), SendError> {
+        self.srtp
+            .protect_rtp(packet, header_len, ssrc, seq, roc)
+            .map_err(|_| SendError::Protect)
+    }
 }
 
 /// One connection's outgoing RTP.
 pub struct Egress {
-    socket: Arc<UdpSocket>,
+    mux: Arc<UdpMux>,
     route: ArcSwapOption<Route>,
     /// Transport-wide sequence numbers (transport-cc) across all streams of the connection.
     transport_seq: AtomicU16,
@@ -51,9 +68,9 @@ pub struct Egress {
 }
 
 impl Egress {
-    pub fn new(socket: Arc<UdpSocket>) -> Self {
+    pub fn new(mux: Arc<UdpMux>) -> Self {
         Egress {
-            socket,
+            mux,
             route: ArcSwapOption::empty(),
             transport_seq: AtomicU16::new(rand::random()),
             bandwidth: SubscriberBandwidth::new(std::time::Instant::now()),
@@ -78,10 +95,11 @@ impl Egress {
         seq: u16,
         roc: u32,
     ) -> Result<(), SendError> {
-        let remote = self.protect_rtp(packet, header_len, ssrc, seq, roc)?;
-        self.socket
-            .send_to(packet, remote)
-            .map(|_| ())
+        let route = self.route.load();
+        let route = route.as_ref().ok_or(SendError::NotConnected)?;
+        route.protect(packet, header_len, ssrc, seq, roc)?;
+        self.mux
+            .send(packet, &route.path)
             .map_err(|e| SendError::Socket(e.kind()))
     }
 
@@ -127,10 +145,11 @@ impl Egress {
         let egress: Weak<Egress> = Arc::downgrade(self);
         ice.on_selected_candidate_pair_change(Box::new(move |pair| {
             if let (Some(egress), Ok(remote)) = (egress.upgrade(), address_of(&pair.remote)) {
+                let path = egress.mux.path(remote);
                 egress.route.rcu(|route| {
                     route.as_ref().map(|r| {
                         Arc::new(Route {
-                            remote,
+                            path: Arc::clone(&path),
                             srtp: Arc::clone(&r.srtp),
                         })
                     })
@@ -147,7 +166,7 @@ impl Egress {
     /// benchmarks without a PeerConnection can too.
     pub fn set_route(&self, remote: SocketAddr, srtp: SrtpEncryptor) {
         self.route.store(Some(Arc::new(Route {
-            remote,
+            path: self.mux.path(remote),
             srtp: Arc::new(srtp),
         })));
     }
@@ -164,11 +183,8 @@ impl Egress {
     ) -> Result<SocketAddr, SendError> {
         let route = self.route.load();
         let route = route.as_ref().ok_or(SendError::NotConnected)?;
-        route
-            .srtp
-            .protect_rtp(packet, header_len, ssrc, seq, roc)
-            .map_err(|_| SendError::Protect)?;
-        Ok(route.remote)
+        route.protect(packet, header_len, ssrc, seq, roc)?;
+        Ok(route.path.remote())
     }
 
     /// Stops sending (the connection closed).

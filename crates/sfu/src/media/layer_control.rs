@@ -192,8 +192,9 @@ mod tests {
     }
 
     fn egress() -> Arc<Egress> {
-        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-        Arc::new(Egress::new(Arc::new(socket)))
+        let mux =
+            roomcast_udp::UdpMux::bind(std::net::Ipv4Addr::LOCALHOST.into(), 0).expect("bind");
+        Arc::new(Egress::new(mux))
     }
 
     fn drain(rx: &mut tokio::sync::mpsc::Receiver<ServerMessage>) -> Vec<ServerMessage> {
