@@ -109,8 +109,10 @@ impl Bot {
         let span = info_span!("bot", name = %config.name, participant_id = %participant_id);
 
         let loopback = peer_connection::is_loopback_url(&config.url);
+        let ipv6 = peer_connection::is_ipv6_url(&config.url);
         let simulcast = config.simulcast && config.publish_video.is_some();
-        let pc = peer_connection::new_peer_connection(&ice_servers, loopback, simulcast).await?;
+        let pc =
+            peer_connection::new_peer_connection(&ice_servers, loopback, ipv6, simulcast).await?;
         let subscriptions = Arc::new(Subscriptions::new());
         let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
         install_handlers(&pc, &subscriptions, &commands, &span);

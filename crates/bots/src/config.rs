@@ -16,7 +16,8 @@ pub enum VideoCodec {
 /// Who the bot is, where it goes and what it publishes.
 #[derive(Debug, Clone)]
 pub struct BotConfig {
-    /// `ws://host:port/ws`. A loopback host keeps ICE on loopback too.
+    /// `ws://host:port/ws`. A loopback host keeps ICE on loopback too, and an IPv6 address
+    /// (`ws://[::1]:port/ws`) keeps it on IPv6.
     pub url: String,
     pub room: String,
     pub name: String,

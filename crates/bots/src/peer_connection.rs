@@ -123,6 +123,21 @@ pub(crate) fn is_loopback_url(url: &str) -> bool {
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Whether the server is reached by an IPv6 address; then ICE uses IPv6 (IPv4 otherwise).
+pub(crate) fn is_ipv6_url(url: &str) -> bool {
+    url.parse::<Uri>()
+        .ok()
+        .and_then(|uri| {
+            let host = uri
+                .host()?
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            host.parse::<IpAddr>().ok()
+        })
+        .is_some_and(|ip| ip.is_ipv6())
+}
+
 /// `simulcast`: the bot publishes simulcast, so it also speaks the rid header extension.
 /// Only then: once rid is negotiated, webrtc-rs 0.17 probes every SSRC that arrives before
 /// the description announcing it for mid/rid, and a probe that finds no rid (any forwarded
@@ -131,6 +146,7 @@ pub(crate) fn is_loopback_url(url: &str) -> bool {
 pub(crate) async fn new_peer_connection(
     ice_servers: &[IceServer],
     loopback_only: bool,
+    ipv6: bool,
     simulcast: bool,
 ) -> Result<Arc<RTCPeerConnection>, BotError> {
     let mut media = MediaEngine::default();
@@ -167,7 +183,11 @@ pub(crate) async fn new_peer_connection(
     registry = configure_twcc(registry, &mut media)?;
 
     let mut settings = SettingEngine::default();
-    settings.set_network_types(vec![NetworkType::Udp4]);
+    settings.set_network_types(vec![if ipv6 {
+        NetworkType::Udp6
+    } else {
+        NetworkType::Udp4
+    }]);
     settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
     if loopback_only {
         settings.set_include_loopback_candidate(true);
@@ -213,5 +233,14 @@ mod tests {
         assert!(!is_loopback_url("ws://10.0.0.1:8080/ws"));
         assert!(!is_loopback_url("wss://example.com/ws"));
         assert!(!is_loopback_url("not a url"));
+    }
+
+    #[test]
+    fn ipv6_urls() {
+        assert!(is_ipv6_url("ws://[::1]:8080/ws"));
+        assert!(is_ipv6_url("ws://[fd00::2]/ws"));
+        assert!(!is_ipv6_url("ws://127.0.0.1:8080/ws"));
+        assert!(!is_ipv6_url("ws://localhost:8080/ws"));
+        assert!(!is_ipv6_url("not a url"));
     }
 }
