@@ -108,8 +108,9 @@ impl Server {
             _ => (Stdio::null(), Stdio::null()),
         };
         let child = Command::new(env!("CARGO_BIN_EXE_roomcast"))
-            .args(["--http-addr", &format!("127.0.0.1:{port}")])
-            .args(["--udp-ip", "127.0.0.1", "--udp-port", "0"])
+            // The README's media bind (every address); only the ports are free ones.
+            .args(["--http-addr", &format!("0.0.0.0:{port}")])
+            .args(["--udp-port", "0"])
             .env(
                 "RUST_LOG",
                 std::env::var("SERVER_LOG").unwrap_or_else(|_| {

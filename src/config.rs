@@ -121,12 +121,13 @@ pub enum LogFormat {
 }
 
 impl ServeArgs {
-    /// Loopback only, ephemeral ports: for tests and benchmarks on one machine.
+    /// Ephemeral ports and HTTP on loopback, for tests and benchmarks on one machine. Media
+    /// binds where the default does (every address), so what users run is what is tested.
     pub fn local_ephemeral() -> Self {
         ServeArgs {
             http_addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             udp_port: 0,
-            udp_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            udp_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             public_ip: Vec::new(),
             no_loopback_candidate: false,
             ice_urls: Vec::new(),

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test roomcast has, after installing what they need on a fresh Debian machine
-# (Chromium and the browser-test npm packages). Safe to run again: installs are skipped
-# when already done.
+# (Chromium and the browser-test npm packages, iproute2 for the network-namespace test).
+# Safe to run again: installs are skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash tests/browser/setup.sh
+bash tests/netns-setup.sh
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings

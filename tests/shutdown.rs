@@ -174,8 +174,6 @@ async fn sigterm_tells_clients_and_the_binary_exits_0_within_5_s() {
                 "127.0.0.1:0",
                 "--udp-port",
                 "0",
-                "--udp-ip",
-                "127.0.0.1",
                 "--log-format",
                 "json",
             ])
