@@ -284,6 +284,73 @@ pub struct ParticipantDetail {
     pub name: String,
     pub role: Role,
     pub tracks: Vec<TrackDetail>,
+    /// What this participant receives (absent if it left while the answer was being made).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscriber: Option<SubscriberDetail>,
+}
+
+/// A participant as a subscriber: what the server estimates it can take and what it sends.
+#[derive(Debug, Serialize)]
+pub struct SubscriberDetail {
+    /// The bandwidth estimate, from the subscriber's feedback; `null` before any arrived.
+    pub estimate_bps: Option<u64>,
+    /// What the subscriber's feedback says it received lately; `null` before any arrived.
+    pub acked_bps: Option<u64>,
+    /// What the server sent it over the last second (media, retransmissions, probes).
+    pub sent_bps: u64,
+    pub tracks: Vec<ReceivedTrack>,
+}
+
+/// One track a subscriber receives. Layers are numbered from 0, the lowest (`q`); a track
+/// without simulcast has only layer 0. `null` means none.
+#[derive(Debug, Serialize)]
+pub struct ReceivedTrack {
+    pub track_id: String,
+    pub publisher_id: String,
+    pub kind: TrackKind,
+    /// The most the subscriber asked for (`set_quality`).
+    pub requested: Option<u8>,
+    /// The most its bandwidth allows.
+    pub allowed: Option<u8>,
+    /// The layer being forwarded now.
+    pub current: Option<u8>,
+    /// Asked for but stopped for lack of bandwidth (`track_paused`).
+    pub paused: bool,
+}
+
+/// Window of [`SubscriberDetail::sent_bps`].
+const SENT_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn subscriber_detail(room: &Room, id: &str) -> Option<SubscriberDetail> {
+    let egress = room.egress_of(id)?;
+    let estimate = egress.bandwidth.estimate();
+    let tracks = room
+        .tracks_for(id)
+        .iter()
+        .filter_map(|track| {
+            let state = track.down_track_on(&egress)?.layer_state();
+            Some(ReceivedTrack {
+                track_id: track.info.id.clone(),
+                publisher_id: track.publisher_id.clone(),
+                kind: track.info.kind,
+                requested: state.requested,
+                allowed: state.allowed,
+                current: state.current,
+                paused: track.info.kind == TrackKind::Video
+                    && state.requested.is_some()
+                    && state.allowed.is_none(),
+            })
+        })
+        .collect();
+    Some(SubscriberDetail {
+        estimate_bps: estimate.as_ref().map(|e| e.bps),
+        acked_bps: estimate.as_ref().map(|e| e.acked_bps),
+        sent_bps: egress
+            .bandwidth
+            .history
+            .sent_bps(std::time::Instant::now(), SENT_WINDOW),
+        tracks,
+    })
 }
 
 /// `GET /api/rooms/{room}`.
@@ -320,6 +387,7 @@ async fn show_room(
                 .map(|t| (t.info.id.clone(), t.counters.snapshot()))
                 .collect();
             ParticipantDetail {
+                subscriber: subscriber_detail(&room, &p.id),
                 tracks: p
                     .tracks
                     .into_iter()

@@ -338,6 +338,21 @@ async fn lists_and_shows_rooms_with_roles_tracks_and_stats() {
         assert!(t["id"].as_str().is_some_and(|id| !id.is_empty()));
         assert!(t["media"]["packets_in"].as_u64().unwrap() > 0, "{t:#}");
     }
+    // As a subscriber, the audience member receives both of the presenter's tracks on
+    // their only layer, and the server has sent it something over the last second.
+    let sub = &participant(r, aud.participant_id())["subscriber"];
+    assert!(sub["sent_bps"].as_u64().unwrap() > 0, "{sub:#}");
+    let received = sub["tracks"].as_array().expect("tracks");
+    assert_eq!(received.len(), 2, "{sub:#}");
+    for t in received {
+        assert_eq!(t["publisher_id"], p.as_str(), "{t:#}");
+        assert_eq!(t["current"], 0, "{t:#}");
+        assert_eq!(t["paused"], false, "{t:#}");
+    }
+    assert!(participant(r, &p)["subscriber"]["tracks"]
+        .as_array()
+        .unwrap()
+        .is_empty());
     assert!(r["media"]["packets_in"].as_u64().unwrap() > 0, "{r:#}");
     assert!(r["media"]["packets_out"].as_u64().unwrap() > 0, "{r:#}");
     assert!(participant(r, host.participant_id())["tracks"]

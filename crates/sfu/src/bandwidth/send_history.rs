@@ -78,6 +78,23 @@ impl SendHistory {
         })
     }
 
+    /// What was sent in the `window` before `now`, in bits per second, from the packets the
+    /// ring still holds (all of them while fewer than [`HISTORY_SLOTS`] were sent in the
+    /// window). Reads every slot: for occasional reports, not per packet.
+    pub fn sent_bps(&self, now: Instant, window: Duration) -> u64 {
+        let end = now.saturating_duration_since(self.epoch).as_micros() as u64;
+        let window = (window.as_micros() as u64).max(1);
+        let start = end.saturating_sub(window);
+        let bytes: u64 = self
+            .slots
+            .iter()
+            .map(|slot| slot.load(Ordering::Relaxed))
+            .filter(|word| word & OCCUPIED != 0 && (start..end).contains(&(word & TIME_MASK)))
+            .map(|word| (word >> SIZE_SHIFT) & SIZE_MASK)
+            .sum();
+        bytes * 8 * 1_000_000 / window
+    }
+
     #[inline]
     fn slot(transport_seq: u16) -> usize {
         usize::from(transport_seq) & (HISTORY_SLOTS - 1)
@@ -111,6 +128,21 @@ mod tests {
             })
         );
         assert_eq!(history.get(0), None, "never recorded");
+    }
+
+    #[test]
+    fn sent_bps_counts_the_window_only() {
+        let t0 = Instant::now();
+        let history = SendHistory::new(t0);
+        // 100 packets of 1000 bytes, one every 20 ms: 2 s at 400 kbit/s.
+        for i in 0..100u16 {
+            history.record(i, 1_000, t0 + Duration::from_millis(u64::from(i) * 20));
+        }
+        let end = t0 + Duration::from_secs(2);
+        assert_eq!(history.sent_bps(end, Duration::from_secs(1)), 400_000);
+        assert_eq!(history.sent_bps(end, Duration::from_millis(500)), 400_000);
+        let later = end + Duration::from_secs(5);
+        assert_eq!(history.sent_bps(later, Duration::from_secs(1)), 0);
     }
 
     #[test]

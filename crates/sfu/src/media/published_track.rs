@@ -264,6 +264,15 @@ impl PublishedTrack {
         });
     }
 
+    /// This track's copy for the subscriber connection that sends through `egress`.
+    pub fn down_track_on(&self, egress: &Egress) -> Option<Arc<DownTrack>> {
+        self.down_tracks
+            .load()
+            .iter()
+            .find(|d| std::ptr::eq(d.egress(), egress))
+            .cloned()
+    }
+
     pub fn subscriber_count(&self) -> usize {
         self.down_tracks.load().len()
     }

@@ -20,6 +20,7 @@ use roomcast_protocol::{Participant, Role, RoomSettings, ServerMessage, TrackKin
 pub use effects::{Effect, Effects, Order};
 pub use state::{JoinRefused, Joining, ModerationError, RoomState, Welcome};
 
+use crate::egress::Egress;
 use crate::media::published_track::PublishedTrack;
 use crate::stats::{MediaCounters, MediaStats};
 
@@ -32,6 +33,11 @@ pub trait Mailbox: Send + Sync {
     fn resubscribe(&self);
     /// An order for the member's session.
     fn order(&self, order: Order);
+    /// The member's connection as a subscriber (its bandwidth estimate and what it was
+    /// sent), for the admin API; `None` where there is none.
+    fn egress(&self) -> Option<Arc<Egress>> {
+        None
+    }
 }
 
 struct Inner {
@@ -209,6 +215,11 @@ impl Room {
     /// The tracks `id` publishes, or `None` if it is not here.
     pub fn tracks_of(&self, id: &str) -> Option<Vec<Arc<PublishedTrack>>> {
         self.read(|s| s.tracks_of(id).map(<[_]>::to_vec))
+    }
+
+    /// The connection `id` receives on, or `None` if it is not here.
+    pub fn egress_of(&self, id: &str) -> Option<Arc<Egress>> {
+        self.inner.read().mailboxes.get(id)?.egress()
     }
 
     /// Every track published by someone other than `subscriber_id`.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use roomcast_protocol::ServerMessage;
 use tokio::sync::{mpsc, Notify};
 
+use crate::egress::Egress;
 use crate::room::{Mailbox, Order};
 use crate::signaling::outbox::Outbox;
 
@@ -12,6 +13,8 @@ pub(super) struct SessionMailbox {
     pub outbox: Outbox,
     pub resubscribe: Arc<Notify>,
     pub orders: mpsc::UnboundedSender<Order>,
+    /// The session's connection as a subscriber, for the admin API.
+    pub egress: Arc<Egress>,
 }
 
 impl Mailbox for SessionMailbox {
@@ -25,5 +28,9 @@ impl Mailbox for SessionMailbox {
 
     fn order(&self, order: Order) {
         let _ = self.orders.send(order);
+    }
+
+    fn egress(&self) -> Option<Arc<Egress>> {
+        Some(Arc::clone(&self.egress))
     }
 }

@@ -311,6 +311,7 @@ async fn resume(sessions: &Sessions, outbox: &Outbox, token: &str) -> Option<Box
         outbox: outbox.clone(),
         resubscribe: Arc::clone(&state.resubscribe),
         orders: state.control_tx.clone(),
+        egress: Arc::clone(&state.peer.egress),
     });
     state.room.rebind(&state.id, mailbox, welcome);
     tracing::info!(room = %state.room.name, participant = %state.id, "resumed");
@@ -403,6 +404,7 @@ async fn join(
         outbox: outbox.clone(),
         resubscribe: Arc::clone(&resubscribe),
         orders: control_tx.clone(),
+        egress: Arc::clone(&peer.egress),
     });
     let (takeover_tx, takeover) = mpsc::channel(1);
     let session_token = sessions.resume.register(takeover_tx.clone());
