@@ -14,7 +14,8 @@ use tokio::sync::oneshot;
 use crate::clock::now_ms;
 use crate::netns::Netns;
 
-/// A tokio runtime whose one thread lives in a namespace.
+/// A tokio runtime that lives in a namespace: its threads are started from a thread that
+/// entered it, so they are all inside.
 pub struct NsRuntime {
     handle: tokio::runtime::Handle,
     stop: Option<oneshot::Sender<()>>,
@@ -30,7 +31,8 @@ impl NsRuntime {
             .name("netlab-ns".into())
             .spawn(move || {
                 let runtime = crate::netns::enter(&name).and_then(|()| {
-                    tokio::runtime::Builder::new_current_thread()
+                    tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(2)
                         .enable_all()
                         .build()
                         .context("tokio runtime")

