@@ -30,10 +30,10 @@ pub async fn cap_600(config: &Config) -> Result<Outcome> {
     cast.hold(config.phase(2, 10)).await;
     cast.impair(capped(600))?;
     let a = now_ms();
-    cast.hold(config.phase(14, 40)).await;
+    cast.hold(config.phase(12, 40)).await;
     cast.impair(Impairment::default())?;
     let b = now_ms();
-    cast.hold(config.phase(14, 30)).await;
+    cast.hold(config.phase(12, 30)).await;
     let c = now_ms();
 
     let server = cast.stage.sampler.samples();
@@ -160,10 +160,10 @@ pub async fn cap_350_four_publishers(config: &Config) -> Result<Outcome> {
         };
     impair(&stage, capped(350), &mut timeline)?;
     let a = now_ms();
-    tokio::time::sleep(config.phase(15, 40)).await;
+    tokio::time::sleep(config.phase(12, 40)).await;
     let b = now_ms();
     impair(&stage, Impairment::default(), &mut timeline)?;
-    tokio::time::sleep(config.phase(15, 30)).await;
+    tokio::time::sleep(config.phase(12, 30)).await;
     let c = now_ms();
 
     let server = stage.sampler.samples();
@@ -388,7 +388,7 @@ pub async fn publisher_cap_500(config: &Config) -> Result<Outcome> {
     stage.hosts[pub_host].link.apply(cap)?;
     let timeline = vec![(stage.t0, Impairment::default()), (now_ms(), cap)];
     let a = now_ms();
-    tokio::time::sleep(config.phase(20, 60)).await;
+    tokio::time::sleep(config.phase(15, 60)).await;
     let b = now_ms();
     stage.hosts[pub_host].link.apply(Impairment::default())?;
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -165,7 +165,7 @@ pub async fn delay_jitter(config: &Config) -> Result<Outcome> {
 
     // Steady video under jitter: no freeze.
     let a = now_ms();
-    cast.hold(config.phase(10, 40)).await;
+    cast.hold(config.phase(8, 40)).await;
     let b = now_ms();
     let pages = cast.stage.chromium[cast.page].samples();
     let freezes = metrics::page_delta(&pages, a, b, |s| {

@@ -25,7 +25,7 @@ pub async fn random_loss(config: &Config) -> Result<Outcome> {
     lossy.down.loss = 0.05;
     cast.impair(lossy)?;
     let a = now_ms();
-    cast.hold(config.phase(20, 60)).await;
+    cast.hold(config.phase(15, 60)).await;
     let b = now_ms();
     cast.impair(Impairment::default())?;
     cast.hold(config.phase(1, 5)).await;
@@ -91,7 +91,7 @@ pub async fn publisher_loss(config: &Config) -> Result<Outcome> {
     lossy.up.loss = 0.05;
     cast.impair_publisher(lossy)?;
     let a = now_ms();
-    cast.hold(config.phase(20, 60)).await;
+    cast.hold(config.phase(15, 60)).await;
     let b = now_ms();
     cast.impair_publisher(Impairment::default())?;
     cast.hold(config.phase(1, 5)).await;
@@ -156,7 +156,7 @@ pub async fn bursty_loss(config: &Config) -> Result<Outcome> {
     bursty.down.burst_loss = 0.02;
     cast.impair(bursty)?;
     let a = now_ms();
-    cast.hold(config.phase(20, 60)).await;
+    cast.hold(config.phase(15, 60)).await;
     let b = now_ms();
     cast.impair(Impairment::default())?;
     cast.hold(config.phase(1, 5)).await;

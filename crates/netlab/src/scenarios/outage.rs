@@ -23,8 +23,8 @@ pub async fn outage(config: &Config) -> Result<Outcome> {
     };
     let mut measures = Vec::new();
     for (seconds, after, target, label) in [
-        (3, config.phase(8, 15), 1.0, "3s"),
-        (15, config.phase(20, 30), 10.0, "15s"),
+        (3, config.phase(5, 15), 1.0, "3s"),
+        (15, config.phase(15, 30), 10.0, "15s"),
     ] {
         let started = now_ms();
         cast.impair(cut)?;
