@@ -97,6 +97,8 @@ async fn a_600_kbit_downlink_goes_to_q_and_back_to_f() {
     assert_bounds(
         &outcome,
         &[
+            // Otherwise going down to q would show nothing.
+            ("time_on_f_before_cap", AtLeast(0.5)),
             ("time_to_q", AtMost(5.0)),
             ("loss_after_q", AtMost(0.04)),
             ("time_back_to_f", AtMost(15.0)),
@@ -138,6 +140,8 @@ async fn a_500_kbit_publisher_uplink_drops_f_and_subscribers_get_h() {
     assert_bounds(
         &outcome,
         &[
+            // Otherwise there is no f to stop.
+            ("f_sent_before_cap", AtLeast(100.0)),
             ("f_sent_late_in_cap", AtMost(20.0)),
             ("time_on_h", AtLeast(0.7)),
             ("longest_freeze", AtMost(2.0)),

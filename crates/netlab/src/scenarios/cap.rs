@@ -28,6 +28,11 @@ pub async fn cap_600(config: &Config) -> Result<Outcome> {
         notes.push("the subscribers were not both on f before the cap".into());
     }
     cast.hold(config.phase(2, 10)).await;
+    // Whether they were on f just before: otherwise going to q shows little.
+    let mut measures = cast.top_layer_share(now_ms() - 2000.0, now_ms(), Target::Info);
+    for m in &mut measures {
+        m.key = "time_on_f_before_cap";
+    }
     cast.impair(capped(600))?;
     let a = now_ms();
     cast.hold(config.phase(12, 40)).await;
