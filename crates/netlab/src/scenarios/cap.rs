@@ -19,7 +19,7 @@ fn capped(kbps: u32) -> Impairment {
     imp
 }
 
-/// 3. The downlink capped at 600 kbit/s: on `q` within 3 s with little loss after that;
+/// Scenario 3: The downlink capped at 600 kbit/s: on `q` within 3 s with little loss after that;
 /// the cap lifted, back on `f` within 10 s.
 pub async fn cap_600(config: &Config) -> Result<Outcome> {
     let mut cast = Cast::new(config, "cap600", Impairment::default()).await?;
@@ -121,7 +121,7 @@ pub async fn cap_600(config: &Config) -> Result<Outcome> {
     .await
 }
 
-/// 4. The downlink capped at 350 kbit/s with four video publishers: audio survives, the
+/// Scenario 4: The downlink capped at 350 kbit/s with four video publishers: audio survives, the
 /// active speaker keeps video, the others are paused (`track_paused`) and resume afterwards.
 pub async fn cap_350_four_publishers(config: &Config) -> Result<Outcome> {
     let mut stage = Stage::new(config, "cap350")?;
@@ -361,7 +361,7 @@ fn bot_messages(
     metrics::at(samples, t, |s| s.t).map_or(0.0, |s| f(s) as f64)
 }
 
-/// 6. A Chromium publisher's uplink capped at 500 kbit/s: Chrome stops sending `f`, and
+/// Scenario 6: A Chromium publisher's uplink capped at 500 kbit/s: Chrome stops sending `f`, and
 /// subscribers asking for `high` get `h` without a freeze over a second.
 pub async fn publisher_cap_500(config: &Config) -> Result<Outcome> {
     let mut stage = Stage::new(config, "pubcap500")?;

@@ -10,7 +10,7 @@ use crate::metrics::{self, layer_value, server_video};
 use crate::outcome::{Measure, Outcome, Target};
 use crate::stage::Config;
 
-/// 1. 5 % random loss on the subscribers' downlinks: video stays smooth (NACK), nothing is
+/// Scenario 1: 5 % random loss on the subscribers' downlinks: video stays smooth (NACK), nothing is
 /// lost for good, and a clean subscriber beside them sees nothing of it.
 pub async fn random_loss(config: &Config) -> Result<Outcome> {
     let mut cast = Cast::new(config, "loss", Impairment::default()).await?;
@@ -76,7 +76,7 @@ pub async fn random_loss(config: &Config) -> Result<Outcome> {
     .await
 }
 
-/// 2. 5 % random loss on the publisher's uplink: the server NACKs the publisher, so the
+/// Scenario 2: 5 % random loss on the publisher's uplink: the server NACKs the publisher, so the
 /// subscribers see smooth video, and their estimates and layers do not drop for it.
 pub async fn publisher_loss(config: &Config) -> Result<Outcome> {
     let mut cast = Cast::new(config, "publoss", Impairment::default()).await?;
@@ -144,7 +144,7 @@ pub async fn publisher_loss(config: &Config) -> Result<Outcome> {
     .await
 }
 
-/// 8. Bursty loss (bursts of 3–8 packets, 2 % overall) on the subscribers' downlinks.
+/// Scenario 8: Bursty loss (bursts of 3–8 packets, 2 % overall) on the subscribers' downlinks.
 pub async fn bursty_loss(config: &Config) -> Result<Outcome> {
     let mut cast = Cast::new(config, "bursts", Impairment::default()).await?;
     let mut notes = Vec::new();
