@@ -4,12 +4,12 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::{timeline_into, Cast, TOP};
+use super::{layer_line, subscriber_series, timeline_into, Cast, TOP};
 use crate::chromium::PageSample;
 use crate::clock::now_ms;
 use crate::link::Impairment;
 use crate::metrics::{self, first_when, layer_value, server_video, settled_when};
-use crate::outcome::{Measure, Outcome, Series, Target};
+use crate::outcome::{Measure, Outcome, Target};
 use crate::server::RoomSample;
 use crate::stage::{Config, Stage};
 
@@ -301,40 +301,17 @@ pub async fn cap_350_four_publishers(config: &Config) -> Result<Outcome> {
         Target::Info,
     ));
 
-    let s = |t: f64| (t - stage.t0) / 1000.0;
-    let mut series = Series::default();
-    for room in &server {
-        if let Some(sub) = room.subscriber(&page_id) {
-            if let Some(e) = sub.estimate_bps {
-                series.estimate_kbps.push((s(room.t), e as f64 / 1000.0));
-            }
-            series
-                .sent_kbps
-                .push((s(room.t), sub.sent_bps as f64 / 1000.0));
-        }
-    }
+    let mut series = subscriber_series(&server, &pages, stage.t0, &page_id, &speaker);
     for (i, p) in publishers.iter().enumerate() {
         let label = if i == 0 {
             "speaker".to_owned()
         } else {
             format!("publisher {i}")
         };
-        series.layers.push((
-            label,
-            server
-                .iter()
-                .map(|r| (s(r.t), layer_value(server_video(r, &page_id, p))))
-                .collect(),
-        ));
+        series
+            .layers
+            .push((label, layer_line(&server, stage.t0, &page_id, p)));
     }
-    series.received_kbps = metrics::page_received_kbps(&pages)
-        .into_iter()
-        .map(|(t, k)| (s(t), k))
-        .collect();
-    series.freezes = metrics::page_freezes(&pages, Some(&speaker))
-        .into_iter()
-        .map(|(x, y)| (s(x), s(y)))
-        .collect();
     timeline_into(&timeline, stage.t0, now_ms(), &mut series, |imp| {
         imp.down.cap_kbps
     });
@@ -473,27 +450,15 @@ pub async fn publisher_cap_500(config: &Config) -> Result<Outcome> {
         Target::AtMost(1.0),
     ));
 
-    let s = |t: f64| (t - stage.t0) / 1000.0;
-    let mut series = Series::default();
-    for room in &server {
-        if let Some(sub) = room.subscriber(&page_id) {
-            if let Some(e) = sub.estimate_bps {
-                series.estimate_kbps.push((s(room.t), e as f64 / 1000.0));
-            }
-            series
-                .sent_kbps
-                .push((s(room.t), sub.sent_bps as f64 / 1000.0));
-        }
-    }
+    let mut series = subscriber_series(&server, &pages, stage.t0, &page_id, &publisher);
     for (who, id) in &subscribers {
         series.layers.push((
             who.to_string(),
-            server
-                .iter()
-                .map(|r| (s(r.t), layer_value(server_video(r, id, &publisher))))
-                .collect(),
+            layer_line(&server, stage.t0, id, &publisher),
         ));
     }
+    // What the publisher's Chrome sent, in place of what the subscriber received.
+    let s = |t: f64| (t - stage.t0) / 1000.0;
     series.received_kbps = published
         .windows(2)
         .filter(|w| w[1].t > w[0].t)
@@ -504,10 +469,6 @@ pub async fn publisher_cap_500(config: &Config) -> Result<Outcome> {
                 (sent(&w[1]) - sent(&w[0])).max(0.0) * 8.0 / (w[1].t - w[0].t),
             )
         })
-        .collect();
-    series.freezes = metrics::page_freezes(&pages, Some(&publisher))
-        .into_iter()
-        .map(|(x, y)| (s(x), s(y)))
         .collect();
     timeline_into(&timeline, stage.t0, b, &mut series, |imp| imp.up.cap_kbps);
     notes.push("in this plot 'received' is what the publisher's Chrome sent".into());

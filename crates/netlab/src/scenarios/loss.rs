@@ -17,18 +17,14 @@ pub async fn random_loss(config: &Config) -> Result<Outcome> {
     let control_host = cast.stage.host("control")?;
     let control = cast.stage.subscriber_bot(control_host, "control").await?;
     let mut notes = Vec::new();
-    if !cast.until_top_layer(config.phase(20, 30)).await {
-        notes.push("the subscribers were not both on f before the loss started".into());
-    }
-    cast.hold(config.phase(2, 10)).await;
     let mut lossy = Impairment::default();
     lossy.down.loss = 0.05;
-    cast.impair(lossy)?;
-    let a = now_ms();
-    cast.hold(config.phase(15, 60)).await;
-    let b = now_ms();
-    cast.impair(Impairment::default())?;
-    cast.hold(config.phase(1, 5)).await;
+    let phases = (
+        config.phase(2, 10),
+        config.phase(15, 60),
+        config.phase(1, 5),
+    );
+    let (a, b) = cast.impaired_window(lossy, phases, &mut notes).await?;
 
     let mut measures = cast.smoothness(a, b, 0.01, Some(0.005));
     let control_samples = cast.stage.bots[control].samples();
@@ -148,18 +144,14 @@ pub async fn publisher_loss(config: &Config) -> Result<Outcome> {
 pub async fn bursty_loss(config: &Config) -> Result<Outcome> {
     let mut cast = Cast::new(config, "bursts", Impairment::default()).await?;
     let mut notes = Vec::new();
-    if !cast.until_top_layer(config.phase(20, 30)).await {
-        notes.push("the subscribers were not both on f before the loss started".into());
-    }
-    cast.hold(config.phase(2, 10)).await;
     let mut bursty = Impairment::default();
     bursty.down.burst_loss = 0.02;
-    cast.impair(bursty)?;
-    let a = now_ms();
-    cast.hold(config.phase(15, 60)).await;
-    let b = now_ms();
-    cast.impair(Impairment::default())?;
-    cast.hold(config.phase(1, 5)).await;
+    let phases = (
+        config.phase(2, 10),
+        config.phase(15, 60),
+        config.phase(1, 5),
+    );
+    let (a, b) = cast.impaired_window(bursty, phases, &mut notes).await?;
 
     let mut measures = cast.smoothness(a, b, 0.02, None);
     let pages = cast.stage.chromium[cast.page].samples();

@@ -14,10 +14,12 @@ use std::time::Duration;
 use anyhow::Result;
 use roomcast_protocol::TrackKind;
 
+use crate::chromium::PageSample;
 use crate::clock::now_ms;
 use crate::link::Impairment;
 use crate::metrics::{self, layer_value, server_video};
 use crate::outcome::{Measure, Outcome, Series, Target};
+use crate::server::RoomSample;
 use crate::stage::{Config, Stage};
 
 pub type Run = fn(&Config) -> Pin<Box<dyn Future<Output = Result<Outcome>> + Send + '_>>;
@@ -198,48 +200,52 @@ impl Cast {
 
     /// The Chromium subscriber's time series.
     pub fn series(&self) -> Series {
-        let t0 = self.stage.t0;
-        let s = |t: f64| (t - t0) / 1000.0;
         let samples = self.stage.sampler.samples();
-        let mut series = Series::default();
-        for room in &samples {
-            if let Some(sub) = room.subscriber(&self.page_id) {
-                if let Some(e) = sub.estimate_bps {
-                    series.estimate_kbps.push((s(room.t), e as f64 / 1000.0));
-                }
-                series
-                    .sent_kbps
-                    .push((s(room.t), sub.sent_bps as f64 / 1000.0));
-            }
-        }
-        let layer = |id: &str| -> Vec<(f64, f64)> {
-            samples
-                .iter()
-                .map(|room| {
-                    (
-                        s(room.t),
-                        layer_value(server_video(room, id, &self.publisher)),
-                    )
-                })
-                .collect()
-        };
-        series
-            .layers
-            .push(("Chromium".into(), layer(&self.page_id)));
-        series.layers.push(("bot".into(), layer(&self.bot_id)));
-        let pages = self.stage.chromium[self.page].samples();
-        series.received_kbps = metrics::page_received_kbps(&pages)
-            .into_iter()
-            .map(|(t, k)| (s(t), k))
-            .collect();
-        series.freezes = metrics::page_freezes(&pages, Some(&self.publisher))
-            .into_iter()
-            .map(|(a, b)| (s(a), s(b)))
-            .collect();
-        timeline_into(&self.timeline, t0, now_ms(), &mut series, |imp| {
-            imp.down.cap_kbps
+        let layers = [("Chromium", &self.page_id), ("bot", &self.bot_id)].map(|(name, id)| {
+            (
+                name.to_owned(),
+                layer_line(&samples, self.stage.t0, id, &self.publisher),
+            )
         });
+        let pages = self.stage.chromium[self.page].samples();
+        let mut series = subscriber_series(
+            &samples,
+            &pages,
+            self.stage.t0,
+            &self.page_id,
+            &self.publisher,
+        );
+        series.layers.extend(layers);
+        timeline_into(
+            &self.timeline,
+            self.stage.t0,
+            now_ms(),
+            &mut series,
+            |imp| imp.down.cap_kbps,
+        );
         series
+    }
+
+    /// Warms up for `warm`, applies `imp` to both subscribers for `length`, then clears it
+    /// and waits `after`: the impaired window `(a, b)`. A note says so if the subscribers
+    /// were not on `f` first.
+    pub async fn impaired_window(
+        &mut self,
+        imp: Impairment,
+        (warm, length, after): (Duration, Duration, Duration),
+        notes: &mut Vec<String>,
+    ) -> Result<(f64, f64)> {
+        if !self.until_top_layer(self.stage.config.phase(20, 30)).await {
+            notes.push("the subscribers were not both on f before the impairment".into());
+        }
+        self.hold(warm).await;
+        self.impair(imp)?;
+        let a = now_ms();
+        self.hold(length).await;
+        let b = now_ms();
+        self.impair(Impairment::default())?;
+        self.hold(after).await;
+        Ok((a, b))
     }
 
     pub async fn finish(
@@ -259,6 +265,54 @@ impl Cast {
             notes,
         })
     }
+}
+
+/// The server's estimate and what it sent for `subscriber`, what the page received and
+/// when `publisher`'s video froze there; seconds since `t0`.
+pub fn subscriber_series(
+    server: &[RoomSample],
+    pages: &[PageSample],
+    t0: f64,
+    subscriber: &str,
+    publisher: &str,
+) -> Series {
+    let s = |t: f64| (t - t0) / 1000.0;
+    let mut series = Series::default();
+    for room in server {
+        if let Some(sub) = room.subscriber(subscriber) {
+            if let Some(e) = sub.estimate_bps {
+                series.estimate_kbps.push((s(room.t), e as f64 / 1000.0));
+            }
+            series
+                .sent_kbps
+                .push((s(room.t), sub.sent_bps as f64 / 1000.0));
+        }
+    }
+    series.received_kbps = metrics::page_received_kbps(pages)
+        .into_iter()
+        .map(|(t, k)| (s(t), k))
+        .collect();
+    series.freezes = metrics::page_freezes(pages, Some(publisher))
+        .into_iter()
+        .map(|(a, b)| (s(a), s(b)))
+        .collect();
+    series
+}
+
+/// The layer the server forwarded to `subscriber` of `publisher`'s video over time.
+pub fn layer_line(
+    server: &[RoomSample],
+    t0: f64,
+    subscriber: &str,
+    publisher: &str,
+) -> Vec<(f64, f64)> {
+    server
+        .iter()
+        .map(|room| {
+            let t = (room.t - t0) / 1000.0;
+            (t, layer_value(server_video(room, subscriber, publisher)))
+        })
+        .collect()
 }
 
 /// Turns a timeline of impairments into the plot's cap steps and shaded phases.
