@@ -29,7 +29,17 @@ pub async fn delay_jitter(config: &Config) -> Result<Outcome> {
     }
     let mut measures = Vec::new();
 
-    // Join to first frame.
+    // Join to first frame (the page may report its first frame after the server has
+    // switched it to f).
+    let page = cast.page;
+    cast.stage
+        .wait_for(Duration::from_secs(10), |stage| {
+            stage.chromium[page]
+                .events()
+                .iter()
+                .any(|e| matches!(e, Event::FirstFrame { .. }))
+        })
+        .await;
     let events = cast.stage.chromium[cast.page].events();
     let join_sent = events.iter().find_map(|e| match e {
         Event::Joined { join_sent_t, .. } => *join_sent_t,
@@ -64,7 +74,6 @@ pub async fn delay_jitter(config: &Config) -> Result<Outcome> {
     // low → high.
     cast.stage.chromium[cast.page].resize(400, 250).await?;
     let publisher = cast.publisher.clone();
-    let page = cast.page;
     let small = cast
         .stage
         .wait_for(config.phase(15, 20), |stage| {
