@@ -62,7 +62,7 @@ for mode in ("on", "off"):
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=10)
     bots_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    summary = json.load(open(out))["report"]["summary"]
+    summary = json.load(open(out))["summary"]
     rows.append((mode, bots.returncode, summary, bots_cpu / wall, server_cpu / wall, wall))
 
 print(f"webinar: 1 presenter -> {subscribers} viewers, {duration} measured{' (simulcast)' if simulcast else ''}, machine load {os.getloadavg()[0]:.1f}")
