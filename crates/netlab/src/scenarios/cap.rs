@@ -44,7 +44,6 @@ pub async fn cap_600(config: &Config) -> Result<Outcome> {
     let server = cast.stage.sampler.samples();
     let pages = cast.stage.chromium[cast.page].samples();
     let bots = cast.stage.bots[cast.bot].samples();
-    let mut measures = Vec::new();
     for (who, id) in [
         ("chromium", cast.page_id.clone()),
         ("bot", cast.bot_id.clone()),
@@ -386,13 +385,23 @@ pub async fn publisher_cap_500(config: &Config) -> Result<Outcome> {
     };
     let late = b - 5000.0;
     let f_kbps = metrics::page_delta(&published, late, b, |s| rid_bytes(s, "f")) * 8.0 / 5000.0;
+    // Without f before the cap, there is nothing to stop: the run would show nothing.
+    let f_before =
+        metrics::page_delta(&published, a - 3000.0, a, |s| rid_bytes(s, "f")) * 8.0 / 3000.0;
     let mut measures = vec![Measure::new(
+        "f_sent_before_cap",
+        "publisher",
+        Some(f_before),
+        "kbit/s",
+        Target::Info,
+    )];
+    measures.push(Measure::new(
         "f_sent_late_in_cap",
         "publisher",
         Some(f_kbps),
         "kbit/s",
         Target::AtMost(5.0),
-    )];
+    ));
     let f_stopped = settled_when(
         &published,
         a,
