@@ -98,6 +98,8 @@ impl DecodeError {
     }
 }
 
+/// Every `type` the decoder accepts: [`ClientMessage`]'s variants, as serde names them (a
+/// test holds the two together).
 const KNOWN_TYPES: &[&str] = &[
     "join",
     "offer",
@@ -284,6 +286,22 @@ mod tests {
             }
         );
         assert!(decode_client_message(r#"{"type":"resume"}"#).is_err());
+    }
+
+    #[test]
+    fn known_types_are_the_enums_variants() {
+        // serde lists the variants it knows when it meets one it does not.
+        let unknown = serde_json::from_value::<ClientMessage>(serde_json::json!({"type": "?"}))
+            .expect_err("not a variant")
+            .to_string();
+        let listed: Vec<&str> = unknown
+            .split_once("expected one of ")
+            .unwrap_or_else(|| panic!("serde's message changed: {unknown}"))
+            .1
+            .split(", ")
+            .map(|v| v.trim_matches('`'))
+            .collect();
+        assert_eq!(listed, KNOWN_TYPES);
     }
 
     #[test]

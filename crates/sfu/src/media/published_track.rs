@@ -80,6 +80,17 @@ pub fn order_rids(rids: &[String]) -> Vec<String> {
     ordered
 }
 
+/// Names the track (its state is in its counters).
+impl std::fmt::Debug for PublishedTrack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishedTrack")
+            .field("id", &self.info.id)
+            .field("publisher_id", &self.publisher_id)
+            .field("mid", &self.mid)
+            .finish_non_exhaustive()
+    }
+}
+
 impl PublishedTrack {
     /// `rids` are the simulcast layers, lowest first (empty without simulcast).
     pub fn new(

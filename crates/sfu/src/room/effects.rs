@@ -19,7 +19,7 @@ pub enum Order {
     RoleChanged(Role),
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub enum Effect {
     /// `msg` for the client of each member in `to`, in this order.
     Tell { to: Vec<String>, msg: ServerMessage },
@@ -31,18 +31,6 @@ pub enum Effect {
     Retire(Arc<PublishedTrack>),
     /// A track stops forwarding (its room ended); its totals stay with its member.
     Stop(Arc<PublishedTrack>),
-}
-
-impl std::fmt::Debug for Effect {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Effect::Tell { to, msg } => write!(f, "Tell({to:?}, {})", msg.to_json()),
-            Effect::Resubscribe { to } => write!(f, "Resubscribe({to:?})"),
-            Effect::Order { to, order } => write!(f, "Order({to}, {order:?})"),
-            Effect::Retire(t) => write!(f, "Retire({})", t.info.id),
-            Effect::Stop(t) => write!(f, "Stop({})", t.info.id),
-        }
-    }
 }
 
 /// The effects of one change, in the order they must be delivered.

@@ -7,6 +7,8 @@
 pub mod effects;
 pub mod state;
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;

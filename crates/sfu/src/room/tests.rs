@@ -1,9 +1,8 @@
 //! The room's rules without sessions or sockets: every change's effects, per recipient.
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use roomcast_protocol::{Role, RoomSettings, ServerMessage, Track, TrackKind, TrackSource};
-use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecParameters;
+use roomcast_protocol::{Role, RoomSettings, ServerMessage, TrackKind};
 
 use super::state::{JoinRefused, Joining, ModerationError, RoomState, Welcome};
 use super::{Effect, Effects, Order};
@@ -40,21 +39,7 @@ fn webinar() -> RoomState {
 }
 
 fn track(publisher: &str, id: &str, kind: TrackKind) -> Arc<PublishedTrack> {
-    let info = Track {
-        id: id.to_owned(),
-        kind,
-        source: TrackSource::default_for(kind),
-        simulcast: false,
-        muted: false,
-    };
-    Arc::new(PublishedTrack::new(
-        info,
-        publisher.to_owned(),
-        "0".to_owned(),
-        RTCRtpCodecParameters::default(),
-        &[],
-        Weak::new(),
-    ))
+    super::testing::track(publisher, id, "0", kind)
 }
 
 /// The messages `id` is told, in order.

@@ -8,19 +8,27 @@
 //! connection. A session that closes (leave, kick, grace over) removes its token.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use roomcast_protocol::{ErrorCode, ServerMessage};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::Parked;
+use super::mailbox::SessionMailbox;
+use super::{Parked, Session, Sessions};
+use crate::room::Welcome;
+use crate::signaling::outbox::Outbox;
 
 /// How long a session whose WebSocket dropped waits for `resume` before it leaves.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(20);
 
 /// Overrides [`DEFAULT_GRACE`], in milliseconds, when the server starts.
 pub const GRACE_ENV: &str = "ROOMCAST_RESUME_GRACE_MS";
+
+/// How long a `resume` waits for the session to hand itself over.
+const HANDOFF_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A request to a session to move to a new connection: it sends itself through `reply`.
 pub struct Takeover {
@@ -102,6 +110,67 @@ impl ResumeRegistry {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// `resume`: takes over the session of `token` for this connection, or answers
+/// `session_expired`.
+pub(super) async fn resume(
+    sessions: &Sessions,
+    outbox: &Outbox,
+    token: &str,
+) -> Option<Box<Session>> {
+    let expired = || {
+        outbox.send(ServerMessage::error(
+            ErrorCode::SessionExpired,
+            "no session to resume with this token (it ended, or its grace period ran out): join again",
+        ))
+    };
+    let Some(slot) = sessions.resume.take(token) else {
+        expired();
+        return None;
+    };
+    let (reply, handed) = oneshot::channel();
+    if slot.try_send(Takeover { reply }).is_err() {
+        expired();
+        return None;
+    }
+    let mut session = match tokio::time::timeout(HANDOFF_TIMEOUT, handed).await {
+        Ok(Ok(Parked(session))) => session,
+        Ok(Err(_)) => {
+            expired();
+            return None;
+        }
+        Err(_) => {
+            tracing::warn!("a session did not hand itself over in time");
+            sessions.resume.restore(token, slot);
+            outbox.send(ServerMessage::error(
+                ErrorCode::InternalError,
+                "the session did not answer in time; try again",
+            ));
+            return None;
+        }
+    };
+    session.token = sessions.resume.register(session.takeover_tx.clone());
+    let welcome = |welcome: Welcome| ServerMessage::Resumed {
+        participant_id: session.core.id().to_owned(),
+        room: session.core.room().name.clone(),
+        participants: welcome.participants,
+        role: welcome.role,
+        session_token: session.token.clone(),
+    };
+    let mailbox = Arc::new(SessionMailbox {
+        outbox: outbox.clone(),
+        resubscribe: Arc::clone(&session.resubscribe),
+        orders: session.orders_tx.clone(),
+        egress: session.shell.egress(),
+    });
+    session
+        .core
+        .room()
+        .rebind(session.core.id(), mailbox, welcome);
+    let outputs = session.core.resume(Instant::now());
+    session.carry_out(outputs, outbox).await;
+    Some(session)
 }
 
 /// 128 random bits from the thread's CSPRNG, as 32 hex digits.
