@@ -297,7 +297,7 @@ impl JoinGate for JoinsPerIp {
             return Ok(());
         }
         let rate = self.0.rate();
-        tracing::info!(%ip, "join refused: too many joins from this address");
+        tracing::debug!(%ip, "join refused: too many joins from this address");
         Err(format!(
             "too many joins from your address: at most {} per second (bursts of {})",
             rate.per_second, rate.burst

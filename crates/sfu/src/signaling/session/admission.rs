@@ -117,7 +117,7 @@ pub fn refusal(refused: JoinRefused, config: &SfuConfig) -> Refusal {
     let (code, message) = match refused {
         JoinRefused::Full => (ErrorCode::RoomFull, "the room is full".to_owned()),
         JoinRefused::TooManyRooms => {
-            tracing::warn!(max_rooms = config.max_rooms, "join refused: too many rooms");
+            tracing::debug!(max_rooms = config.max_rooms, "join refused: too many rooms");
             (
                 ErrorCode::RoomFull,
                 format!(
