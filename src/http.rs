@@ -536,3 +536,33 @@ async fn read_frames(r: Reader) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+    use std::time::Instant;
+
+    #[test]
+    fn joins_beyond_the_rate_are_refused_until_the_bucket_refills() {
+        let t0 = Instant::now();
+        let gate = JoinsPerIp(PerIpLimiter::new(Rate::new(1, 3).expect("a rate"), t0));
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        for i in 0..3 {
+            assert_eq!(gate.admit(ip, t0), Ok(()), "join {i} of the burst");
+        }
+        let refused = gate.admit(ip, t0).expect_err("over the burst");
+        assert!(refused.contains("1 per second"), "{refused}");
+        assert!(gate.admit(ip, t0 + Duration::from_millis(999)).is_err());
+        assert_eq!(
+            gate.admit(ip, t0 + Duration::from_secs(1)),
+            Ok(()),
+            "a second later"
+        );
+        assert!(
+            gate.admit(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), t0)
+                .is_ok(),
+            "another address"
+        );
+    }
+}

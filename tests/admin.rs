@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use roomcast::{RunningServer, ServeArgs};
-use roomcast_bots::{Bot, BotConfig, MessageCursor};
+use roomcast_bots::MessageCursor;
 use roomcast_protocol::{ErrorCode, Role, ServerMessage, TrackKind};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,18 +15,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const KEY: &str = "test-admin-key-0123456789abcdef";
 
 async fn start_with_key() -> RunningServer {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
-    RunningServer::start(&ServeArgs {
+    start_with(ServeArgs {
         admin_key: Some(KEY.to_owned()),
         ..ServeArgs::local_ephemeral()
     })
     .await
-    .expect("server starts")
 }
 
 /// One HTTP response: status, headers (lower-case names) and the body as JSON (`Null` when
@@ -124,40 +117,6 @@ async fn raw_call(conn: &mut tokio::net::TcpStream, request: &str) -> Reply {
 
 async fn admin(server: &RunningServer, method: &str, path: &str, body: Option<&str>) -> Reply {
     call(server, method, path, Some(KEY), body).await
-}
-
-fn config(server: &RunningServer, room: &str, name: &str, role: Role) -> BotConfig {
-    BotConfig::new(server.ws_url(), room, name).with_role(role)
-}
-
-fn viewer(server: &RunningServer, room: &str, name: &str, role: Role) -> BotConfig {
-    config(server, room, name, role).with_publish(false, None)
-}
-
-fn packets_of(bot: &Bot, publisher: &str, kind: TrackKind) -> u64 {
-    bot.remote_tracks()
-        .iter()
-        .filter(|t| t.publisher_id == publisher && t.kind == kind)
-        .map(|t| t.packets)
-        .sum()
-}
-
-/// Waits until `bot` has received `n` more video packets from `publisher`: an observation
-/// window measured in media.
-async fn video_window(bot: &Bot, publisher: &str, n: u64) {
-    let start = packets_of(bot, publisher, TrackKind::Video);
-    bot.wait_for_media(
-        |t| {
-            t.iter()
-                .filter(|x| x.publisher_id == publisher && x.kind == TrackKind::Video)
-                .map(|x| x.packets)
-                .sum::<u64>()
-                >= start + n
-        },
-        MEDIA_TIMEOUT,
-    )
-    .await
-    .expect("video keeps flowing");
 }
 
 /// Polls `GET path` until `done` holds for its JSON.
@@ -487,9 +446,10 @@ async fn mute_stops_forwarding_and_everyone_gets_track_muted() {
     }
     wait_muted(&watcher, from, &p, &video, true).await;
     let stopped = packets_of(&watcher, &p, TrackKind::Video);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Let packets on their way arrive, then watch a window measured in what pres sends.
+    sent_window(&pres, TrackKind::Video, 10).await;
     let settled = packets_of(&watcher, &p, TrackKind::Video);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    sent_window(&pres, TrackKind::Video, 30).await;
     assert_eq!(
         packets_of(&watcher, &p, TrackKind::Video),
         settled,
@@ -507,33 +467,15 @@ async fn mute_stops_forwarding_and_everyone_gets_track_muted() {
     .await;
     assert_eq!(reply.status, 200, "{reply:#?}");
     wait_muted(&watcher, from, &p, &audio, false).await;
-    watcher
-        .wait_for_media(
-            |t| {
-                t.iter()
-                    .filter(|x| x.publisher_id == p && x.kind == TrackKind::Audio)
-                    .map(|x| x.packets)
-                    .sum::<u64>()
-                    > muted_at + 30
-            },
-            MEDIA_TIMEOUT,
-        )
-        .await
-        .expect("audio resumes after unmute");
-    assert!(pres.closed().is_none() && watcher.closed().is_none());
-}
-
-async fn wait_muted(bot: &Bot, from: MessageCursor, publisher: &str, track: &str, muted: bool) {
-    bot.wait_for_message_after(
-        from,
-        |m| {
-            matches!(m, ServerMessage::TrackMuted { participant_id, track_id, muted: m }
-                if participant_id == publisher && track_id == track && *m == muted)
-        },
-        MESSAGE_TIMEOUT,
+    wait_packets_above(
+        &watcher,
+        &p,
+        TrackKind::Audio,
+        muted_at + 30,
+        "audio resumes after unmute",
     )
-    .await
-    .unwrap_or_else(|e| panic!("{} gets track_muted {muted}: {e}", bot.participant_id()));
+    .await;
+    assert!(pres.closed().is_none() && watcher.closed().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

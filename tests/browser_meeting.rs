@@ -3,7 +3,8 @@
 //! the other two's camera tiles playing, chat with the unread badge, the stats overlay, the
 //! received resolution following the tile's size, a muted microphone and a camera turned off
 //! shown on the tile, a screen share as an extra tile, a leaver's tile going away. Saves
-//! `docs/screenshot.png` (1280x800) and `docs/screenshot-phone.png` (390x844). Needs what
+//! `target/screenshots/screenshot.png` (1280x800) and `screenshot-phone.png` (390x844) there;
+//! `bash tests/browser/refresh-screenshots.sh` copies a run's to `docs/`. Needs what
 //! `tests/run.sh` installs.
 //!
 //! `cargo test --test browser_meeting -- --nocapture` prints each step's timings and the
@@ -26,8 +27,14 @@ async fn three_browsers_meet() {
     server.sessions.resume.set_grace(Duration::from_secs(1));
     let url = format!("http://localhost:{}", server.http_addr.port());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/meeting.mjs");
-    let screenshot = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshot.png");
-    let phone = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/screenshot-phone.png");
+    let screenshot = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/screenshots/screenshot.png"
+    );
+    let phone = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/screenshots/screenshot-phone.png"
+    );
     let started = std::time::SystemTime::now();
     let (result, stderr) = run_script(
         script,

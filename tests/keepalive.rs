@@ -3,8 +3,6 @@
 //! the room sees it leave; clients that keep reading stay connected.
 mod common;
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -24,12 +22,7 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn start() -> RunningServer {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
+    init_logs();
     let options = HttpOptions {
         keepalive: Keepalive {
             ping_interval: PING,
@@ -175,13 +168,12 @@ async fn a_silent_client_is_dropped_and_a_reading_one_stays() {
     // This client keeps reading (so tokio-tungstenite answers every ping) and never sends
     // anything else.
     let (mut reading, _) = raw_join(&server, "keepalive", "reading").await;
-    let pings = Arc::new(AtomicU32::new(0));
-    let counted = Arc::clone(&pings);
+    let (counted, mut pings) = tokio::sync::watch::channel(0u32);
     let reader = tokio::spawn(async move {
         loop {
             match reading.next().await {
                 Some(Ok(Message::Ping(_))) => {
-                    counted.fetch_add(1, Ordering::Relaxed);
+                    counted.send_modify(|n| *n += 1);
                 }
                 Some(Ok(Message::Close(frame))) => return frame,
                 Some(Ok(_)) => {}
@@ -229,8 +221,14 @@ async fn a_silent_client_is_dropped_and_a_reading_one_stays() {
         KEEPALIVE_CLOSE_CODE
     );
 
-    // Well past the timeout since they joined, the reading clients are still here.
-    tokio::time::sleep(TIMEOUT).await;
+    // Well past the timeout since they joined, the reading clients are still here: the
+    // server pinged the reading one for longer than the timeout meanwhile.
+    let seen = *pings.borrow();
+    let past_timeout = seen + (TIMEOUT.as_millis() / PING.as_millis()) as u32 + 1;
+    tokio::time::timeout(TIMEOUT + PING * 3, pings.wait_for(|n| *n >= past_timeout))
+        .await
+        .expect("pings keep coming")
+        .expect("the reading client is still reading");
     assert!(!reader.is_finished(), "the reading client was dropped");
     assert!(watcher.closed().is_none(), "the bot was dropped");
     let participants = server.sfu.room("keepalive").expect("room").participants();
@@ -240,7 +238,7 @@ async fn a_silent_client_is_dropped_and_a_reading_one_stays() {
         names.contains(&"reading") && names.contains(&"watcher"),
         "{names:?}"
     );
-    let pings = pings.load(Ordering::Relaxed);
+    let pings = *pings.borrow();
     assert!(pings >= 4, "{pings} pings in over 6 s");
     reader.abort();
 }

@@ -3,16 +3,8 @@
 mod common;
 
 use common::*;
-use roomcast_bots::{Bot, BotConfig, BotError, MessageCursor, VideoCodec};
+use roomcast_bots::{Bot, BotError, MessageCursor, VideoCodec};
 use roomcast_protocol::{ClientMessage, ErrorCode, Role, ServerMessage, TrackKind};
-
-fn config(server: &roomcast::RunningServer, room: &str, name: &str, role: Role) -> BotConfig {
-    BotConfig::new(server.ws_url(), room, name).with_role(role)
-}
-
-fn viewer(server: &roomcast::RunningServer, room: &str, name: &str, role: Role) -> BotConfig {
-    config(server, room, name, role).with_publish(false, None)
-}
 
 async fn expect_error(bot: &Bot, from: MessageCursor, code: ErrorCode) -> String {
     match bot
@@ -55,45 +47,6 @@ async fn track_id_of(bot: &Bot, publisher: &str, kind: TrackKind) -> String {
         Ok(ServerMessage::TrackPublished { track, .. }) => track.id,
         other => panic!("no {kind:?} track of {publisher}: {other:?}"),
     }
-}
-
-fn packets_of(bot: &Bot, publisher: &str, kind: TrackKind) -> u64 {
-    bot.remote_tracks()
-        .iter()
-        .filter(|t| t.publisher_id == publisher && t.kind == kind)
-        .map(|t| t.packets)
-        .sum()
-}
-
-/// Waits until `bot` has received `n` more video packets from `publisher`: a bounded
-/// observation window measured in media, not in sleeps.
-async fn video_window(bot: &Bot, publisher: &str, n: u64) {
-    let start = packets_of(bot, publisher, TrackKind::Video);
-    bot.wait_for_media(
-        |t| {
-            t.iter()
-                .filter(|x| x.publisher_id == publisher && x.kind == TrackKind::Video)
-                .map(|x| x.packets)
-                .sum::<u64>()
-                >= start + n
-        },
-        MEDIA_TIMEOUT,
-    )
-    .await
-    .expect("video keeps flowing");
-}
-
-async fn wait_muted(bot: &Bot, from: MessageCursor, publisher: &str, track: &str, muted: bool) {
-    bot.wait_for_message_after(
-        from,
-        |m| {
-            matches!(m, ServerMessage::TrackMuted { participant_id, track_id, muted: m }
-                if participant_id == publisher && track_id == track && *m == muted)
-        },
-        MESSAGE_TIMEOUT,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{} gets track_muted {muted}: {e}", bot.participant_id()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,19 +157,14 @@ async fn host_mutes_a_presenters_audio_and_unmutes_it() {
     .await
     .unwrap();
     wait_muted(&watcher, from, &p, &audio, false).await;
-    watcher
-        .wait_for_media(
-            |t| {
-                t.iter()
-                    .filter(|x| x.publisher_id == p && x.kind == TrackKind::Audio)
-                    .map(|x| x.packets)
-                    .sum::<u64>()
-                    > muted_at + 30
-            },
-            MEDIA_TIMEOUT,
-        )
-        .await
-        .expect("audio resumes after unmute");
+    wait_packets_above(
+        &watcher,
+        &p,
+        TrackKind::Audio,
+        muted_at + 30,
+        "audio resumes after unmute",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

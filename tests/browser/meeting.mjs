@@ -13,9 +13,11 @@
 //               arrives (inbound-rtp bytes of their audio mids rising) and plays
 //               (`audioPlaying`; where Chrome blocked autoplay the client shows #audio-unlock,
 //               which is clicked as a user would, and reported) and #participant-count reads 3.
-//   screenshots Ann's 1280x800 view saved as `--screenshot` (docs/screenshot.png); Ben's
-//               window set to a phone's 390x844, his tiles still play and fit, the Leave button
-//               is on screen; saved as `--phone-screenshot` (docs/screenshot-phone.png).
+//   screenshots Ann's 1280x800 view saved as `--screenshot` (target/screenshots/screenshot.png);
+//               Ben's window set to a phone's 390x844, his tiles still play and fit, the Leave
+//               button is on screen; saved as `--phone-screenshot`
+//               (target/screenshots/screenshot-phone.png). refresh-screenshots.sh copies them
+//               to docs/.
 //   chat        Ann opens the chat (#chat-button), types (#chat-input) and presses Enter: the
 //               message appears in Ann's #chat-log; Ben and Cleo (chat closed) show the unread
 //               badge #chat-unread "1" and have the text in #chat-log; Ben opens his chat and
@@ -70,8 +72,8 @@ import {
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const USAGE = `usage: node meeting.mjs --url http://localhost:PORT [--room R] [--timeout-ms 40000]
-       [--switch-timeout-ms 15000] [--publisher-timeout-ms 40000] [--screenshot docs/screenshot.png]
-       [--phone-screenshot docs/screenshot-phone.png] [--steps all|join,chat,…]`;
+       [--switch-timeout-ms 15000] [--publisher-timeout-ms 40000] [--screenshot target/screenshots/screenshot.png]
+       [--phone-screenshot target/screenshots/screenshot-phone.png] [--steps all|join,chat,…]`;
 const NAMES = ['Ann', 'Ben', 'Cleo'];
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
@@ -676,8 +678,8 @@ async function main() {
     switchTimeoutMs: 15000,
     publisherTimeoutMs: 40000,
     steps: 'all',
-    screenshot: path.join(REPO, 'docs', 'screenshot.png'),
-    phoneScreenshot: path.join(REPO, 'docs', 'screenshot-phone.png'),
+    screenshot: path.join(REPO, 'target', 'screenshots', 'screenshot.png'),
+    phoneScreenshot: path.join(REPO, 'target', 'screenshots', 'screenshot-phone.png'),
   }, USAGE);
   options.screenshot = path.resolve(options.screenshot);
   options.phoneScreenshot = path.resolve(options.phoneScreenshot);

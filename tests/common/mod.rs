@@ -8,22 +8,29 @@ pub mod raw;
 use std::time::Duration;
 
 use roomcast::{RunningServer, ServeArgs};
-use roomcast_bots::{Bot, BotConfig, RemoteTrackStats};
-use roomcast_protocol::TrackKind;
+use roomcast_bots::{Bot, BotConfig, MessageCursor, RemoteTrackStats};
+use roomcast_protocol::{Role, ServerMessage, TrackKind};
 
 pub const MEDIA_TIMEOUT: Duration = Duration::from_secs(20);
 pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn start_server() -> RunningServer {
+/// Logs to the test's output, filtered by `RUST_LOG` (warnings by default).
+pub fn init_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_test_writer()
         .try_init();
-    RunningServer::start(&ServeArgs::local_ephemeral())
-        .await
-        .expect("server starts")
+}
+
+pub async fn start_server() -> RunningServer {
+    start_with(ServeArgs::local_ephemeral()).await
+}
+
+pub async fn start_with(args: ServeArgs) -> RunningServer {
+    init_logs();
+    RunningServer::start(&args).await.expect("server starts")
 }
 
 pub async fn join(server: &RunningServer, room: &str, name: &str) -> Bot {
@@ -96,4 +103,91 @@ pub async fn assert_media_keeps_flowing(bot: &Bot, publishers: &[&str]) {
     )
     .await
     .unwrap_or_else(|e| panic!("media to {} stopped: {e}", bot.participant_id()));
+}
+
+/// A bot joining `room` with `role`, publishing audio and video.
+pub fn config(server: &RunningServer, room: &str, name: &str, role: Role) -> BotConfig {
+    BotConfig::new(server.ws_url(), room, name).with_role(role)
+}
+
+/// A bot joining `room` with `role` that publishes nothing.
+pub fn viewer(server: &RunningServer, room: &str, name: &str, role: Role) -> BotConfig {
+    config(server, room, name, role).with_publish(false, None)
+}
+
+/// Packets `bot` received from `publisher`'s tracks of `kind`.
+pub fn packets_of(bot: &Bot, publisher: &str, kind: TrackKind) -> u64 {
+    bot.remote_tracks()
+        .iter()
+        .filter(|t| t.publisher_id == publisher && t.kind == kind)
+        .map(|t| t.packets)
+        .sum()
+}
+
+/// Waits until `bot` has received more than `above` packets from `publisher`'s tracks of
+/// `kind`; `what` names the wait when it times out.
+pub async fn wait_packets_above(
+    bot: &Bot,
+    publisher: &str,
+    kind: TrackKind,
+    above: u64,
+    what: &str,
+) {
+    bot.wait_for_media(
+        |t| {
+            t.iter()
+                .filter(|x| x.publisher_id == publisher && x.kind == kind)
+                .map(|x| x.packets)
+                .sum::<u64>()
+                > above
+        },
+        MEDIA_TIMEOUT,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{what}: {e}"));
+}
+
+/// Waits until `bot` has received `n` more video packets from `publisher`: an observation
+/// window measured in media, not in sleeps.
+pub async fn video_window(bot: &Bot, publisher: &str, n: u64) {
+    let start = packets_of(bot, publisher, TrackKind::Video);
+    wait_packets_above(
+        bot,
+        publisher,
+        TrackKind::Video,
+        start + n - 1,
+        "video keeps flowing",
+    )
+    .await;
+}
+
+/// Waits until `publisher` has sent `n` more frames of its track of `kind`: an observation
+/// window measured in what it sends, for when nothing arrives anywhere.
+pub async fn sent_window(publisher: &Bot, kind: TrackKind, n: u64) {
+    let frames = |tracks: &[roomcast_bots::PublishedTrackStats]| -> u64 {
+        tracks
+            .iter()
+            .filter(|t| t.kind == kind)
+            .map(|t| t.frames_sent)
+            .sum()
+    };
+    let start = frames(&publisher.published_tracks());
+    publisher
+        .wait_for_published(|t| frames(t) >= start + n, MEDIA_TIMEOUT)
+        .await
+        .expect("the publisher keeps sending");
+}
+
+/// Waits until `bot` is told, after `from`, that `publisher`'s `track` is `muted` (or not).
+pub async fn wait_muted(bot: &Bot, from: MessageCursor, publisher: &str, track: &str, muted: bool) {
+    bot.wait_for_message_after(
+        from,
+        |m| {
+            matches!(m, ServerMessage::TrackMuted { participant_id, track_id, muted: m }
+                if participant_id == publisher && track_id == track && *m == muted)
+        },
+        MESSAGE_TIMEOUT,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{} gets track_muted {muted}: {e}", bot.participant_id()));
 }
