@@ -12,6 +12,7 @@ pub mod egress;
 pub mod error;
 pub mod media;
 pub mod peer;
+pub mod rate;
 pub mod room;
 pub mod sfu;
 pub mod signaling;
