@@ -34,6 +34,10 @@ pub enum ErrorCode {
     /// `resume` named no session that can be resumed (unknown token, or its grace period
     /// ran out and it left). The connection stays open: `join` afresh.
     SessionExpired,
+    /// A limit on what one participant (or one room) may create or send refused this
+    /// request: tracks, m-lines, SDP bytes, ICE candidates, chat messages per second. Nothing
+    /// of it was applied; the connection stays open.
+    LimitExceeded,
 }
 
 impl ErrorCode {
@@ -56,6 +60,7 @@ impl ErrorCode {
             ErrorCode::Kicked => "kicked",
             ErrorCode::RoomLocked => "room_locked",
             ErrorCode::SessionExpired => "session_expired",
+            ErrorCode::LimitExceeded => "limit_exceeded",
         }
     }
 }
@@ -90,6 +95,7 @@ mod tests {
             ErrorCode::Kicked,
             ErrorCode::RoomLocked,
             ErrorCode::SessionExpired,
+            ErrorCode::LimitExceeded,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

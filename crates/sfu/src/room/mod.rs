@@ -20,7 +20,7 @@ use parking_lot::RwLock;
 use roomcast_protocol::{Participant, Role, RoomSettings, ServerMessage, TrackKind};
 
 pub use effects::{Effect, Effects, Order};
-pub use state::{JoinRefused, Joining, ModerationError, RoomState, Welcome};
+pub use state::{ChatRefused, JoinRefused, Joining, ModerationError, RoomState, Welcome};
 
 use crate::egress::Egress;
 use crate::media::published_track::PublishedTrack;
@@ -247,6 +247,14 @@ impl Room {
 
     pub fn broadcast(&self, msg: ServerMessage) {
         self.change(|s| ((), s.broadcast(msg)))
+    }
+
+    /// See [`RoomState::chat`].
+    pub fn chat(&self, from: &str, text: String, ts: u64, now: Instant) -> Result<(), ChatRefused> {
+        self.change(|s| match s.chat(from, text, ts, now) {
+            Ok(effects) => (Ok(()), effects),
+            Err(refused) => (Err(refused), Vec::new()),
+        })
     }
 
     /// Mutes (or unmutes) the tracks `id` publishes, of `kind` or all; every member is told

@@ -14,9 +14,26 @@ use roomcast_protocol::{Participant, Role, RoomSettings, ServerMessage, TrackKin
 
 use super::effects::{Effect, Effects, Order};
 use crate::media::published_track::PublishedTrack;
+use crate::rate::{Rate, TokenBucket};
 
 /// The least time between two `audience_count` announcements.
 pub const AUDIENCE_COUNT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Chat messages a room passes on, from all its senders together (each sender also has its
+/// own rate): a room's chat costs a message per member each, so it is bounded as a whole.
+pub const ROOM_CHAT: Rate = Rate {
+    per_second: 20.0,
+    burst: 40.0,
+};
+
+/// Why a chat message was not passed on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ChatRefused {
+    /// The room's chat is at its rate.
+    Busy(Rate),
+    /// The sender is not in the room.
+    NotHere,
+}
 
 /// Someone asking to join.
 #[derive(Debug, Clone)]
@@ -101,6 +118,8 @@ pub struct RoomState {
     locked: bool,
     ended: bool,
     audience: AudienceAnnouncer,
+    /// The room's chat rate (started by its first message).
+    chat: Option<TokenBucket>,
 }
 
 fn tell(to: Vec<String>, msg: ServerMessage) -> Effect {
@@ -386,6 +405,37 @@ impl RoomState {
             ),
             Effect::Resubscribe { to: others },
         ]
+    }
+
+    /// `text` from `from` for those who may read it: everyone; or, from an audience member,
+    /// the hosts and presenters (as a webinar's Q&A, so the audience never learns each
+    /// other's names) and the sender itself.
+    pub fn chat(
+        &mut self,
+        from: &str,
+        text: String,
+        ts: u64,
+        now: Instant,
+    ) -> Result<Effects, ChatRefused> {
+        let sender = self.members.get(from).ok_or(ChatRefused::NotHere)?;
+        let bucket = self
+            .chat
+            .get_or_insert_with(|| TokenBucket::new(ROOM_CHAT, now));
+        if !bucket.try_take(now) {
+            return Err(ChatRefused::Busy(ROOM_CHAT));
+        }
+        let to = if sender.is_audience() {
+            self.ids(|m| m.id == from || !m.is_audience())
+        } else {
+            self.ids(|_| true)
+        };
+        let msg = ServerMessage::Chat {
+            participant_id: from.to_owned(),
+            name: sender.name.clone(),
+            text,
+            ts,
+        };
+        Ok(vec![tell(to, msg)])
     }
 
     /// `msg` for every member.

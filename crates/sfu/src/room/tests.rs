@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 
 use roomcast_protocol::{Role, RoomSettings, ServerMessage, TrackKind};
 
-use super::state::{JoinRefused, Joining, ModerationError, RoomState, Welcome};
+use super::state::{
+    ChatRefused, JoinRefused, Joining, ModerationError, RoomState, Welcome, ROOM_CHAT,
+};
 use super::{Effect, Effects, Order};
 use crate::media::published_track::PublishedTrack;
 
@@ -448,4 +450,61 @@ fn audience_count_is_announced_on_change_at_most_once_a_second() {
             .is_empty(),
         "unchanged"
     );
+}
+
+fn chat_to(effects: &Effects, id: &str) -> Vec<String> {
+    told(effects, id)
+        .into_iter()
+        .filter_map(|m| match m {
+            ServerMessage::Chat { text, .. } => Some(text),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn audience_chat_reaches_staff_and_the_sender_only() {
+    let now = Instant::now();
+    let mut room = webinar();
+    join(&mut room, "v1", None);
+    join(&mut room, "v2", None);
+    join(&mut room, "p", Some(Role::Presenter));
+    let effects = room.chat("v1", "a question".into(), 0, now).unwrap();
+    for reader in ["host", "p", "v1"] {
+        assert_eq!(chat_to(&effects, reader), ["a question"], "{reader}");
+    }
+    assert!(
+        chat_to(&effects, "v2").is_empty(),
+        "the audience does not see each other"
+    );
+    let effects = room.chat("host", "an answer".into(), 0, now).unwrap();
+    for reader in ["host", "p", "v1", "v2"] {
+        assert_eq!(chat_to(&effects, reader), ["an answer"], "{reader}");
+    }
+    assert_eq!(
+        room.chat("nobody", "x".into(), 0, now).unwrap_err(),
+        ChatRefused::NotHere
+    );
+}
+
+#[test]
+fn a_rooms_chat_is_capped_for_all_senders_together() {
+    let t0 = Instant::now();
+    let mut room = RoomState::default();
+    join(&mut room, "a", None);
+    join(&mut room, "b", None);
+    let burst = ROOM_CHAT.burst as usize;
+    for i in 0..burst {
+        let from = if i % 2 == 0 { "a" } else { "b" };
+        assert!(
+            room.chat(from, format!("{i}"), 0, t0).is_ok(),
+            "message {i}"
+        );
+    }
+    assert_eq!(
+        room.chat("a", "busy".into(), 0, t0).unwrap_err(),
+        ChatRefused::Busy(ROOM_CHAT)
+    );
+    let later = t0 + Duration::from_secs_f64(1.0 / ROOM_CHAT.per_second);
+    assert!(room.chat("b", "again".into(), 0, later).is_ok());
 }

@@ -16,7 +16,7 @@ use crate::signaling::outbox::Outbox;
 
 /// Joins the room `request` names, or tells the client why not (and creates nothing).
 pub(super) async fn join(
-    sessions: &Sessions,
+    sessions: &Arc<Sessions>,
     client: &Client,
     outbox: &Outbox,
     request: JoinRequest,
@@ -92,7 +92,8 @@ pub(super) async fn join(
     resubscribe.notify_one();
     let shell = Shell::new(id.clone(), Arc::clone(&room), Arc::clone(sfu), peer);
     Some(Box::new(Session {
-        core: SessionCore::new(id, name, room),
+        sessions: Arc::clone(sessions),
+        core: SessionCore::new(id, room, sessions.limits),
         shell,
         resubscribe,
         orders,

@@ -26,6 +26,9 @@ use tokio::sync::{mpsc, oneshot, Notify};
 pub use admission::{Client, JoinGate};
 pub use resume::ResumeRegistry;
 
+#[cfg(feature = "fault-injection")]
+pub use self::core::cmd::chat::PANIC_ON_CHAT;
+pub use self::core::ParticipantLimits;
 use self::core::{Input, Output, PeerEvent, RoomEvent, SessionCore};
 use self::shell::Shell;
 use crate::room::Order;
@@ -38,13 +41,20 @@ pub struct Sessions {
     pub sfu: Arc<Sfu>,
     /// Session tokens of joined sessions, for `resume`, and the grace period.
     pub resume: ResumeRegistry,
+    /// What each participant may create or send.
+    pub limits: ParticipantLimits,
 }
 
 impl Sessions {
     pub fn new(sfu: Arc<Sfu>) -> Arc<Sessions> {
+        Sessions::with_limits(sfu, ParticipantLimits::default())
+    }
+
+    pub fn with_limits(sfu: Arc<Sfu>, limits: ParticipantLimits) -> Arc<Sessions> {
         Arc::new(Sessions {
             sfu,
             resume: ResumeRegistry::default(),
+            limits,
         })
     }
 }
@@ -69,7 +79,10 @@ pub enum SessionEnd {
 }
 
 /// A joined session: its two halves and its links to the room and the resume registry.
+/// However it ends (`leave`, a drop past its grace, a kick, a panic), dropping it leaves the
+/// room and spends its resume token; its shell frees the media.
 struct Session {
+    sessions: Arc<Sessions>,
     core: SessionCore,
     shell: Shell,
     /// Woken when the tracks this member may receive changed.
@@ -111,13 +124,13 @@ pub async fn run_session(
     loop {
         match session.drive(&mut inbound, &outbox).await {
             Exit::End(end) => {
-                session.close(&sessions).await;
+                session.close().await;
                 return end;
             }
             Exit::Dropped => {
                 let grace = sessions.resume.grace();
                 if grace.is_zero() || sessions.resume.shutdown_token().is_cancelled() {
-                    session.close(&sessions).await;
+                    session.close().await;
                 } else {
                     session.core.park(Instant::now(), grace);
                     tokio::spawn(park(Arc::clone(&sessions), session));
@@ -190,7 +203,7 @@ async fn park(sessions: Arc<Sessions>, mut session: Box<Session>) {
             break;
         }
     }
-    session.close(&sessions).await;
+    session.close().await;
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {
@@ -305,14 +318,24 @@ impl Session {
         None
     }
 
-    /// Leaves the room and frees everything: tracks, tasks, the PeerConnection.
-    async fn close(self: Box<Self>, sessions: &Sessions) {
-        let Session {
-            core, shell, token, ..
-        } = *self;
-        sessions.resume.remove(&token);
-        sessions.sfu.leave(core.room(), core.id());
-        shell.close(core.published()).await;
-        tracing::info!(room = %core.room().name, participant = %core.id(), "left");
+    /// Ends the session: it leaves the room and frees everything, and the PeerConnection is
+    /// closed before this returns.
+    async fn close(mut self: Box<Self>) {
+        let pc = self.shell.close_here();
+        drop(self);
+        if let Err(e) = pc.close().await {
+            tracing::debug!(error = %e, "closing the connection");
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.sessions.resume.remove(&self.token);
+        self.sessions.sfu.leave(self.core.room(), self.core.id());
+        for track in self.core.published() {
+            track.close();
+        }
+        tracing::info!(room = %self.core.room().name, participant = %self.core.id(), "left");
     }
 }

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 use webrtc::rtp_transceiver::{RTCRtpTransceiver, RTCRtpTransceiverInit};
@@ -61,6 +62,8 @@ pub(super) struct Shell {
     /// Share the subscriber's estimated bandwidth among its tracks (see
     /// [`crate::SfuConfig::congestion_control`]).
     congestion_control: bool,
+    /// The owner closes the PeerConnection itself (see [`Shell::close_here`]).
+    closed_by_owner: bool,
 }
 
 /// A transceiver's [`TransceiverId`]: its address, stable while the connection holds it.
@@ -86,6 +89,7 @@ impl Shell {
             layers: LayerControl::default(),
             layer_tick,
             congestion_control,
+            closed_by_owner: false,
         }
     }
 
@@ -402,21 +406,38 @@ impl Shell {
         }
     }
 
-    /// Frees everything: subscriptions, `published`, tasks, the PeerConnection.
-    pub async fn close<'a>(self, published: impl Iterator<Item = &'a Arc<PublishedTrack>>) {
-        for (_, sub) in self.subscriptions {
+    /// The PeerConnection, for the caller to close and wait for; dropping the shell then
+    /// frees the rest without closing it again.
+    pub fn close_here(&mut self) -> Arc<RTCPeerConnection> {
+        self.closed_by_owner = true;
+        Arc::clone(&self.peer.pc)
+    }
+}
+
+/// Frees the media objects however the session ends, a panic included: subscriptions, tasks,
+/// the send path, and (unless [`Shell::close_here`] was asked) the PeerConnection, closed in
+/// a task of its own.
+impl Drop for Shell {
+    fn drop(&mut self) {
+        for (_, sub) in self.subscriptions.drain() {
             sub.track.remove_down_track(&sub.down);
             sub.rtcp.abort();
         }
-        for track in published {
-            track.close();
-        }
-        for reader in self.readers {
+        for reader in self.readers.drain(..) {
             reader.abort();
         }
         self.peer.egress.disconnect();
-        if let Err(e) = self.peer.pc.close().await {
-            tracing::debug!(participant = %self.participant_id, error = %e, "closing the connection");
+        if self.closed_by_owner {
+            return;
+        }
+        let pc = Arc::clone(&self.peer.pc);
+        let participant = std::mem::take(&mut self.participant_id);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = pc.close().await {
+                    tracing::debug!(%participant, error = %e, "closing the connection");
+                }
+            });
         }
     }
 }

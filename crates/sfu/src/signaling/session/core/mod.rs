@@ -12,7 +12,8 @@
 //!
 //! One handler per client message kind lives in `cmd/`; what the participant receives in
 //! `subscriptions.rs`, what it publishes in `publications.rs`.
-mod cmd;
+pub mod cmd;
+pub mod limits;
 mod publications;
 mod subscriptions;
 #[cfg(test)]
@@ -29,12 +30,14 @@ use roomcast_protocol::{
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 
+pub use limits::ParticipantLimits;
 pub use publications::NewTrack;
 pub use subscriptions::Subscribe;
 pub use transceivers::{Transceiver, TransceiverId};
 
 use super::SessionEnd;
 use crate::media::published_track::PublishedTrack;
+use crate::rate::TokenBucket;
 use crate::room::{Order, Room};
 use crate::signaling::negotiator::Negotiator;
 use crate::signaling::sdp_media::MediaSection;
@@ -174,7 +177,6 @@ const MAX_PENDING_CANDIDATES: usize = 64;
 
 pub struct SessionCore {
     id: String,
-    name: String,
     room: Arc<Room>,
     negotiator: Negotiator,
     peer: PeerModel,
@@ -197,14 +199,18 @@ pub struct SessionCore {
     outstanding_offer: Option<String>,
     /// Set while parked (no connection): when the session leaves unless resumed.
     parked_until: Option<Instant>,
+    limits: ParticipantLimits,
+    /// Remote candidates taken so far (applied or kept for a remote description).
+    candidates: usize,
+    /// This participant's chat messages (started by its first).
+    chat: Option<TokenBucket>,
     out: Vec<Output>,
 }
 
 impl SessionCore {
-    pub fn new(id: String, name: String, room: Arc<Room>) -> SessionCore {
+    pub fn new(id: String, room: Arc<Room>, limits: ParticipantLimits) -> SessionCore {
         SessionCore {
             id,
-            name,
             room,
             negotiator: Negotiator::default(),
             peer: PeerModel::default(),
@@ -218,6 +224,9 @@ impl SessionCore {
             offer_owed: false,
             outstanding_offer: None,
             parked_until: None,
+            limits,
+            candidates: 0,
+            chat: None,
             out: Vec::new(),
         }
     }
@@ -284,7 +293,7 @@ impl SessionCore {
             ClientMessage::SetQuality { track_id, quality } => {
                 self.on_set_quality(track_id, quality)
             }
-            ClientMessage::Chat { text } => self.on_chat(text),
+            ClientMessage::Chat { text } => self.on_chat(text, now),
             ClientMessage::Mute { track_id, muted } => self.on_mute(track_id, muted),
             ClientMessage::MuteParticipant {
                 participant_id,

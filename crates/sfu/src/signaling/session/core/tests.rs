@@ -12,7 +12,10 @@ use roomcast_protocol::{
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection as Direction;
 
-use super::{Command, Done, Input, Output, RoomEvent, SessionCore, Transceiver, TransceiverId};
+use super::{
+    Command, Done, Input, Output, ParticipantLimits, RoomEvent, SessionCore, Transceiver,
+    TransceiverId,
+};
 use crate::room::testing::{track, Recorder};
 use crate::room::{Joining, Order, Room, Welcome};
 use crate::signaling::negotiator::GRANT_TIMEOUT;
@@ -225,7 +228,7 @@ impl Harness {
         })
         .expect("joins");
         Harness {
-            core: SessionCore::new("me".into(), "me".into(), Arc::clone(&room)),
+            core: SessionCore::new("me".into(), Arc::clone(&room), ParticipantLimits::default()),
             room,
             peer: FakePeer::default(),
             now: Instant::now(),
@@ -767,4 +770,95 @@ fn a_kicked_session_is_told_then_ends() {
     assert_eq!(Harness::errors(&h.take_sent())[0].0, ErrorCode::Kicked);
     assert_eq!(h.ended, Some(SessionEnd::Normal));
     assert!(h.me.told().len() == 1, "only its welcome");
+}
+
+/// A client offer sending `n` video m-lines (mids 0..n).
+fn offer_of(n: usize) -> String {
+    let mut sdp = String::from("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n");
+    for mid in 0..n {
+        sdp.push_str(&format!(
+            "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:{mid}\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\n"
+        ));
+    }
+    sdp
+}
+
+#[test]
+fn an_offer_over_the_limits_is_refused_and_nothing_is_applied() {
+    let mut h = Harness::new(Role::Presenter);
+    h.member("bob", Role::Presenter);
+    for sdp in [offer_of(500), offer_of(9), "x".repeat(70_000)] {
+        h.client(offer(&sdp));
+        let sent = h.take_sent();
+        assert_eq!(
+            Harness::errors(&sent).first().map(|e| e.0),
+            Some(ErrorCode::LimitExceeded),
+            "{sent:?}"
+        );
+        assert!(h.take_log().is_empty(), "nothing applied");
+    }
+    assert_eq!(h.room.tracks_of("me").map(|t| t.len()), Some(0));
+    assert!(
+        h.others["bob"].told().len() == 1,
+        "bob heard of nothing but me joining"
+    );
+
+    // Camera, microphone, screen and screen audio fit easily.
+    h.client(offer(&offer_of(4)));
+    assert_eq!(h.room.tracks_of("me").map(|t| t.len()), Some(4));
+}
+
+#[test]
+fn remote_candidates_are_capped_and_mdns_ones_never_taken() {
+    let mut h = Harness::new(Role::Presenter);
+    h.client(offer(CLIENT_OFFER));
+    h.take_log();
+    h.take_sent();
+    h.client(ClientMessage::Candidate {
+        candidate: Some(IceCandidate {
+            candidate: "candidate:1 1 udp 2122260223 0c4c3f0e-6f54-4d1b.local 54321 typ host"
+                .into(),
+            sdp_mid: Some("0".into()),
+            sdp_mline_index: Some(0),
+            username_fragment: None,
+        }),
+    });
+    assert!(h.take_log().is_empty(), "an mDNS name is not resolved");
+    let max = ParticipantLimits::default().max_candidates;
+    for n in 0..max + 100 {
+        h.client(candidate(n));
+    }
+    assert_eq!(h.take_log().len(), max);
+    let sent = h.take_sent();
+    assert_eq!(Harness::errors(&sent).len(), 1, "told once: {sent:?}");
+    assert_eq!(Harness::errors(&sent)[0].0, ErrorCode::LimitExceeded);
+}
+
+fn chat(text: &str) -> ClientMessage {
+    ClientMessage::Chat { text: text.into() }
+}
+
+#[test]
+fn a_sender_chats_within_its_rate() {
+    let mut h = Harness::new(Role::Presenter);
+    h.member("bob", Role::Presenter);
+    let rate = ParticipantLimits::default().chat;
+    for i in 0..rate.burst as usize {
+        h.client(chat(&format!("line {i}")));
+    }
+    assert!(h.take_sent().is_empty(), "the burst passes");
+    h.client(chat("one too many"));
+    assert_eq!(
+        Harness::errors(&h.take_sent())[0].0,
+        ErrorCode::LimitExceeded
+    );
+    h.now += Duration::from_secs_f64(1.0 / rate.per_second);
+    h.client(chat("later"));
+    assert!(h.take_sent().is_empty());
+    let heard = h.others["bob"]
+        .told()
+        .iter()
+        .filter(|m| matches!(m, ServerMessage::Chat { .. }))
+        .count();
+    assert_eq!(heard, rate.burst as usize + 1);
 }

@@ -15,6 +15,9 @@ impl SessionCore {
                 "no offer of the server is waiting for an answer",
             );
         }
+        if let Err(why) = self.limits.check_sdp(sdp.len()) {
+            return self.error(ErrorCode::LimitExceeded, why);
+        }
         self.order(Command::ApplyAnswer(sdp));
     }
 

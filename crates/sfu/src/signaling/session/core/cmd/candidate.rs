@@ -1,7 +1,10 @@
 //! `candidate`: one of the client's ICE candidates. Kept until a remote description is
-//! applied (up to a bound), dropped while the client's colliding offer is being ignored.
-use roomcast_protocol::IceCandidate;
+//! applied (up to a bound), dropped while the client's colliding offer is being ignored. The
+//! server is ICE-lite and needs none of them, so they are capped per session and mDNS
+//! (`.local`) ones are never resolved.
+use roomcast_protocol::{ErrorCode, IceCandidate};
 
+use super::super::limits::is_mdns;
 use super::super::{Command, SessionCore, MAX_PENDING_CANDIDATES};
 
 impl SessionCore {
@@ -12,6 +15,25 @@ impl SessionCore {
         if self.ignoring_candidates {
             return;
         }
+        if is_mdns(&c.candidate) {
+            tracing::debug!(participant = %self.id, "an mDNS candidate; not resolved");
+            return;
+        }
+        if self.candidates >= self.limits.max_candidates {
+            // Told once: a client that keeps sending gets no answer per candidate.
+            if self.candidates == self.limits.max_candidates {
+                self.error(
+                    ErrorCode::LimitExceeded,
+                    format!(
+                        "at most {} ICE candidates per session; later ones are ignored",
+                        self.limits.max_candidates
+                    ),
+                );
+                self.candidates += 1;
+            }
+            return;
+        }
+        self.candidates += 1;
         if !self.peer.has_remote {
             if self.pending_candidates.len() < MAX_PENDING_CANDIDATES {
                 self.pending_candidates.push(c);

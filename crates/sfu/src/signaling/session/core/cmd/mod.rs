@@ -4,7 +4,7 @@
 //! second half, beside it.
 mod answer;
 mod candidate;
-mod chat;
+pub mod chat;
 mod end_room;
 mod kick;
 mod lock_room;

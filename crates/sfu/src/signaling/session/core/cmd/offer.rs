@@ -1,6 +1,6 @@
-//! `offer`: the client publishes (or stops publishing) m-lines. Its offer is applied, its
-//! sending m-lines are received (or answered inactive when it may not publish), the answer
-//! goes back, and what it now sends is published.
+//! `offer`: the client publishes (or stops publishing) m-lines. Within the participant's
+//! limits, its offer is applied, its sending m-lines are received (or answered inactive when
+//! it may not publish), the answer goes back, and what it now sends is published.
 use std::time::Instant;
 
 use roomcast_protocol::{ErrorCode, PublishedMid, ServerMessage};
@@ -19,11 +19,20 @@ impl SessionCore {
             self.ignoring_candidates = true;
             return;
         }
+        if let Err(why) = self.limits.check_sdp(sdp.len()) {
+            return self.error(ErrorCode::LimitExceeded, why);
+        }
         let sections = match media_sections(&sdp) {
             Ok(s) if !s.is_empty() => s,
             Ok(_) => return self.error(ErrorCode::BadSdp, "the offer has no m-lines"),
             Err(e) => return self.error(ErrorCode::BadSdp, e),
         };
+        if let Err(why) = self
+            .limits
+            .check_offer(&sections, |mid| self.peer.is_own(mid))
+        {
+            return self.error(ErrorCode::LimitExceeded, why);
+        }
         self.offer = Some(ClientOffer {
             sections,
             tracks,
