@@ -16,12 +16,16 @@
 //!   packet of each interval would silently skip it).
 //!
 //! Nothing here reads a clock: times come in as arguments.
+pub mod rtp;
+
 use std::time::Instant;
 
 use rtcp::transport_feedbacks::transport_layer_cc::{
     PacketStatusChunk, RecvDelta, RunLengthChunk, StatusChunkTypeTcc, StatusVectorChunk,
     SymbolSizeTypeTcc, SymbolTypeTcc, TransportLayerCc,
 };
+
+pub use rtp::transport_sequence_number;
 
 /// The delta unit on the wire.
 const TICK_US: i64 = 250;

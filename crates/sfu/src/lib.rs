@@ -17,6 +17,7 @@ pub mod room;
 pub mod sfu;
 pub mod signaling;
 pub mod stats;
+pub mod transport_feedback;
 
 pub use error::SfuError;
 pub use peer::MediaConfig;

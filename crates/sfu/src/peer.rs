@@ -1,6 +1,6 @@
 //! Builds each participant's one RTCPeerConnection: codecs, header extensions,
-//! interceptors (receiver reports, NACK generation and transport-cc feedback towards
-//! publishers) and the one UDP port all peers share ([`roomcast_udp::UdpMux`]). What goes
+//! interceptors (receiver reports and NACK generation towards publishers; their
+//! transport-cc feedback is [`crate::transport_feedback`]'s) and the one UDP port all peers share ([`roomcast_udp::UdpMux`]). What goes
 //! to subscribers is sent by [`crate::egress`], not by webrtc-rs's interceptors.
 //!
 //! Each connection gets its own webrtc-rs `API`, because reusing an inactive transceiver
@@ -8,12 +8,11 @@
 //! and interceptor chain, which webrtc-rs does not otherwise expose.
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use interceptor::nack::generator::Generator;
 use interceptor::registry::Registry;
 use interceptor::report::receiver::ReceiverReport;
-use interceptor::twcc::receiver::Receiver as TwccReceiver;
 use interceptor::{Interceptor, InterceptorBuilder};
 use parking_lot::Mutex;
 use roomcast_udp::UdpMux;
@@ -36,6 +35,7 @@ use webrtc::track::track_local::TrackLocal;
 
 use crate::egress::Egress;
 use crate::error::SfuError;
+use crate::transport_feedback::TransportFeedback;
 
 /// Where media flows: one UDP socket, and what the server tells peers about it.
 #[derive(Debug, Clone)]
@@ -128,6 +128,10 @@ impl PeerFactory {
             api,
             interceptor,
             egress: Arc::new(Egress::new(Arc::clone(&self.mux))),
+            feedback: Arc::new(TransportFeedback::new(
+                Arc::clone(&self.mux),
+                Instant::now(),
+            )),
         })
     }
 }
@@ -182,6 +186,8 @@ pub struct Peer {
     interceptor: Arc<dyn Interceptor + Send + Sync>,
     /// Sends everything this connection receives from the room.
     pub egress: Arc<Egress>,
+    /// Acknowledges what the socket received from this participant (transport-cc).
+    pub feedback: Arc<TransportFeedback>,
 }
 
 impl Peer {
@@ -257,13 +263,13 @@ impl InterceptorBuilder for CaptureChain {
 
 fn interceptor_registry() -> Registry {
     let mut r = Registry::new();
-    // Towards publishers: ask for lost packets, report reception, feed their bandwidth
-    // estimate. Nothing for subscribers: their RTP goes out through `Egress`, which adds
-    // transport-cc sequence numbers itself; sender reports come from the down tracks, and
-    // NACKs are answered from our own per-track cache.
+    // Towards publishers: ask for lost packets, report reception. Their bandwidth
+    // estimate is fed by `TransportFeedback`, from the socket, for every SSRC. Nothing for
+    // subscribers: their RTP goes out through `Egress`, which adds transport-cc sequence
+    // numbers itself; sender reports come from the down tracks, and NACKs are answered from
+    // our own per-track cache.
     r.add(Box::new(Generator::builder()));
     r.add(Box::new(ReceiverReport::builder()));
-    r.add(Box::new(TwccReceiver::builder()));
     r
 }
 

@@ -215,6 +215,7 @@ impl Shell {
                 if let Err(e) = self.peer.egress.connect(pc).await {
                     tracing::warn!(participant = %self.participant_id, error = %e, "cannot send media to this participant");
                 }
+                self.peer.feedback.connect(pc).await;
             }
         }
         None
@@ -427,6 +428,7 @@ impl Drop for Shell {
             reader.abort();
         }
         self.peer.egress.disconnect();
+        self.peer.feedback.stop();
         if self.closed_by_owner {
             return;
         }
