@@ -499,6 +499,7 @@ async function run(options, browser, result) {
     return {
       large_width: best, small_width: small, large_again_width: again,
       remotes: (await readTiles(ann, REMOTE_CAMERAS)).length, phases,
+      publisher: await publisherFacts(),
     };
   }, { restore: () => ann.setViewportSize(DESKTOP) });
 
