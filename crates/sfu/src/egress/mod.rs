@@ -9,7 +9,6 @@
 //! still does everything else on the connection: ICE, DTLS, RTCP in both directions, and
 //! receiving.
 pub mod rtp_header;
-pub mod srtp;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -24,7 +23,7 @@ use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::srtp::protection_profile::ProtectionProfile;
 
 use crate::bandwidth::SubscriberBandwidth;
-use srtp::{SrtpEncryptor, SrtpProfile};
+use crate::srtp::{SrtpProfile, SrtpSession};
 
 /// Why a packet was not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +38,7 @@ pub enum SendError {
 /// Where and how one subscriber connection's RTP goes.
 struct Route {
     path: Arc<Path>,
-    srtp: Arc<SrtpEncryptor>,
+    srtp: Arc<SrtpSession>,
 }
 
 impl Route {
@@ -129,7 +128,7 @@ impl Egress {
             )
             .await
             .map_err(|e| format!("cannot export SRTP keys: {e}"))?;
-        let srtp = SrtpEncryptor::new(
+        let srtp = SrtpSession::new(
             profile,
             &config.keys.local_master_key,
             &config.keys.local_master_salt,
@@ -164,7 +163,7 @@ impl Egress {
 
     /// Sends to `remote` with `srtp` from now on. [`Egress::connect`] calls it; tests and
     /// benchmarks without a PeerConnection can too.
-    pub fn set_route(&self, remote: SocketAddr, srtp: SrtpEncryptor) {
+    pub fn set_route(&self, remote: SocketAddr, srtp: SrtpSession) {
         self.route.store(Some(Arc::new(Route {
             path: self.mux.path(remote),
             srtp: Arc::new(srtp),

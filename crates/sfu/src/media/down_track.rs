@@ -24,8 +24,8 @@ use super::header_extensions::{ExtensionList, IncomingExtensions, OutgoingExtens
 use super::layer_selector::{Decision, LayerSelector, LayerSet};
 use super::rtp_munger::{Munged, Rewind, RtpMunger, SegmentStart, Vp8Ids};
 use crate::egress::rtp_header::{write_rtp_header, RtpHeader};
-use crate::egress::srtp::RolloverCounter;
 use crate::egress::{Egress, SendError};
+use crate::srtp::RolloverCounter;
 use roomcast_codec::vp8::{write_picture_id, DescriptorFields};
 
 /// What the subscriber's connection negotiated for this track (set by `bind`).
