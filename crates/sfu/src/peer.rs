@@ -38,6 +38,9 @@ use webrtc::track::track_local::TrackLocal;
 use crate::egress::Egress;
 use crate::error::SfuError;
 
+/// Packets a publisher's retransmission may be behind the newest and still be accepted.
+const SRTP_REPLAY_WINDOW: usize = 1024;
+
 /// Where media flows: one UDP socket, and what the server tells peers about it.
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
@@ -91,6 +94,10 @@ impl PeerFactory {
         settings
             .set_answering_dtls_role(webrtc::dtls_transport::dtls_role::DTLSRole::Server)
             .map_err(SfuError::WebRtc)?;
+        // A publisher's retransmission arrives a NACK interval and a round trip after the
+        // packet it repairs; by then a keyframe burst may have brought more than webrtc-srtp's
+        // default window of 64 packets, and the repair would be dropped as a replay.
+        settings.set_srtp_replay_protection_window(SRTP_REPLAY_WINDOW);
         // The per-connection API below owns its media engine: no copy needed.
         settings.disable_media_engine_copy(true);
         Ok(PeerFactory { settings, mux })
