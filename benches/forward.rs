@@ -17,11 +17,11 @@ use std::time::Instant;
 use bytes::Bytes;
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use roomcast_codec::vp8::descriptor_fields;
-use roomcast_sfu::egress::srtp::{SrtpEncryptor, SrtpProfile};
 use roomcast_sfu::egress::Egress;
 use roomcast_sfu::media::down_track::{DownTrack, Incoming};
 use roomcast_sfu::media::header_extensions::IncomingExtensions;
 use roomcast_sfu::media::layer_selector::LayerSet;
+use roomcast_sfu::srtp::{SrtpProfile, SrtpSession};
 use roomcast_udp::UdpMux;
 use rtp::packet::Packet;
 use webrtc::api::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
@@ -112,8 +112,7 @@ fn setup_layers(kind: Kind, layers: u8) -> Setup {
         while drain.recv(&mut buf).is_ok() {}
     });
     let egress = Arc::new(Egress::new(media_socket()));
-    let srtp =
-        SrtpEncryptor::new(SrtpProfile::AeadAes128Gcm, &[3; 16], &[4; 12]).expect("srtp keys");
+    let srtp = SrtpSession::new(SrtpProfile::AeadAes128Gcm, &[3; 16], &[4; 12]).expect("srtp keys");
     egress.set_route(remote, srtp);
 
     let codecs = vec![codec(kind)];
@@ -260,8 +259,7 @@ fn media_socket() -> Arc<UdpMux> {
 /// The benchmark's own handle on the egress the down track uses (same socket and keys).
 fn egress_of(_s: &Setup) -> Egress {
     let egress = Egress::new(media_socket());
-    let srtp =
-        SrtpEncryptor::new(SrtpProfile::AeadAes128Gcm, &[3; 16], &[4; 12]).expect("srtp keys");
+    let srtp = SrtpSession::new(SrtpProfile::AeadAes128Gcm, &[3; 16], &[4; 12]).expect("srtp keys");
     egress.set_route("127.0.0.1:9".parse().expect("address"), srtp);
     egress
 }

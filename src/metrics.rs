@@ -101,6 +101,19 @@ pub fn render(sfu: &Sfu) -> String {
         "NACKed packets no longer in the cache.",
         m.retransmit_misses,
     );
+    out.family(
+        "roomcast_retransmits_refused_total",
+        "counter",
+        "NACKed packets not resent, by reason: resent within a round trip already (duplicate), or over the subscriber's retransmission budget (budget).",
+    );
+    let r = &m.retransmits_refused;
+    for (reason, n) in [("duplicate", r.duplicate), ("budget", r.budget)] {
+        out.sample(
+            "roomcast_retransmits_refused_total",
+            &[("reason", reason)],
+            n,
+        );
+    }
     out.counter(
         "roomcast_plis_received_total",
         "Keyframe requests (PLI) received from subscribers.",

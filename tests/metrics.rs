@@ -287,6 +287,10 @@ async fn metrics_follow_the_room_and_its_media() {
     ] {
         first.value("roomcast_dropped_packets_total", &[("reason", reason)]);
     }
+    assert_eq!(first.types["roomcast_retransmits_refused_total"], "counter");
+    for reason in ["duplicate", "budget"] {
+        first.value("roomcast_retransmits_refused_total", &[("reason", reason)]);
+    }
     for name in [
         "roomcast_nacks_received_total",
         "roomcast_retransmits_total",

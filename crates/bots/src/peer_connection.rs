@@ -70,18 +70,30 @@ fn video_codecs() -> Vec<RTCRtpCodecParameters> {
 /// connection's codecs at the first description with that kind of m-line in it, and for a
 /// bot that publishes before anything is offered to it that is this offer, so the server
 /// could never offer it another video codec.
+///
+/// webrtc-rs offers a preference as it is, without the feedback the interceptor setup
+/// registers, so video's NACK is added here: without it neither the server's NACK generator
+/// nor the bot's responder binds to the published stream, and its losses are never repaired.
 pub(crate) fn codec_preferences(published: &RTCRtpCodecParameters) -> Vec<RTCRtpCodecParameters> {
-    let same_kind = if published.capability.mime_type == MIME_TYPE_OPUS {
-        vec![opus()]
-    } else {
-        video_codecs()
-    };
+    let video = published.capability.mime_type != MIME_TYPE_OPUS;
+    let same_kind = if video { video_codecs() } else { vec![opus()] };
     std::iter::once(published.clone())
         .chain(
             same_kind
                 .into_iter()
                 .filter(|c| c.payload_type != published.payload_type),
         )
+        .map(|mut codec| {
+            if video {
+                for parameter in ["", "pli"] {
+                    codec.capability.rtcp_feedback.push(RTCPFeedback {
+                        typ: "nack".to_owned(),
+                        parameter: parameter.to_owned(),
+                    });
+                }
+            }
+            codec
+        })
         .collect()
 }
 

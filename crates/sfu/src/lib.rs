@@ -16,6 +16,7 @@ pub mod rate;
 pub mod room;
 pub mod sfu;
 pub mod signaling;
+pub mod srtp;
 pub mod stats;
 pub mod transport_feedback;
 

@@ -6,6 +6,7 @@
 //! Each connection gets its own webrtc-rs `API`, because reusing an inactive transceiver
 //! for a new track needs a new `RTCRtpSender` built on that connection's own media engine
 //! and interceptor chain, which webrtc-rs does not otherwise expose.
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +37,9 @@ use webrtc::track::track_local::TrackLocal;
 use crate::egress::Egress;
 use crate::error::SfuError;
 use crate::transport_feedback::TransportFeedback;
+
+/// Packets a publisher's retransmission may be behind the newest and still be accepted.
+const SRTP_REPLAY_WINDOW: usize = 1024;
 
 /// Where media flows: one UDP socket, and what the server tells peers about it.
 #[derive(Debug, Clone)]
@@ -90,6 +94,10 @@ impl PeerFactory {
         settings
             .set_answering_dtls_role(webrtc::dtls_transport::dtls_role::DTLSRole::Server)
             .map_err(SfuError::WebRtc)?;
+        // A publisher's retransmission arrives a NACK interval and a round trip after the
+        // packet it repairs; by then a keyframe burst may have brought more than webrtc-srtp's
+        // default window of 64 packets, and the repair would be dropped as a replay.
+        settings.set_srtp_replay_protection_window(SRTP_REPLAY_WINDOW);
         // The per-connection API below owns its media engine: no copy needed.
         settings.disable_media_engine_copy(true);
         Ok(PeerFactory { settings, mux })
@@ -204,46 +212,48 @@ impl Peer {
         )
     }
 
-    /// The codecs negotiated on the m-line `mid` (publisher side: what it may send), the
-    /// one it sends first.
+    /// The codecs negotiated on each of the client's m-lines in `mids` (publisher side:
+    /// what it may send), by mid, the one it sends first first.
     ///
-    /// webrtc-rs negotiates one codec list per connection, and the receiver's parameters
-    /// are that list: a client that first answered our offer of every codec, and then
-    /// publishes H.264 alone, would show VP8 first. So the list is narrowed to the payload
-    /// types the client's latest description has on this m-line, in its order.
-    pub async fn receive_codecs(&self, mid: &str) -> Vec<RTCRtpCodecParameters> {
-        let mut codecs = Vec::new();
+    /// A receiver's parameters are the connection's codec list for its kind (or its
+    /// transceiver's codec preferences): a client that first answered our offer of every
+    /// codec, and then publishes H.264 alone, would show VP8 first. So each list is narrowed
+    /// to the payload types the client's latest description has on that m-line, in its
+    /// order. One pass over the transceivers and one parse of the description, however many
+    /// m-lines.
+    pub async fn receive_codecs(
+        &self,
+        mids: &[&str],
+    ) -> HashMap<String, Vec<RTCRtpCodecParameters>> {
+        let mut codecs = HashMap::with_capacity(mids.len());
         for t in self.pc.get_transceivers().await {
-            if t.mid().is_some_and(|m| m == mid) {
-                codecs = t.receiver().await.get_parameters().await.codecs;
-                break;
+            if let Some(mid) = t.mid().filter(|m| mids.contains(&m.as_str())) {
+                let negotiated = t.receiver().await.get_parameters().await.codecs;
+                codecs.insert(mid.to_string(), negotiated);
             }
         }
-        let Some(remote) = self.pc.remote_description().await else {
+        let Some(Ok(parsed)) = self.pc.remote_description().await.map(|d| d.unmarshal()) else {
             return codecs;
         };
-        let Ok(parsed) = remote.unmarshal() else {
-            return codecs;
-        };
-        let Some(section) = parsed
-            .media_descriptions
-            .iter()
-            .find(|m| m.attribute("mid") == Some(Some(mid)))
-        else {
-            return codecs;
-        };
-        let on_this_line: Vec<RTCRtpCodecParameters> = section
-            .media_name
-            .formats
-            .iter()
-            .filter_map(|pt| pt.parse::<u8>().ok())
-            .filter_map(|pt| codecs.iter().find(|c| c.payload_type == pt).cloned())
-            .collect();
-        if on_this_line.is_empty() {
-            codecs
-        } else {
-            on_this_line
+        for section in &parsed.media_descriptions {
+            let Some(Some(mid)) = section.attribute("mid") else {
+                continue;
+            };
+            let Some(negotiated) = codecs.get_mut(mid) else {
+                continue;
+            };
+            let on_this_line: Vec<RTCRtpCodecParameters> = section
+                .media_name
+                .formats
+                .iter()
+                .filter_map(|pt| pt.parse::<u8>().ok())
+                .filter_map(|pt| negotiated.iter().find(|c| c.payload_type == pt).cloned())
+                .collect();
+            if !on_this_line.is_empty() {
+                *negotiated = on_this_line;
+            }
         }
+        codecs
     }
 }
 

@@ -26,6 +26,10 @@ pub struct MediaCounters {
     pub nacks_received: AtomicU64,
     pub retransmits: AtomicU64,
     pub retransmit_misses: AtomicU64,
+    /// NACKed packets not resent: asked for again within a round trip of the last resend.
+    pub retransmits_refused_duplicate: AtomicU64,
+    /// NACKed packets not resent: over the subscriber's retransmission budget.
+    pub retransmits_refused_budget: AtomicU64,
     pub plis_received: AtomicU64,
     pub plis_sent: AtomicU64,
     /// Shared with the track's DownTracks, which count their own simulcast layer switches
@@ -47,11 +51,21 @@ pub struct MediaStats {
     pub nacks_received: u64,
     pub retransmits: u64,
     pub retransmit_misses: u64,
+    pub retransmits_refused: RefusedStats,
     pub plis_received: u64,
     pub plis_sent: u64,
     /// Times a subscriber's forwarding moved to another simulcast layer (the first layer it
     /// starts on not included).
     pub layer_switches: u64,
+}
+
+/// NACKed packets the server chose not to resend, by reason.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RefusedStats {
+    /// Resent less than a round trip before.
+    pub duplicate: u64,
+    /// Over the subscriber's retransmission budget.
+    pub budget: u64,
 }
 
 /// Packets not forwarded to a subscriber, by reason.
@@ -91,6 +105,10 @@ impl MediaCounters {
             nacks_received: get(&self.nacks_received),
             retransmits: get(&self.retransmits),
             retransmit_misses: get(&self.retransmit_misses),
+            retransmits_refused: RefusedStats {
+                duplicate: get(&self.retransmits_refused_duplicate),
+                budget: get(&self.retransmits_refused_budget),
+            },
             plis_received: get(&self.plis_received),
             plis_sent: get(&self.plis_sent),
             layer_switches: get(&self.layer_switches),
@@ -114,6 +132,14 @@ impl MediaCounters {
         Self::add(&self.nacks_received, s.nacks_received);
         Self::add(&self.retransmits, s.retransmits);
         Self::add(&self.retransmit_misses, s.retransmit_misses);
+        Self::add(
+            &self.retransmits_refused_duplicate,
+            s.retransmits_refused.duplicate,
+        );
+        Self::add(
+            &self.retransmits_refused_budget,
+            s.retransmits_refused.budget,
+        );
         Self::add(&self.plis_received, s.plis_received);
         Self::add(&self.plis_sent, s.plis_sent);
         Self::add(&self.layer_switches, s.layer_switches);
@@ -137,6 +163,8 @@ impl std::ops::AddAssign for MediaStats {
         self.nacks_received += o.nacks_received;
         self.retransmits += o.retransmits;
         self.retransmit_misses += o.retransmit_misses;
+        self.retransmits_refused.duplicate += o.retransmits_refused.duplicate;
+        self.retransmits_refused.budget += o.retransmits_refused.budget;
         self.plis_received += o.plis_received;
         self.plis_sent += o.plis_sent;
         self.layer_switches += o.layer_switches;

@@ -8,14 +8,16 @@
 //! meeting that was about 60% of the server's CPU (see `docs/benchmarks.md`). webrtc-rs
 //! still does everything else on the connection: ICE, DTLS, RTCP in both directions, and
 //! receiving.
+pub mod retransmit_budget;
 pub mod rtp_header;
-pub mod srtp;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
+use parking_lot::Mutex;
 use roomcast_udp::{Path, UdpMux};
 use webrtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use webrtc::dtls_transport::dtls_role::DTLSRole;
@@ -24,7 +26,8 @@ use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::srtp::protection_profile::ProtectionProfile;
 
 use crate::bandwidth::SubscriberBandwidth;
-use srtp::{SrtpEncryptor, SrtpProfile};
+use crate::srtp::{SrtpProfile, SrtpSession};
+use retransmit_budget::RetransmitBudget;
 
 /// Why a packet was not sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +42,7 @@ pub enum SendError {
 /// Where and how one subscriber connection's RTP goes.
 struct Route {
     path: Arc<Path>,
-    srtp: Arc<SrtpEncryptor>,
+    srtp: Arc<SrtpSession>,
 }
 
 impl Route {
@@ -57,12 +60,20 @@ impl Route {
     }
 }
 
+/// Until a receiver report says otherwise.
+const DEFAULT_RTT: Duration = Duration::from_millis(100);
+
 /// One connection's outgoing RTP.
 pub struct Egress {
     mux: Arc<UdpMux>,
     route: ArcSwapOption<Route>,
     /// Transport-wide sequence numbers (transport-cc) across all streams of the connection.
     transport_seq: AtomicU16,
+    /// The round trip to the peer in microseconds, from its receiver reports; 0 = unknown.
+    rtt_micros: AtomicU32,
+    /// RTP bytes forwarded (not resent), which earn the retransmission budget.
+    forwarded_bytes: AtomicU64,
+    retransmit_budget: Mutex<RetransmitBudget>,
     /// What was sent when, and the estimate the subscriber's feedback gives.
     pub bandwidth: SubscriberBandwidth,
 }
@@ -73,6 +84,9 @@ impl Egress {
             mux,
             route: ArcSwapOption::empty(),
             transport_seq: AtomicU16::new(rand::random()),
+            rtt_micros: AtomicU32::new(0),
+            forwarded_bytes: AtomicU64::new(0),
+            retransmit_budget: Mutex::new(RetransmitBudget::default()),
             bandwidth: SubscriberBandwidth::new(std::time::Instant::now()),
         }
     }
@@ -83,6 +97,32 @@ impl Egress {
 
     pub fn next_transport_seq(&self) -> u16 {
         self.transport_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The round trip to the peer, as its receiver reports last said (100 ms until then).
+    pub fn rtt(&self) -> Duration {
+        match self.rtt_micros.load(Ordering::Relaxed) {
+            0 => DEFAULT_RTT,
+            us => Duration::from_micros(u64::from(us)),
+        }
+    }
+
+    pub fn set_rtt(&self, rtt: Duration) {
+        let us = rtt.as_micros().clamp(1, u128::from(u32::MAX)) as u32;
+        self.rtt_micros.store(us, Ordering::Relaxed);
+    }
+
+    /// Counts `bytes` of forwarded (first-time) RTP towards the retransmission budget.
+    pub fn note_forwarded(&self, bytes: usize) {
+        self.forwarded_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Whether a retransmission of `bytes` fits this subscriber's budget (and spends it).
+    pub fn allow_retransmission(&self, bytes: usize) -> bool {
+        self.retransmit_budget
+            .lock()
+            .allow(self.forwarded_bytes.load(Ordering::Relaxed), bytes)
     }
 
     /// Protects and sends the RTP packet in `packet` (`header_len` bytes of header, then
@@ -129,7 +169,7 @@ impl Egress {
             )
             .await
             .map_err(|e| format!("cannot export SRTP keys: {e}"))?;
-        let srtp = SrtpEncryptor::new(
+        let srtp = SrtpSession::new(
             profile,
             &config.keys.local_master_key,
             &config.keys.local_master_salt,
@@ -164,7 +204,7 @@ impl Egress {
 
     /// Sends to `remote` with `srtp` from now on. [`Egress::connect`] calls it; tests and
     /// benchmarks without a PeerConnection can too.
-    pub fn set_route(&self, remote: SocketAddr, srtp: SrtpEncryptor) {
+    pub fn set_route(&self, remote: SocketAddr, srtp: SrtpSession) {
         self.route.store(Some(Arc::new(Route {
             path: self.mux.path(remote),
             srtp: Arc::new(srtp),

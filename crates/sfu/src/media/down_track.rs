@@ -6,7 +6,7 @@
 use std::any::Any;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
@@ -22,10 +22,11 @@ use webrtc::track::track_local::{TrackLocal, TrackLocalContext};
 use super::codec_map::{map_payload_type, same_codec};
 use super::header_extensions::{ExtensionList, IncomingExtensions, OutgoingExtensions};
 use super::layer_selector::{Decision, LayerSelector, LayerSet};
+use super::retransmission::{NotResent, ResendLog};
 use super::rtp_munger::{Munged, Rewind, RtpMunger, SegmentStart, Vp8Ids};
 use crate::egress::rtp_header::{write_rtp_header, RtpHeader};
-use crate::egress::srtp::RolloverCounter;
 use crate::egress::{Egress, SendError};
+use crate::srtp::RolloverCounter;
 use roomcast_codec::vp8::{write_picture_id, DescriptorFields};
 
 /// What the subscriber's connection negotiated for this track (set by `bind`).
@@ -43,6 +44,8 @@ struct ForwardState {
     payload_types: Option<(u8, u8)>,
     rollover: RolloverCounter,
     sent: SentCounters,
+    /// When NACKed packets were last resent; made on the first NACK.
+    resent: Option<Box<ResendLog>>,
 }
 
 impl ForwardState {
@@ -53,6 +56,7 @@ impl ForwardState {
             payload_types: None,
             rollover: RolloverCounter::default(),
             sent: SentCounters::default(),
+            resent: None,
         }
     }
 }
@@ -221,6 +225,9 @@ impl DownTrack {
             Ok(packet) => self.send(packet, buf),
             Err(not_sent) => not_sent,
         };
+        if outcome == Forwarded::Sent {
+            self.egress.note_forwarded(buf.len());
+        }
         self.note_outcome(outcome, incoming.layer);
         outcome
     }
@@ -316,12 +323,22 @@ impl DownTrack {
         Ok(self.write(binding, incoming, munged, out_pt, roc, buf))
     }
 
-    /// Which layer and publisher sequence number are behind one this subscriber NACKed.
-    pub fn rewind(&self, out_seq: u16) -> Option<Rewind> {
-        self.state.lock().munger.rewind(out_seq)
+    /// Decides whether to resend the packet the subscriber NACKed as `out_seq`: not if it
+    /// was resent less than `rtt` ago (the first copy may still be on its way), and only if
+    /// it is known which packet that was (the layer and publisher sequence number behind
+    /// it). [`DownTrack::retransmit`] records the resend.
+    pub fn resend(&self, out_seq: u16, rtt: Duration, now: Instant) -> Result<Rewind, NotResent> {
+        let state = self.state.lock();
+        if let Some(log) = &state.resent {
+            if log.recently_resent(out_seq, rtt, now) {
+                return Err(NotResent::Duplicate);
+            }
+        }
+        state.munger.rewind(out_seq).ok_or(NotResent::Unknown)
     }
 
-    /// Sends a cached packet again (a NACK answer), numbered as it was the first time.
+    /// Sends a cached packet again (a NACK answer), numbered as it was the first time, and
+    /// logs when (`incoming.received_at`).
     pub fn retransmit(
         &self,
         incoming: &Incoming<'_>,
@@ -342,6 +359,11 @@ impl DownTrack {
             if from != src.header.payload_type {
                 return Forwarded::NoCodec;
             }
+            let at = incoming.received_at;
+            state
+                .resent
+                .get_or_insert_with(|| Box::new(ResendLog::new(at)))
+                .record(out_seq, at);
             (to, state.rollover.roc_for(out_seq))
         };
         let munged = rewind.munged(out_seq, src.header.timestamp, vp8_ids(incoming.vp8));
@@ -505,7 +527,7 @@ fn rewrite_vp8_ids(payload: &mut [u8], fields: DescriptorFields, ids: Vp8Ids) {
 }
 
 /// 64-bit NTP time: seconds since 1900 and a 32-bit fraction.
-fn ntp_time(wall: SystemTime) -> u64 {
+pub(crate) fn ntp_time(wall: SystemTime) -> u64 {
     const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
     let since_unix = wall.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since_unix.as_secs() + NTP_UNIX_OFFSET;

@@ -13,5 +13,6 @@ pub mod layer_control;
 pub mod layer_selector;
 pub mod packet_cache;
 pub mod published_track;
+pub mod retransmission;
 pub mod rtp_munger;
 pub mod subscriber_rtcp;

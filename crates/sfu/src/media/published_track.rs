@@ -23,6 +23,7 @@ use super::header_extensions::IncomingExtensions;
 use super::keyframe_requester::KeyframeRequester;
 use super::layer_selector::{LayerSet, MAX_LAYERS};
 use super::packet_cache::{PacketCache, VIDEO_SLOTS};
+use super::retransmission::NotResent;
 use crate::egress::Egress;
 use crate::stats::MediaCounters;
 
@@ -337,22 +338,44 @@ impl PublishedTrack {
         }
     }
 
-    /// Answers a subscriber's NACK for the given outgoing sequence numbers from the cache.
-    pub fn answer_nack(&self, down: &DownTrack, lost: &[u16], buf: &mut Vec<u8>) {
+    /// Answers a subscriber's NACK for the given outgoing sequence numbers from the cache:
+    /// each at most once per round trip to that subscriber, within its retransmission
+    /// budget. A NACK can list thousands of numbers: once the budget is spent the rest are
+    /// only counted.
+    pub fn answer_nack(&self, down: &DownTrack, lost: &[u16], now: Instant, buf: &mut Vec<u8>) {
+        let c = &self.counters;
+        MediaCounters::add(&c.nacks_received, lost.len() as u64);
         let extensions = *self.extensions.lock();
         let video = VideoCodec::from_mime(&self.codec.capability.mime_type);
-        MediaCounters::add(&self.counters.nacks_received, lost.len() as u64);
-        let received_at = Instant::now();
-        for &out_seq in lost {
-            let cached = down.rewind(out_seq).and_then(|rewind| {
-                let cache = self.layers.get(usize::from(rewind.layer))?.cache.as_ref()?;
-                let packet = cache.lock().get(rewind.in_seq).cloned()?;
-                Some((rewind, packet))
-            });
-            let Some((rewind, packet)) = cached else {
-                MediaCounters::add(&self.counters.retransmit_misses, 1);
+        let rtt = down.egress().rtt();
+        for (i, &out_seq) in lost.iter().enumerate() {
+            let rewind = match down.resend(out_seq, rtt, now) {
+                Ok(rewind) => rewind,
+                Err(NotResent::Duplicate) => {
+                    MediaCounters::add(&c.retransmits_refused_duplicate, 1);
+                    continue;
+                }
+                Err(NotResent::Unknown) => {
+                    MediaCounters::add(&c.retransmit_misses, 1);
+                    continue;
+                }
+            };
+            let cached = self
+                .layers
+                .get(usize::from(rewind.layer))
+                .and_then(|l| l.cache.as_ref())
+                .and_then(|cache| cache.lock().get(rewind.in_seq).cloned());
+            let Some(packet) = cached else {
+                MediaCounters::add(&c.retransmit_misses, 1);
                 continue;
             };
+            if !down
+                .egress()
+                .allow_retransmission(packet.payload.len() + PACKET_OVERHEAD)
+            {
+                MediaCounters::add(&c.retransmits_refused_budget, (lost.len() - i) as u64);
+                return;
+            }
             let incoming = Incoming {
                 packet: &packet,
                 layer: rewind.layer,
@@ -361,10 +384,10 @@ impl PublishedTrack {
                 vp8: vp8_fields(video, &packet),
                 extensions,
                 codecs: std::slice::from_ref(&self.codec),
-                received_at,
+                received_at: now,
             };
             if down.retransmit(&incoming, out_seq, rewind, buf) == Forwarded::Sent {
-                MediaCounters::add(&self.counters.retransmits, 1);
+                MediaCounters::add(&c.retransmits, 1);
             }
         }
     }
@@ -598,6 +621,107 @@ mod tests {
             &mut scratch,
         );
         assert_eq!(track.arriving_layers(Instant::now()), LayerSet(0b001));
+    }
+
+    /// A subscriber NACKing the same packets twice within a round trip gets them once; one
+    /// NACKing everything gets no more than its budget. Counted by the server, and counted
+    /// again at the subscriber's socket.
+    #[test]
+    fn nacks_are_answered_once_per_round_trip_and_within_a_budget() {
+        use crate::srtp::{SrtpProfile, SrtpSession};
+        use std::time::Duration;
+        let sink = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let egress = Arc::new(Egress::new(
+            roomcast_udp::UdpMux::bind(std::net::Ipv4Addr::LOCALHOST.into(), 0).expect("bind"),
+        ));
+        let keys = SrtpSession::new(SrtpProfile::AeadAes128Gcm, &[1; 16], &[2; 12]).expect("keys");
+        egress.set_route(sink.local_addr().expect("address"), keys);
+        let (arrived, arrivals) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while sink.recv(&mut buf).is_ok() && arrived.send(()).is_ok() {}
+        });
+        let codec = RTCRtpCodecParameters {
+            capability: webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability {
+                mime_type: "video/VP8".into(),
+                clock_rate: 90_000,
+                ..Default::default()
+            },
+            payload_type: 96,
+            ..Default::default()
+        };
+        let track = PublishedTrack::new(
+            roomcast_protocol::Track {
+                id: "TR_1".into(),
+                kind: TrackKind::Video,
+                source: roomcast_protocol::TrackSource::Camera,
+                simulcast: false,
+                muted: false,
+            },
+            "PA_1".into(),
+            "0".into(),
+            codec.clone(),
+            &[],
+            std::sync::Weak::new(),
+        );
+        let down = track.new_down_track(egress);
+        down.bind_negotiated("ctx".into(), 7, vec![codec.clone()], &[], None);
+        let t0 = Instant::now();
+        let mut buf = Vec::with_capacity(SEND_BUFFER_BYTES);
+        let cache = track.layers[0].cache.as_ref().expect("a video cache");
+        for seq in 1..=200u16 {
+            let mut packet = Packet {
+                payload: bytes::Bytes::from(vec![0x10; 1000]),
+                ..Default::default()
+            };
+            packet.header.payload_type = 96;
+            packet.header.sequence_number = seq;
+            packet.header.timestamp = u32::from(seq) * 3000;
+            let incoming = Incoming {
+                packet: &packet,
+                layer: 0,
+                arriving: LayerSet(1),
+                is_keyframe: true,
+                vp8: None,
+                extensions: IncomingExtensions::default(),
+                codecs: std::slice::from_ref(&codec),
+                received_at: t0,
+            };
+            assert_eq!(down.forward(&incoming, &mut buf), Forwarded::Sent);
+            cache.lock().insert(packet);
+        }
+        let wait_for = |n: usize| {
+            for _ in 0..n {
+                arrivals
+                    .recv_timeout(Duration::from_secs(5))
+                    .expect("a packet arrives");
+            }
+            assert!(
+                arrivals.recv_timeout(Duration::from_millis(50)).is_err(),
+                "no more than {n}"
+            );
+        };
+        wait_for(200);
+        let c = &track.counters;
+        let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        let lost: Vec<u16> = (1..=3).collect();
+        track.answer_nack(&down, &lost, t0, &mut buf);
+        track.answer_nack(&down, &lost, t0 + Duration::from_millis(50), &mut buf);
+        wait_for(3);
+        assert_eq!(get(&c.retransmits), 3);
+        assert_eq!(get(&c.retransmits_refused_duplicate), 3);
+        // After the round trip (100 ms until a receiver report says otherwise): again.
+        track.answer_nack(&down, &lost, t0 + Duration::from_millis(150), &mut buf);
+        wait_for(3);
+        assert_eq!(get(&c.retransmits), 6);
+        // Everything, twice over: the budget (32 KiB to start, plus a quarter of the
+        // ~200 kB forwarded) holds it to about 80 packets.
+        let everything: Vec<u16> = (1..=200).chain(1..=200).collect();
+        track.answer_nack(&down, &everything, t0 + Duration::from_secs(1), &mut buf);
+        let resent = get(&c.retransmits) - 6;
+        assert!((70..=90).contains(&resent), "{resent}");
+        assert_eq!(get(&c.retransmits_refused_budget), 400 - resent);
+        wait_for(resent as usize);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecParameters;
 use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 use webrtc::rtp_transceiver::{RTCRtpTransceiver, RTCRtpTransceiverInit};
@@ -152,8 +153,13 @@ impl Shell {
             }
             Command::Publish(new) => {
                 let mut built = Vec::with_capacity(new.len());
+                let mids: Vec<&str> = new.iter().map(|t| t.mid.as_str()).collect();
+                let mut codecs = self.peer.receive_codecs(&mids).await;
                 for track in new {
-                    let published = self.build_track(&track).await;
+                    let codec = codecs
+                        .remove(&track.mid)
+                        .and_then(|list| list.into_iter().next());
+                    let published = codec.map(|codec| self.build_track(&track, codec));
                     built.push((track, published));
                 }
                 return Some(Done::Published(built));
@@ -265,15 +271,9 @@ impl Shell {
             .find(|t| id_of(t) == id)
     }
 
-    /// The published track for one of the client's m-lines, on the codec the client sends
-    /// first; `None` if none was negotiated.
-    async fn build_track(&self, new: &NewTrack) -> Option<Arc<PublishedTrack>> {
-        let codec = self
-            .peer
-            .receive_codecs(&new.mid)
-            .await
-            .into_iter()
-            .next()?;
+    /// The published track for one of the client's m-lines, on `codec` (the one the client
+    /// sends first).
+    fn build_track(&self, new: &NewTrack, codec: RTCRtpCodecParameters) -> Arc<PublishedTrack> {
         let info = Track {
             id: self.room.next_track_id(),
             kind: new.kind,
@@ -281,14 +281,14 @@ impl Shell {
             simulcast: !new.rids.is_empty(),
             muted: false,
         };
-        Some(Arc::new(PublishedTrack::new(
+        Arc::new(PublishedTrack::new(
             info,
             self.participant_id.clone(),
             new.mid.clone(),
             codec,
             &new.rids,
             Arc::downgrade(&self.peer.pc),
-        )))
+        ))
     }
 
     async fn subscribe(&mut self, sub: Subscribe) -> Result<TransceiverId, webrtc::Error> {
