@@ -279,6 +279,7 @@ function startMeeting(options) {
     participants.render();
   });
   on('trackpaused', ({ trackId, paused }) => stage.setTrackPaused(trackId, paused));
+  on('trackunsupported', ({ trackId, codec }) => stage.setTrackUnsupported(trackId, codec));
   on('speakers', ({ speakers }) => stage.setSpeakers(speakers));
   on('audiencecount', () => {
     refreshTopBar();
