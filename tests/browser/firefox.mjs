@@ -10,8 +10,8 @@
 //    share still runs the client's real path and Firefox's real capture and encoder.
 //
 // `openFirefoxPage` returns the page wrapped in the few Playwright-style methods the scripts
-// and lib.mjs's helpers use (`evaluate`, `isVisible`, `click`, `$`, `setViewportSize`,
-// `screenshot`, `press`), so one check can run against either browser.
+// and lib.mjs's helpers use (`evaluate`, `isVisible`, `click`, `$`, `reload`,
+// `setViewportSize`, `press`), so one check can run against either browser.
 
 import puppeteer from 'puppeteer-core';
 
@@ -62,8 +62,13 @@ export async function openFirefoxPage(browser, url, {
   await page.setViewport(viewport);
   for (const script of initScripts) await page.evaluateOnNewDocument(script);
   if (onConsoleError) {
-    page.on('console', (message) => {
-      if (message.type() === 'error') onConsoleError(message.text());
+    page.on('console', async (message) => {
+      if (message.type() !== 'error') return;
+      // Puppeteer's text() shows an Error argument as "JSHandle@error": spell it out.
+      const args = await Promise.all(message.args().map((arg) => arg.evaluate(
+        (value) => (value instanceof Error ? `${value.name}: ${value.message}` : String(value)),
+      ).catch(() => '?')));
+      onConsoleError(args.length ? args.join(' ') : message.text());
     });
     page.on('pageerror', (error) => onConsoleError(`uncaught: ${error.stack ?? error.message}`));
   }
@@ -106,12 +111,12 @@ class FirefoxPage {
     return this.#page.click(selector);
   }
 
-  setViewportSize(viewport) {
-    return this.#page.setViewport(viewport);
+  reload(options) {
+    return this.#page.reload(options);
   }
 
-  screenshot(options) {
-    return this.#page.screenshot(options);
+  setViewportSize(viewport) {
+    return this.#page.setViewport(viewport);
   }
 
   /** Presses `Control+KeyD`-style shortcuts, as Playwright's `keyboard.press` takes them. */

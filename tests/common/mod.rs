@@ -4,6 +4,8 @@
 
 pub mod browser;
 pub mod raw;
+pub mod safari;
+pub mod shaped_client;
 
 use std::time::Duration;
 
