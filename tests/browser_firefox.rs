@@ -16,9 +16,9 @@
 mod common;
 
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::binary::ServeProcess;
 use common::browser::{assert_no_failures, failed_steps, report};
 use common::safari::Safari;
 use common::*;
@@ -26,9 +26,8 @@ use roomcast_bots::RemoteTrackStats;
 use roomcast_protocol::TrackKind;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-const ROOMCAST: &str = env!("CARGO_BIN_EXE_roomcast");
 const STEPS: [&str; 8] = [
     "join",
     "simulcast",
@@ -39,82 +38,6 @@ const STEPS: [&str; 8] = [
     "rejoin",
     "codec",
 ];
-
-/// The binary as users start it (media on all addresses), but on ephemeral ports, logging JSON
-/// with its default filter (no `RUST_LOG`). Its log lines are kept for the checks. Not media on
-/// 127.0.0.1: Firefox pairs none of its candidates with a loopback address. Without congestion
-/// control: this test is about Firefox's media path, and a debug server starved of CPU (two
-/// browsers and a bot on two cores) estimates so little bandwidth that it pauses every track
-/// for a while; the estimator has its own tests.
-struct Server {
-    child: Child,
-    http_addr: String,
-    logs: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Server {
-    async fn start() -> Server {
-        let mut child = Command::new(ROOMCAST)
-            .args(["serve", "--http-addr", "127.0.0.1:0", "--udp-port", "0"])
-            .args(["--log-format", "json", "--no-congestion-control"])
-            .env_remove("RUST_LOG")
-            .env_remove("ROOMCAST_JWT_SECRET")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("roomcast starts");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let http_addr = tokio::time::timeout(MESSAGE_TIMEOUT, async {
-            while let Some(line) = lines.next_line().await.expect("stdout readable") {
-                let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                    continue;
-                };
-                if v["fields"]["message"] == "roomcast listening" {
-                    return v["fields"]["http_addr"]
-                        .as_str()
-                        .expect("http_addr logged")
-                        .to_owned();
-                }
-            }
-            panic!("stdout ended before the server listened");
-        })
-        .await
-        .expect("the server starts in time");
-        let kept = Arc::clone(&logs);
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    kept.lock().expect("log lines").push(v);
-                }
-            }
-        });
-        Server {
-            child,
-            http_addr,
-            logs,
-        }
-    }
-
-    /// SIGTERM, then the whole log once the process has exited.
-    async fn stop(mut self) -> Vec<Value> {
-        let pid = self.child.id().expect("running").to_string();
-        let killed = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill runs");
-        assert!(killed.success());
-        tokio::time::timeout(Duration::from_secs(10), self.child.wait())
-            .await
-            .expect("the server exits after SIGTERM")
-            .expect("wait works");
-        // The reader task ends with stdout; give it a moment to store the last lines.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let logs = self.logs.lock().expect("log lines").clone();
-        logs
-    }
-}
 
 /// `publisher`'s audio and VP8 video (a keyframe with its size seen) reach the bot.
 fn receives_from(tracks: &[RemoteTrackStats], publisher: &str) -> bool {
@@ -130,7 +53,12 @@ fn receives_from(tracks: &[RemoteTrackStats], publisher: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn firefox_chromium_and_a_bot_meet() {
-    let server = Server::start().await;
+    // The binary as users start it (media on all addresses: Firefox pairs none of its
+    // candidates with a loopback address), with its default log filter. Without congestion
+    // control: this test is about Firefox's media path, and a debug server starved of CPU (two
+    // browsers and a bot on two cores) estimates so little bandwidth that it pauses every
+    // track for a while; the estimator has its own tests.
+    let mut server = ServeProcess::start(&["--no-congestion-control"], None).await;
     let room = "firefox";
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -162,7 +90,7 @@ async fn firefox_chromium_and_a_bot_meet() {
     let mut bot_check = None;
     let mut safari = None;
     let mut result = None;
-    let ws_url = format!("ws://{}/ws", server.http_addr);
+    let ws_url = server.ws_url();
     while let Some(line) = tokio::time::timeout(Duration::from_secs(600), lines.next_line())
         .await
         .expect("the Firefox script finishes")
@@ -213,7 +141,9 @@ async fn firefox_chromium_and_a_bot_meet() {
     if let Some(safari) = safari {
         safari.leave().await;
     }
-    let logs = server.stop().await;
+    server.terminate();
+    server.exited_within(Duration::from_secs(10)).await;
+    let logs = server.logs();
     let dtls_warnings: Vec<&Value> = logs
         .iter()
         .filter(|v| {

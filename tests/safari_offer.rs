@@ -8,7 +8,7 @@
 //! `track_unsupported` instead of leaving it a black tile.
 mod common;
 
-use common::safari::{section, values, Safari};
+use common::safari::{self, section, values, Safari};
 use common::shaped_client::{codec, Codecs, ShapedClient};
 use common::*;
 use roomcast_bots::BotConfig;
@@ -28,13 +28,7 @@ async fn a_safari_shaped_offer_is_answered_and_its_h264_reaches_who_can_decode_i
         room,
         "vp8-only",
         Codecs {
-            audio: vec![codec(
-                "audio/opus",
-                48_000,
-                2,
-                "minptime=10;useinbandfec=1",
-                111,
-            )],
+            audio: safari::codecs().audio,
             video: vec![codec("video/VP8", 90_000, 0, "", 96)],
         },
     )

@@ -134,27 +134,21 @@ async function run(options, result) {
     if (!joined) return;
     const { Fox: fox, Cam: cam } = pages;
 
-    await step('simulcast', options.publisherTimeoutMs * 2 + options.switchTimeoutMs * 3, async (deadline) => {
-      try {
-        return await followsTileSize({
-          viewer: cam, publisher: fox, publisherId: ids.Fox, large: DESKTOP, small: TINY, deadline,
-          switchTimeoutMs: options.switchTimeoutMs, publisherTimeoutMs: options.publisherTimeoutMs,
-        });
-      } finally {
-        await cam.setViewportSize(DESKTOP);
-      }
-    });
-
-    await step('receive', options.publisherTimeoutMs * 2 + options.switchTimeoutMs * 3, async (deadline) => {
-      try {
-        return await followsTileSize({
-          viewer: fox, publisher: cam, publisherId: ids.Cam, large: DESKTOP, small: TINY, deadline,
-          switchTimeoutMs: options.switchTimeoutMs, publisherTimeoutMs: options.publisherTimeoutMs,
-        });
-      } finally {
-        await fox.setViewportSize(DESKTOP);
-      }
-    });
+    // Simulcast by tile size: Firefox's camera at Chromium, then Chromium's at Firefox.
+    for (const [name, viewer, publisher, publisherId] of [
+      ['simulcast', cam, fox, ids.Fox], ['receive', fox, cam, ids.Cam],
+    ]) {
+      await step(name, options.publisherTimeoutMs * 2 + options.switchTimeoutMs * 3, async (deadline) => {
+        try {
+          return await followsTileSize({
+            viewer, publisher, publisherId, large: DESKTOP, small: TINY, deadline,
+            switchTimeoutMs: options.switchTimeoutMs, publisherTimeoutMs: options.publisherTimeoutMs,
+          });
+        } finally {
+          await viewer.setViewportSize(DESKTOP);
+        }
+      });
+    }
 
     await step('mute', options.timeoutMs, async (deadline) => {
       const started = Date.now();

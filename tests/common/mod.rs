@@ -2,6 +2,7 @@
 //! and bots that join it.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod browser;
 pub mod raw;
 pub mod safari;

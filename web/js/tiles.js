@@ -219,12 +219,7 @@ export class Stage {
 
   /** The server stopped (or resumed) sending a video track for lack of bandwidth. */
   setTrackPaused(trackId, paused) {
-    for (const tile of this.#tiles.values()) {
-      const entry = tile.tracks.get(trackId);
-      if (!entry) continue;
-      entry.paused = paused;
-      this.#refresh(tile);
-    }
+    this.#updateTrack(trackId, { paused });
   }
 
   /**
@@ -232,10 +227,15 @@ export class Stage {
    * track: its tile says so instead of staying black.
    */
   setTrackUnsupported(trackId, codec) {
+    this.#updateTrack(trackId, { unsupported: codec });
+  }
+
+  /** Sets `changes` on the remote track `trackId` and refreshes its tiles. */
+  #updateTrack(trackId, changes) {
     for (const tile of this.#tiles.values()) {
       const entry = tile.tracks.get(trackId);
       if (!entry) continue;
-      entry.unsupported = codec;
+      Object.assign(entry, changes);
       this.#refresh(tile);
     }
   }
