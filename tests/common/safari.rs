@@ -15,15 +15,19 @@ use super::shaped_client::{add_simulcast_h264, codec, Codecs, ShapedClient};
 /// Safari uses: Opus, RED, G.722, PCMU/PCMA, CN, telephone-event for audio; H.264 High
 /// (640c1f) first, constrained baseline (42e01f), H.265, each with RTX, then RED and ULPFEC for
 /// video; no VP8 (Safari on older iOS, or with VP8 turned off). `{…}` are this connection's
-/// ICE and DTLS values, its candidates and its microphone's SSRC.
-const SAFARI_OFFER: &str = "v=0\r
+/// values: its BUNDLE group, each section's mid, ICE and DTLS values, candidates, and its
+/// microphone's SSRC. The session's part comes first.
+const SAFARI_SESSION: &str = "v=0\r
 o=- 6954186925546018612 2 IN IP4 127.0.0.1\r
 s=-\r
 t=0 0\r
-a=group:BUNDLE 0 1\r
+{bundle}\r
 a=extmap-allow-mixed\r
 a=msid-semantic: WMS safari\r
-m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126\r
+";
+
+/// The microphone's media section.
+const SAFARI_AUDIO: &str = "m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126\r
 c=IN IP4 0.0.0.0\r
 a=rtcp:9 IN IP4 0.0.0.0\r
 {candidates}a=ice-ufrag:{ufrag}\r
@@ -31,7 +35,7 @@ a=ice-pwd:{pwd}\r
 a=ice-options:trickle\r
 a=fingerprint:{fingerprint}\r
 a=setup:actpass\r
-a=mid:0\r
+a=mid:{mid}\r
 a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r
 a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r
 a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r
@@ -52,7 +56,10 @@ a=rtpmap:110 telephone-event/48000\r
 a=rtpmap:126 telephone-event/8000\r
 a=ssrc:{audio_ssrc} cname:safari-cname\r
 a=ssrc:{audio_ssrc} msid:safari microphone\r
-m=video 9 UDP/TLS/RTP/SAVPF 96 97 98 99 100 101 127 125 104\r
+";
+
+/// The camera's media section.
+const SAFARI_VIDEO: &str = "m=video 9 UDP/TLS/RTP/SAVPF 96 97 98 99 100 101 127 125 104\r
 c=IN IP4 0.0.0.0\r
 a=rtcp:9 IN IP4 0.0.0.0\r
 a=ice-ufrag:{ufrag}\r
@@ -60,7 +67,7 @@ a=ice-pwd:{pwd}\r
 a=ice-options:trickle\r
 a=fingerprint:{fingerprint}\r
 a=setup:actpass\r
-a=mid:1\r
+a=mid:{mid}\r
 a=extmap:14 urn:ietf:params:rtp-hdrext:toffset\r
 a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r
 a=extmap:13 urn:3gpp:video-orientation\r
@@ -136,31 +143,53 @@ pub fn values<'a>(lines: &[&'a str], key: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// The Safari offer filled with the values of the connection's own offer `own`.
-fn safari_offer(own: &str) -> String {
+/// The connection's own offer `own` as Safari writes it: its sending microphone and camera
+/// sections and the session part in Safari's words, filled with `own`'s values; the sections it
+/// receives on (from earlier server offers) as they are.
+pub fn safari_offer(own: &str) -> String {
     let attr = |key: &str| {
         own.split("\r\n")
             .find_map(|l| l.strip_prefix(&format!("a={key}:")).map(str::to_owned))
             .unwrap_or_else(|| panic!("no a={key} in\n{own}"))
     };
-    let audio = section(own, "0");
-    let audio_ssrc = values(&audio, "ssrc")
-        .first()
-        .and_then(|v| v.split_whitespace().next())
-        .expect("the microphone's ssrc")
-        .to_owned();
-    let candidates: String = audio
-        .iter()
-        .filter(|l| l.starts_with("a=candidate:"))
-        .map(|l| format!("{l}\r\n"))
-        .collect();
-    assert!(!candidates.is_empty(), "gathered candidates:\n{own}");
-    SAFARI_OFFER
-        .replace("{candidates}", &candidates)
-        .replace("{ufrag}", &attr("ice-ufrag"))
-        .replace("{pwd}", &attr("ice-pwd"))
-        .replace("{fingerprint}", &attr("fingerprint"))
-        .replace("{audio_ssrc}", &audio_ssrc)
+    assert!(own.contains("a=candidate:"), "gathered candidates:\n{own}");
+    let bundle = own
+        .split("\r\n")
+        .find(|l| l.starts_with("a=group:BUNDLE "))
+        .expect("a BUNDLE group");
+    let mut offer = SAFARI_SESSION.replace("{bundle}", bundle);
+    for text in own.split("\r\nm=").skip(1) {
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        let sends = lines.contains(&"a=sendonly");
+        let template = match lines[0].split_whitespace().next() {
+            Some("audio") if sends => SAFARI_AUDIO,
+            Some("video") if sends => SAFARI_VIDEO,
+            _ => {
+                offer.push_str(&format!("m={}\r\n", text.trim_end_matches("\r\n")));
+                continue;
+            }
+        };
+        let candidates: String = lines
+            .iter()
+            .filter(|l| l.starts_with("a=candidate:"))
+            .map(|l| format!("{l}\r\n"))
+            .collect();
+        let ssrc = values(&lines, "ssrc")
+            .first()
+            .and_then(|v| v.split_whitespace().next())
+            .unwrap_or_default()
+            .to_owned();
+        offer.push_str(
+            &template
+                .replace("{mid}", values(&lines, "mid")[0])
+                .replace("{candidates}", &candidates)
+                .replace("{ufrag}", &attr("ice-ufrag"))
+                .replace("{pwd}", &attr("ice-pwd"))
+                .replace("{fingerprint}", &attr("fingerprint"))
+                .replace("{audio_ssrc}", &ssrc),
+        );
+    }
+    offer
 }
 
 /// What Safari's connection speaks: Opus; H.264 High (96) and constrained baseline (98).
