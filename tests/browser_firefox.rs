@@ -157,6 +157,13 @@ async fn firefox_chromium_and_a_bot_meet() {
             dtls_warnings[0]
         ));
     }
+    // On failure, the end of the server's log follows the script's progress.
+    let server_log: Vec<String> = logs
+        .iter()
+        .map(|v| format!("server {} {}: {}", v["level"], v["target"], v["fields"]))
+        .collect();
+    let shown = server_log.len().saturating_sub(25);
+    let stderr = format!("{stderr}{}", server_log[shown..].join("\n"));
     assert_no_failures("Firefox in a meeting", &failures, &result, &stderr);
 }
 
