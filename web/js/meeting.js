@@ -382,6 +382,7 @@ export class Meeting extends EventTarget {
           codec: message.codec ?? 'unknown',
           receivable: message.receivable ?? [],
         });
+        this.#showSignalledMute(message.track_id);
         break;
       case 'active_speakers':
         this.#emit('speakers', {
@@ -690,7 +691,17 @@ export class Meeting extends EventTarget {
    */
   #onRemoteMediaMute({ participantId, trackId, kind, muted }) {
     if (!this.#shown.has(trackId) || kind === 'audio') return;
-    this.#emit('trackmuted', { participantId, trackId, kind, muted: muted || Boolean(this.#remoteTrack(trackId)?.muted) });
+    // No media is expected for a track we cannot decode: its tile says why, not "camera off".
+    const stopped = muted && !this.#unsupported.has(trackId);
+    this.#emit('trackmuted', { participantId, trackId, kind, muted: stopped || Boolean(this.#remoteTrack(trackId)?.muted) });
+  }
+
+  /** Shows a remote video as muted only if its publisher says so (its media never comes). */
+  #showSignalledMute(trackId) {
+    const shown = this.#shown.get(trackId);
+    if (!shown || shown.kind === 'audio') return;
+    const muted = Boolean(this.#remoteTrack(trackId)?.muted);
+    this.#emit('trackmuted', { participantId: shown.participantId, trackId, kind: shown.kind, muted });
   }
 
   // ---- Our own media. ----
