@@ -27,7 +27,9 @@
 //   rejoin      Fox reloads the page and joins again from the join screen (name remembered,
 //               camera preview playing): a new participant in a room where the others already
 //               publish, so the server offers first and Firefox's first description is an
-//               answer. Both play each other again and Cam hears Fox.
+//               answer. The reload left the room at once (Cam has dropped the Fox before by
+//               the time Fox is back in, well inside the server's 20 s resume grace). Both play
+//               each other again and Cam hears Fox.
 //   codec       Prints `{"event":"add_h264_publisher"}`: the caller adds a publisher that
 //               sends only H.264, named `--h264-name` (Safari's shape). Chromium plays it;
 //               Debian's Firefox, which has no H.264, shows its tile `video-unsupported` with
@@ -251,6 +253,14 @@ async function run(options, result) {
       ids.Fox = await inMeeting('Fox', fox, deadline);
       result.participants.FoxAgain = ids.Fox;
       if (ids.Fox === before) throw new Error('Fox kept its participant id across a reload');
+      // The reload said `leave` (Firefox closes the socket before `pagehide`, so the client
+      // sends it at `beforeunload`): the Fox before is gone at Cam already, not kept for the
+      // server's 20 s resume grace as a dropped connection would be.
+      let camSees = [];
+      await waitFor('Cam to have dropped the Fox before the reload', async () => {
+        camSees = (await readState(cam)).remote.map((r) => r.participantId);
+        return !camSees.includes(before);
+      }, { deadline: Math.min(deadline, Date.now() + 5000), describe: () => `Cam sees ${JSON.stringify(camSees)}` });
       const others = (self) => Object.values(ids).filter((id) => id !== self);
       await waitForPlayingTiles(fox, REMOTE_CAMERAS, others(ids.Fox), { deadline, what: 'Fox to play the others again' });
       const camTiles = await waitForPlayingTiles(cam, REMOTE_CAMERAS, others(ids.Cam), {
