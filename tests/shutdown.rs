@@ -3,18 +3,16 @@
 //! `RunningServer::shutdown`, and for the real binary through SIGTERM.
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::binary::ServeProcess;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use roomcast_bots::{Bot, BotConfig, MessageCursor};
 use roomcast_protocol::{ErrorCode, ServerMessage};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_tungstenite::tungstenite::Message;
 
-const ROOMCAST: &str = env!("CARGO_BIN_EXE_roomcast");
 const DEADLINE: Duration = Duration::from_secs(5);
 
 type Socket =
@@ -155,76 +153,19 @@ async fn shutdown_with_no_clients_is_quick() {
     assert!(started.elapsed() < Duration::from_secs(1));
 }
 
-/// Kills the child on drop, so a failing test leaves no server behind.
-struct Child(tokio::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.start_kill();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_tells_clients_and_the_binary_exits_0_within_5_s() {
-    let mut child = Child(
-        tokio::process::Command::new(ROOMCAST)
-            .args([
-                "serve",
-                "--http-addr",
-                "127.0.0.1:0",
-                "--udp-port",
-                "0",
-                "--log-format",
-                "json",
-            ])
-            .env("RUST_LOG", "info")
-            .env_remove("ROOMCAST_JWT_SECRET")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("roomcast starts"),
-    );
-    // The bound address is in the `roomcast listening` log line.
-    let mut lines = BufReader::new(child.0.stdout.take().expect("stdout")).lines();
-    let addr = tokio::time::timeout(MESSAGE_TIMEOUT, async {
-        while let Some(line) = lines.next_line().await.expect("stdout readable") {
-            let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if v["fields"]["message"] == "roomcast listening" {
-                return v["fields"]["http_addr"]
-                    .as_str()
-                    .expect("http_addr logged")
-                    .to_owned();
-            }
-        }
-        panic!("stdout ended before the server listened");
-    })
-    .await
-    .expect("the server starts in time");
-    // Keep draining stdout so the server never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-
-    let url = format!("ws://{addr}/ws");
-    let mut client = connect(&url).await;
+    let mut server = ServeProcess::start(&[], Some("info")).await;
+    let mut client = connect(&server.ws_url()).await;
     raw_join(&mut client, "sig", "ann").await;
 
-    let pid = child.0.id().expect("running").to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
+    server.terminate();
     let sent = Instant::now();
 
     let (codes, close) = read_until_close(&mut client).await;
     assert_eq!(codes, ["server_shutdown"]);
     assert_eq!(close, Some(1001));
-    let exit = tokio::time::timeout(DEADLINE, child.0.wait())
-        .await
-        .expect("the process exits within 5 s of SIGTERM")
-        .expect("wait works");
+    let exit = server.exited_within(DEADLINE).await;
     assert_eq!(exit.code(), Some(0), "{exit:?}");
     assert!(sent.elapsed() < DEADLINE);
 }

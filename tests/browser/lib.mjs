@@ -177,7 +177,9 @@ export function readTiles(page, selector = '.tile') {
         height: video.videoHeight,
         currentTime: video.currentTime,
         // Frames actually shown: a MediaStream's currentTime runs on while no frames come.
-        frames: video.getVideoPlaybackQuality?.().totalVideoFrames ?? 0,
+        // Firefox counts none in getVideoPlaybackQuality for a MediaStream, only in its own
+        // mozPaintedFrames.
+        frames: video.getVideoPlaybackQuality?.().totalVideoFrames || video.mozPaintedFrames || 0,
         paused: video.paused,
         readyState: video.readyState,
       } : null,

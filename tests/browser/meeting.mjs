@@ -66,9 +66,13 @@ import { fileURLToPath } from 'node:url';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  runStep, runStepScript, openPage, readState, readRtpStats, readTiles, readInboundVideo, readOutboundVideo,
+  runStep, runStepScript, openPage, readState, readTiles,
   waitForPlayingTiles, visibleText, recordSignaling, summarize, waitFor, optionsOrExit, meetingUrl,
 } from './lib.mjs';
+import {
+  REMOTE_CAMERAS, cameraTileOf, waitForAudio, waitForAudioPlaying, waitForHookPlaying, waitForCount,
+  audioBytesFrom, waitForStill, followsTileSize,
+} from './checks.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const USAGE = `usage: node meeting.mjs --url http://localhost:PORT [--room R] [--timeout-ms 40000]
@@ -78,139 +82,12 @@ const NAMES = ['Ann', 'Ben', 'Cleo'];
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 const TINY = { width: 360, height: 240 };
-const REMOTE_CAMERAS = '.tile[data-source="camera"]:not(.local)';
 
 /** Playwright options bounding an action by `deadline` (epoch ms). */
 const left = (deadline) => ({ timeout: Math.max(1, deadline - Date.now()) });
 
 function log(message) {
   process.stderr.write(`[meeting ${new Date().toISOString().slice(11, 23)}] ${message}\n`);
-}
-
-const cameraTileOf = (id) => `.tile[data-source="camera"][data-participant-id="${id}"]`;
-
-/** Waits until `page` hears audio from each of `ids`: inbound-rtp bytes on their audio mids rise. */
-async function waitForAudio(page, ids, deadline, who) {
-  let before = null;
-  let last = null;
-  await waitFor(`${who} to receive audio from ${ids.length} others`, async () => {
-    const state = await readState(page);
-    const bytes = [];
-    for (const id of ids) {
-      const mids = (state?.remote ?? []).filter((r) => r.participantId === id)
-        .flatMap((r) => r.tracks).filter((t) => t.kind === 'audio' && t.mid != null).map((t) => t.mid);
-      if (!mids.length) return false;
-      const stats = await readRtpStats(page, { mids: [...new Set(mids)] });
-      bytes.push(stats?.inbound.audio.bytes ?? 0);
-    }
-    last = bytes;
-    const rising = before && bytes.every((b, i) => b > 0 && b > before[i]);
-    before = bytes;
-    return rising;
-  }, { deadline, intervalMs: 400, describe: () => `audio bytes per participant: ${JSON.stringify(last)}` }).catch(async (error) => {
-    throw new Error(`${error.message}; ${await audioReport(page)}`);
-  });
-}
-
-/**
- * Waits until the page plays every other participant's audio (`state().remote[].audioPlaying`).
- * When the browser blocked autoplay the client offers #audio-unlock ("Enable audio"): a user
- * clicks it, so does this. Returns whether it had to.
- */
-async function waitForAudioPlaying(page, ids, deadline, who) {
-  let clicked = false;
-  let last = null;
-  await waitFor(`${who} to play the others' audio`, async () => {
-    last = (await readState(page))?.remote.filter((r) => r.source === 'camera') ?? [];
-    if (ids.every((id) => last.some((r) => r.participantId === id && r.audioPlaying))) return true;
-    if (!clicked && await page.isVisible('#audio-unlock')) {
-      log(`${who}: autoplay was blocked; clicking #audio-unlock`);
-      await page.click('#audio-unlock', left(deadline));
-      clicked = true;
-    }
-    return false;
-  }, {
-    deadline,
-    describe: () => `audioPlaying: ${JSON.stringify(last?.map((r) => [r.name, r.audioPlaying]))}; `
-      + `#audio-unlock ${clicked ? 'was clicked' : 'was never shown'}`,
-  });
-  return clicked;
-}
-
-/** For failure messages: the page's remote audio tracks (hook) and its inbound audio and transceivers. */
-async function audioReport(page) {
-  const state = await readState(page);
-  const hook = (state?.remote ?? []).map((r) => `${r.name}/${r.source}: ${r.tracks.filter((t) => t.kind === 'audio')
-    .map((t) => `${t.trackId} mid ${t.mid}${t.muted ? ' muted' : ''}`).join(', ') || 'no audio track'} audioPlaying=${r.audioPlaying}`);
-  const pc = await page.evaluate(async () => {
-    const pc = window.roomcast?.pc();
-    if (!pc) return null;
-    const inbound = [...(await pc.getStats()).values()].filter((r) => r.type === 'inbound-rtp' && r.kind === 'audio')
-      .map((r) => `mid ${r.mid} ssrc ${r.ssrc} ${r.bytesReceived} B`);
-    const transceivers = pc.getTransceivers().filter((t) => t.receiver.track.kind === 'audio')
-      .map((t) => `mid ${t.mid} ${t.currentDirection ?? t.direction}${t.stopped ? ' stopped' : ''}`);
-    return { inbound, transceivers };
-  });
-  return `hook audio: [${hook.join('; ')}]; inbound audio: [${pc?.inbound.join('; ')}]; audio transceivers: [${pc?.transceivers.join('; ')}]`;
-}
-
-/** Waits until the test hook shows a camera entry per id with a width and currentTime advancing. */
-async function waitForHookPlaying(page, ids, deadline, who) {
-  let last = null;
-  let previous = new Map();
-  await waitFor(`${who}'s state().remote to show ${ids.length} cameras playing`, async () => {
-    last = await readState(page);
-    const cams = (last?.remote ?? []).filter((r) => r.source === 'camera');
-    const ok = cams.length === ids.length && ids.every((id) => {
-      const r = cams.find((c) => c.participantId === id);
-      return r && r.videoWidth > 0 && r.currentTime > (previous.get(id) ?? Infinity);
-    });
-    previous = new Map(cams.map((c) => [c.participantId, c.currentTime]));
-    return ok;
-  }, { deadline, describe: () => `remote: ${JSON.stringify(last?.remote)}` });
-}
-
-/** Waits until the participants badge (#participant-count, self included) reads `count`. */
-async function waitForCount(page, who, count, deadline) {
-  let last = null;
-  await waitFor(`${who}'s #participant-count to read ${count}`, async () => {
-    last = await visibleText(page, '#participant-count');
-    return last === count;
-  }, { deadline, describe: () => `it reads ${JSON.stringify(last)}` });
-}
-
-/** Inbound audio bytes of `publisherId`'s audio track(s) at `page`. */
-async function audioBytesFrom(page, publisherId) {
-  const state = await readState(page);
-  const mids = [...new Set((state?.remote ?? []).filter((r) => r.participantId === publisherId)
-    .flatMap((r) => r.tracks).filter((t) => t.kind === 'audio' && t.mid != null).map((t) => t.mid))];
-  if (!mids.length) return null;
-  return (await readRtpStats(page, { mids }))?.inbound.audio.bytes ?? null;
-}
-
-/**
- * Waits (at most `withinMs`) until `probe()` (a number) stays the same for `stillMs`: what
- * stopped must stay stopped; a short tail (things in flight, a decoder running late) is
- * allowed and reported. Returns `{ tail, settledMs }`: how much it still grew, and when it
- * last changed (ms after the start).
- */
-async function waitForStill(what, probe, { stillMs, withinMs }) {
-  const started = Date.now();
-  const first = await probe();
-  let value = first;
-  let changed = started;
-  for (;;) {
-    await new Promise((r) => setTimeout(r, 100));
-    const now = await probe();
-    if (now !== value) {
-      value = now;
-      changed = Date.now();
-    }
-    if (Date.now() - changed >= stillMs) return { tail: value - first, settledMs: changed - started };
-    if (Date.now() - started > withinMs) {
-      throw new Error(`${what}: still changing ${withinMs} ms later (${first} -> ${value})`);
-    }
-  }
 }
 
 /** Waits until `selector`'s text contains `text`; returns it. */
@@ -288,7 +165,7 @@ async function run(options, browser, result) {
       }
       await waitForHookPlaying(page, others, deadline, NAMES[i]);
       await waitForAudio(page, others, deadline, NAMES[i]);
-      unlocked[NAMES[i]] = await waitForAudioPlaying(page, others, deadline, NAMES[i]);
+      unlocked[NAMES[i]] = await waitForAudioPlaying(page, others, deadline, NAMES[i], log);
       await waitFor(`${NAMES[i]}'s #connection-state to be connected`,
         () => page.$eval('#connection-state', (e) => e.dataset.state === 'connected'), { deadline });
       await waitForCount(page, NAMES[i], '3', deadline);
@@ -408,98 +285,24 @@ async function run(options, browser, result) {
 
   // --- resolution follows the tile size ---
   await step('resolution', options.publisherTimeoutMs * 2 + options.switchTimeoutMs * 3 + 10000, async (deadline) => {
-    await ann.setViewportSize(DESKTOP);
-    const [tile] = await waitForPlayingTiles(ann, cameraTileOf(benId), [benId], { deadline });
-    const entry = (await readState(ann)).remote.find((r) => r.participantId === benId && r.source === 'camera');
-    const mid = entry?.tracks.find((t) => t.trackId === tile.trackId)?.mid
-      ?? entry?.tracks.find((t) => t.kind === 'video')?.mid;
-    if (mid == null) throw new Error(`no mid for Ben's camera tile (track ${tile.trackId}): ${JSON.stringify(entry)}`);
-    const quality = async () => (await readState(ann)).remote
-      .find((r) => r.participantId === benId && r.source === 'camera')?.quality ?? null;
-    const publisherFacts = async () => {
-      const layers = await readOutboundVideo(ben);
+    const describePublisher = async () => {
       const available = await ben.evaluate(async () => {
         const stats = [...(await window.roomcast.pc().getStats()).values()];
         const pair = stats.find((r) => r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded');
         return pair?.availableOutgoingBitrate ?? null;
       }).catch(() => null);
-      return `Ben sends ${JSON.stringify(layers.map((l) => [l.rid, l.frameWidth, l.qualityLimitationReason, l.active]))} `
-        + `with availableOutgoingBitrate ${available}; Ben's last publisher_layers `
+      return ` with availableOutgoingBitrate ${available}; Ben's last publisher_layers `
         + `${JSON.stringify(messages('Ben', 'publisher_layers').slice(-2).map((m) => m.replace(/^\w+ /, '')))}`;
     };
-
-    const phases = [];
-    /**
-     * Sets Ann's window to `viewport` and waits until the received width satisfies `ok` with
-     * frames coming and (when given) the client asked for `wantQuality`. With `needs640`,
-     * Ben must first be sending a layer >= 640 at all (timed apart: on 2 busy cores Chrome's
-     * bandwidth estimate may allow only `q` for a while; that is not the switch's doing).
-     */
-    const phase = async (name, viewport, ok, want, { needs640 = false, wantQuality = null } = {}) => {
-      await ann.setViewportSize(viewport);
-      const started = Date.now();
-      let publisherMs = null;
-      if (needs640) {
-        let layers = [];
-        let sent = new Map();
-        await waitFor(`Ben to send a simulcast layer >= 640 wide (${name})`, async () => {
-          layers = await readOutboundVideo(ben);
-          // frameWidth is the last encoded frame's: the layer must also be sending now.
-          const sending = layers.some((l) => l.frameWidth >= 640 && l.active !== false
-            && l.bytesSent > (sent.get(l.rid) ?? Infinity));
-          sent = new Map(layers.map((l) => [l.rid, l.bytesSent]));
-          return sending;
-        }, {
-          intervalMs: 300,
-          deadline: Math.min(deadline, Date.now() + options.publisherTimeoutMs),
-          describe: () => `Ben sends ${JSON.stringify(layers.map((l) => [l.rid, l.frameWidth, l.bytesSent, l.qualityLimitationReason]))}`,
-        }).catch(async (error) => { throw new Error(`${error.message}; ${await publisherFacts()}`); });
-        publisherMs = Date.now() - started;
-      }
-      let stats = null;
-      let first = null;
-      let asked = null;
-      try {
-        await waitFor(`Ann to receive Ben's camera ${want} at ${viewport.width}x${viewport.height}`
-          + `${wantQuality ? ` having asked for ${wantQuality}` : ''}`, async () => {
-          stats = await readInboundVideo(ann, mid);
-          first ??= stats;
-          asked = await quality();
-          return stats && ok(stats.frameWidth) && stats.framesDecoded > first.framesDecoded
-            && (!wantQuality || asked === wantQuality);
-        }, { deadline: Math.min(deadline, Date.now() + options.switchTimeoutMs), describe: () => `inbound: ${JSON.stringify(stats)}` });
-      } catch (error) {
-        const [t] = await readTiles(ann, cameraTileOf(benId));
-        throw new Error(`${error.message}; tile ${t?.box.width}x${t?.box.height}, quality asked ${JSON.stringify(asked)}, `
-          + `${await publisherFacts()}; phases so far ${JSON.stringify(phases)}`);
-      }
-      const [t] = await readTiles(ann, cameraTileOf(benId));
-      phases.push({
-        phase: name, viewport: `${viewport.width}x${viewport.height}`, width: stats.frameWidth,
-        tile: `${t?.box.width}x${t?.box.height}`, quality: asked, ms: Date.now() - started,
-        publisher_wait_ms: publisherMs,
-      });
-      return stats.frameWidth;
-    };
-    const large = await phase('large', DESKTOP, (w) => w >= 640, 'at >= 640 wide', { needs640: true });
-    // Give the full layer a moment when the publisher sends it; not required (2 cores).
-    let best = large;
-    if (large < 1280) {
-      const until = Math.min(Date.now() + 3000, deadline);
-      while (Date.now() < until && best < 1280) {
-        best = Math.max(best, (await readInboundVideo(ann, mid))?.frameWidth ?? 0);
-        await new Promise((r) => setTimeout(r, 250));
-      }
-      phases[0].width = best;
-    }
-    // Smaller: the client must ask for `low` (or the width could fall for the publisher's
-    // own reasons) and get it.
-    const small = await phase('small', TINY, (w) => w > 0 && w <= 320, 'at <= 320 wide', { wantQuality: 'low' });
-    const again = await phase('large_again', DESKTOP, (w) => w >= 640, 'at >= 640 wide again', { needs640: true });
+    const widths = await followsTileSize({
+      viewer: ann, publisher: ben, publisherId: benId, large: DESKTOP, small: TINY, deadline,
+      switchTimeoutMs: options.switchTimeoutMs, publisherTimeoutMs: options.publisherTimeoutMs,
+      describePublisher,
+    });
+    // What Ben sends and Chrome's send estimate, also when the step passes.
     return {
-      large_width: best, small_width: small, large_again_width: again,
-      remotes: (await readTiles(ann, REMOTE_CAMERAS)).length, phases,
-      publisher: await publisherFacts(),
+      ...widths, remotes: (await readTiles(ann, REMOTE_CAMERAS)).length,
+      publisher: await describePublisher(),
     };
   }, { restore: () => ann.setViewportSize(DESKTOP) });
 

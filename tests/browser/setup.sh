@@ -5,15 +5,23 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
-if [ ! -x /usr/bin/chromium ]; then
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
+if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # Another installer may hold the dpkg lock; wait for it instead of failing.
   apt-get -o DPkg::Lock::Timeout=600 update
-  apt-get -o DPkg::Lock::Timeout=600 install -y chromium
+  apt-get -o DPkg::Lock::Timeout=600 install -y "${missing[@]}"
 fi
 
-if [ ! -d "$here/node_modules" ]; then
-  (cd "$here" && npm ci --no-audit --no-fund)
-fi
+# Every dependency of package.json installed (a checkout set up before one was added has not).
+for package in playwright-core puppeteer-core; do
+  if [ ! -d "$here/node_modules/$package" ]; then
+    (cd "$here" && npm ci --no-audit --no-fund)
+    break
+  fi
+done
 
 /usr/bin/chromium --version
+/usr/bin/firefox-esr --version

@@ -2,7 +2,7 @@
 // Unit tests of the web client's decisions, run in Node without a browser or server:
 // `node --test tests/browser/unit.mjs`. These are the pure functions of web/js: which layer a
 // tile asks for, what a capture failure tells the user, the msid mapping of remote tracks,
-// avatar initials and the grid's geometry.
+// avatar initials, the grid's geometry, and reading stats the way Chrome and Firefox write them.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import { qualityFor } from '../../web/js/quality.js';
 import { captureErrorMessage } from '../../web/js/media.js';
 import { msidOf } from '../../web/js/session.js';
-import { gridLayout, initials } from '../../web/js/tiles.js';
+import { gridLayout, initials, codecName } from '../../web/js/tiles.js';
+import { layerActive, selectedCandidatePair } from '../../web/js/support.js';
 
 test('a tile asks for the layer its drawn height needs', () => {
   assert.equal(qualityFor({ width: 108, height: 85, visible: true }), 'low');
@@ -97,4 +98,45 @@ test('a phone grid stacks tiles and lets them grow taller than 16:9', () => {
   const [first, second] = [...placements.values()];
   assert.equal(first.x, second.x, 'one column');
   assert.ok(first.height > first.width * (9 / 16) + 1, JSON.stringify(first));
+});
+
+test('a simulcast layer is active as Chrome reports it, or as the sender has it in Firefox', () => {
+  // Chrome: outbound-rtp has `active`.
+  assert.equal(layerActive({ rid: 'f', active: false }, [{ rid: 'f', active: true }]), false);
+  assert.equal(layerActive({ rid: 'q', active: true }), true);
+  // Firefox: no `active` in the report; the sender's encodings say it.
+  const encodings = [{ rid: 'q', active: true }, { rid: 'h', active: false }];
+  assert.equal(layerActive({ rid: 'h' }, encodings), false);
+  assert.equal(layerActive({ rid: 'q' }, encodings), true);
+  // Neither says: the layer counts as sent.
+  assert.equal(layerActive({ rid: 'x' }, encodings), true);
+  assert.equal(layerActive({}), true);
+});
+
+test('the selected candidate pair is found in Chrome\'s and Firefox\'s stats', () => {
+  const map = (reports) => new Map(reports.map((r) => [r.id, r]));
+  const chrome = map([
+    { id: 'T', type: 'transport', selectedCandidatePairId: 'P2' },
+    { id: 'P1', type: 'candidate-pair', nominated: true, state: 'succeeded' },
+    { id: 'P2', type: 'candidate-pair', nominated: true, state: 'succeeded', currentRoundTripTime: 0.01 },
+  ]);
+  assert.equal(selectedCandidatePair(chrome).id, 'P2');
+  // Firefox: no transport report with the pair; the pair says `selected`.
+  const firefox = map([
+    { id: 'P1', type: 'candidate-pair', nominated: true, state: 'succeeded' },
+    { id: 'P2', type: 'candidate-pair', nominated: true, state: 'succeeded', selected: true },
+  ]);
+  assert.equal(selectedCandidatePair(firefox).id, 'P2');
+  const neither = map([
+    { id: 'P1', type: 'candidate-pair', nominated: false, state: 'succeeded' },
+    { id: 'P2', type: 'candidate-pair', nominated: true, state: 'succeeded' },
+  ]);
+  assert.equal(selectedCandidatePair(neither).id, 'P2');
+  assert.equal(selectedCandidatePair(map([])), undefined);
+});
+
+test('codecs are named for people', () => {
+  assert.equal(codecName('video/H264'), 'H.264');
+  assert.equal(codecName('video/vp8'), 'VP8');
+  assert.equal(codecName('video/AV1'), 'AV1');
 });

@@ -2,8 +2,11 @@
 //! and bots that join it.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod browser;
 pub mod raw;
+pub mod safari;
+pub mod shaped_client;
 
 use std::time::Duration;
 

@@ -92,6 +92,8 @@ export class JoinScreen {
       this.#showToken(true, { startPreview: false });
     }
     if (ROOM_PATTERN.test(room) && name) {
+      // After the join the address keeps the room only: a reload shows this screen, named.
+      rememberName(name);
       return { room, name, ...this.#roleAndToken(), roomSettings: this.#roomSettings(), localStream: null };
     }
     this.#roleChanged();

@@ -279,6 +279,7 @@ function startMeeting(options) {
     participants.render();
   });
   on('trackpaused', ({ trackId, paused }) => stage.setTrackPaused(trackId, paused));
+  on('trackunsupported', ({ trackId, codec }) => stage.setTrackUnsupported(trackId, codec));
   on('speakers', ({ speakers }) => stage.setSpeakers(speakers));
   on('audiencecount', () => {
     refreshTopBar();
@@ -626,7 +627,10 @@ document.addEventListener('keydown', (event) => {
 });
 
 // Closing or reloading the tab is leaving: say so, so the others see it at once instead of
-// after the server's resume grace period (which is for dropped connections).
+// after the server's resume grace period (which is for dropped connections). Firefox closes
+// the page's WebSockets before `pagehide`, so the `leave` goes out at `beforeunload`;
+// `pagehide` covers browsers that skip `beforeunload` (mobile Safari).
+window.addEventListener('beforeunload', () => meeting?.leave());
 window.addEventListener('pagehide', (event) => {
   if (!event.persisted) meeting?.leave();
   join.stop();

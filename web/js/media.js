@@ -139,6 +139,8 @@ function screenErrorMessage(error) {
       return 'Screen sharing was cancelled or is not allowed by the browser.';
     case 'NotSupportedError':
       return 'This browser cannot share the screen.';
+    case 'NotFoundError':
+      return 'There is no screen or window to share.';
     case 'NotReadableError':
     case 'AbortError':
       return 'The screen could not be captured: the operating system or another application prevented it.';

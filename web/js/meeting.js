@@ -4,6 +4,7 @@
 
 import { Signaling } from './signaling.js';
 import { Session } from './session.js';
+import { support } from './support.js';
 import {
   captureCamera,
   captureMicrophone,
@@ -45,7 +46,7 @@ const DEVICE_KIND = { microphone: 'audioinput', camera: 'videoinput' };
  * One visit to a room. Events (`event.detail`): `joined`, `resumed`, `participant`,
  * `participantleft`, `selfrole`, `localmedia`, `remotetrack`, `remotetrackremoved`,
  * `trackmuted` (a server `track_muted`, or a video's media stopped/came back: `muted` is true
- * while either says so), `trackpaused`, `speakers`, `audiencecount`, `roomlocked`, `chat`,
+ * while either says so), `trackpaused`, `trackunsupported`, `speakers`, `audiencecount`, `roomlocked`, `chat`,
  * `connection`, `problem`, `ended`; see docs/web-client.md for their details. The public
  * fields are for reading only.
  */
@@ -98,6 +99,8 @@ export class Meeting extends EventTarget {
   #quality = new Map();
   /** trackId → the simulcast rid we receive of it (`track_layer`). */
   #layers = new Map();
+  /** trackId → the codec its publisher sends that our connection cannot take (`track_unsupported`). */
+  #unsupported = new Map();
   /** The server's `audience_count` (sent to audience members only). */
   #serverAudienceCount = 0;
   #lastAudienceCount = 0;
@@ -372,6 +375,15 @@ export class Meeting extends EventTarget {
       case 'track_resumed':
         this.#emit('trackpaused', { trackId: message.track_id, paused: message.type === 'track_paused' });
         break;
+      case 'track_unsupported':
+        this.#unsupported.set(message.track_id, message.codec ?? 'unknown');
+        this.#emit('trackunsupported', {
+          trackId: message.track_id,
+          codec: message.codec ?? 'unknown',
+          receivable: message.receivable ?? [],
+        });
+        this.#showSignalledMute(message.track_id);
+        break;
       case 'active_speakers':
         this.#emit('speakers', {
           speakers: (message.speakers ?? []).map((s) => ({ participantId: s.participant_id, level: s.level })),
@@ -619,6 +631,7 @@ export class Meeting extends EventTarget {
   #dropRemoteTrack(participantId, trackId) {
     this.#quality.delete(trackId);
     this.#layers.delete(trackId);
+    this.#unsupported.delete(trackId);
     if (!this.#shown.delete(trackId)) return;
     this.#emit('remotetrackremoved', { participantId, trackId });
   }
@@ -639,6 +652,7 @@ export class Meeting extends EventTarget {
     this.#ownTracks.clear();
     this.#quality.clear();
     this.#layers.clear();
+    this.#unsupported.clear();
     const session = new Session({ iceServers, send: (signal) => this.#send(signal) });
     this.session = session;
     const current = (handler) => (event) => {
@@ -666,6 +680,7 @@ export class Meeting extends EventTarget {
       mid,
       track,
       muted: known?.muted ?? false,
+      unsupported: this.#unsupported.get(trackId) ?? null,
     });
   }
 
@@ -676,7 +691,17 @@ export class Meeting extends EventTarget {
    */
   #onRemoteMediaMute({ participantId, trackId, kind, muted }) {
     if (!this.#shown.has(trackId) || kind === 'audio') return;
-    this.#emit('trackmuted', { participantId, trackId, kind, muted: muted || Boolean(this.#remoteTrack(trackId)?.muted) });
+    // No media is expected for a track we cannot decode: its tile says why, not "camera off".
+    const stopped = muted && !this.#unsupported.has(trackId);
+    this.#emit('trackmuted', { participantId, trackId, kind, muted: stopped || Boolean(this.#remoteTrack(trackId)?.muted) });
+  }
+
+  /** Shows a remote video as muted only if its publisher says so (its media never comes). */
+  #showSignalledMute(trackId) {
+    const shown = this.#shown.get(trackId);
+    if (!shown || shown.kind === 'audio') return;
+    const muted = Boolean(this.#remoteTrack(trackId)?.muted);
+    this.#emit('trackmuted', { participantId: shown.participantId, trackId, kind: shown.kind, muted });
   }
 
   // ---- Our own media. ----
@@ -865,7 +890,7 @@ export class Meeting extends EventTarget {
       for (const t of stream.getTracks()) t.stop();
       return false;
     }
-    track.contentHint = 'detail';
+    if (support.contentHint) track.contentHint = 'detail';
     // The browser's own "Stop sharing" button ends the track.
     track.addEventListener('ended', () => {
       if (this.#screenStream === stream) this.stopScreenShare();

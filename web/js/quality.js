@@ -2,6 +2,8 @@
 // drawn on screen, and a small controller that sends only changes. No DOM lookups: the
 // stage hands over the tile elements.
 
+import { support } from './support.js';
+
 /** Rendered video heights (device pixels) below which a lower layer is enough. */
 export const LOW_BELOW_PX = 240;
 export const MEDIUM_BELOW_PX = 480;
@@ -34,18 +36,21 @@ export class QualityController {
   /** trackId → the last quality sent */
   #sent = new Map();
   #timer = null;
-  #resize = new ResizeObserver(() => this.#schedule());
-  #intersection = new IntersectionObserver((entries) => {
+  /** Without ResizeObserver, the window's resizes stand in for the tiles' (layouts follow them). */
+  #resize = support.resizeObserver ? new ResizeObserver(() => this.#schedule()) : null;
+  /** Without IntersectionObserver, every tile counts as visible. */
+  #intersection = support.intersectionObserver ? new IntersectionObserver((entries) => {
     for (const entry of entries) {
       const watched = this.#watched.get(entry.target);
       if (watched) watched.visible = entry.isIntersecting;
     }
     this.#schedule();
-  });
+  }) : null;
 
   /** @param {(trackId: string, quality: string) => void} setQuality */
   constructor(setQuality) {
     this.#setQuality = setQuality;
+    if (!this.#resize) globalThis.addEventListener?.('resize', () => this.#schedule());
   }
 
   /** Follows `element` for the remote video track `trackId` (null: nothing to ask for). */
@@ -55,16 +60,16 @@ export class QualityController {
       watched.trackId = trackId;
     } else {
       this.#watched.set(element, { trackId, visible: true });
-      this.#resize.observe(element);
-      this.#intersection.observe(element);
+      this.#resize?.observe(element);
+      this.#intersection?.observe(element);
     }
     this.#schedule();
   }
 
   unwatch(element) {
     if (!this.#watched.delete(element)) return;
-    this.#resize.unobserve(element);
-    this.#intersection.unobserve(element);
+    this.#resize?.unobserve(element);
+    this.#intersection?.unobserve(element);
   }
 
   /** The last quality sent for a track, or null. */

@@ -20,6 +20,8 @@
 // named by their m-line's msid (publisher participant id, Track id). A media connection
 // that fails, or stays disconnected for a few seconds, gets an ICE restart.
 
+import { support, layerActive, selectedCandidatePair } from './support.js';
+
 /** How long we wait for `negotiate_grant` before offering without it. */
 const GRANT_TIMEOUT_MS = 3_000;
 /** How long we wait for an answer before assuming our offer was dropped and re-offering. */
@@ -100,7 +102,16 @@ export class Session extends EventTarget {
     const init = { direction: 'sendonly' };
     if (source === 'camera') init.sendEncodings = CAMERA_ENCODINGS.map((encoding) => ({ ...encoding }));
     if (source === 'screen') init.sendEncodings = SCREEN_ENCODINGS.map((encoding) => ({ ...encoding }));
-    const transceiver = this.#pc.addTransceiver(track ?? (source === 'microphone' ? 'audio' : 'video'), init);
+    const media = track ?? (source === 'microphone' ? 'audio' : 'video');
+    let transceiver;
+    try {
+      transceiver = this.#pc.addTransceiver(media, init);
+    } catch (error) {
+      // A browser that refuses these encodings (no simulcast) still sends one stream.
+      if (!init.sendEncodings) throw error;
+      console.warn(`session: ${source} encodings refused (${error.name}), sending one stream`);
+      transceiver = this.#pc.addTransceiver(media, { direction: 'sendonly' });
+    }
     this.#published.set(transceiver, source);
     return transceiver;
   }
@@ -127,6 +138,7 @@ export class Session extends EventTarget {
    * that some subscriber takes, and resumes the others as soon as they are listed again.
    */
   applyPublisherLayers({ mid, rids }) {
+    if (!support.senderParameters) return;
     this.#enqueue(async () => {
       const transceiver = [...this.#published.keys()].find((t) => t.mid === mid);
       if (!transceiver) return;
@@ -138,7 +150,13 @@ export class Session extends EventTarget {
         if (encoding.active !== active) changed = true;
         encoding.active = active;
       }
-      if (changed) await transceiver.sender.setParameters(parameters);
+      if (!changed) return;
+      try {
+        await transceiver.sender.setParameters(parameters);
+      } catch (error) {
+        // Not a negotiation failure: the layers keep being sent, which only costs upload.
+        console.warn(`session: could not pause or resume layers of mid ${mid}: ${error.name}`, error);
+      }
     });
   }
 
@@ -232,7 +250,9 @@ export class Session extends EventTarget {
     if (this.#closed) return null;
     const stats = await this.#pc.getStats();
     const pair = selectedCandidatePair(stats);
-    const cameraMid = [...this.#published].find(([, source]) => source === 'camera')?.[0].mid ?? null;
+    const camera = [...this.#published].find(([, source]) => source === 'camera')?.[0];
+    const cameraMid = camera?.mid ?? null;
+    const encodings = camera?.sender.getParameters().encodings ?? [];
     const layers = [];
     let bytesSent = 0;
     for (const report of stats.values()) {
@@ -243,7 +263,7 @@ export class Session extends EventTarget {
     layers.sort((x, y) => RID_ORDER.indexOf(x.rid) - RID_ORDER.indexOf(y.rid));
     const rates = this.#rates('out', performance.now(), { bytes: bytesSent });
     // The highest layer being sent says best why the camera is not at its full quality.
-    const top = [...layers].reverse().find((report) => report.active !== false) ?? layers.at(-1);
+    const top = [...layers].reverse().find((report) => layerActive(report, encodings)) ?? layers.at(-1);
     return {
       rttMs: pair?.currentRoundTripTime === undefined ? null : pair.currentRoundTripTime * 1000,
       outKbps: rates.seconds ? (rates.bytes * 8) / 1000 / rates.seconds : null,
@@ -254,7 +274,7 @@ export class Session extends EventTarget {
         width: report.frameWidth ?? null,
         height: report.frameHeight ?? null,
         fps: report.framesPerSecond ?? null,
-        active: report.active ?? true,
+        active: layerActive(report, encodings),
       })),
     };
   }
@@ -290,7 +310,7 @@ export class Session extends EventTarget {
 
   /** New ICE credentials; `negotiationneeded` follows and our offer carries them. */
   #restartIce() {
-    if (this.#closed) return;
+    if (this.#closed || !support.restartIce) return;
     console.info(`session: media connection ${this.#pc.connectionState}, restarting ICE`);
     this.#pc.restartIce();
   }
@@ -521,17 +541,6 @@ export function msidOf(sdp, mid) {
       if (match) return { streamId: match[1], trackId: match[2] };
     }
     return undefined;
-  }
-  return undefined;
-}
-
-/** The candidate pair the transport uses, from a `getStats()` report. */
-function selectedCandidatePair(stats) {
-  for (const report of stats.values()) {
-    if (report.type === 'transport' && report.selectedCandidatePairId) return stats.get(report.selectedCandidatePairId);
-  }
-  for (const report of stats.values()) {
-    if (report.type === 'candidate-pair' && report.nominated && report.state === 'succeeded') return report;
   }
   return undefined;
 }

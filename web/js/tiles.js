@@ -168,10 +168,12 @@ export class Stage {
   }
 
   /** A remote track can be shown: `detail` of the Meeting's `remotetrack` event. */
-  addTrack({ participantId, trackId, kind, source, mid, track, muted }, name) {
+  addTrack({ participantId, trackId, kind, source, mid, track, muted, unsupported }, name) {
     const tileSource = tileSourceOf(source);
     const tile = this.#ensureTile(participantId, tileSource, { local: false, name });
-    tile.tracks.set(trackId, { kind, source, mid, track, muted: Boolean(muted), paused: false });
+    tile.tracks.set(trackId, {
+      kind, source, mid, track, muted: Boolean(muted), paused: false, unsupported: unsupported ?? null,
+    });
     if (kind === 'video') {
       tile.videoTrackId = trackId;
       setVideo(tile, track);
@@ -217,10 +219,23 @@ export class Stage {
 
   /** The server stopped (or resumed) sending a video track for lack of bandwidth. */
   setTrackPaused(trackId, paused) {
+    this.#updateTrack(trackId, { paused });
+  }
+
+  /**
+   * The server says our connection cannot take the codec (`codec`, a MIME type) of this
+   * track: its tile says so instead of staying black.
+   */
+  setTrackUnsupported(trackId, codec) {
+    this.#updateTrack(trackId, { unsupported: codec });
+  }
+
+  /** Sets `changes` on the remote track `trackId` and refreshes its tiles. */
+  #updateTrack(trackId, changes) {
     for (const tile of this.#tiles.values()) {
       const entry = tile.tracks.get(trackId);
       if (!entry) continue;
-      entry.paused = paused;
+      Object.assign(entry, changes);
       this.#refresh(tile);
     }
   }
@@ -287,6 +302,7 @@ export class Stage {
         tracks: [...tile.tracks].map(([trackId, t]) => ({ trackId, kind: t.kind, source: t.source, mid: t.mid, muted: t.muted })),
         audioMuted: tile.root.classList.contains('audio-muted'),
         videoMuted: tile.root.classList.contains('video-muted'),
+        videoUnsupported: tile.tracks.get(tile.videoTrackId)?.unsupported ?? null,
         speaking: tile.root.classList.contains('speaking'),
         quality: tile.videoTrackId ? this.#quality.sentFor(tile.videoTrackId) : null,
         tileWidth: Math.round(rect.width),
@@ -336,6 +352,7 @@ export class Stage {
     let audioMuted;
     let videoMuted;
     let paused = false;
+    let unsupported = null;
     if (tile.local) {
       audioMuted = tile.source === 'camera' && !tile.localAudioOn;
       videoMuted = !tile.localVideoOn;
@@ -346,10 +363,14 @@ export class Stage {
       audioMuted = tile.source === 'camera' && (audio.length === 0 || audio.every((t) => t.muted));
       videoMuted = !video || video.muted;
       paused = Boolean(video?.paused) && !videoMuted;
+      unsupported = videoMuted ? null : (video?.unsupported ?? null);
     }
     tile.root.classList.toggle('audio-muted', audioMuted);
     tile.root.classList.toggle('video-muted', videoMuted);
-    tile.root.classList.toggle('video-paused', paused);
+    tile.root.classList.toggle('video-paused', paused && !unsupported);
+    tile.root.classList.toggle('video-unsupported', Boolean(unsupported));
+    tile.unsupportedEl.textContent = unsupported
+      ? `This browser cannot play this video: it is sent as ${codecName(unsupported)}.` : '';
     tile.mutedEl.hidden = !audioMuted;
     if (tile.videoTrackId) tile.root.dataset.trackId = tile.videoTrackId;
     else delete tile.root.dataset.trackId;
@@ -539,13 +560,22 @@ function createTile(participantId, source, local) {
   paused.className = 'tile-paused';
   paused.textContent = 'Video paused: low bandwidth';
 
-  root.append(video, avatar, paused, qualityEl, statsEl, label, pinButton);
+  const unsupportedEl = document.createElement('span');
+  unsupportedEl.className = 'tile-unsupported';
+
+  root.append(video, avatar, paused, unsupportedEl, qualityEl, statsEl, label, pinButton);
   return {
     key: '', participantId, source, local, name: '', order: nextOrder++,
-    root, video, avatar, nameEl, mutedEl, qualityEl, statsEl, pinButton,
+    root, video, avatar, nameEl, mutedEl, qualityEl, statsEl, pinButton, unsupportedEl,
     tracks: new Map(), videoTrackId: null, localVideoOn: false, localAudioOn: false,
     box: null, pip: false,
   };
+}
+
+/** `video/H264` → `H.264`, for people. */
+export function codecName(mimeType) {
+  const name = String(mimeType).split('/').pop();
+  return { H264: 'H.264', H265: 'H.265' }[name.toUpperCase()] ?? name.toUpperCase();
 }
 
 function setName(tile, name, source) {

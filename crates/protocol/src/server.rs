@@ -83,6 +83,15 @@ pub enum ServerMessage {
     TrackResumed {
         track_id: String,
     },
+    /// (roomcast) To a subscriber: its connection negotiated no codec that can carry this
+    /// track (e.g. an H.264-only publisher and a VP8-only browser), so nothing of it will
+    /// arrive. `codec` is the MIME type the publisher sends, `receivable` the ones this
+    /// subscriber takes for that kind. Sent once per track.
+    TrackUnsupported {
+        track_id: String,
+        codec: String,
+        receivable: Vec<String>,
+    },
     /// Extension, to a publisher: the simulcast layers (rids) of its track that some
     /// subscriber takes. Layers not listed may be paused until a later message lists them.
     PublisherLayers {
@@ -197,6 +206,15 @@ mod tests {
             }
             .to_json(),
             r#"{"type":"track_layer","track_id":"TR_1","rid":null}"#
+        );
+        assert_eq!(
+            ServerMessage::TrackUnsupported {
+                track_id: "TR_1".into(),
+                codec: "video/H264".into(),
+                receivable: vec!["video/VP8".into()],
+            }
+            .to_json(),
+            r#"{"type":"track_unsupported","track_id":"TR_1","codec":"video/H264","receivable":["video/VP8"]}"#
         );
         assert_eq!(
             ServerMessage::TrackPaused {

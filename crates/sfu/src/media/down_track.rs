@@ -207,6 +207,31 @@ impl DownTrack {
         self.state.lock().selector.restart();
     }
 
+    /// Whether the subscriber's connection negotiated a codec that can carry `codec`'s
+    /// packets; `None` until bound.
+    pub fn takes_codec(&self, codec: &RTCRtpCodecParameters) -> Option<bool> {
+        let binding = self.binding.load();
+        Some(
+            binding
+                .as_ref()?
+                .codecs
+                .iter()
+                .any(|c| same_codec(codec, c)),
+        )
+    }
+
+    /// The MIME types the subscriber's connection negotiated for this track's kind (none
+    /// until bound).
+    pub fn negotiated_mime_types(&self) -> Vec<String> {
+        let mut types: Vec<String> = Vec::new();
+        for codec in self.binding.load().iter().flat_map(|b| b.codecs.iter()) {
+            if !types.contains(&codec.capability.mime_type) {
+                types.push(codec.capability.mime_type.clone());
+            }
+        }
+        types
+    }
+
     /// (requested, allowed, current) layers.
     pub fn layer_state(&self) -> LayerState {
         let state = self.state.lock();

@@ -1,7 +1,7 @@
 //! A session's periodic layer work, on both sides of the SFU: as a publisher, it tells the
 //! client which simulcast layers anyone takes (dynacast); as a subscriber, it shares the
 //! estimated bandwidth among the tracks received and tells the client about tracks paused
-//! for lack of it. The decisions are the synchronous [`Dynacast`] and [`SubscriberAllocator`];
+//! for lack of it, or that it cannot decode at all (`track_unsupported`). The decisions are the synchronous [`Dynacast`] and [`SubscriberAllocator`];
 //! this module only gathers their inputs and sends their outcome.
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -37,6 +37,8 @@ pub struct LayerControl {
     paused: HashSet<String>,
     /// Per received simulcast track id: the layer this subscriber was last told it gets.
     told_layer: HashMap<String, Option<u8>>,
+    /// Track ids this subscriber was told it has no codec for.
+    unsupported: HashSet<String>,
 }
 
 impl LayerControl {
@@ -91,7 +93,10 @@ impl LayerControl {
         let mut audio_bps = 0;
         let mut videos = Vec::new();
         let mut demands = Vec::new();
+        let mut live = HashSet::new();
         for (track, down) in received {
+            self.tell_unsupported(track, down, outbox);
+            live.insert(track.info.id.as_str());
             if track.info.kind == TrackKind::Audio {
                 audio_bps += track.layer_bitrates().first().copied().unwrap_or(0);
                 continue;
@@ -146,7 +151,27 @@ impl LayerControl {
         self.paused = still_paused;
         self.told_layer
             .retain(|id, _| videos.iter().any(|(t, _)| t.info.id == *id));
+        self.unsupported.retain(|id| live.contains(id.as_str()));
         allocation.probe_result_bps
+    }
+
+    /// Sends `track_unsupported` once the subscriber's connection is known to lack a codec
+    /// for `track` (it would otherwise see a tile that never shows anything).
+    fn tell_unsupported(&mut self, track: &PublishedTrack, down: &DownTrack, outbox: &Outbox) {
+        if down.takes_codec(&track.codec) != Some(false)
+            || self.unsupported.contains(&track.info.id)
+        {
+            return;
+        }
+        self.unsupported.insert(track.info.id.clone());
+        let codec = track.codec.capability.mime_type.clone();
+        let receivable = down.negotiated_mime_types();
+        tracing::info!(track_id = %track.info.id, %codec, ?receivable, "subscriber has no codec for the track");
+        outbox.send(ServerMessage::TrackUnsupported {
+            track_id: track.info.id.clone(),
+            codec,
+            receivable,
+        });
     }
 
     /// Sends `track_layer` when the simulcast layer this subscriber receives of `track`
@@ -243,6 +268,91 @@ mod tests {
             }]
         );
         assert_eq!(down.layer_state().allowed, Some(2));
+    }
+
+    #[test]
+    fn a_subscriber_without_the_publishers_codec_is_told_once() {
+        let codec = |mime: &str, pt, fmtp: &str| RTCRtpCodecParameters {
+            capability: webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability {
+                mime_type: mime.into(),
+                clock_rate: 90_000,
+                sdp_fmtp_line: fmtp.into(),
+                ..Default::default()
+            },
+            payload_type: pt,
+            ..Default::default()
+        };
+        let h264 = codec(
+            "video/H264",
+            98,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+        );
+        let track = Arc::new(PublishedTrack::new(
+            Track {
+                id: "TR_7".into(),
+                kind: TrackKind::Video,
+                source: TrackSource::Camera,
+                simulcast: false,
+                muted: false,
+            },
+            "PA_safari".into(),
+            "1".into(),
+            h264.clone(),
+            &[],
+            Weak::new(),
+        ));
+        let vp8_only = track.new_down_track(egress());
+        let h264_too = track.new_down_track(egress());
+        let (outbox, mut rx) = Outbox::new();
+        let mut control = LayerControl::default();
+        let t0 = Instant::now();
+        let tick = |control: &mut LayerControl, down: &Arc<DownTrack>, at| {
+            control.subscriber_tick(at, [(&track, down)].into_iter(), &[], None, &outbox);
+        };
+        tick(&mut control, &vp8_only, t0);
+        assert!(
+            drain(&mut rx).is_empty(),
+            "nothing is known before the answer"
+        );
+        vp8_only.bind_negotiated("a".into(), 1, vec![codec("video/VP8", 96, "")], &[], None);
+        tick(&mut control, &vp8_only, t0 + INTERVAL);
+        assert_eq!(
+            drain(&mut rx),
+            [ServerMessage::TrackUnsupported {
+                track_id: "TR_7".into(),
+                codec: "video/H264".into(),
+                receivable: vec!["video/VP8".into()],
+            }]
+        );
+        tick(&mut control, &vp8_only, t0 + INTERVAL * 2);
+        assert!(drain(&mut rx).is_empty(), "said once");
+        // Another profile of H.264 is no help; the same profile at another level is.
+        h264_too.bind_negotiated(
+            "b".into(),
+            2,
+            vec![
+                codec("video/VP8", 96, ""),
+                codec(
+                    "video/H264",
+                    125,
+                    "packetization-mode=1;profile-level-id=640c1f",
+                ),
+                codec(
+                    "video/H264",
+                    108,
+                    "packetization-mode=1;profile-level-id=42e034",
+                ),
+            ],
+            &[],
+            None,
+        );
+        let mut other = LayerControl::default();
+        tick(&mut other, &h264_too, t0);
+        assert!(
+            drain(&mut rx).is_empty(),
+            "{:?}",
+            h264_too.negotiated_mime_types()
+        );
     }
 
     #[test]

@@ -70,17 +70,6 @@ pub struct PublishedTrack {
     muted: AtomicBool,
 }
 
-/// The layer order of a simulcast m-line: `q`, `h`, `f` by name when those are the rids,
-/// otherwise as the offer lists them (lowest first, as browsers do).
-pub fn order_rids(rids: &[String]) -> Vec<String> {
-    let rank = |r: &str| ["q", "h", "f"].iter().position(|x| *x == r);
-    let mut ordered: Vec<String> = rids.iter().take(MAX_LAYERS as usize).cloned().collect();
-    if ordered.iter().all(|r| rank(r).is_some()) {
-        ordered.sort_by_key(|r| rank(r));
-    }
-    ordered
-}
-
 /// Names the track (its state is in its counters).
 impl std::fmt::Debug for PublishedTrack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -93,7 +82,8 @@ impl std::fmt::Debug for PublishedTrack {
 }
 
 impl PublishedTrack {
-    /// `rids` are the simulcast layers, lowest first (empty without simulcast).
+    /// `rids` are the simulcast layers, lowest first (empty without simulcast; see
+    /// [`crate::signaling::simulcast_rids`]).
     pub fn new(
         info: Track,
         publisher_id: String,
@@ -724,15 +714,4 @@ mod tests {
         wait_for(resent as usize);
     }
 
-    #[test]
-    fn rids_are_ordered_low_to_high() {
-        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(order_rids(&s(&["f", "q", "h"])), s(&["q", "h", "f"]));
-        assert_eq!(order_rids(&s(&["h", "f"])), s(&["h", "f"]));
-        assert_eq!(
-            order_rids(&s(&["lo", "mid", "hi"])),
-            s(&["lo", "mid", "hi"])
-        );
-        assert_eq!(order_rids(&s(&["a", "b", "c", "d"])).len(), 3);
-    }
 }

@@ -3,3 +3,4 @@ pub mod negotiator;
 pub mod outbox;
 pub mod sdp_media;
 pub mod session;
+pub mod simulcast_rids;

@@ -1,9 +1,11 @@
 //! Reads what a client's offer publishes: one entry per m-line, with its mid, kind,
-//! whether the client sends on it, and its simulcast rids.
+//! whether the client sends on it, and its simulcast rids (ranked by [`simulcast_rids`]).
 use std::io::Cursor;
 
 use roomcast_protocol::TrackKind;
 use webrtc::sdp::SessionDescription;
+
+use super::simulcast_rids::{self, simulcast_send_order, SendRid};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaSection {
@@ -11,6 +13,7 @@ pub struct MediaSection {
     pub kind: Option<TrackKind>,
     /// The client sends media on this m-line (sendonly or sendrecv, not rejected).
     pub sends: bool,
+    /// The simulcast layers' rids, lowest first; empty without simulcast.
     pub rids: Vec<String>,
 }
 
@@ -39,16 +42,17 @@ pub fn media_sections(sdp: &str) -> Result<Vec<MediaSection>, String> {
         // Port 0 rejects an m-line, except with `a=bundle-only` (RFC 8843 §7.5): Firefox
         // offers every m-line after the first that way until BUNDLE is negotiated.
         let rejected = m.media_name.port.value == 0 && attr("bundle-only").is_none();
-        let rids = m
+        let send_rids: Vec<SendRid> = m
             .attributes
             .iter()
             .filter(|a| a.key == "rid")
-            .filter_map(|a| a.value.as_deref())
-            .filter_map(|v| {
-                let (id, dir) = v.split_once(' ')?;
-                dir.trim_start().starts_with("send").then(|| id.to_owned())
-            })
+            .filter_map(|a| SendRid::parse(a.value.as_deref()?))
             .collect();
+        let simulcast_order = attr("simulcast")
+            .and_then(|a| a.value.as_deref())
+            .map(simulcast_send_order)
+            .unwrap_or_default();
+        let rids = simulcast_rids::layers_lowest_first(&send_rids, &simulcast_order);
         sections.push(MediaSection {
             mid,
             kind,

@@ -914,6 +914,12 @@ impl PeerConnectionInternal {
                                 rid_map: get_rids(media),
                                 offered_direction: (!include_unmatched).then(|| direction),
                                 extmap_allow_mixed,
+                                // roomcast patch: see add_transceiver_sdp.
+                                offered_extensions: (!include_unmatched).then(|| {
+                                    rtp_extensions_from_media_description(media)
+                                        .map(|extensions| extensions.into_keys().collect())
+                                        .unwrap_or_default()
+                                }),
                                 ..Default::default()
                             });
                         } else {

@@ -734,6 +734,22 @@ impl MediaEngine {
                 self.negotiated_video.store(true, Ordering::SeqCst);
                 RTPCodecType::Video
             } else {
+                // roomcast patch: the codecs stay those of the first m-line of their kind, but
+                // a later m-line's header extensions are taken too (never overriding an id
+                // already negotiated). Firefox answers an m-line it receives on without
+                // rtp-stream-id (it only sends rids), so when the remote's first video m-line
+                // is such an answer, the rid extension of a simulcast m-line it offers later
+                // would otherwise never be negotiated, and its layers never read.
+                let typ = match media.media_name.media.to_lowercase().as_str() {
+                    "audio" => RTPCodecType::Audio,
+                    "video" => RTPCodecType::Video,
+                    _ => continue,
+                };
+                if let Ok(extensions) = rtp_extensions_from_media_description(media) {
+                    for (extension, id) in extensions {
+                        self.update_header_extension(id, &extension, typ).await?;
+                    }
+                }
                 continue;
             };
 

@@ -535,6 +535,14 @@ pub(crate) async fn add_transceiver_sdp(
 
     let parameters = media_engine.get_rtp_parameters_by_kind(t.kind, t.direction());
     for rtp_extension in &parameters.header_extensions {
+        // roomcast patch: an answer lists only extensions the offer's m-line has (RFC 8285
+        // §6). The negotiated ones are per connection, and Firefox rejects an answer that
+        // adds one, e.g. rtp-stream-id (which it only sends) to an m-line it receives on.
+        if let Some(offered) = &media_section.offered_extensions {
+            if !offered.contains(&rtp_extension.uri) {
+                continue;
+            }
+        }
         let ext_url = Url::parse(rtp_extension.uri.as_str())?;
         media = media.with_extmap(sdp::extmap::ExtMap {
             value: rtp_extension.id,
@@ -792,6 +800,8 @@ pub(crate) struct MediaSection {
     pub(crate) rid_map: Vec<SimulcastRid>,
     pub(crate) offered_direction: Option<RTCRtpTransceiverDirection>,
     pub(crate) extmap_allow_mixed: bool,
+    /// roomcast patch: when answering, the header-extension URIs the offer's m-line lists.
+    pub(crate) offered_extensions: Option<Vec<String>>,
 }
 
 pub(crate) struct PopulateSdpParams {

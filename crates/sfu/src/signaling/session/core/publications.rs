@@ -10,7 +10,7 @@ use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirecti
 
 use super::transceivers::PeerModel;
 use super::{Command, SessionCore};
-use crate::media::published_track::{order_rids, PublishedTrack};
+use crate::media::published_track::PublishedTrack;
 use crate::signaling::sdp_media::MediaSection;
 
 /// A published track to build for one of the client's m-lines.
@@ -63,16 +63,11 @@ impl SessionCore {
                     .iter()
                     .find(|t| t.mid == s.mid)
                     .map_or(TrackSource::default_for(kind), |t| t.source);
-                let rids = if s.rids.len() > 1 {
-                    order_rids(&s.rids)
-                } else {
-                    Vec::new()
-                };
                 Some(NewTrack {
                     mid: s.mid.clone(),
                     kind,
                     source,
-                    rids,
+                    rids: s.rids.clone(),
                 })
             })
             .collect();

@@ -1,0 +1,106 @@
+//! The `roomcast` binary as users start it, for what only the real process shows: signals, its
+//! default log filter, its default addresses.
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::MESSAGE_TIMEOUT;
+
+pub const ROOMCAST: &str = env!("CARGO_BIN_EXE_roomcast");
+
+/// A running `roomcast serve`, killed when dropped.
+pub struct ServeProcess {
+    child: Child,
+    /// The HTTP address it listens on (`host:port`).
+    pub http_addr: String,
+    logs: Arc<Mutex<Vec<Value>>>,
+}
+
+impl ServeProcess {
+    /// `roomcast serve --http-addr 127.0.0.1:0 --udp-port 0 --log-format json` plus `args`,
+    /// with `RUST_LOG` set to `rust_log` (or unset: the server's default filter). Returns once
+    /// it logged `roomcast listening`; every JSON log line after that is kept ([`Self::logs`]).
+    pub async fn start(args: &[&str], rust_log: Option<&str>) -> ServeProcess {
+        let mut command = Command::new(ROOMCAST);
+        command
+            .args(["serve", "--http-addr", "127.0.0.1:0", "--udp-port", "0"])
+            .args(["--log-format", "json"])
+            .args(args)
+            .env_remove("ROOMCAST_JWT_SECRET")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        match rust_log {
+            Some(filter) => command.env("RUST_LOG", filter),
+            None => command.env_remove("RUST_LOG"),
+        };
+        let mut child = command.spawn().expect("roomcast starts");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let http_addr = tokio::time::timeout(MESSAGE_TIMEOUT, async {
+            while let Some(line) = lines.next_line().await.expect("stdout readable") {
+                let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
+                if v["fields"]["message"] == "roomcast listening" {
+                    return v["fields"]["http_addr"]
+                        .as_str()
+                        .expect("http_addr logged")
+                        .to_owned();
+                }
+            }
+            panic!("stdout ended before the server listened");
+        })
+        .await
+        .expect("the server starts in time");
+        // Keep reading, so the server never blocks on a full pipe.
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&logs);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    kept.lock().expect("log lines").push(v);
+                }
+            }
+        });
+        ServeProcess {
+            child,
+            http_addr,
+            logs,
+        }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.http_addr)
+    }
+
+    pub fn port(&self) -> &str {
+        self.http_addr.rsplit(':').next().expect("a port")
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let pid = self.child.id().expect("running").to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits at most `limit` for the process to exit.
+    pub async fn exited_within(&mut self, limit: Duration) -> ExitStatus {
+        tokio::time::timeout(limit, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("the process exits within {limit:?}"))
+            .expect("wait works")
+    }
+
+    /// The JSON log lines so far.
+    pub fn logs(&self) -> Vec<Value> {
+        self.logs.lock().expect("log lines").clone()
+    }
+}
