@@ -104,7 +104,7 @@ pub enum Forwarded {
     },
     /// Not the layer this subscriber takes now, or the track is off or paused for it.
     NotSelected,
-    /// Not bound yet (negotiation still running) or sending is paused.
+    /// Not bound yet, or the subscriber has not applied the offer declaring it.
     NotBound,
     /// Negotiated, but DTLS has not finished yet.
     NotConnected,
@@ -123,6 +123,9 @@ pub struct DownTrack {
     codec: RTCRtpCodecParameters,
     egress: Arc<Egress>,
     binding: ArcSwapOption<Binding>,
+    /// Nothing is sent until the subscriber has applied the description that declares
+    /// this track ([`DownTrack::activate`]).
+    active: std::sync::atomic::AtomicBool,
     layers: u8,
     state: Mutex<ForwardState>,
     /// The last [`Forwarded`] outcome, as a small code, for logging its changes.
@@ -150,6 +153,7 @@ impl DownTrack {
             codec,
             egress,
             binding: ArcSwapOption::empty(),
+            active: std::sync::atomic::AtomicBool::new(false),
             layers,
             state: Mutex::new(ForwardState::new(layers)),
             last_outcome: std::sync::atomic::AtomicU8::new(0),
@@ -185,6 +189,18 @@ impl DownTrack {
 
     pub fn is_video(&self) -> bool {
         self.kind == RTPCodecType::Video
+    }
+
+    /// The subscriber's answer to the offer that declared this track has been applied:
+    /// sending may start (video at a keyframe, which the forwarding path asks the
+    /// publisher for). webrtc-rs may start the sender, and so bind this track, before: a
+    /// reused transceiver's new sender starts when we answer a client offer that lists the
+    /// m-line. A client that has not applied our offer does not know the new SSRC: browsers
+    /// find the track by its mid, webrtc-rs clients do not (they probe the unknown stream
+    /// for simulcast ids, close it, and the track never arrives).
+    pub fn activate(&self) {
+        self.active
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Sets the most this subscriber wants (`set_quality`); `None` is off.
@@ -254,7 +270,10 @@ impl DownTrack {
         buf: &mut Vec<u8>,
     ) -> Result<Prepared, Forwarded> {
         let binding = self.binding.load();
-        let Some(binding) = binding.as_ref() else {
+        let Some(binding) = binding
+            .as_ref()
+            .filter(|_| self.active.load(std::sync::atomic::Ordering::Relaxed))
+        else {
             return Err(Forwarded::NotBound);
         };
         if !self.egress.is_connected() {
