@@ -4,12 +4,15 @@
 //! reads the server's CPU time (/proc), RSS and its own counters (`GET /api/stats`) at both
 //! ends, and the bots' loss over the same window.
 //!
-//!   cargo bench --bench e2e -- [--quick] [--only meeting,webinar,audio,churn] [--json PATH]
-//!       [--churn-cycles N]
+//!   cargo bench --bench e2e -- [--quick]
+//!       [--only meeting,webinar,audio,churn,first-video,junk] [--json PATH] [--churn-cycles N]
 //!
 //! The server's log goes to `target/bench/server-{scenario}.log`, filtered by `SERVER_LOG`
 //! (a `RUST_LOG` value; warnings by default). `CHURN_ROLE=subscriber` (or `audio`) makes
 //! the churning participant watch only (or publish audio only) instead of audio and video.
+//!
+//! `ROOMCAST_BIN=path` runs another server binary (e.g. an older release, for before/after
+//! figures) instead of the one built with the benchmark.
 //!
 //! `bench/run.sh` runs this and the criterion micro-benchmarks and prints the summary.
 use std::io::{Read, Write};
@@ -21,6 +24,11 @@ use roomcast_bots::{BotRole, Swarm, SwarmConfig};
 use serde::Serialize;
 use serde_json::Value;
 
+#[path = "e2e/first_video.rs"]
+mod first_video;
+#[path = "e2e/junk.rs"]
+mod junk;
+
 #[derive(Debug, Clone, Copy)]
 struct Sizes {
     window: Duration,
@@ -31,6 +39,8 @@ struct Sizes {
     audio_speakers: usize,
     churn_room: usize,
     churn_cycles: usize,
+    first_video_subscribers: usize,
+    junk_datagrams: u64,
 }
 
 const FULL: Sizes = Sizes {
@@ -42,6 +52,8 @@ const FULL: Sizes = Sizes {
     audio_speakers: 10,
     churn_room: 5,
     churn_cycles: 500,
+    first_video_subscribers: 30,
+    junk_datagrams: 20_000,
 };
 
 const QUICK: Sizes = Sizes {
@@ -53,6 +65,8 @@ const QUICK: Sizes = Sizes {
     audio_speakers: 4,
     churn_room: 3,
     churn_cycles: 30,
+    first_video_subscribers: 8,
+    junk_datagrams: 4_000,
 };
 
 /// One scenario's figures.
@@ -92,42 +106,73 @@ struct Outcome {
 struct Server {
     child: Child,
     port: u16,
+    udp_port: u16,
+    log: String,
 }
 
 impl Server {
-    /// Starts a fresh server; its log goes to `target/bench/server-{name}.log`.
+    /// Starts a fresh server; its log goes to `target/bench/server-{name}.log`, filtered
+    /// by `SERVER_LOG` (warnings by default).
     fn start(name: &str) -> Server {
+        let filter = std::env::var("SERVER_LOG")
+            .unwrap_or_else(|_| "warn,webrtc=error,webrtc_ice=error,webrtc_mdns=error".into());
+        Server::start_logged(name, Some(&filter))
+    }
+
+    /// Like [`Server::start`], with the given log filter (`None`: the binary's default).
+    fn start_logged(name: &str, filter: Option<&str>) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .unwrap_or(18500);
+        let udp_port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(18501);
         let _ = std::fs::create_dir_all("target/bench");
-        let log = std::fs::File::create(format!("target/bench/server-{name}.log")).ok();
-        let (out, err) = match log.as_ref().map(|f| (f.try_clone(), f.try_clone())) {
+        let log = format!("target/bench/server-{name}.log");
+        let file = std::fs::File::create(&log).ok();
+        let (out, err) = match file.as_ref().map(|f| (f.try_clone(), f.try_clone())) {
             Some((Ok(a), Ok(b))) => (Stdio::from(a), Stdio::from(b)),
             _ => (Stdio::null(), Stdio::null()),
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_roomcast"))
-            // The README's media bind (every address); only the ports are free ones.
+        let binary =
+            std::env::var("ROOMCAST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_roomcast").into());
+        let mut command = Command::new(binary);
+        // The README's media bind (every address); only the ports are free ones.
+        command
             .args(["--http-addr", &format!("0.0.0.0:{port}")])
-            .args(["--udp-port", "0"])
-            .env(
-                "RUST_LOG",
-                std::env::var("SERVER_LOG").unwrap_or_else(|_| {
-                    "warn,webrtc=error,webrtc_ice=error,webrtc_mdns=error".into()
-                }),
-            )
+            .args(["--udp-port", &udp_port.to_string()])
             .stdout(out)
-            .stderr(err)
+            .stderr(err);
+        match filter {
+            Some(filter) => command.env("RUST_LOG", filter),
+            None => command.env_remove("RUST_LOG"),
+        };
+        let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start the server: {e}"));
-        let server = Server { child, port };
+        let server = Server {
+            child,
+            port,
+            udp_port,
+            log,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while server.get("/healthz").is_none() {
             assert!(Instant::now() < deadline, "the server did not come up");
             std::thread::sleep(Duration::from_millis(50));
         }
         server
+    }
+
+    fn udp_port(&self) -> u16 {
+        self.udp_port
+    }
+
+    /// Lines in the server's log so far.
+    fn log_lines(&self) -> usize {
+        std::fs::read_to_string(&self.log).map_or(0, |l| l.lines().count())
     }
 
     fn url(&self) -> String {
@@ -440,12 +485,41 @@ async fn main() {
     if wanted("churn") {
         outcomes.push(churn(sizes).await);
     }
+    let mut first_videos = Vec::new();
+    if wanted("first-video") {
+        let server = Server::start("first-video");
+        for simulcast in [false, true] {
+            let room = if simulcast { "first-sim" } else { "first" };
+            let outcome = first_video::run(
+                &server.url(),
+                room,
+                simulcast,
+                sizes.first_video_subscribers,
+            )
+            .await;
+            let stats = server.stats();
+            eprintln!(
+                "[first video] server: {} PLIs sent so far",
+                stats["media"]["plis_sent"]
+            );
+            first_videos.push(outcome);
+        }
+    }
+    let junk = wanted("junk").then(|| junk::run(sizes.junk_datagrams));
     print_table(&outcomes);
+    for f in &first_videos {
+        f.print();
+    }
+    if let Some(junk) = &junk {
+        junk.print();
+    }
     let json = serde_json::json!({
         "quick": quick,
         "window_secs": sizes.window.as_secs_f64(),
         "warmup_secs": sizes.warmup.as_secs_f64(),
         "scenarios": outcomes,
+        "first_video": first_videos,
+        "junk": junk,
     });
     match serde_json::to_string_pretty(&json) {
         Ok(text) => match std::fs::write(&json_path, text) {
