@@ -600,3 +600,61 @@ impl TrackLocal for DownTrack {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::egress::srtp::{SrtpEncryptor, SrtpProfile};
+    use crate::media::header_extensions::IncomingExtensions;
+    use crate::media::layer_selector::LayerSet;
+
+    #[test]
+    fn nothing_is_sent_until_the_subscriber_has_applied_the_offer() {
+        let mux =
+            roomcast_udp::UdpMux::bind(std::net::Ipv4Addr::LOCALHOST.into(), 0).expect("binds");
+        let egress = Arc::new(Egress::new(mux));
+        let srtp =
+            SrtpEncryptor::new(SrtpProfile::AeadAes128Gcm, &[3; 16], &[4; 12]).expect("srtp keys");
+        egress.set_route("127.0.0.1:9".parse().expect("address"), srtp);
+        let mut opus = RTCRtpCodecParameters::default();
+        opus.capability.mime_type = "audio/opus".into();
+        opus.capability.clock_rate = 48_000;
+        opus.payload_type = 111;
+        let down = DownTrack::new(
+            "TR_1".into(),
+            "PA_1".into(),
+            RTPCodecType::Audio,
+            opus.clone(),
+            1,
+            egress,
+        );
+        // Bound (webrtc-rs started the sender), connected, but not yet declared.
+        down.bind_negotiated("ctx".into(), 0x1234, vec![opus.clone()], &[], Some("0"));
+        let mut packet = Packet::default();
+        packet.header.version = 2;
+        packet.header.payload_type = 111;
+        packet.payload = bytes::Bytes::from_static(&[1, 2, 3, 4]);
+        let codecs = [opus];
+        let incoming = Incoming {
+            packet: &packet,
+            layer: 0,
+            arriving: LayerSet::all(1),
+            is_keyframe: true,
+            vp8: None,
+            extensions: IncomingExtensions::default(),
+            codecs: &codecs,
+            received_at: Instant::now(),
+        };
+        let mut buf = Vec::with_capacity(1500);
+        assert_eq!(
+            down.prepare(&incoming, &mut buf).err(),
+            Some(Forwarded::NotBound)
+        );
+        assert_eq!(down.sender_report(Instant::now(), SystemTime::now()), None);
+        down.activate();
+        let prepared = down
+            .prepare(&incoming, &mut buf)
+            .expect("sent once declared");
+        assert_eq!(prepared.ssrc, 0x1234);
+    }
+}
