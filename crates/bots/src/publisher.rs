@@ -214,10 +214,21 @@ impl Shared {
     }
 }
 
+/// How a bot's audio sounds: see [`crate::BotConfig::audio_attenuation_db`] and
+/// [`crate::BotConfig::dtx`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct AudioStyle {
+    pub attenuation_db: u8,
+    pub dtx: bool,
+}
+
+/// With DTX, one silent frame in this many is sent.
+const DTX_EVERY: u32 = 20;
+
 /// The running loops; dropping it stops them.
 pub(crate) struct Publisher {
     directory: Arc<LayerDirectory>,
-    audio_attenuation_db: u8,
+    audio: AudioStyle,
     tracks: Vec<Arc<Shared>>,
     /// Gates of tracks sent as one encoding: always open.
     always_active: Vec<watch::Sender<bool>>,
@@ -226,10 +237,10 @@ pub(crate) struct Publisher {
 }
 
 impl Publisher {
-    pub(crate) fn new(directory: Arc<LayerDirectory>, audio_attenuation_db: u8) -> Self {
+    pub(crate) fn new(directory: Arc<LayerDirectory>, audio: AudioStyle) -> Self {
         Publisher {
             directory,
-            audio_attenuation_db,
+            audio,
             tracks: Vec::new(),
             always_active: Vec::new(),
             tasks: Vec::new(),
@@ -316,7 +327,7 @@ impl Publisher {
                     index,
                     simulcast,
                     kind: outgoing.kind,
-                    audio_attenuation_db: self.audio_attenuation_db,
+                    audio: self.audio,
                     shared: Arc::clone(&shared),
                 };
                 self.tasks
@@ -381,7 +392,7 @@ struct Player {
     index: usize,
     simulcast: bool,
     kind: TrackKind,
-    audio_attenuation_db: u8,
+    audio: AudioStyle,
     shared: Arc<Shared>,
 }
 
@@ -408,6 +419,7 @@ impl Player {
             capability.clock_rate,
         );
         let mut playhead = Playhead::new(media.frame_interval, capability.clock_rate);
+        let mut silent_frames = 0u32;
         let mut ticks = tokio::time::interval(media.frame_interval);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
@@ -438,6 +450,19 @@ impl Player {
             if next.skip_samples > 0 {
                 packetizer.skip_samples(next.skip_samples);
             }
+            let level = frame
+                .audio_level
+                .map(|level| attenuated(level, self.audio.attenuation_db));
+            if self.audio.dtx && level == Some(SILENCE) {
+                silent_frames += 1;
+                if silent_frames % DTX_EVERY != 1 {
+                    // Not sent; the timestamps run on, as the frame's time passes.
+                    packetizer.skip_samples(playhead.samples_per_frame());
+                    continue;
+                }
+            } else {
+                silent_frames = 0;
+            }
             let packets = match packetizer.packetize(&frame.data, playhead.samples_per_frame()) {
                 Ok(packets) => packets,
                 Err(e) => {
@@ -448,10 +473,10 @@ impl Player {
             let mut extensions = vec![HeaderExtension::AbsSendTime(AbsSendTimeExtension::new(
                 SystemTime::now(),
             ))];
-            if let Some(level) = frame.audio_level {
+            if let (Some(original), Some(level)) = (frame.audio_level, level) {
                 extensions.push(HeaderExtension::AudioLevel(AudioLevelExtension {
-                    level: attenuated(level, self.audio_attenuation_db),
-                    voice: level < VOICE_LEVEL,
+                    level,
+                    voice: original < VOICE_LEVEL,
                 }));
             }
             let mut sent = true;
@@ -478,9 +503,12 @@ impl Player {
     }
 }
 
+/// The quietest RFC 6464 level: silence.
+const SILENCE: u8 = 127;
+
 /// An RFC 6464 level `db` dB quieter: larger is quieter, 127 is silence.
 pub(crate) fn attenuated(level: u8, db: u8) -> u8 {
-    level.saturating_add(db).min(127)
+    level.saturating_add(db).min(SILENCE)
 }
 
 /// Where a layer's RTCP comes from: the sender's only encoding, or one simulcast encoding
