@@ -5,7 +5,8 @@
 //! ends, and the bots' loss over the same window.
 //!
 //!   cargo bench --bench e2e -- [--quick]
-//!       [--only meeting,webinar,audio,churn,first-video,junk] [--json PATH] [--churn-cycles N]
+//!       [--only meeting,webinar,audio,churn,webinar-big,meeting-big,first-video,junk]
+//!       [--json PATH] [--churn-cycles N] [--big-audience N]
 //!
 //! The server's log goes to `target/bench/server-{scenario}.log`, filtered by `SERVER_LOG`
 //! (a `RUST_LOG` value; warnings by default). `CHURN_ROLE=subscriber` (or `audio`) makes
@@ -24,6 +25,10 @@ use roomcast_bots::{BotRole, Swarm, SwarmConfig};
 use serde::Serialize;
 use serde_json::Value;
 
+#[path = "e2e/big_meeting.rs"]
+mod big_meeting;
+#[path = "e2e/big_webinar.rs"]
+mod big_webinar;
 #[path = "e2e/first_video.rs"]
 mod first_video;
 #[path = "e2e/junk.rs"]
@@ -41,6 +46,9 @@ struct Sizes {
     churn_cycles: usize,
     first_video_subscribers: usize,
     junk_datagrams: u64,
+    big_webinar_audience: usize,
+    big_meeting: usize,
+    big_meeting_video: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -54,6 +62,9 @@ const FULL: Sizes = Sizes {
     churn_cycles: 500,
     first_video_subscribers: 30,
     junk_datagrams: 20_000,
+    big_webinar_audience: 1000,
+    big_meeting: 50,
+    big_meeting_video: 12,
 };
 
 const QUICK: Sizes = Sizes {
@@ -67,6 +78,9 @@ const QUICK: Sizes = Sizes {
     churn_cycles: 30,
     first_video_subscribers: 8,
     junk_datagrams: 4_000,
+    big_webinar_audience: 50,
+    big_meeting: 12,
+    big_meeting_video: 3,
 };
 
 /// One scenario's figures.
@@ -85,6 +99,8 @@ struct Outcome {
     forwarded_video_packets_per_sec: f64,
     /// At the subscribers, from sequence gaps, over the window.
     loss_percent: f64,
+    /// Video gaps over half a second at the subscribers, over the window.
+    freezes: u64,
     rss_idle_mib: f64,
     rss_loaded_mib: f64,
     rss_per_participant_mib: f64,
@@ -201,20 +217,7 @@ impl Server {
 
     /// User plus system CPU seconds so far.
     fn cpu_secs(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        (ticks(11) + ticks(12)) / clock_ticks_per_sec()
+        proc_cpu_secs(self.child.id())
     }
 
     fn rss_mib(&self) -> f64 {
@@ -234,6 +237,23 @@ impl Drop for Server {
     }
 }
 
+/// User plus system CPU seconds process `pid` has used so far.
+fn proc_cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / clock_ticks_per_sec()
+}
+
 fn clock_ticks_per_sec() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
@@ -248,8 +268,15 @@ fn packets(stats: &Value, field: &str) -> f64 {
     stats["media"][field].as_f64().unwrap_or(0.0)
 }
 
-/// Runs a steady scenario: join, wait for every track, warm up, measure one window.
-async fn steady(name: &str, mut config: SwarmConfig, sizes: Sizes) -> Outcome {
+/// Runs a steady scenario: join, wait for every track, warm up, measure one window. With
+/// `follow_speaker`, everyone takes the active speaker's video `high` before the warm-up
+/// (see [`big_meeting::follow_speaker`]).
+async fn steady(
+    name: &str,
+    mut config: SwarmConfig,
+    sizes: Sizes,
+    follow_speaker: bool,
+) -> Outcome {
     let server = Server::start(name);
     config.url = server.url();
     config.rooms = vec![name.to_owned()];
@@ -264,6 +291,11 @@ async fn steady(name: &str, mut config: SwarmConfig, sizes: Sizes) -> Outcome {
         sizes.warmup
     );
     tokio::time::sleep(sizes.warmup).await;
+    if follow_speaker {
+        let asked = big_meeting::follow_speaker(&swarm).await;
+        eprintln!("[{name}] {asked} asked for the speaker's video high");
+        tokio::time::sleep(sizes.warmup).await;
+    }
 
     let (cpu0, stats0, snapshot, t0) = (
         server.cpu_secs(),
@@ -299,6 +331,7 @@ async fn steady(name: &str, mut config: SwarmConfig, sizes: Sizes) -> Outcome {
         forwarded_audio_packets_per_sec: audio / wall,
         forwarded_video_packets_per_sec: video / wall,
         loss_percent: window.summary.loss_percent,
+        freezes: window.summary.freezes,
         rss_idle_mib: rss_idle,
         rss_loaded_mib: rss_loaded,
         rss_per_participant_mib: (rss_loaded - rss_idle) / participants.max(1) as f64,
@@ -394,13 +427,14 @@ fn median(values: &mut [f64]) -> Option<f64> {
 
 fn print_table(outcomes: &[Outcome]) {
     println!(
-        "{:<9} {:>5} {:>9} {:>9} {:>10} {:>7} {:>8} {:>9} {:>9} {:>11} {:>11}",
+        "{:<11} {:>5} {:>9} {:>9} {:>10} {:>7} {:>7} {:>8} {:>9} {:>9} {:>11} {:>11}",
         "scenario",
         "bots",
         "tracks",
         "us/pkt",
         "fwd pkt/s",
         "loss%",
+        "freezes",
         "cpu%",
         "RSS MiB",
         "MiB/bot",
@@ -410,13 +444,14 @@ fn print_table(outcomes: &[Outcome]) {
     for o in outcomes {
         let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.0} ms"));
         println!(
-            "{:<9} {:>5} {:>9} {:>9.2} {:>10.0} {:>7.3} {:>8.1} {:>9.1} {:>9.2} {:>11} {:>11}",
+            "{:<11} {:>5} {:>9} {:>9.2} {:>10.0} {:>7.3} {:>7} {:>8.1} {:>9.1} {:>9.2} {:>11} {:>11}",
             o.scenario,
             o.participants,
             format!("{}/{}", o.tracks_received, o.tracks_expected),
             o.cpu_us_per_packet,
             o.forwarded_packets_per_sec,
             o.loss_percent,
+            o.freezes,
             o.server_cpu_percent,
             o.rss_loaded_mib,
             o.rss_per_participant_mib,
@@ -460,19 +495,22 @@ async fn main() {
     if let Some(n) = value_of("--churn-cycles").and_then(|v| v.parse().ok()) {
         sizes.churn_cycles = n;
     }
+    if let Some(n) = value_of("--big-audience").and_then(|v| v.parse().ok()) {
+        sizes.big_webinar_audience = n;
+    }
 
     let mut outcomes = Vec::new();
     if wanted("meeting") {
         let mut c = SwarmConfig::new("");
         c.publishers = sizes.meeting;
-        outcomes.push(steady("meeting", c, sizes).await);
+        outcomes.push(steady("meeting", c, sizes, false).await);
     }
     if wanted("webinar") {
         let mut c = SwarmConfig::new("");
         c.publishers = 1;
         c.subscribers = sizes.webinar_audience;
         c.join_rate = 25.0;
-        outcomes.push(steady("webinar", c, sizes).await);
+        outcomes.push(steady("webinar", c, sizes, false).await);
     }
     if wanted("audio") {
         let mut c = SwarmConfig::new("");
@@ -480,11 +518,20 @@ async fn main() {
         c.audio_publishers = sizes.audio_speakers;
         c.subscribers = sizes.audio_room - sizes.audio_speakers;
         c.join_rate = 25.0;
-        outcomes.push(steady("audio", c, sizes).await);
+        outcomes.push(steady("audio", c, sizes, false).await);
+    }
+    if wanted("meeting-big") {
+        let c = big_meeting::config(sizes.big_meeting, sizes.big_meeting_video);
+        outcomes.push(steady("meeting-big", c, sizes, true).await);
     }
     if wanted("churn") {
         outcomes.push(churn(sizes).await);
     }
+    let big_webinar = if wanted("webinar-big") {
+        Some(big_webinar::run(sizes.big_webinar_audience, sizes.window).await)
+    } else {
+        None
+    };
     let mut first_videos = Vec::new();
     if wanted("first-video") {
         let server = Server::start("first-video");
@@ -507,6 +554,9 @@ async fn main() {
     }
     let junk = wanted("junk").then(|| junk::run(sizes.junk_datagrams));
     print_table(&outcomes);
+    if let Some(w) = &big_webinar {
+        w.print();
+    }
     for f in &first_videos {
         f.print();
     }
@@ -518,6 +568,7 @@ async fn main() {
         "window_secs": sizes.window.as_secs_f64(),
         "warmup_secs": sizes.warmup.as_secs_f64(),
         "scenarios": outcomes,
+        "webinar_big": big_webinar,
         "first_video": first_videos,
         "junk": junk,
     });
