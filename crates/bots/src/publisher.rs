@@ -225,6 +225,25 @@ pub(crate) struct AudioStyle {
 /// With DTX, one silent frame in this many is sent.
 const DTX_EVERY: u32 = 20;
 
+/// Which audio frames DTX lets through: every one with sound, the first of a silence and
+/// then one in [`DTX_EVERY`].
+#[derive(Debug, Default)]
+struct Dtx {
+    silent_frames: u32,
+}
+
+impl Dtx {
+    /// Whether a frame at `level` (RFC 6464, after attenuation) is sent.
+    fn sends(&mut self, level: Option<u8>) -> bool {
+        if level != Some(SILENCE) {
+            self.silent_frames = 0;
+            return true;
+        }
+        self.silent_frames += 1;
+        self.silent_frames % DTX_EVERY == 1
+    }
+}
+
 /// The running loops; dropping it stops them.
 pub(crate) struct Publisher {
     directory: Arc<LayerDirectory>,
@@ -419,7 +438,7 @@ impl Player {
             capability.clock_rate,
         );
         let mut playhead = Playhead::new(media.frame_interval, capability.clock_rate);
-        let mut silent_frames = 0u32;
+        let mut dtx = Dtx::default();
         let mut ticks = tokio::time::interval(media.frame_interval);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
@@ -453,15 +472,10 @@ impl Player {
             let level = frame
                 .audio_level
                 .map(|level| attenuated(level, self.audio.attenuation_db));
-            if self.audio.dtx && level == Some(SILENCE) {
-                silent_frames += 1;
-                if silent_frames % DTX_EVERY != 1 {
-                    // Not sent; the timestamps run on, as the frame's time passes.
-                    packetizer.skip_samples(playhead.samples_per_frame());
-                    continue;
-                }
-            } else {
-                silent_frames = 0;
+            if self.audio.dtx && !dtx.sends(level) {
+                // Not sent; the timestamps run on, as the frame's time passes.
+                packetizer.skip_samples(playhead.samples_per_frame());
+                continue;
             }
             let packets = match packetizer.packetize(&frame.data, playhead.samples_per_frame()) {
                 Ok(packets) => packets,
@@ -577,6 +591,21 @@ mod tests {
         assert!(requests_keyframe(&fir, Some(43)));
         assert!(!requests_keyframe(&fir, Some(42)));
         assert!(!requests_keyframe(&ReceiverReport::default(), None));
+    }
+
+    #[test]
+    fn dtx_sends_sound_and_one_silent_frame_in_twenty() {
+        let mut dtx = Dtx::default();
+        assert!(dtx.sends(Some(40)));
+        assert!(dtx.sends(None), "a frame without a level is not silence");
+        let sent: Vec<bool> = (0..41).map(|_| dtx.sends(Some(SILENCE))).collect();
+        let indexes: Vec<usize> = (0..41).filter(|&i| sent[i]).collect();
+        assert_eq!(indexes, [0, 20, 40]);
+        assert!(dtx.sends(Some(40)));
+        assert!(
+            dtx.sends(Some(SILENCE)),
+            "a new silence starts with a frame"
+        );
     }
 
     #[test]
