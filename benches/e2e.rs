@@ -94,6 +94,9 @@ struct Outcome {
     /// Server CPU time over the window divided by the RTP packets it forwarded.
     cpu_us_per_packet: f64,
     server_cpu_percent: f64,
+    /// This process's CPU (the bots) over the window, of 100 % per core: near the number of
+    /// cores, the bots were the limit and the other figures measure them.
+    bots_cpu_percent: f64,
     forwarded_packets_per_sec: f64,
     forwarded_audio_packets_per_sec: f64,
     forwarded_video_packets_per_sec: f64,
@@ -297,15 +300,17 @@ async fn steady(
         tokio::time::sleep(sizes.warmup).await;
     }
 
-    let (cpu0, stats0, snapshot, t0) = (
+    let (cpu0, bots0, stats0, snapshot, t0) = (
         server.cpu_secs(),
+        proc_cpu_secs(std::process::id()),
         server.stats(),
         swarm.snapshot(),
         Instant::now(),
     );
     tokio::time::sleep(sizes.window).await;
-    let (cpu1, stats1, wall) = (
+    let (cpu1, bots1, stats1, wall) = (
         server.cpu_secs(),
+        proc_cpu_secs(std::process::id()),
         server.stats(),
         t0.elapsed().as_secs_f64(),
     );
@@ -327,6 +332,7 @@ async fn steady(
         tracks_received: s.tracks_received,
         cpu_us_per_packet: 1e6 * cpu / forwarded.max(1.0),
         server_cpu_percent: 100.0 * cpu / wall,
+        bots_cpu_percent: 100.0 * (bots1 - bots0) / wall,
         forwarded_packets_per_sec: forwarded / wall,
         forwarded_audio_packets_per_sec: audio / wall,
         forwarded_video_packets_per_sec: video / wall,
@@ -427,7 +433,7 @@ fn median(values: &mut [f64]) -> Option<f64> {
 
 fn print_table(outcomes: &[Outcome]) {
     println!(
-        "{:<11} {:>5} {:>9} {:>9} {:>10} {:>7} {:>7} {:>8} {:>9} {:>9} {:>11} {:>11}",
+        "{:<11} {:>5} {:>9} {:>9} {:>10} {:>7} {:>7} {:>8} {:>8} {:>9} {:>9} {:>11} {:>11}",
         "scenario",
         "bots",
         "tracks",
@@ -436,6 +442,7 @@ fn print_table(outcomes: &[Outcome]) {
         "loss%",
         "freezes",
         "cpu%",
+        "bots%",
         "RSS MiB",
         "MiB/bot",
         "1st media",
@@ -444,7 +451,7 @@ fn print_table(outcomes: &[Outcome]) {
     for o in outcomes {
         let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.0} ms"));
         println!(
-            "{:<11} {:>5} {:>9} {:>9.2} {:>10.0} {:>7.3} {:>7} {:>8.1} {:>9.1} {:>9.2} {:>11} {:>11}",
+            "{:<11} {:>5} {:>9} {:>9.2} {:>10.0} {:>7.3} {:>7} {:>8.1} {:>8.1} {:>9.1} {:>9.2} {:>11} {:>11}",
             o.scenario,
             o.participants,
             format!("{}/{}", o.tracks_received, o.tracks_expected),
@@ -453,6 +460,7 @@ fn print_table(outcomes: &[Outcome]) {
             o.loss_percent,
             o.freezes,
             o.server_cpu_percent,
+            o.bots_cpu_percent,
             o.rss_loaded_mib,
             o.rss_per_participant_mib,
             ms(o.first_media_ms_p50),
