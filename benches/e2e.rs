@@ -4,12 +4,16 @@
 //! reads the server's CPU time (/proc), RSS and its own counters (`GET /api/stats`) at both
 //! ends, and the bots' loss over the same window.
 //!
-//!   cargo bench --bench e2e -- [--quick] [--only meeting,webinar,audio,churn] [--json PATH]
-//!       [--churn-cycles N]
+//!   cargo bench --bench e2e -- [--quick]
+//!       [--only meeting,webinar,audio,churn,webinar-big,meeting-big,first-video,junk]
+//!       [--json PATH] [--churn-cycles N] [--big-audience N]
 //!
 //! The server's log goes to `target/bench/server-{scenario}.log`, filtered by `SERVER_LOG`
 //! (a `RUST_LOG` value; warnings by default). `CHURN_ROLE=subscriber` (or `audio`) makes
 //! the churning participant watch only (or publish audio only) instead of audio and video.
+//!
+//! `ROOMCAST_BIN=path` runs another server binary (e.g. an older release, for before/after
+//! figures) instead of the one built with the benchmark.
 //!
 //! `bench/run.sh` runs this and the criterion micro-benchmarks and prints the summary.
 use std::io::{Read, Write};
@@ -21,6 +25,15 @@ use roomcast_bots::{BotRole, Swarm, SwarmConfig};
 use serde::Serialize;
 use serde_json::Value;
 
+#[path = "e2e/big_meeting.rs"]
+mod big_meeting;
+#[path = "e2e/big_webinar.rs"]
+mod big_webinar;
+#[path = "e2e/first_video.rs"]
+mod first_video;
+#[path = "e2e/junk.rs"]
+mod junk;
+
 #[derive(Debug, Clone, Copy)]
 struct Sizes {
     window: Duration,
@@ -31,6 +44,11 @@ struct Sizes {
     audio_speakers: usize,
     churn_room: usize,
     churn_cycles: usize,
+    first_video_subscribers: usize,
+    junk_datagrams: u64,
+    big_webinar_audience: usize,
+    big_meeting: usize,
+    big_meeting_video: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -42,6 +60,11 @@ const FULL: Sizes = Sizes {
     audio_speakers: 10,
     churn_room: 5,
     churn_cycles: 500,
+    first_video_subscribers: 30,
+    junk_datagrams: 20_000,
+    big_webinar_audience: 1000,
+    big_meeting: 50,
+    big_meeting_video: 12,
 };
 
 const QUICK: Sizes = Sizes {
@@ -53,6 +76,11 @@ const QUICK: Sizes = Sizes {
     audio_speakers: 4,
     churn_room: 3,
     churn_cycles: 30,
+    first_video_subscribers: 8,
+    junk_datagrams: 4_000,
+    big_webinar_audience: 50,
+    big_meeting: 12,
+    big_meeting_video: 3,
 };
 
 /// One scenario's figures.
@@ -66,11 +94,16 @@ struct Outcome {
     /// Server CPU time over the window divided by the RTP packets it forwarded.
     cpu_us_per_packet: f64,
     server_cpu_percent: f64,
+    /// This process's CPU (the bots) over the window, of 100 % per core: near the number of
+    /// cores, the bots were the limit and the other figures measure them.
+    bots_cpu_percent: f64,
     forwarded_packets_per_sec: f64,
     forwarded_audio_packets_per_sec: f64,
     forwarded_video_packets_per_sec: f64,
     /// At the subscribers, from sequence gaps, over the window.
     loss_percent: f64,
+    /// Video gaps over half a second at the subscribers, over the window.
+    freezes: u64,
     rss_idle_mib: f64,
     rss_loaded_mib: f64,
     rss_per_participant_mib: f64,
@@ -92,42 +125,73 @@ struct Outcome {
 struct Server {
     child: Child,
     port: u16,
+    udp_port: u16,
+    log: String,
 }
 
 impl Server {
-    /// Starts a fresh server; its log goes to `target/bench/server-{name}.log`.
+    /// Starts a fresh server; its log goes to `target/bench/server-{name}.log`, filtered
+    /// by `SERVER_LOG` (warnings by default).
     fn start(name: &str) -> Server {
+        let filter = std::env::var("SERVER_LOG")
+            .unwrap_or_else(|_| "warn,webrtc=error,webrtc_ice=error,webrtc_mdns=error".into());
+        Server::start_logged(name, Some(&filter))
+    }
+
+    /// Like [`Server::start`], with the given log filter (`None`: the binary's default).
+    fn start_logged(name: &str, filter: Option<&str>) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .unwrap_or(18500);
+        let udp_port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(18501);
         let _ = std::fs::create_dir_all("target/bench");
-        let log = std::fs::File::create(format!("target/bench/server-{name}.log")).ok();
-        let (out, err) = match log.as_ref().map(|f| (f.try_clone(), f.try_clone())) {
+        let log = format!("target/bench/server-{name}.log");
+        let file = std::fs::File::create(&log).ok();
+        let (out, err) = match file.as_ref().map(|f| (f.try_clone(), f.try_clone())) {
             Some((Ok(a), Ok(b))) => (Stdio::from(a), Stdio::from(b)),
             _ => (Stdio::null(), Stdio::null()),
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_roomcast"))
-            // The README's media bind (every address); only the ports are free ones.
+        let binary =
+            std::env::var("ROOMCAST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_roomcast").into());
+        let mut command = Command::new(binary);
+        // The README's media bind (every address); only the ports are free ones.
+        command
             .args(["--http-addr", &format!("0.0.0.0:{port}")])
-            .args(["--udp-port", "0"])
-            .env(
-                "RUST_LOG",
-                std::env::var("SERVER_LOG").unwrap_or_else(|_| {
-                    "warn,webrtc=error,webrtc_ice=error,webrtc_mdns=error".into()
-                }),
-            )
+            .args(["--udp-port", &udp_port.to_string()])
             .stdout(out)
-            .stderr(err)
+            .stderr(err);
+        match filter {
+            Some(filter) => command.env("RUST_LOG", filter),
+            None => command.env_remove("RUST_LOG"),
+        };
+        let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start the server: {e}"));
-        let server = Server { child, port };
+        let server = Server {
+            child,
+            port,
+            udp_port,
+            log,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while server.get("/healthz").is_none() {
             assert!(Instant::now() < deadline, "the server did not come up");
             std::thread::sleep(Duration::from_millis(50));
         }
         server
+    }
+
+    fn udp_port(&self) -> u16 {
+        self.udp_port
+    }
+
+    /// Lines in the server's log so far.
+    fn log_lines(&self) -> usize {
+        std::fs::read_to_string(&self.log).map_or(0, |l| l.lines().count())
     }
 
     fn url(&self) -> String {
@@ -156,20 +220,7 @@ impl Server {
 
     /// User plus system CPU seconds so far.
     fn cpu_secs(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        (ticks(11) + ticks(12)) / clock_ticks_per_sec()
+        proc_cpu_secs(self.child.id())
     }
 
     fn rss_mib(&self) -> f64 {
@@ -189,6 +240,23 @@ impl Drop for Server {
     }
 }
 
+/// User plus system CPU seconds process `pid` has used so far.
+fn proc_cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / clock_ticks_per_sec()
+}
+
 fn clock_ticks_per_sec() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
@@ -203,8 +271,15 @@ fn packets(stats: &Value, field: &str) -> f64 {
     stats["media"][field].as_f64().unwrap_or(0.0)
 }
 
-/// Runs a steady scenario: join, wait for every track, warm up, measure one window.
-async fn steady(name: &str, mut config: SwarmConfig, sizes: Sizes) -> Outcome {
+/// Runs a steady scenario: join, wait for every track, warm up, measure one window. With
+/// `follow_speaker`, everyone takes the active speaker's video `high` before the warm-up
+/// (see [`big_meeting::follow_speaker`]).
+async fn steady(
+    name: &str,
+    mut config: SwarmConfig,
+    sizes: Sizes,
+    follow_speaker: bool,
+) -> Outcome {
     let server = Server::start(name);
     config.url = server.url();
     config.rooms = vec![name.to_owned()];
@@ -219,16 +294,23 @@ async fn steady(name: &str, mut config: SwarmConfig, sizes: Sizes) -> Outcome {
         sizes.warmup
     );
     tokio::time::sleep(sizes.warmup).await;
+    if follow_speaker {
+        let asked = big_meeting::follow_speaker(&swarm).await;
+        eprintln!("[{name}] {asked} asked for the speaker's video high");
+        tokio::time::sleep(sizes.warmup).await;
+    }
 
-    let (cpu0, stats0, snapshot, t0) = (
+    let (cpu0, bots0, stats0, snapshot, t0) = (
         server.cpu_secs(),
+        proc_cpu_secs(std::process::id()),
         server.stats(),
         swarm.snapshot(),
         Instant::now(),
     );
     tokio::time::sleep(sizes.window).await;
-    let (cpu1, stats1, wall) = (
+    let (cpu1, bots1, stats1, wall) = (
         server.cpu_secs(),
+        proc_cpu_secs(std::process::id()),
         server.stats(),
         t0.elapsed().as_secs_f64(),
     );
@@ -250,10 +332,12 @@ async fn steady(name: &str, mut config: SwarmConfig, sizes: Sizes) -> Outcome {
         tracks_received: s.tracks_received,
         cpu_us_per_packet: 1e6 * cpu / forwarded.max(1.0),
         server_cpu_percent: 100.0 * cpu / wall,
+        bots_cpu_percent: 100.0 * (bots1 - bots0) / wall,
         forwarded_packets_per_sec: forwarded / wall,
         forwarded_audio_packets_per_sec: audio / wall,
         forwarded_video_packets_per_sec: video / wall,
         loss_percent: window.summary.loss_percent,
+        freezes: window.summary.freezes,
         rss_idle_mib: rss_idle,
         rss_loaded_mib: rss_loaded,
         rss_per_participant_mib: (rss_loaded - rss_idle) / participants.max(1) as f64,
@@ -349,14 +433,16 @@ fn median(values: &mut [f64]) -> Option<f64> {
 
 fn print_table(outcomes: &[Outcome]) {
     println!(
-        "{:<9} {:>5} {:>9} {:>9} {:>10} {:>7} {:>8} {:>9} {:>9} {:>11} {:>11}",
+        "{:<11} {:>5} {:>9} {:>9} {:>10} {:>7} {:>7} {:>8} {:>8} {:>9} {:>9} {:>11} {:>11}",
         "scenario",
         "bots",
         "tracks",
         "us/pkt",
         "fwd pkt/s",
         "loss%",
+        "freezes",
         "cpu%",
+        "bots%",
         "RSS MiB",
         "MiB/bot",
         "1st media",
@@ -365,14 +451,16 @@ fn print_table(outcomes: &[Outcome]) {
     for o in outcomes {
         let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.0} ms"));
         println!(
-            "{:<9} {:>5} {:>9} {:>9.2} {:>10.0} {:>7.3} {:>8.1} {:>9.1} {:>9.2} {:>11} {:>11}",
+            "{:<11} {:>5} {:>9} {:>9.2} {:>10.0} {:>7.3} {:>7} {:>8.1} {:>8.1} {:>9.1} {:>9.2} {:>11} {:>11}",
             o.scenario,
             o.participants,
             format!("{}/{}", o.tracks_received, o.tracks_expected),
             o.cpu_us_per_packet,
             o.forwarded_packets_per_sec,
             o.loss_percent,
+            o.freezes,
             o.server_cpu_percent,
+            o.bots_cpu_percent,
             o.rss_loaded_mib,
             o.rss_per_participant_mib,
             ms(o.first_media_ms_p50),
@@ -415,19 +503,22 @@ async fn main() {
     if let Some(n) = value_of("--churn-cycles").and_then(|v| v.parse().ok()) {
         sizes.churn_cycles = n;
     }
+    if let Some(n) = value_of("--big-audience").and_then(|v| v.parse().ok()) {
+        sizes.big_webinar_audience = n;
+    }
 
     let mut outcomes = Vec::new();
     if wanted("meeting") {
         let mut c = SwarmConfig::new("");
         c.publishers = sizes.meeting;
-        outcomes.push(steady("meeting", c, sizes).await);
+        outcomes.push(steady("meeting", c, sizes, false).await);
     }
     if wanted("webinar") {
         let mut c = SwarmConfig::new("");
         c.publishers = 1;
         c.subscribers = sizes.webinar_audience;
         c.join_rate = 25.0;
-        outcomes.push(steady("webinar", c, sizes).await);
+        outcomes.push(steady("webinar", c, sizes, false).await);
     }
     if wanted("audio") {
         let mut c = SwarmConfig::new("");
@@ -435,17 +526,59 @@ async fn main() {
         c.audio_publishers = sizes.audio_speakers;
         c.subscribers = sizes.audio_room - sizes.audio_speakers;
         c.join_rate = 25.0;
-        outcomes.push(steady("audio", c, sizes).await);
+        outcomes.push(steady("audio", c, sizes, false).await);
+    }
+    if wanted("meeting-big") {
+        let c = big_meeting::config(sizes.big_meeting, sizes.big_meeting_video);
+        outcomes.push(steady("meeting-big", c, sizes, true).await);
     }
     if wanted("churn") {
         outcomes.push(churn(sizes).await);
     }
+    let big_webinar = if wanted("webinar-big") {
+        Some(big_webinar::run(sizes.big_webinar_audience, sizes.window).await)
+    } else {
+        None
+    };
+    let mut first_videos = Vec::new();
+    if wanted("first-video") {
+        let server = Server::start("first-video");
+        for simulcast in [false, true] {
+            let room = if simulcast { "first-sim" } else { "first" };
+            let outcome = first_video::run(
+                &server.url(),
+                room,
+                simulcast,
+                sizes.first_video_subscribers,
+            )
+            .await;
+            let stats = server.stats();
+            eprintln!(
+                "[first video] server: {} PLIs sent so far",
+                stats["media"]["plis_sent"]
+            );
+            first_videos.push(outcome);
+        }
+    }
+    let junk = wanted("junk").then(|| junk::run(sizes.junk_datagrams));
     print_table(&outcomes);
+    if let Some(w) = &big_webinar {
+        w.print();
+    }
+    for f in &first_videos {
+        f.print();
+    }
+    if let Some(junk) = &junk {
+        junk.print();
+    }
     let json = serde_json::json!({
         "quick": quick,
         "window_secs": sizes.window.as_secs_f64(),
         "warmup_secs": sizes.warmup.as_secs_f64(),
         "scenarios": outcomes,
+        "webinar_big": big_webinar,
+        "first_video": first_videos,
+        "junk": junk,
     });
     match serde_json::to_string_pretty(&json) {
         Ok(text) => match std::fs::write(&json_path, text) {

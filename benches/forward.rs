@@ -142,6 +142,7 @@ fn setup_layers(kind: Kind, layers: u8) -> Setup {
         &negotiated,
         Some("3"),
     );
+    down.activate();
 
     // What the publisher sent: mid, abs-send-time and transport-cc (plus audio level).
     let mut packet = Packet::default();

@@ -12,7 +12,7 @@ use webrtc::peer_connection::RTCPeerConnection;
 
 use crate::layers::LayerDirectory;
 use crate::message_log::{CloseInfo, MessageCursor, MessageLog};
-use crate::publisher::{self, OutgoingTrack, PublishedTrackStats, Publisher};
+use crate::publisher::{self, AudioStyle, OutgoingTrack, PublishedTrackStats, Publisher};
 use crate::session::{Command, Session};
 use crate::signaling::Signaling;
 use crate::subscriber_stats::{RemoteTrackStats, Subscriptions};
@@ -135,7 +135,13 @@ impl Bot {
             signaling,
             pc,
             subscriptions,
-            publisher: Publisher::new(layers, config.audio_attenuation_db),
+            publisher: Publisher::new(
+                layers,
+                AudioStyle {
+                    attenuation_db: config.audio_attenuation_db,
+                    dtx: config.dtx,
+                },
+            ),
             session,
             commands,
             config,

@@ -36,6 +36,10 @@ pub struct BotConfig {
     /// Makes the bot a quieter speaker: added to every RFC 6464 level it sends (in dB below
     /// full scale, so larger is quieter), clamped to 127 (silence).
     pub audio_attenuation_db: u8,
+    /// Discontinuous transmission, as Opus DTX: an audio frame whose level is silence
+    /// (after the attenuation) is not sent, but one in every 20 (one each 400 ms) is. A
+    /// silent participant then costs the server a few packets a second instead of fifty.
+    pub dtx: bool,
     /// Where the loops made by `media/make-loops.sh` are.
     pub media_dir: PathBuf,
     /// Bound on each step of joining, publishing and leaving.
@@ -58,6 +62,7 @@ impl BotConfig {
             publish_video: Some(VideoCodec::Vp8),
             simulcast: false,
             audio_attenuation_db: 0,
+            dtx: false,
             media_dir: Self::default_media_dir(),
             connect_timeout: Duration::from_secs(10),
             message_log_capacity: 1024,
@@ -102,6 +107,12 @@ impl BotConfig {
     /// a quieter speaker is still speaking).
     pub fn with_audio_attenuation_db(mut self, db: u8) -> Self {
         self.audio_attenuation_db = db;
+        self
+    }
+
+    /// See [`BotConfig::dtx`].
+    pub fn with_dtx(mut self, dtx: bool) -> Self {
+        self.dtx = dtx;
         self
     }
 

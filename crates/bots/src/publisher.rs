@@ -214,10 +214,40 @@ impl Shared {
     }
 }
 
+/// How a bot's audio sounds: see [`crate::BotConfig::audio_attenuation_db`] and
+/// [`crate::BotConfig::dtx`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct AudioStyle {
+    pub attenuation_db: u8,
+    pub dtx: bool,
+}
+
+/// With DTX, one silent frame in this many is sent.
+const DTX_EVERY: u32 = 20;
+
+/// Which audio frames DTX lets through: every one with sound, the first of a silence and
+/// then one in [`DTX_EVERY`].
+#[derive(Debug, Default)]
+struct Dtx {
+    silent_frames: u32,
+}
+
+impl Dtx {
+    /// Whether a frame at `level` (RFC 6464, after attenuation) is sent.
+    fn sends(&mut self, level: Option<u8>) -> bool {
+        if level != Some(SILENCE) {
+            self.silent_frames = 0;
+            return true;
+        }
+        self.silent_frames += 1;
+        self.silent_frames % DTX_EVERY == 1
+    }
+}
+
 /// The running loops; dropping it stops them.
 pub(crate) struct Publisher {
     directory: Arc<LayerDirectory>,
-    audio_attenuation_db: u8,
+    audio: AudioStyle,
     tracks: Vec<Arc<Shared>>,
     /// Gates of tracks sent as one encoding: always open.
     always_active: Vec<watch::Sender<bool>>,
@@ -226,10 +256,10 @@ pub(crate) struct Publisher {
 }
 
 impl Publisher {
-    pub(crate) fn new(directory: Arc<LayerDirectory>, audio_attenuation_db: u8) -> Self {
+    pub(crate) fn new(directory: Arc<LayerDirectory>, audio: AudioStyle) -> Self {
         Publisher {
             directory,
-            audio_attenuation_db,
+            audio,
             tracks: Vec::new(),
             always_active: Vec::new(),
             tasks: Vec::new(),
@@ -316,7 +346,7 @@ impl Publisher {
                     index,
                     simulcast,
                     kind: outgoing.kind,
-                    audio_attenuation_db: self.audio_attenuation_db,
+                    audio: self.audio,
                     shared: Arc::clone(&shared),
                 };
                 self.tasks
@@ -381,7 +411,7 @@ struct Player {
     index: usize,
     simulcast: bool,
     kind: TrackKind,
-    audio_attenuation_db: u8,
+    audio: AudioStyle,
     shared: Arc<Shared>,
 }
 
@@ -408,6 +438,7 @@ impl Player {
             capability.clock_rate,
         );
         let mut playhead = Playhead::new(media.frame_interval, capability.clock_rate);
+        let mut dtx = Dtx::default();
         let mut ticks = tokio::time::interval(media.frame_interval);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
@@ -438,6 +469,14 @@ impl Player {
             if next.skip_samples > 0 {
                 packetizer.skip_samples(next.skip_samples);
             }
+            let level = frame
+                .audio_level
+                .map(|level| attenuated(level, self.audio.attenuation_db));
+            if self.audio.dtx && !dtx.sends(level) {
+                // Not sent; the timestamps run on, as the frame's time passes.
+                packetizer.skip_samples(playhead.samples_per_frame());
+                continue;
+            }
             let packets = match packetizer.packetize(&frame.data, playhead.samples_per_frame()) {
                 Ok(packets) => packets,
                 Err(e) => {
@@ -448,10 +487,10 @@ impl Player {
             let mut extensions = vec![HeaderExtension::AbsSendTime(AbsSendTimeExtension::new(
                 SystemTime::now(),
             ))];
-            if let Some(level) = frame.audio_level {
+            if let (Some(original), Some(level)) = (frame.audio_level, level) {
                 extensions.push(HeaderExtension::AudioLevel(AudioLevelExtension {
-                    level: attenuated(level, self.audio_attenuation_db),
-                    voice: level < VOICE_LEVEL,
+                    level,
+                    voice: original < VOICE_LEVEL,
                 }));
             }
             let mut sent = true;
@@ -478,9 +517,12 @@ impl Player {
     }
 }
 
+/// The quietest RFC 6464 level: silence.
+const SILENCE: u8 = 127;
+
 /// An RFC 6464 level `db` dB quieter: larger is quieter, 127 is silence.
 pub(crate) fn attenuated(level: u8, db: u8) -> u8 {
-    level.saturating_add(db).min(127)
+    level.saturating_add(db).min(SILENCE)
 }
 
 /// Where a layer's RTCP comes from: the sender's only encoding, or one simulcast encoding
@@ -549,6 +591,21 @@ mod tests {
         assert!(requests_keyframe(&fir, Some(43)));
         assert!(!requests_keyframe(&fir, Some(42)));
         assert!(!requests_keyframe(&ReceiverReport::default(), None));
+    }
+
+    #[test]
+    fn dtx_sends_sound_and_one_silent_frame_in_twenty() {
+        let mut dtx = Dtx::default();
+        assert!(dtx.sends(Some(40)));
+        assert!(dtx.sends(None), "a frame without a level is not silence");
+        let sent: Vec<bool> = (0..41).map(|_| dtx.sends(Some(SILENCE))).collect();
+        let indexes: Vec<usize> = (0..41).filter(|&i| sent[i]).collect();
+        assert_eq!(indexes, [0, 20, 40]);
+        assert!(dtx.sends(Some(40)));
+        assert!(
+            dtx.sends(Some(SILENCE)),
+            "a new silence starts with a frame"
+        );
     }
 
     #[test]

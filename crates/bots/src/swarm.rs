@@ -110,6 +110,10 @@ pub struct SwarmConfig {
     pub token_minter: Option<TokenMinter>,
     /// If set, every bot sends `set_quality` with it for each video track it receives.
     pub quality: Option<Quality>,
+    /// If set, only the first this many publishers (in join order) speak; the others'
+    /// audio is silence, sent with DTX (see [`BotConfig::dtx`]), as in a meeting where one
+    /// or two talk at a time.
+    pub speakers: Option<usize>,
     /// Where `media/make-loops.sh` put the loops.
     pub media_dir: PathBuf,
     /// Bound on one bot's whole join (connect, `joined`, publish answered), and on its leave.
@@ -134,6 +138,7 @@ impl SwarmConfig {
             token: None,
             token_minter: None,
             quality: None,
+            speakers: None,
             media_dir: BotConfig::default_media_dir(),
             join_timeout: Duration::from_secs(20),
             name_prefix: "bot".to_owned(),
@@ -663,9 +668,12 @@ async fn join_bot(
         BotRole::AudioPublisher => (true, None),
         BotRole::Subscriber => (false, None),
     };
+    let silent = config.speakers.is_some_and(|n| plan.index >= n);
     let mut bot_config = BotConfig::new(config.url.clone(), plan.room.clone(), plan.name.clone())
         .with_role(plan.role.protocol_role())
         .with_publish(audio, video)
+        .with_audio_attenuation_db(if silent { 127 } else { 0 })
+        .with_dtx(silent)
         .with_simulcast(config.simulcast)
         .with_media_dir(config.media_dir.clone())
         .with_connect_timeout(timeout);

@@ -108,7 +108,7 @@ pub enum Forwarded {
     },
     /// Not the layer this subscriber takes now, or the track is off or paused for it.
     NotSelected,
-    /// Not bound yet (negotiation still running) or sending is paused.
+    /// Not bound yet, or the subscriber has not applied the offer declaring it.
     NotBound,
     /// Negotiated, but DTLS has not finished yet.
     NotConnected,
@@ -127,6 +127,9 @@ pub struct DownTrack {
     codec: RTCRtpCodecParameters,
     egress: Arc<Egress>,
     binding: ArcSwapOption<Binding>,
+    /// Nothing is sent until the subscriber has applied the description that declares
+    /// this track ([`DownTrack::activate`]).
+    active: std::sync::atomic::AtomicBool,
     layers: u8,
     state: Mutex<ForwardState>,
     /// The last [`Forwarded`] outcome, as a small code, for logging its changes.
@@ -154,6 +157,7 @@ impl DownTrack {
             codec,
             egress,
             binding: ArcSwapOption::empty(),
+            active: std::sync::atomic::AtomicBool::new(false),
             layers,
             state: Mutex::new(ForwardState::new(layers)),
             last_outcome: std::sync::atomic::AtomicU8::new(0),
@@ -189,6 +193,18 @@ impl DownTrack {
 
     pub fn is_video(&self) -> bool {
         self.kind == RTPCodecType::Video
+    }
+
+    /// The subscriber's answer to the offer that declared this track has been applied:
+    /// sending may start (video at a keyframe, which the forwarding path asks the
+    /// publisher for). webrtc-rs may start the sender, and so bind this track, before: a
+    /// reused transceiver's new sender starts when we answer a client offer that lists the
+    /// m-line. A client that has not applied our offer does not know the new SSRC: browsers
+    /// find the track by its mid, webrtc-rs clients do not (they probe the unknown stream
+    /// for simulcast ids, close it, and the track never arrives).
+    pub fn activate(&self) {
+        self.active
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Sets the most this subscriber wants (`set_quality`); `None` is off.
@@ -286,7 +302,10 @@ impl DownTrack {
         buf: &mut Vec<u8>,
     ) -> Result<Prepared, Forwarded> {
         let binding = self.binding.load();
-        let Some(binding) = binding.as_ref() else {
+        let Some(binding) = binding
+            .as_ref()
+            .filter(|_| self.active.load(std::sync::atomic::Ordering::Relaxed))
+        else {
             return Err(Forwarded::NotBound);
         };
         if !self.egress.is_connected() {
@@ -626,5 +645,63 @@ impl TrackLocal for DownTrack {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::egress::srtp::{SrtpEncryptor, SrtpProfile};
+    use crate::media::header_extensions::IncomingExtensions;
+    use crate::media::layer_selector::LayerSet;
+
+    #[test]
+    fn nothing_is_sent_until_the_subscriber_has_applied_the_offer() {
+        let mux =
+            roomcast_udp::UdpMux::bind(std::net::Ipv4Addr::LOCALHOST.into(), 0).expect("binds");
+        let egress = Arc::new(Egress::new(mux));
+        let srtp =
+            SrtpEncryptor::new(SrtpProfile::AeadAes128Gcm, &[3; 16], &[4; 12]).expect("srtp keys");
+        egress.set_route("127.0.0.1:9".parse().expect("address"), srtp);
+        let mut opus = RTCRtpCodecParameters::default();
+        opus.capability.mime_type = "audio/opus".into();
+        opus.capability.clock_rate = 48_000;
+        opus.payload_type = 111;
+        let down = DownTrack::new(
+            "TR_1".into(),
+            "PA_1".into(),
+            RTPCodecType::Audio,
+            opus.clone(),
+            1,
+            egress,
+        );
+        // Bound (webrtc-rs started the sender), connected, but not yet declared.
+        down.bind_negotiated("ctx".into(), 0x1234, vec![opus.clone()], &[], Some("0"));
+        let mut packet = Packet::default();
+        packet.header.version = 2;
+        packet.header.payload_type = 111;
+        packet.payload = bytes::Bytes::from_static(&[1, 2, 3, 4]);
+        let codecs = [opus];
+        let incoming = Incoming {
+            packet: &packet,
+            layer: 0,
+            arriving: LayerSet::all(1),
+            is_keyframe: true,
+            vp8: None,
+            extensions: IncomingExtensions::default(),
+            codecs: &codecs,
+            received_at: Instant::now(),
+        };
+        let mut buf = Vec::with_capacity(1500);
+        assert_eq!(
+            down.prepare(&incoming, &mut buf).err(),
+            Some(Forwarded::NotBound)
+        );
+        assert_eq!(down.sender_report(Instant::now(), SystemTime::now()), None);
+        down.activate();
+        let prepared = down
+            .prepare(&incoming, &mut buf)
+            .expect("sent once declared");
+        assert_eq!(prepared.ssrc, 0x1234);
     }
 }

@@ -4,7 +4,9 @@
 //! bandwidth allows (the allocator), and what the publisher is sending now. The selector
 //! moves to the target only at a keyframe of the target layer, and keeps forwarding the
 //! layer it is on until then, so the picture never stops for a switch. Layers are numbered
-//! from 0, the lowest resolution; a track without simulcast has one layer.
+//! from 0, the lowest resolution; a track without simulcast has one layer. A subscriber
+//! that has nothing yet starts on whichever layer up to the target sends a keyframe first,
+//! then climbs: the first picture does not wait for the target layer's keyframe.
 
 /// At most this many layers (`q`, `h`, `f`).
 pub const MAX_LAYERS: u8 = 3;
@@ -142,8 +144,14 @@ impl LayerSelector {
             self.current = None;
             return Decision::Drop;
         };
-        if layer == target && self.current != Some(target) && is_keyframe {
-            self.current = Some(target);
+        let starts_here = match self.current {
+            // Nothing forwarded yet: a keyframe of any layer up to the target shows a
+            // picture now, and the selector climbs to the target at one of its keyframes.
+            None => layer <= target,
+            Some(current) => layer == target && current != target,
+        };
+        if starts_here && is_keyframe {
+            self.current = Some(layer);
             return Decision::Forward { switched: true };
         }
         if self.current == Some(layer) {
@@ -168,7 +176,6 @@ mod tests {
     fn starts_at_a_keyframe_of_the_highest_layer() {
         let mut s = LayerSelector::new(3);
         assert_eq!(s.on_packet(2, false, ALL), Decision::Drop);
-        assert_eq!(s.on_packet(0, true, ALL), Decision::Drop, "not the target");
         assert_eq!(s.wants_keyframe(ALL), Some(2));
         assert_eq!(
             s.on_packet(2, true, ALL),
@@ -180,6 +187,38 @@ mod tests {
         );
         assert_eq!(s.on_packet(1, false, ALL), Decision::Drop);
         assert_eq!(s.wants_keyframe(ALL), None);
+    }
+
+    #[test]
+    fn a_new_subscriber_starts_on_the_first_keyframe_up_to_its_target_and_climbs() {
+        let mut s = LayerSelector::new(3);
+        s.set_requested(Some(1));
+        // f is above what it wants: no start there.
+        assert_eq!(s.on_packet(2, true, ALL), Decision::Drop);
+        assert_eq!(
+            s.on_packet(0, true, ALL),
+            Decision::Forward { switched: true },
+            "q's keyframe came first"
+        );
+        assert_eq!(s.current(), Some(0));
+        assert_eq!(s.wants_keyframe(ALL), Some(1), "still heading for h");
+        assert_eq!(
+            s.on_packet(0, false, ALL),
+            Decision::Forward { switched: false }
+        );
+        assert_eq!(s.on_packet(1, false, ALL), Decision::Drop);
+        assert_eq!(
+            s.on_packet(1, true, ALL),
+            Decision::Forward { switched: true }
+        );
+        assert_eq!(s.on_packet(0, false, ALL), Decision::Drop);
+        assert_eq!(s.wants_keyframe(ALL), None);
+        // Restarted (a resume), it again takes the first keyframe it can.
+        s.restart();
+        assert_eq!(
+            s.on_packet(0, true, ALL),
+            Decision::Forward { switched: true }
+        );
     }
 
     #[test]

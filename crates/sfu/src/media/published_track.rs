@@ -304,7 +304,8 @@ impl PublishedTrack {
         self.down_tracks.store(Arc::new(Vec::new()));
     }
 
-    /// Asks the publisher for a keyframe on `layer`, at most once per throttle interval.
+    /// Asks the publisher for a keyframe on `layer`, aggregated with the requests of every
+    /// other subscriber waiting on it (see [`KeyframeRequester`]).
     pub async fn request_keyframe(&self, layer: u8) {
         if self.info.kind != TrackKind::Video {
             return;
@@ -444,7 +445,11 @@ impl PublishedTrack {
             MediaCounters::add(&c.dropped_padding, 1);
             return wanted;
         }
+        let is_keyframe = video.is_none_or(|v| v.is_keyframe(&packet.payload));
         if let Some(l) = self.layers.get(usize::from(layer)) {
+            if is_keyframe && video.is_some() {
+                l.keyframes.lock().on_keyframe();
+            }
             l.last_packet
                 .store(self.micros_since_created(received_at), Ordering::Relaxed);
             l.bytes.fetch_add(
@@ -463,7 +468,7 @@ impl PublishedTrack {
             packet,
             layer,
             arriving: self.arriving_layers(received_at),
-            is_keyframe: video.is_none_or(|v| v.is_keyframe(&packet.payload)),
+            is_keyframe,
             vp8: vp8_fields(video, packet),
             extensions,
             codecs,

@@ -117,9 +117,15 @@ impl Shell {
             }
             Command::ApplyAnswer(sdp) => {
                 let answer = RTCSessionDescription::answer(sdp);
-                return Some(Done::AnswerApplied(
-                    self.apply_remote(answer, "answer").await,
-                ));
+                let applied = self.apply_remote(answer, "answer").await;
+                if applied.is_ok() {
+                    // The answer to the offer that declared every subscription made so far
+                    // (the core offers each one it adds): they may send now.
+                    for sub in self.subscriptions.values() {
+                        sub.down.activate();
+                    }
+                }
+                return Some(Done::AnswerApplied(applied));
             }
             Command::CreateOffer => {
                 let offered = async {
