@@ -3,7 +3,13 @@
 //!
 //! Reading order for one packet: [`media::published_track`] (read from the publisher) →
 //! [`media::down_track`] (rewrite for one subscriber) → [`egress`] (encrypt, send) → [`media::subscriber_rtcp`]
-//! (the subscriber's PLI/NACK coming back). Signaling lives in [`signaling::session`].
+//! (the subscriber's PLI/NACK coming back). The media port under them is `roomcast_udp`.
+//!
+//! Reading order for one client message: [`signaling::session`] (the session's task) →
+//! [`signaling::session::core`] (its decisions, without I/O) → [`signaling::session::core::cmd`]
+//! (one handler per message kind) → `signaling/session/shell.rs` (applies the core's commands
+//! to the PeerConnection). A change to a room: [`room`] (one method per action) →
+//! [`room::state`] (the rules, returning [`room::effects`]) → each member's [`room::Mailbox`].
 
 pub mod active_speakers;
 pub mod auth;
