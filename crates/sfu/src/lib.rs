@@ -19,6 +19,7 @@ pub mod signaling;
 pub mod srtp;
 pub mod stats;
 pub mod transport_feedback;
+pub mod turn;
 
 pub use error::SfuError;
 pub use peer::MediaConfig;
