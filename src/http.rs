@@ -610,7 +610,14 @@ async fn serve_socket(
         code,
         reason: reason.into(),
     }));
-    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, sink.send(close)).await;
+    // A client that fell behind is slow, not gone: it gets as long as any write to read
+    // what is already on its way, then the close that tells it to resume.
+    let close_timeout = if code == LAGGING_CLOSE_CODE {
+        keepalive.timeout
+    } else {
+        CLOSE_WRITE_TIMEOUT
+    };
+    let _ = tokio::time::timeout(close_timeout, sink.send(close)).await;
     drop(outgoing);
     // Read on until the client answers the close: dropping the connection with its frames
     // unread would reset it, and the client could lose the error and the close.

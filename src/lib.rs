@@ -83,6 +83,9 @@ impl RunningServer {
             slots: http_slots,
             trusted,
             refused,
+            lingering: Arc::new(tokio::sync::Semaphore::new(
+                listener::MAX_LINGERING_REFUSALS,
+            )),
         };
         let task = tokio::spawn(listener::serve(listener, listening, stopped));
         tracing::info!(%http_addr, udp_port = sfu.udp_port(), "roomcast listening");

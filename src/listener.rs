@@ -14,8 +14,9 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
 
 use crate::admission::proxy::TrustedProxies;
@@ -44,6 +45,8 @@ pub struct Listening {
     pub slots: Arc<Slots>,
     pub trusted: TrustedProxies,
     pub refused: Arc<RefusalCounts>,
+    /// Places for refused connections that linger (see [`refuse`]).
+    pub lingering: Arc<Semaphore>,
 }
 
 /// Accepts and serves connections until `shutdown` turns `true`; connections being served
@@ -83,7 +86,9 @@ pub async fn serve(listener: TcpListener, listening: Listening, shutdown: watch:
     }
 }
 
-/// Answers a connection over the caps and closes it, without reading its request.
+/// Answers a connection over the caps and closes it. Its request is read (and dropped) for
+/// a moment first: closing with it unread would reset the connection, and the client might
+/// never see the answer. Only a few refusals linger at once; the rest are just closed.
 fn refuse(stream: TcpStream, full: Full, listening: &Listening) {
     let (refusal, status) = match full {
         Full::PerIp => (Refusal::HttpConnectionsPerIp, "429 Too Many Requests"),
@@ -97,10 +102,36 @@ fn refuse(stream: TcpStream, full: Full, listening: &Listening) {
         TOO_MANY
     );
     // A fresh socket's send buffer takes this at once; if not, the close says enough.
-    let _ = stream.try_write(response.as_bytes());
+    if stream.try_write(response.as_bytes()).is_err() {
+        return;
+    }
+    let Ok(permit) = Arc::clone(&listening.lingering).try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut stream = stream;
+        let _ = stream.shutdown().await;
+        let mut sink = [0u8; 1024];
+        let drain = async {
+            let mut left = REFUSAL_DRAIN_BYTES;
+            while left > 0 {
+                match stream.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => left = left.saturating_sub(n),
+                }
+            }
+        };
+        let _ = tokio::time::timeout(REFUSAL_LINGER, drain).await;
+        drop(permit);
+    });
 }
 
 const TOO_MANY: &str = "too many connections; try again later\n";
+/// How long, and how much of its request, a refused connection is read before it closes.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+const REFUSAL_DRAIN_BYTES: usize = 16 * 1024;
+/// Refused connections lingering at once, at most.
+pub const MAX_LINGERING_REFUSALS: usize = 64;
 
 async fn serve_connection(
     stream: TcpStream,
