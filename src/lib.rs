@@ -6,6 +6,7 @@ pub mod http;
 pub mod limits;
 pub mod listener;
 pub mod loadtest;
+pub mod memory;
 pub mod metrics;
 
 use std::net::SocketAddr;
@@ -87,6 +88,7 @@ impl RunningServer {
                 listener::MAX_LINGERING_REFUSALS,
             )),
         };
+        tokio::spawn(memory::trim_periodically(stopped.clone()));
         let task = tokio::spawn(listener::serve(listener, listening, stopped));
         tracing::info!(%http_addr, udp_port = sfu.udp_port(), "roomcast listening");
         Ok(RunningServer {

@@ -35,6 +35,10 @@ pub struct HttpLimits {
     pub max_total: usize,
 }
 
+/// The kernel's send buffer per connection (it doubles this for its bookkeeping): enough
+/// for the web client's largest file and any signaling burst at a good pace.
+const SEND_BUFFER_BYTES: usize = 128 * 1024;
+
 /// How long an accept error (e.g. out of file descriptors) pauses accepting.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
@@ -141,6 +145,9 @@ async fn serve_connection(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    // Signaling needs little in flight; a client that stops reading then fills a small
+    // kernel buffer and its outbox soon, instead of pinning megabytes of kernel memory.
+    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER_BYTES);
     let service = listening
         .app
         .clone()

@@ -4,9 +4,12 @@
 //! queued for many clients shares its bytes. What a client has not read yet counts against
 //! [`MAX_QUEUED_BYTES`], whatever the messages are: a client that reads slower than its room
 //! talks is cut off rather than allowed to grow the server's memory, and its queue is freed
-//! at once. Falling behind is not abuse (a slow link, a busy phone): the connection closes
-//! with [`LAGGING_CLOSE_CODE`] and the session parks, so the client resumes on a new
-//! WebSocket and catches up with `resumed`.
+//! at once. All queues together are held to [`MAX_TOTAL_QUEUED_BYTES`] as well: past it, a
+//! client with more than [`FAIR_SHARE_BYTES`] waiting is cut off, so many slow readers at
+//! once cannot add up (clients that keep up have next to nothing queued). Falling behind is
+//! not abuse (a slow link, a busy phone): the connection closes with [`LAGGING_CLOSE_CODE`]
+//! and the session parks, so the client resumes on a new WebSocket and catches up with
+//! `resumed`.
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -19,6 +22,36 @@ use tokio_util::sync::CancellationToken;
 /// A single message larger than this still goes through an empty queue, so a big `offer`
 /// or `joined` (hundreds of participants or m-lines) always fits.
 pub const MAX_QUEUED_BYTES: usize = 1024 * 1024;
+
+/// Most bytes queued for all clients together (one server per process).
+pub const MAX_TOTAL_QUEUED_BYTES: usize = 64 * 1024 * 1024;
+
+/// Past [`MAX_TOTAL_QUEUED_BYTES`], a client with more than this waiting is cut off.
+pub const FAIR_SHARE_BYTES: usize = 128 * 1024;
+
+/// Bytes queued for every client of the process.
+#[derive(Debug)]
+pub struct Budget {
+    queued: AtomicUsize,
+    max: usize,
+}
+
+impl Budget {
+    pub const fn new(max: usize) -> Budget {
+        Budget {
+            queued: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// Bytes queued now, for all clients.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+}
+
+/// The budget every [`Outbox::new`] shares.
+pub static TOTAL: Budget = Budget::new(MAX_TOTAL_QUEUED_BYTES);
 
 /// What one queued frame costs beyond its text (the queue's slot and bookkeeping), so a
 /// flood of tiny messages is bounded too.
@@ -105,6 +138,7 @@ struct Shared {
 pub struct Outbox {
     tx: mpsc::UnboundedSender<Frame>,
     shared: Arc<Shared>,
+    budget: &'static Budget,
     /// Cancelled when this client must be disconnected.
     pub kick: CancellationToken,
 }
@@ -113,18 +147,25 @@ pub struct Outbox {
 pub struct OutboxReceiver {
     rx: mpsc::UnboundedReceiver<Frame>,
     shared: Arc<Shared>,
+    budget: &'static Budget,
 }
 
 impl Outbox {
+    /// An outbox counted in the process's [`TOTAL`].
     pub fn new() -> (Outbox, OutboxReceiver) {
+        Outbox::in_budget(&TOTAL)
+    }
+
+    pub fn in_budget(budget: &'static Budget) -> (Outbox, OutboxReceiver) {
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::default());
         let outbox = Outbox {
             tx,
             shared: Arc::clone(&shared),
+            budget,
             kick: CancellationToken::new(),
         };
-        (outbox, OutboxReceiver { rx, shared })
+        (outbox, OutboxReceiver { rx, shared, budget })
     }
 
     /// Queues a message (or a frame made once for many clients). A client whose queue
@@ -144,11 +185,15 @@ impl Outbox {
         }
         let cost = frame.cost();
         let before = shared.queued.fetch_add(cost, Ordering::AcqRel);
-        if before > 0 && before + cost > MAX_QUEUED_BYTES {
-            shared.queued.fetch_sub(cost, Ordering::AcqRel);
+        let total = self.budget.queued.fetch_add(cost, Ordering::AcqRel) + cost;
+        let over_own = before > 0 && before + cost > MAX_QUEUED_BYTES;
+        let over_total = total > self.budget.max && before + cost > FAIR_SHARE_BYTES;
+        if over_own || over_total {
+            self.uncount(cost);
             if !shared.lagging.swap(true, Ordering::AcqRel) {
                 tracing::info!(
                     queued_bytes = before,
+                    all_clients_bytes = total - cost,
                     "client fell behind reading its messages; disconnecting it so it resumes"
                 );
             }
@@ -157,8 +202,13 @@ impl Outbox {
         }
         if let Err(mpsc::error::SendError(frame)) = self.tx.send(frame) {
             // Nobody reads any more: the connection is gone.
-            shared.queued.fetch_sub(frame.cost(), Ordering::AcqRel);
+            self.uncount(frame.cost());
         }
+    }
+
+    fn uncount(&self, cost: usize) {
+        self.shared.queued.fetch_sub(cost, Ordering::AcqRel);
+        self.budget.queued.fetch_sub(cost, Ordering::AcqRel);
     }
 
     /// Marks the disconnect as the client's fault (e.g. a WebSocket protocol violation), so
@@ -211,6 +261,14 @@ impl OutboxReceiver {
 
     fn taken(&self, frame: &Frame) {
         self.shared.queued.fetch_sub(frame.cost(), Ordering::AcqRel);
+        self.budget.queued.fetch_sub(frame.cost(), Ordering::AcqRel);
+    }
+}
+
+impl Drop for OutboxReceiver {
+    /// Frames nobody will read are no longer queued.
+    fn drop(&mut self) {
+        self.discard();
     }
 }
 
@@ -312,6 +370,44 @@ mod tests {
         assert!(!outbox.is_abusive());
         outbox.send(ServerMessage::error(ErrorCode::FrameTooLarge, "big"));
         assert!(outbox.is_abusive());
+    }
+
+    #[test]
+    fn all_queues_together_are_bounded_and_only_laggards_pay() {
+        let budget: &'static Budget = Box::leak(Box::new(Budget::new(4 * FAIR_SHARE_BYTES)));
+        let one = Frame::from(chat(&"z".repeat(4000)));
+        // A client that keeps up is never cut off, even with the budget spent.
+        let (keeps_up, mut keeps_up_rx) = Outbox::in_budget(budget);
+        let mut laggards = Vec::new();
+        for _ in 0..8 {
+            let (outbox, rx) = Outbox::in_budget(budget);
+            for _ in 0..(FAIR_SHARE_BYTES / one.cost()) {
+                outbox.send(one.clone());
+            }
+            laggards.push((outbox, rx));
+        }
+        assert!(budget.queued() > 4 * FAIR_SHARE_BYTES / 2);
+        for _ in 0..100 {
+            for (outbox, _) in &laggards {
+                outbox.send(one.clone());
+            }
+            keeps_up.send(one.clone());
+            assert!(keeps_up_rx.try_recv().is_some());
+        }
+        assert!(!keeps_up.is_lagging());
+        // Past the budget nobody holds more than its fair share: the laggards were cut off
+        // as soon as they went over it.
+        assert!(laggards.iter().all(|(o, _)| o.is_lagging()));
+        for (outbox, _) in &laggards {
+            assert!(
+                outbox.queued_bytes() <= FAIR_SHARE_BYTES,
+                "{}",
+                outbox.queued_bytes()
+            );
+        }
+        // Dropping the receivers gives everything back.
+        drop(laggards);
+        assert_eq!(budget.queued(), 0);
     }
 
     #[test]

@@ -1,0 +1,391 @@
+//! The abuse suite: each case attacks a server started as its own process with the README's
+//! defaults while a bystander pair in one room exchanges real media, and checks that the
+//! bystanders saw no loss and no gap over 500 ms, and that the server's RSS and log stayed
+//! within the case's bounds. Each case prints its figures (`--nocapture`).
+#[path = "../common/mod.rs"]
+mod common;
+mod harness;
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use harness::{Bounds, Bystanders, ServerProcess, Watch, SERIAL};
+use roomcast_bots::{Bot, BotConfig};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+/// The README's defaults this suite relies on.
+const MAX_WEBSOCKETS_PER_IP: usize = 500;
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads until `joined` (or an error): that message.
+async fn joined<S>(socket: &mut WebSocketStream<S>) -> Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    tokio::time::timeout(common::MESSAGE_TIMEOUT, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).expect("JSON");
+                    if v["type"] == "joined" || v["type"] == "error" {
+                        break v;
+                    }
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("connection ended before joined: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("joined in time")
+}
+
+async fn send_join<S>(socket: &mut WebSocketStream<S>, room: &str, name: &str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let join = format!(r#"{{"type":"join","room":"{room}","name":"{name}"}}"#);
+    socket
+        .send(Message::Text(join.into()))
+        .await
+        .expect("join sent");
+}
+
+/// Reads until the server closes: its close code, if it sent one.
+async fn close_code<S>(socket: &mut WebSocketStream<S>, within: Duration) -> Option<u16>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    tokio::time::timeout(within, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                None | Some(Err(_)) => break None,
+            }
+        }
+    })
+    .await
+    .expect("closed in time")
+}
+
+/// Writes a client text frame announcing `len` payload bytes, then `sent` of them, straight
+/// to the socket. Its mask key is zero, so the payload goes as it is: masking megabytes in
+/// this (unoptimized) test process would starve the bystanders beside it.
+async fn write_text_frame(
+    tcp: &mut tokio::net::TcpStream,
+    len: usize,
+    sent: usize,
+) -> std::io::Result<()> {
+    let mut header = vec![0x81, 0x80 | 127];
+    header.extend_from_slice(&(len as u64).to_be_bytes());
+    header.extend_from_slice(&[0; 4]);
+    tcp.write_all(&header).await?;
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut left = sent.min(len);
+    while left > 0 {
+        let n = left.min(chunk.len());
+        tcp.write_all(&chunk[..n]).await?;
+        left -= n;
+    }
+    Ok(())
+}
+
+/// Idle WebSockets (upgraded, never joined) from one address until the server refuses
+/// them, then slowloris requests and silent TCP connections. The refusal point and the RSS
+/// each idle WebSocket costs are printed; every idle one is gone at the join deadline and
+/// every half-sent request at the header timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_slowloris_sockets() {
+    let _serial = SERIAL.lock().await;
+    let server = ServerProcess::start(&[], &[]).await;
+    let bystanders = Bystanders::join(&server, "abuse-idle").await;
+    let watch = Watch::start("idle and slowloris sockets", &server, &bystanders);
+    let watch_started = Instant::now();
+
+    let rss_before = server.rss_kib();
+    // Each idle socket is read (answering pings) until the server closes it.
+    let mut idle = Vec::new();
+    let refused_with = loop {
+        match common::http::ws_connect(&server.ws_url(), &[]).await {
+            Ok(mut socket) => idle.push(tokio::spawn(async move {
+                close_code(&mut socket, JOIN_TIMEOUT * 3).await
+            })),
+            Err(status) => break status,
+        }
+        assert!(idle.len() <= MAX_WEBSOCKETS_PER_IP, "never refused");
+    };
+    let opened = idle.len();
+    eprintln!(
+        "idle WebSockets opened after {:.1} s",
+        watch_started.elapsed().as_secs_f64()
+    );
+    // Let the server settle what each one allocated.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let per_socket_kib = (server.rss_kib() as f64 - rss_before as f64) / opened as f64;
+    eprintln!(
+        "idle WebSockets: {opened} open from one address, the next refused with {refused_with}; \
+         {per_socket_kib:.1} KiB of server RSS each"
+    );
+    // The bystanders are two more from the same address.
+    assert_eq!(opened + 2, MAX_WEBSOCKETS_PER_IP);
+    assert_eq!(refused_with, 429);
+    assert_eq!(server.refused("websockets_per_ip").await, 1.0);
+
+    // Slowloris: requests whose headers never end, and connections that say nothing.
+    let slow_started = Instant::now();
+    let mut slow = Vec::new();
+    for i in 0..100 {
+        let mut conn = tokio::net::TcpStream::connect(server.http).await.unwrap();
+        if i % 2 == 0 {
+            conn.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nX-a: b")
+                .await
+                .unwrap();
+        }
+        slow.push(conn);
+    }
+    // Everyone else is still served meanwhile.
+    let reply = common::http::get(server.http, "/", "").await;
+    assert_eq!(reply.status, 200, "{}", reply.head);
+    for conn in &mut slow {
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(HEADER_READ_TIMEOUT * 2, conn.read(&mut buf))
+            .await
+            .expect("closed at the header timeout")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "closed without a response");
+    }
+    eprintln!(
+        "100 slowloris/silent connections closed after {:.1} s",
+        slow_started.elapsed().as_secs_f64()
+    );
+    assert_eq!(server.refused("header_timeout").await, 100.0);
+
+    // The idle WebSockets are closed at the join deadline and their memory goes.
+    for socket in idle {
+        assert_eq!(socket.await.expect("read to the end"), Some(4408));
+    }
+    server
+        .wait_for_metric("roomcast_websockets", 2.0, common::MESSAGE_TIMEOUT)
+        .await;
+    assert_eq!(server.refused("join_timeout").await, opened as f64);
+
+    let report = watch.finish(&server, &bystanders).await;
+    report.check(Bounds {
+        // 498 idle WebSockets at well under 64 KiB each.
+        rss_growth_mib: 32.0,
+        log_bytes: 16 * 1024,
+    });
+}
+
+/// Five clients join a room and never read while four others chat in it, each within its
+/// message rate. Each is cut off (4000) once 1 MiB waits for it; its queue is freed at once
+/// and its session leaves when the resume grace runs out. RSS before, at the peak and after
+/// is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_never_read() {
+    let _serial = SERIAL.lock().await;
+    let server = ServerProcess::start(&[], &[]).await;
+    let bystanders = Bystanders::join(&server, "abuse-noread").await;
+    let room = bystanders.room.clone();
+    let chatters: Vec<Bot> = futures_util::future::join_all((0..4).map(|i| {
+        common::join_with(
+            BotConfig::new(server.ws_url(), &room, format!("chatter{i}")).with_publish(false, None),
+        )
+    }))
+    .await;
+    let watch = Watch::start("join, never read", &server, &bystanders);
+
+    let mut readers = Vec::new();
+    for i in 0..5 {
+        // A small receive buffer: the kernel holds little, the server's queue the rest.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket.connect(server.http).await.unwrap();
+        let (mut ws, _) = tokio_tungstenite::client_async(server.ws_url(), stream)
+            .await
+            .expect("WebSocket opens");
+        send_join(&mut ws, &room, &format!("reader{i}")).await;
+        assert_eq!(joined(&mut ws).await["type"], "joined");
+        readers.push(ws);
+    }
+    let rss_joined = server.rss_kib();
+
+    let chat = format!(r#"{{"type":"chat","text":"{}"}}"#, "x".repeat(4000));
+    let started = Instant::now();
+    let mut rss_peak = rss_joined;
+    let mut sent = 0usize;
+    let mut last_sign_of_life = Instant::now();
+    while server.refused("lagging").await < 5.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not all cut off"
+        );
+        for bot in &chatters {
+            bot.send_raw(chat.clone()).await.expect("chat sent");
+            sent += chat.len();
+        }
+        // Not dead, just not reading: a frame now and then keeps the keepalive happy.
+        if last_sign_of_life.elapsed() > Duration::from_secs(2) {
+            for ws in &mut readers {
+                // One already cut off may be gone.
+                let _ = ws.send(Message::Pong(Default::default())).await;
+            }
+            last_sign_of_life = Instant::now();
+        }
+        rss_peak = rss_peak.max(server.rss_kib());
+        tokio::time::sleep(Duration::from_millis(55)).await;
+    }
+    let cut_after = started.elapsed();
+    // Their sessions wait for a resume that never comes, then leave.
+    server
+        .wait_for_metric(
+            "roomcast_participants{role=\"presenter\"}",
+            6.0,
+            Duration::from_secs(40),
+        )
+        .await;
+    drop(readers);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_after = server.rss_kib();
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    eprintln!(
+        "join, never read: RSS {:.1} MiB with the five joined, {:.1} MiB at the peak, {:.1} MiB \
+         after they were cut off and left; cut off {:.1} s into the chat ({:.1} MiB sent to the room)",
+        mib(rss_joined),
+        mib(rss_peak),
+        mib(rss_after),
+        cut_after.as_secs_f64(),
+        sent as f64 / 1048576.0
+    );
+    assert!(
+        mib(rss_after) <= mib(rss_joined) + 8.0,
+        "the laggards' memory was not given back"
+    );
+    for bot in &chatters {
+        assert!(bot.closed().is_none(), "a chatter that reads was cut off");
+    }
+    let report = watch.finish(&server, &bystanders).await;
+    report.check(Bounds {
+        rss_growth_mib: 48.0,
+        log_bytes: 16 * 1024,
+    });
+}
+
+/// No attack: what the bystanders see on this machine anyway, for comparison.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_attack() {
+    let _serial = SERIAL.lock().await;
+    let server = ServerProcess::start(&[], &[]).await;
+    let bystanders = Bystanders::join(&server, "abuse-none").await;
+    let watch = Watch::start("no attack", &server, &bystanders);
+    let report = watch.finish(&server, &bystanders).await;
+    report.check(Bounds {
+        rss_growth_mib: 8.0,
+        log_bytes: 4 * 1024,
+    });
+}
+
+/// Pages from other origins try to open `/ws` through a visitor's browser: refused with
+/// 403 before anything is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_origin_websocket() {
+    let _serial = SERIAL.lock().await;
+    let server = ServerProcess::start(&[], &[]).await;
+    let bystanders = Bystanders::join(&server, "abuse-origin").await;
+    let watch = Watch::start("cross-origin WebSocket", &server, &bystanders);
+    let origins = [
+        "http://evil.example",
+        "https://evil.example:8080",
+        "null",
+        "http://127.0.0.1.evil.example",
+        "http://localhost.evil.example",
+    ];
+    for round in 0..20 {
+        let origin = origins[round % origins.len()];
+        let refused = common::http::ws_connect(&server.ws_url(), &[("Origin", origin)]).await;
+        assert_eq!(refused.err(), Some(403), "{origin}");
+    }
+    assert_eq!(server.refused("origin").await, 20.0);
+    assert_eq!(server.metric("roomcast_websockets").await, 2.0);
+    // The server's own page still connects.
+    let own = format!("http://{}", server.http);
+    let mut page = common::http::ws_connect(&server.ws_url(), &[("Origin", own.as_str())])
+        .await
+        .expect("same origin");
+    send_join(&mut page, &bystanders.room, "page").await;
+    assert_eq!(joined(&mut page).await["type"], "joined");
+    let report = watch.finish(&server, &bystanders).await;
+    report.check(Bounds {
+        rss_growth_mib: 16.0,
+        log_bytes: 8 * 1024,
+    });
+}
+
+/// Frames over 64 KiB, up to 1 MiB and beyond, from joined and unjoined clients: each gets
+/// `frame_too_large` and 1008, and a joined sender leaves at once (no resume).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_large_frames() {
+    let _serial = SERIAL.lock().await;
+    let server = ServerProcess::start(&[], &[]).await;
+    let bystanders = Bystanders::join(&server, "abuse-frames").await;
+    let watch = Watch::start("too-large frames", &server, &bystanders);
+    for (i, size) in [70_000usize, 900_000, 1_100_000, 4_000_000]
+        .into_iter()
+        .cycle()
+        .take(16)
+        .enumerate()
+    {
+        let mut ws = common::http::ws_connect(&server.ws_url(), &[])
+            .await
+            .expect("opens");
+        if i % 2 == 0 {
+            send_join(&mut ws, &bystanders.room, &format!("big{i}")).await;
+            assert_eq!(joined(&mut ws).await["type"], "joined");
+        }
+        // The whole frame when the server reads it all; only its start when it refuses the
+        // frame by its header. The server may close before all of it is written.
+        let sent = if size > 1024 * 1024 { 64 * 1024 } else { size };
+        let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = ws.get_mut() else {
+            unreachable!("ws:// is plain TCP")
+        };
+        let _ = write_text_frame(tcp, size, sent).await;
+        let mut error = None;
+        let code = tokio::time::timeout(common::MESSAGE_TIMEOUT, async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Text(t))) => {
+                        let v: Value = serde_json::from_str(&t).unwrap();
+                        if v["type"] == "error" {
+                            error = v["code"].as_str().map(str::to_owned);
+                        }
+                    }
+                    Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+                    Some(Ok(_)) => continue,
+                    None | Some(Err(_)) => break None,
+                }
+            }
+        })
+        .await
+        .expect("closed in time");
+        assert_eq!(error.as_deref(), Some("frame_too_large"), "{size} bytes");
+        assert_eq!(code, Some(1008), "{size} bytes");
+    }
+    // Every joined sender left at once: not parked for a resume.
+    server
+        .wait_for_metric(
+            "roomcast_participants{role=\"presenter\"}",
+            2.0,
+            common::MESSAGE_TIMEOUT,
+        )
+        .await;
+    let report = watch.finish(&server, &bystanders).await;
+    report.check(Bounds {
+        rss_growth_mib: 24.0,
+        log_bytes: 16 * 1024,
+    });
+}
