@@ -389,3 +389,62 @@ async fn too_large_frames() {
         log_bytes: 16 * 1024,
     });
 }
+
+/// What clients write (names, chat, SDP, candidates, ids in moderation, a forged log line)
+/// never reaches the server's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_text_is_not_logged() {
+    let _serial = SERIAL.lock().await;
+    let server = ServerProcess::start(&[], &[]).await;
+    let bystanders = Bystanders::join(&server, "abuse-logs").await;
+    let watch = Watch::start("client text in logs", &server, &bystanders);
+    const MARK: &str = "zq7MARKzq7";
+    let mut ws = common::http::ws_connect(&server.ws_url(), &[])
+        .await
+        .unwrap();
+    // A name that would forge a log line is refused; a plain one is not logged either.
+    let forged = format!(r#"{{"type":"join","room":"abuse-logs","name":"x\n{MARK} INFO forged"}}"#);
+    ws.send(Message::Text(forged.into())).await.unwrap();
+    send_join(&mut ws, &bystanders.room, &format!("host-{MARK}")).await;
+    let reply = joined(&mut ws).await;
+    assert_eq!(
+        reply["type"], "error",
+        "the forged name is refused: {reply}"
+    );
+    assert_eq!(joined(&mut ws).await["type"], "joined");
+    let frames = [
+        format!(r#"{{"type":"chat","text":"{MARK} chat\nINFO forged"}}"#),
+        format!(r#"{{"type":"offer","sdp":"v=0\r\na=mid:{MARK}\r\n"}}"#),
+        format!(r#"{{"type":"answer","sdp":"v=0\r\n{MARK}"}}"#),
+        format!(
+            r#"{{"type":"candidate","candidate":{{"candidate":"{MARK} 1 udp","sdpMid":"0"}}}}"#
+        ),
+        format!(r#"{{"type":"kick","participant_id":"{MARK}\nINFO forged"}}"#),
+        format!(r#"{{"type":"set_quality","track_id":"{MARK}","quality":"low"}}"#),
+        format!(r#"{{"type":"{MARK}"}}"#),
+        format!(r#"{{"type":"mute","track_id":"{MARK}","muted":true}}"#),
+    ];
+    for frame in frames {
+        ws.send(Message::Text(frame.into())).await.unwrap();
+    }
+    // A message after them all: once it is echoed, the server has handled every one.
+    ws.send(Message::Text(r#"{"type":"chat","text":"done"}"#.into()))
+        .await
+        .unwrap();
+    tokio::time::timeout(common::MESSAGE_TIMEOUT, async {
+        while let Some(Ok(msg)) = ws.next().await {
+            if matches!(&msg, Message::Text(t) if t.contains(r#""text":"done""#)) {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the last chat came back");
+    let report = watch.finish(&server, &bystanders).await;
+    let log = server.log_tail(10_000);
+    assert!(!log.contains(MARK), "client text in the log:\n{log}");
+    report.check(Bounds {
+        rss_growth_mib: 16.0,
+        log_bytes: 4 * 1024,
+    });
+}

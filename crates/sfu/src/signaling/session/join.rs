@@ -90,7 +90,7 @@ pub(super) async fn join(
             return None;
         }
     };
-    tracing::info!(room = %room.name, participant = %id, %name, "joined");
+    tracing::info!(room = %room.name, participant = %id, "joined");
     // Something may already be published: offer it at once.
     resubscribe.notify_one();
     let shell = Shell::new(id.clone(), Arc::clone(&room), Arc::clone(sfu), peer);
