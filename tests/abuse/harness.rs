@@ -49,11 +49,8 @@ impl ServerProcess {
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         let file = std::fs::File::create(&log).expect("log file");
-        // The media socket on loopback: on 0.0.0.0 webrtc-ice's mux drops some agents'
-        // checks today (engineer udp's branch fixes it; then this goes).
         let child = Command::new(&binary)
             .args(["--http-addr", "0.0.0.0:0", "--udp-port", "0"])
-            .args(["--udp-ip", "127.0.0.1"])
             .args(args)
             .env_remove("RUST_LOG")
             .envs(env.iter().copied())
