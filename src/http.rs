@@ -568,6 +568,7 @@ async fn serve_socket(
     };
     let (code, reason) = match end {
         End::Silent => {
+            refused.count(Refusal::KeepaliveTimeout);
             tracing::info!(
                 silent_ms = silent_since(Instant::now()).as_millis() as u64,
                 "no frame from the client within the keepalive timeout; closing"

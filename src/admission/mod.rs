@@ -46,10 +46,13 @@ pub enum Refusal {
     JoinTimeout,
     /// The client fell too far behind reading its messages (closed 4000, may resume).
     Lagging,
+    /// Nothing arrived within the keepalive timeout, or a write could not finish in it
+    /// (closed 1001, may resume).
+    KeepaliveTimeout,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 8] = [
+    pub const ALL: [Refusal; 9] = [
         Refusal::HttpConnections,
         Refusal::HttpConnectionsPerIp,
         Refusal::HeaderTimeout,
@@ -58,6 +61,7 @@ impl Refusal {
         Refusal::Origin,
         Refusal::JoinTimeout,
         Refusal::Lagging,
+        Refusal::KeepaliveTimeout,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +74,7 @@ impl Refusal {
             Refusal::Origin => "origin",
             Refusal::JoinTimeout => "join_timeout",
             Refusal::Lagging => "lagging",
+            Refusal::KeepaliveTimeout => "keepalive_timeout",
         }
     }
 }
@@ -252,7 +257,7 @@ mod tests {
         assert_eq!(counts.get(Refusal::Lagging), 1);
         assert_eq!(counts.get(Refusal::JoinTimeout), 0);
         let names: Vec<_> = Refusal::ALL.iter().map(|r| r.as_str()).collect();
-        assert_eq!(names.len(), 8);
+        assert_eq!(names.len(), 9);
         assert!(Refusal::ALL
             .iter()
             .enumerate()

@@ -36,8 +36,8 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts the server with `args` added to the defaults and `env` set (`RUST_LOG` is
-    /// removed: the server's own default filter applies, as for a user).
+    /// Starts the server with `args` added to the defaults and `env` set (`RUST_LOG` and
+    /// `RUST_BACKTRACE` are removed: the server's own defaults apply, as for a user).
     pub async fn start(args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
         let _ = rlimit::increase_nofile_limit(u64::MAX);
         let binary = std::env::var("ABUSE_SERVER_BIN")
@@ -53,6 +53,7 @@ impl ServerProcess {
             .args(["--http-addr", "0.0.0.0:0", "--udp-port", "0"])
             .args(args)
             .env_remove("RUST_LOG")
+            .env_remove("RUST_BACKTRACE")
             .envs(env.iter().copied())
             .stdout(Stdio::from(file.try_clone().expect("log file")))
             .stderr(Stdio::from(file))

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use harness::{Bounds, Bystanders, ServerProcess, Watch, SERIAL};
 use roomcast_bots::{Bot, BotConfig};
+use roomcast_protocol::{ErrorCode, ServerMessage};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -203,17 +204,19 @@ async fn idle_and_slowloris_sockets() {
     });
 }
 
-/// Five clients join a room and never read while four others chat in it, each within its
-/// message rate. Each is cut off (4000) once 1 MiB waits for it; its queue is freed at once
-/// and its session leaves when the resume grace runs out. RSS before, at the peak and after
-/// is printed.
+/// Five clients join a room and never read while five others chat in it, within the chat
+/// rates (4 lines of 4000 characters a second each, the room's 20 in all). Each is cut off
+/// once 1 MiB waits for it (4000), or once a write to it has been blocked for the keepalive
+/// timeout (1001), whichever comes first; either way its queue is freed at once and its
+/// session leaves when the resume grace runs out. RSS before, at the peak and after is
+/// printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_never_read() {
     let _serial = SERIAL.lock().await;
     let server = ServerProcess::start(&[], &[]).await;
     let bystanders = Bystanders::join(&server, "abuse-noread").await;
     let room = bystanders.room.clone();
-    let chatters: Vec<Bot> = futures_util::future::join_all((0..4).map(|i| {
+    let chatters: Vec<Bot> = futures_util::future::join_all((0..5).map(|i| {
         common::join_with(
             BotConfig::new(server.ws_url(), &room, format!("chatter{i}")).with_publish(false, None),
         )
@@ -241,7 +244,7 @@ async fn join_never_read() {
     let mut rss_peak = rss_joined;
     let mut sent = 0usize;
     let mut last_sign_of_life = Instant::now();
-    while server.refused("lagging").await < 5.0 {
+    while server.refused("lagging").await + server.refused("keepalive_timeout").await < 5.0 {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "not all cut off"
@@ -259,14 +262,15 @@ async fn join_never_read() {
             last_sign_of_life = Instant::now();
         }
         rss_peak = rss_peak.max(server.rss_kib());
-        tokio::time::sleep(Duration::from_millis(55)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let cut_after = started.elapsed();
+    let lagging = server.refused("lagging").await;
     // Their sessions wait for a resume that never comes, then leave.
     server
         .wait_for_metric(
             "roomcast_participants{role=\"presenter\"}",
-            6.0,
+            7.0,
             Duration::from_secs(40),
         )
         .await;
@@ -276,7 +280,8 @@ async fn join_never_read() {
     let mib = |kib: u64| kib as f64 / 1024.0;
     eprintln!(
         "join, never read: RSS {:.1} MiB with the five joined, {:.1} MiB at the peak, {:.1} MiB \
-         after they were cut off and left; cut off {:.1} s into the chat ({:.1} MiB sent to the room)",
+         after they were cut off and left; cut off {:.1} s into the chat ({:.1} MiB sent to the room), \
+         {lagging} of the 5 with 1 MiB waiting (the rest for a blocked write)",
         mib(rss_joined),
         mib(rss_peak),
         mib(rss_after),
@@ -293,7 +298,8 @@ async fn join_never_read() {
     let report = watch.finish(&server, &bystanders).await;
     report.check(Bounds {
         rss_growth_mib: 48.0,
-        log_bytes: 16 * 1024,
+        // The run is long and the bystanders' bandwidth pauses are logged.
+        log_bytes: 32 * 1024,
     });
 }
 
@@ -467,5 +473,160 @@ async fn client_text_is_not_logged() {
     report.check(Bounds {
         rss_growth_mib: 16.0,
         log_bytes: 4 * 1024,
+    });
+}
+
+/// Sends `frames` as `bot`, paced within the per-connection message rate (20 a second),
+/// then a `mute` of a track nobody has as a fence: once its `unknown_track` is back, the
+/// server has handled them all. The error codes that came back.
+async fn error_codes_for(bot: &Bot, frames: Vec<String>) -> Vec<ErrorCode> {
+    let seen = bot.messages().len();
+    let fence = bot.message_cursor();
+    let mut pace = tokio::time::interval(Duration::from_millis(55));
+    for frame in frames {
+        pace.tick().await;
+        bot.send_raw(frame).await.expect("sent");
+    }
+    bot.send_raw(r#"{"type":"mute","track_id":"fence","muted":true}"#)
+        .await
+        .expect("sent");
+    bot.wait_for_message_after(
+        fence,
+        |m| {
+            matches!(
+                m,
+                ServerMessage::Error {
+                    code: ErrorCode::UnknownTrack,
+                    ..
+                }
+            )
+        },
+        common::MESSAGE_TIMEOUT,
+    )
+    .await
+    .expect("the fence came back");
+    bot.messages()[seen..]
+        .iter()
+        .filter_map(|m| match m {
+            ServerMessage::Error { code, .. } if *code != ErrorCode::UnknownTrack => Some(*code),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An offer of 500 m-lines (each sending), within the SDP size limit.
+fn offer_of_500_m_lines() -> String {
+    let mut sdp = String::from("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n");
+    for mid in 0..500 {
+        sdp.push_str(&format!(
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:{mid}\r\na=sendonly\r\na=rtpmap:111 opus/48000/2\r\n"
+        ));
+    }
+    serde_json::json!({ "type": "offer", "sdp": sdp }).to_string()
+}
+
+/// One participant sends, as fast as the per-connection message rate lets it, what the
+/// per-participant limits refuse: offers of 500 m-lines, more ICE candidates than a session
+/// may have, chat over its own rate. Each offer gets `limit_exceeded` and nothing of it is
+/// applied; the candidates get one; each chat line over the rate gets one; the connection
+/// stays open and the room carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offer_candidate_and_chat_floods() {
+    let _serial = SERIAL.lock().await;
+    let server = ServerProcess::start(&[], &[]).await;
+    let bystanders = Bystanders::join(&server, "abuse-floods").await;
+    let watch = Watch::start("m-line, candidate and chat floods", &server, &bystanders);
+    // A bot (it answers the server's offers, so its own are not taken for glare) that
+    // publishes nothing, sending raw frames.
+    let flooder = common::join_with(
+        BotConfig::new(server.ws_url(), &bystanders.room, "flooder").with_publish(false, None),
+    )
+    .await;
+    let from = bystanders.a.participant_id().to_owned();
+    flooder
+        .wait_for_media(
+            |t| common::has_audio_from(t, &from, 10),
+            common::MEDIA_TIMEOUT,
+        )
+        .await
+        .expect("the flooder's negotiation is done");
+
+    let offers = vec![offer_of_500_m_lines(); 20];
+    let codes = error_codes_for(&flooder, offers).await;
+    assert_eq!(
+        codes,
+        vec![ErrorCode::LimitExceeded; 20],
+        "every huge offer refused"
+    );
+    for kind in ["audio", "video"] {
+        let sample = format!("roomcast_tracks{{kind=\"{kind}\"}}");
+        assert_eq!(server.metric(&sample).await, 2.0, "none published");
+    }
+
+    let candidates = (0..100)
+        .map(|i| {
+            format!(
+                r#"{{"type":"candidate","candidate":{{"candidate":"candidate:{i} 1 udp 2122260223 10.{}.{}.{} 9 typ host","sdpMid":"0"}}}}"#,
+                i / 65536,
+                i / 256 % 256,
+                i % 256
+            )
+        })
+        .collect();
+    let codes = error_codes_for(&flooder, candidates).await;
+    assert_eq!(codes, vec![ErrorCode::LimitExceeded], "told once");
+
+    let chat = r#"{"type":"chat","text":"flood"}"#.to_owned();
+    let codes = error_codes_for(&flooder, vec![chat; 100]).await;
+    assert!(
+        codes.len() >= 10 && codes.iter().all(|c| *c == ErrorCode::LimitExceeded),
+        "{} refusals: {:?}",
+        codes.len(),
+        codes.first()
+    );
+
+    assert!(flooder.closed().is_none(), "the connection stays open");
+    let report = watch.finish(&server, &bystanders).await;
+    report.check(Bounds {
+        rss_growth_mib: 24.0,
+        log_bytes: 8 * 1024,
+    });
+}
+
+/// Sessions that panic (the test-only fault of `roomcast-sfu`'s `fault-injection` feature,
+/// which test builds enable, so not with a release `ABUSE_SERVER_BIN`) leave the room like a
+/// dropped client, with their memory; the server and the bystanders carry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panicking_sessions() {
+    let _serial = SERIAL.lock().await;
+    let server = ServerProcess::start(&[], &[]).await;
+    let bystanders = Bystanders::join(&server, "abuse-panic").await;
+    let watch = Watch::start("panicking sessions", &server, &bystanders);
+    let panic = serde_json::json!({
+        "type": "chat",
+        "text": roomcast_sfu::signaling::session::PANIC_ON_CHAT,
+    })
+    .to_string();
+    for i in 0..10 {
+        let mut ws = common::http::ws_connect(&server.ws_url(), &[])
+            .await
+            .expect("opens");
+        send_join(&mut ws, &bystanders.room, &format!("panic{i}")).await;
+        assert_eq!(joined(&mut ws).await["type"], "joined");
+        ws.send(Message::Text(panic.clone().into()))
+            .await
+            .expect("sent");
+        server
+            .wait_for_metric(
+                "roomcast_participants{role=\"presenter\"}",
+                2.0,
+                common::MESSAGE_TIMEOUT,
+            )
+            .await;
+    }
+    let report = watch.finish(&server, &bystanders).await;
+    report.check(Bounds {
+        rss_growth_mib: 24.0,
+        log_bytes: 16 * 1024,
     });
 }
