@@ -713,5 +713,4 @@ mod tests {
         assert_eq!(get(&c.retransmits_refused_budget), 400 - resent);
         wait_for(resent as usize);
     }
-
 }
