@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -159,26 +159,31 @@ impl FromRequestParts<AdminState> for Authorized {
         let Some(key) = &state.key else {
             return Err(ApiError::disabled());
         };
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        check_bearer(&parts.headers, key).map(|()| Authorized)
+    }
+}
+
+/// Whether `headers` carry `Authorization: Bearer <key>`; the refusal says what is wrong.
+pub fn check_bearer(headers: &HeaderMap, key: &AdminKey) -> Result<(), ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(ApiError::unauthorized(
+            "missing admin key: send `Authorization: Bearer <key>`",
+        ));
+    };
+    let value = value.as_bytes();
+    let token = match value.split_first_chunk::<7>() {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case(b"bearer ") => rest.trim_ascii(),
+        _ => {
             return Err(ApiError::unauthorized(
-                "missing admin key: send `Authorization: Bearer <key>`",
-            ));
-        };
-        let value = value.as_bytes();
-        let token = match value.split_first_chunk::<7>() {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case(b"bearer ") => rest.trim_ascii(),
-            _ => {
-                return Err(ApiError::unauthorized(
-                    "the Authorization header must be `Bearer <key>`",
-                ))
-            }
-        };
-        if key.matches(token) {
-            Ok(Authorized)
-        } else {
-            tracing::warn!("admin API request with a wrong key");
-            Err(ApiError::unauthorized("wrong admin key"))
+                "the Authorization header must be `Bearer <key>`",
+            ))
         }
+    };
+    if key.matches(token) {
+        Ok(())
+    } else {
+        tracing::warn!("admin API request with a wrong key");
+        Err(ApiError::unauthorized("wrong admin key"))
     }
 }
 

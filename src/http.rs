@@ -1,11 +1,11 @@
 //! HTTP routes: the embedded web client, the signaling WebSocket, health, stats and
 //! Prometheus metrics.
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -13,12 +13,15 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use futures_util::{SinkExt, StreamExt};
 use roomcast_protocol::{ErrorCode, ServerMessage, MAX_FRAME_BYTES};
-use roomcast_sfu::signaling::outbox::Outbox;
+use roomcast_sfu::signaling::outbox::{Frame, Outbox, OutboxReceiver, LAGGING_CLOSE_CODE};
 use roomcast_sfu::signaling::session::SessionEnd;
 use roomcast_sfu::{run_session, Client, Inbound, JoinGate, Sessions, Sfu};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 
+use crate::admission::origin::AllowedOrigins;
+use crate::admission::proxy::TrustedProxies;
+use crate::admission::{Full, Refusal, RefusalCounts, Slot, Slots};
 use crate::limits::{PerIpLimiter, Rate, TokenBucket};
 
 #[derive(rust_embed::RustEmbed)]
@@ -51,6 +54,15 @@ impl Default for Keepalive {
 pub const SHUTDOWN_CLOSE_CODE: u16 = 1001;
 /// The close code sent to a connection that exceeded its message rate (policy violation).
 pub const RATE_LIMIT_CLOSE_CODE: u16 = 1008;
+/// The close code sent to a connection on which no `join` (or `resume`) succeeded within
+/// the join timeout (as HTTP's 408 Request Timeout).
+pub const JOIN_TIMEOUT_CLOSE_CODE: u16 = 4408;
+/// The join timeout unless configured otherwise.
+pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// What tungstenite reads from the socket at a time. Its default, 128 KiB, was most of the
+/// memory an idle WebSocket held; signaling frames are small, and a larger frame still
+/// arrives whole (the buffer grows for it).
+const WS_READ_BUFFER: usize = 4 * 1024;
 /// How long a shutting-down connection may take to write its last frames.
 const SHUTDOWN_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long writing the close frame may take.
@@ -68,30 +80,52 @@ pub struct HttpOptions {
     pub keepalive: Keepalive,
 }
 
-/// Rate limits on what clients send (`None`: no limit).
+/// Limits on what clients send (`None`: no limit).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Limits {
     /// Messages per WebSocket connection; over it: `rate_limited`, then close 1008.
     pub messages: Option<Rate>,
     /// `join` messages per client IP; over it: `rate_limited` for that join.
     pub joins_per_ip: Option<Rate>,
+    /// How long a WebSocket may stay open without a successful `join` or `resume`; then it
+    /// is closed with [`JOIN_TIMEOUT_CLOSE_CODE`].
+    pub join_timeout: Option<Duration>,
 }
 
-/// The live WebSocket connections, so a shutdown can wait until they have all closed.
-#[derive(Debug, Default)]
+/// The live WebSocket connections, capped per client address and in total, so a shutdown
+/// can wait until they have all closed.
+#[derive(Debug)]
 pub struct Connections {
-    live: AtomicUsize,
+    slots: Arc<Slots>,
     none_left: Notify,
 }
 
+impl Default for Connections {
+    /// No caps.
+    fn default() -> Self {
+        Connections::new(0, 0)
+    }
+}
+
 impl Connections {
-    pub fn count(&self) -> usize {
-        self.live.load(Ordering::SeqCst)
+    /// At most `max_per_ip` from one client address and `max_total` in all (0: no cap).
+    pub fn new(max_per_ip: usize, max_total: usize) -> Connections {
+        Connections {
+            slots: Arc::new(Slots::new(max_per_ip, max_total)),
+            none_left: Notify::new(),
+        }
     }
 
-    fn enter(self: &Arc<Self>) -> ConnectionGuard {
-        self.live.fetch_add(1, Ordering::SeqCst);
-        ConnectionGuard(Arc::clone(self))
+    pub fn count(&self) -> usize {
+        self.slots.open()
+    }
+
+    fn enter(self: &Arc<Self>, ip: Option<IpAddr>) -> Result<ConnectionGuard, Full> {
+        let slot = self.slots.try_take(ip)?;
+        Ok(ConnectionGuard {
+            slot: Some(slot),
+            connections: Arc::clone(self),
+        })
     }
 
     /// Returns once no connection is open.
@@ -108,14 +142,30 @@ impl Connections {
     }
 }
 
-struct ConnectionGuard(Arc<Connections>);
+struct ConnectionGuard {
+    slot: Option<Slot>,
+    connections: Arc<Connections>,
+}
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        if self.0.live.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.none_left.notify_waiters();
+        drop(self.slot.take());
+        if self.connections.count() == 0 {
+            self.connections.none_left.notify_waiters();
         }
     }
+}
+
+/// Who may open `/ws`, and the count of everything refused.
+#[derive(Debug, Clone, Default)]
+pub struct Admission {
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted: TrustedProxies,
+    pub origins: AllowedOrigins,
+    pub refused: Arc<RefusalCounts>,
+    /// HTTP connections open now (not yet upgraded), for `/metrics`; `None` when the
+    /// router is served by something else.
+    pub http_connections: Option<Arc<Slots>>,
 }
 
 /// What the server around the router controls: limits, the shutdown signal (`true`: shut
@@ -126,7 +176,9 @@ pub struct Control {
     pub shutdown: watch::Receiver<bool>,
     pub connections: Arc<Connections>,
     /// The admin API's bearer key; `None`: the admin API is disabled (see `crate::admin`).
+    /// With a key, `/api/stats` needs it too.
     pub admin_key: Option<crate::admin::AdminKey>,
+    pub admission: Admission,
 }
 
 impl Default for Control {
@@ -140,6 +192,7 @@ impl Default for Control {
             shutdown,
             connections: Arc::default(),
             admin_key: None,
+            admission: Admission::default(),
         }
     }
 }
@@ -195,14 +248,30 @@ pub fn router_with_control(
         })
 }
 
-async fn stats(State(state): State<AppState>) -> impl IntoResponse {
-    Json(state.sfu.stats())
+/// Every room's name and counters: with an admin key, only for requests that carry it.
+async fn stats(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(key) = &state.control.admin_key {
+        if let Err(refused) = crate::admin::check_bearer(&headers, key) {
+            return refused.into_response();
+        }
+    }
+    Json(state.sfu.stats()).into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let admission = crate::metrics::AdmissionGauges {
+        refused: &state.control.admission.refused,
+        http_connections: state
+            .control
+            .admission
+            .http_connections
+            .as_ref()
+            .map(|slots| slots.open()),
+        websockets: state.control.connections.count(),
+    };
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        crate::metrics::render(&state.sfu),
+        crate::metrics::render(&state.sfu, &admission),
     )
 }
 
@@ -252,37 +321,96 @@ async fn ws_upgrade(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
 ) -> Response {
+    let admission = &state.control.admission;
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let ip = peer.map(|peer| admission.trusted.client_ip(peer, &headers));
+    if !origin_allowed(&headers, peer, admission) {
+        admission.refused.count(Refusal::Origin);
+        return (
+            StatusCode::FORBIDDEN,
+            "this page's origin may not connect to this server (see --allowed-origins)\n",
+        )
+            .into_response();
+    }
     // Counted from the upgrade on, so a shutdown waits for connections being set up too.
-    let guard = state.control.connections.enter();
+    let guard = match state.control.connections.enter(ip) {
+        Ok(guard) => guard,
+        Err(full) => return refuse_websocket(full, &admission.refused),
+    };
     let conn = Connection {
         client: Client {
-            ip: peer.map(|Extension(ConnectInfo(addr))| addr.ip()),
+            ip,
             join_gate: state.join_limiter,
         },
-        messages: state.control.limits.messages,
+        limits: state.control.limits,
         shutdown: state.control.shutdown,
+        refused: Arc::clone(&admission.refused),
         _guard: guard,
     };
     let (sessions, keepalive) = (state.sessions, state.options.keepalive);
     // Frames up to 16× the limit still reach the session, so the sender gets a clear
-    // `frame_too_large` and is closed as abusive (no resume); larger ones are refused by
-    // the WebSocket layer itself, which ends the connection like a drop.
+    // `frame_too_large`; larger ones are refused by the WebSocket layer before they are
+    // read, and the reader answers them the same way. Either way the connection is closed
+    // as abusive (1008, no resume).
     ws.max_frame_size(MAX_FRAME_BYTES * 16)
         .max_message_size(MAX_FRAME_BYTES * 16)
+        .read_buffer_size(WS_READ_BUFFER)
         .on_upgrade(move |socket| serve_socket(socket, sessions, keepalive, conn))
+}
+
+/// Whether a browser request's `Origin` is allowed; requests without one are not from a
+/// browser page and are.
+fn origin_allowed(headers: &HeaderMap, peer: Option<IpAddr>, admission: &Admission) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let from_proxy = peer.is_some_and(|peer| admission.trusted.contains(peer));
+    let forwarded_host = from_proxy
+        .then(|| headers.get("x-forwarded-host"))
+        .flatten();
+    let hosts: Vec<&str> = [headers.get(header::HOST), forwarded_host]
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    admission.origins.allows(origin, &hosts)
+}
+
+/// The answer to a WebSocket over the caps: 429 when the client's address holds its
+/// share, 503 when the server is full.
+fn refuse_websocket(full: Full, refused: &RefusalCounts) -> Response {
+    let (refusal, status, text) = match full {
+        Full::PerIp => (
+            Refusal::WebsocketsPerIp,
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many WebSocket connections from your address\n",
+        ),
+        Full::Total => (
+            Refusal::Websockets,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server holds its maximum of WebSocket connections; try again later\n",
+        ),
+    };
+    refused.count(refusal);
+    (status, [(header::RETRY_AFTER, "5")], text).into_response()
 }
 
 /// One connection's share of the server's limits and shutdown signal.
 struct Connection {
     client: Client,
-    messages: Option<Rate>,
+    limits: Limits,
     shutdown: watch::Receiver<bool>,
+    refused: Arc<RefusalCounts>,
     _guard: ConnectionGuard,
 }
 
 /// Resolves once `true` is sent; never if the sender is gone without sending it.
-async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
+pub(crate) async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
     if shutdown.wait_for(|stop| *stop).await.is_err() {
         std::future::pending::<()>().await;
     }
@@ -297,6 +425,8 @@ impl JoinGate for JoinsPerIp {
             return Ok(());
         }
         let rate = self.0.rate();
+        // Per join, so only at debug (a flood would fill the log); `/metrics` counts every
+        // `rate_limited`.
         tracing::debug!(%ip, "join refused: too many joins from this address");
         Err(format!(
             "too many joins from your address: at most {} per second (bursts of {})",
@@ -305,12 +435,18 @@ impl JoinGate for JoinsPerIp {
     }
 }
 
-/// A server message as a frame, counting the errors among them for `/metrics`.
-fn frame(sfu: &Sfu, msg: &ServerMessage) -> Message {
-    if let ServerMessage::Error { code, .. } = msg {
-        sfu.metrics.count_signaling_error(*code);
+/// A queued frame as a WebSocket message, counting the errors among them for `/metrics`.
+fn text(sfu: &Sfu, frame: &Frame) -> Message {
+    if let Some(code) = frame.error_code() {
+        sfu.metrics.count_signaling_error(code);
     }
-    Message::Text(msg.to_json().into())
+    // Frames are serialized JSON, so always UTF-8.
+    Message::Text(Utf8Bytes::try_from(frame.text().clone()).unwrap_or_default())
+}
+
+/// A message made here (not queued) as a WebSocket message.
+fn frame(sfu: &Sfu, msg: &ServerMessage) -> Message {
+    text(sfu, &Frame::from(msg))
 }
 
 /// How the socket's pump ended.
@@ -320,6 +456,18 @@ enum End {
     Silent,
     /// The server is shutting down.
     Shutdown,
+    /// No `join` or `resume` succeeded within the join timeout.
+    NoJoin,
+    /// The client fell too far behind reading (see [`Outbox::is_lagging`]).
+    Lagging,
+}
+
+/// Resolves once the client has been cut off for falling behind.
+async fn lagging(outbox: &Outbox) {
+    outbox.kick.cancelled().await;
+    if !outbox.is_lagging() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Pumps one WebSocket: frames in to the session, the session's messages out, keepalive
@@ -332,8 +480,9 @@ async fn serve_socket(
 ) {
     let Connection {
         client,
-        messages,
+        limits,
         mut shutdown,
+        refused,
         _guard,
     } = conn;
     let sfu = Arc::clone(&sessions.sfu);
@@ -352,7 +501,7 @@ async fn serve_socket(
         in_tx,
         outbox: outbox.clone(),
         ip,
-        messages,
+        messages: limits.messages,
         shutdown: shutdown.clone(),
         opened,
         heard: Arc::clone(&last_heard),
@@ -362,6 +511,7 @@ async fn serve_socket(
         let heard = opened + Duration::from_millis(last_heard.load(Ordering::Relaxed));
         now.saturating_duration_since(heard)
     };
+    let join_deadline = limits.join_timeout.map(|t| opened + t);
     let mut ping =
         tokio::time::interval_at(opened + keepalive.ping_interval, keepalive.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -375,9 +525,13 @@ async fn serve_socket(
         // A write that cannot finish within the timeout means the client is gone too.
         let sent = tokio::select! {
             msg = outgoing.recv() => match msg {
-                Some(msg) => tokio::time::timeout(keepalive.timeout, sink.send(frame(&sfu, &msg))).await,
+                Some(msg) => tokio::select! {
+                    sent = tokio::time::timeout(keepalive.timeout, sink.send(text(&sfu, &msg))) => sent,
+                    _ = lagging(&outbox) => break End::Lagging,
+                },
                 None => break End::Session(SessionEnd::Normal),
             },
+            _ = lagging(&outbox) => break End::Lagging,
             end = &mut session => {
                 session_done = true;
                 break End::Session(end.unwrap_or(SessionEnd::Normal));
@@ -385,6 +539,13 @@ async fn serve_socket(
             _ = shutdown_requested(&mut shutdown) => break End::Shutdown,
             _ = ping.tick() => {
                 tokio::time::timeout(keepalive.timeout, sink.send(Message::Ping(Default::default()))).await
+            }
+            _ = tokio::time::sleep_until(join_deadline.unwrap_or(opened)),
+                if join_deadline.is_some() && !outbox.is_welcomed() => {
+                if outbox.is_welcomed() {
+                    continue;
+                }
+                break End::NoJoin;
             }
             _ = tokio::time::sleep_until(deadline) => {
                 if silent_since(Instant::now()) >= keepalive.timeout {
@@ -402,10 +563,12 @@ async fn serve_socket(
     // The reader stops the session as soon as a shutdown begins, which may end it first.
     let end = match end {
         End::Session(_) if *shutdown.borrow() => End::Shutdown,
+        End::Session(_) if outbox.is_lagging() => End::Lagging,
         end => end,
     };
     let (code, reason) = match end {
         End::Silent => {
+            refused.count(Refusal::KeepaliveTimeout);
             tracing::info!(
                 silent_ms = silent_since(Instant::now()).as_millis() as u64,
                 "no frame from the client within the keepalive timeout; closing"
@@ -421,15 +584,21 @@ async fn serve_socket(
                 tokio::time::timeout(SHUTDOWN_WRITE_TIMEOUT, sink.send(frame(&sfu, &msg))).await;
             (SHUTDOWN_CLOSE_CODE, "server shutting down")
         }
+        End::NoJoin => {
+            refused.count(Refusal::JoinTimeout);
+            // The session has nothing to leave: ending its input ends it.
+            reader.abort();
+            (JOIN_TIMEOUT_CLOSE_CODE, "join timeout")
+        }
+        End::Lagging => {
+            refused.count(Refusal::Lagging);
+            // The client will not read what is queued: free it now. The session parks
+            // (the kick told it), waiting for the client to resume.
+            outgoing.discard();
+            (LAGGING_CLOSE_CODE, "fell behind; resume")
+        }
         End::Session(end) => {
-            // Flush what the session said last (e.g. the error before an abuse close).
-            while let Ok(msg) = outgoing.try_recv() {
-                let sent =
-                    tokio::time::timeout(keepalive.timeout, sink.send(frame(&sfu, &msg))).await;
-                if !matches!(sent, Ok(Ok(()))) {
-                    break;
-                }
-            }
+            flush(&mut sink, &mut outgoing, &sfu, keepalive.timeout).await;
             match end {
                 _ if flooded.load(Ordering::SeqCst) => (RATE_LIMIT_CLOSE_CODE, "rate limited"),
                 SessionEnd::Normal => (1000, "bye"),
@@ -442,7 +611,15 @@ async fn serve_socket(
         code,
         reason: reason.into(),
     }));
-    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, sink.send(close)).await;
+    // A client that fell behind is slow, not gone: it gets as long as any write to read
+    // what is already on its way, then the close that tells it to resume.
+    let close_timeout = if code == LAGGING_CLOSE_CODE {
+        keepalive.timeout
+    } else {
+        CLOSE_WRITE_TIMEOUT
+    };
+    let _ = tokio::time::timeout(close_timeout, sink.send(close)).await;
+    drop(outgoing);
     // Read on until the client answers the close: dropping the connection with its frames
     // unread would reset it, and the client could lose the error and the close.
     let mut reader = reader;
@@ -458,6 +635,21 @@ async fn serve_socket(
             .is_err()
     {
         tracing::warn!("the session did not end in time after its connection closed");
+    }
+}
+
+/// Writes what the session said last (e.g. the error before an abuse close).
+async fn flush(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    outgoing: &mut OutboxReceiver,
+    sfu: &Sfu,
+    timeout: Duration,
+) {
+    while let Some(msg) = outgoing.try_recv() {
+        let sent = tokio::time::timeout(timeout, sink.send(text(sfu, &msg))).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            break;
+        }
     }
 }
 
@@ -499,7 +691,20 @@ async fn read_frames(r: Reader) {
                 continue;
             }
         };
-        let Some(Ok(msg)) = msg else { break };
+        let msg = match msg {
+            Some(Ok(msg)) => msg,
+            Some(Err(e)) if is_too_large(&e) => {
+                // The frame's header said more than the WebSocket layer takes; the stream
+                // cannot be read past it. Answered like any frame too large; meanwhile
+                // the connection stays up (unread) until the close has been written and
+                // lingered, or dropping it would reset it before the client reads why.
+                if let Some(tx) = in_tx.take() {
+                    let _ = tx.send(Inbound::TooLarge).await;
+                }
+                return std::future::pending().await;
+            }
+            Some(Err(_)) | None => break,
+        };
         heard.store(opened.elapsed().as_millis() as u64, Ordering::Relaxed);
         if matches!(msg, Message::Close(_)) {
             break;
@@ -535,6 +740,13 @@ async fn read_frames(r: Reader) {
             in_tx = None;
         }
     }
+}
+
+/// Whether a read failed because the client's frame or message was over the size limit.
+fn is_too_large(e: &axum::Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|e| e.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
 }
 
 #[cfg(test)]

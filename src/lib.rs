@@ -1,9 +1,12 @@
 //! The roomcast server: HTTP + WebSocket signaling in front of the SFU.
 pub mod admin;
+pub mod admission;
 pub mod config;
 pub mod http;
 pub mod limits;
+pub mod listener;
 pub mod loadtest;
+pub mod memory;
 pub mod metrics;
 
 use std::net::SocketAddr;
@@ -40,31 +43,53 @@ impl RunningServer {
         args: &ServeArgs,
         options: http::HttpOptions,
     ) -> anyhow::Result<RunningServer> {
+        if let Some(secret) = &args.jwt_secret {
+            roomcast_sfu::auth::check_secret(secret).map_err(anyhow::Error::msg)?;
+        }
+        let origins = admission::origin::AllowedOrigins::parse(&args.allowed_origins)
+            .map_err(anyhow::Error::msg)?;
+        raise_fd_limit(args);
         let sfu = Sfu::new(args.sfu_config()).await?;
         let sessions = Sessions::new(Arc::clone(&sfu));
         let listener = tokio::net::TcpListener::bind(args.http_addr).await?;
         let http_addr = listener.local_addr()?;
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let connections = Arc::new(http::Connections::default());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let connections = Arc::new(http::Connections::new(
+            args.max_websockets_per_ip,
+            args.max_websockets,
+        ));
+        let http_limits = args.http_limits();
+        let http_slots = Arc::new(admission::Slots::new(
+            http_limits.max_per_ip,
+            http_limits.max_total,
+        ));
+        let trusted = admission::proxy::TrustedProxies::new(args.trusted_proxy.clone());
+        let refused = Arc::new(admission::RefusalCounts::default());
         let control = http::Control {
             limits: args.limits(),
             shutdown: stop.subscribe(),
             connections: Arc::clone(&connections),
             admin_key: args.admin_key.as_deref().map(admin::AdminKey::new),
+            admission: http::Admission {
+                trusted: trusted.clone(),
+                origins,
+                refused: Arc::clone(&refused),
+                http_connections: Some(Arc::clone(&http_slots)),
+            },
         };
         let app = http::router_with_control(Arc::clone(&sessions), options, control);
-        let task = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            };
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        });
+        let listening = listener::Listening {
+            app,
+            limits: http_limits,
+            slots: http_slots,
+            trusted,
+            refused,
+            lingering: Arc::new(tokio::sync::Semaphore::new(
+                listener::MAX_LINGERING_REFUSALS,
+            )),
+        };
+        tokio::spawn(memory::trim_periodically(stopped.clone()));
+        let task = tokio::spawn(listener::serve(listener, listening, stopped));
         tracing::info!(%http_addr, udp_port = sfu.udp_port(), "roomcast listening");
         Ok(RunningServer {
             http_addr,
@@ -118,5 +143,34 @@ impl RunningServer {
             tracing::warn!("the HTTP server did not stop in time; aborting it");
             abort.abort();
         }
+    }
+}
+
+/// File descriptors kept for everything but client connections (the media socket, logs,
+/// webrtc's internals).
+const RESERVED_FDS: u64 = 256;
+
+/// Raises the soft limit on open files to the hard one (often 1024 by default, which ran
+/// out before any cap was reached), and warns when it is still too low for the caps.
+fn raise_fd_limit(args: &ServeArgs) {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the limit on open files");
+            return;
+        }
+    };
+    let caps = [args.max_websockets, args.max_http_connections];
+    if caps.contains(&0) {
+        return;
+    }
+    let needed = caps.iter().map(|&c| c as u64).sum::<u64>() + RESERVED_FDS;
+    if limit < needed {
+        tracing::warn!(
+            limit,
+            needed,
+            "the limit on open files is below what --max-websockets and --max-http-connections \
+             allow: connections may fail before those caps; raise `ulimit -n` or lower them"
+        );
     }
 }

@@ -48,9 +48,10 @@ impl PerIpLimiter {
         self.rate
     }
 
-    /// Counts one event from `ip`: `true` if it is within the rate.
+    /// Counts one event from `ip` (an IPv6 address under its /64, see
+    /// [`crate::admission::client_key`]): `true` if it is within the rate.
     pub fn allow(&self, ip: IpAddr, now: Instant) -> bool {
-        let ip = ip.to_canonical();
+        let ip = crate::admission::client_key(ip);
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let full = state.buckets.len() >= self.capacity && !state.buckets.contains_key(&ip);
         if full || now.saturating_duration_since(state.last_prune) >= PRUNE_EVERY {
@@ -105,6 +106,24 @@ mod tests {
         // The IPv4-mapped IPv6 form is the same client.
         let mapped = IpAddr::V6(Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped());
         assert!(!limiter.allow(mapped, t0 + ms(500)));
+    }
+
+    #[test]
+    fn one_ipv6_64_shares_one_bucket() {
+        let t0 = Instant::now();
+        let limiter = PerIpLimiter::new(Rate::new(1, 3).unwrap(), t0);
+        let allowed = (0..100u16)
+            .filter(|i| {
+                let ip = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 7, *i, 0, 0, 1));
+                limiter.allow(ip, t0)
+            })
+            .count();
+        assert_eq!(
+            allowed, 3,
+            "rotating the low 64 bits does not escape the limit"
+        );
+        let other = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 8, 0, 0, 0, 1));
+        assert!(limiter.allow(other, t0));
     }
 
     #[test]

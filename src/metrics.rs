@@ -5,11 +5,21 @@ use std::fmt::{Display, Write};
 use roomcast_protocol::{Role, TrackKind};
 use roomcast_sfu::Sfu;
 
+use crate::admission::{Refusal, RefusalCounts};
+
 /// The `Content-Type` of the exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Renders every metric of `sfu` as of now.
-pub fn render(sfu: &Sfu) -> String {
+/// What the HTTP layer counts: connections open now and everything refused.
+pub struct AdmissionGauges<'a> {
+    pub refused: &'a RefusalCounts,
+    /// `None` when the router is served without the server's own listener.
+    pub http_connections: Option<usize>,
+    pub websockets: usize,
+}
+
+/// Renders every metric of `sfu` and of the HTTP layer as of now.
+pub fn render(sfu: &Sfu, admission: &AdmissionGauges<'_>) -> String {
     let mut out = Exposition::default();
     let rooms = sfu.rooms();
     let mut roles = [0u64; 3];
@@ -152,6 +162,8 @@ pub fn render(sfu: &Sfu) -> String {
         out.sample("roomcast_signaling_errors_total", &[("code", code)], n);
     }
 
+    render_admission(&mut out, admission);
+
     let join = sfu.metrics.join_histogram();
     let name = "roomcast_join_duration_seconds";
     out.family(
@@ -167,6 +179,35 @@ pub fn render(sfu: &Sfu) -> String {
     out.sample(&format!("{name}_sum"), &[], join.sum_seconds);
     out.sample(&format!("{name}_count"), &[], join.count);
     out.0
+}
+
+fn render_admission(out: &mut Exposition, admission: &AdmissionGauges<'_>) {
+    if let Some(open) = admission.http_connections {
+        out.family(
+            "roomcast_http_connections",
+            "gauge",
+            "HTTP connections open now (WebSockets not counted once upgraded).",
+        );
+        out.sample("roomcast_http_connections", &[], open);
+    }
+    out.family(
+        "roomcast_websockets",
+        "gauge",
+        "WebSocket connections open now.",
+    );
+    out.sample("roomcast_websockets", &[], admission.websockets);
+    out.family(
+        "roomcast_connections_refused_total",
+        "counter",
+        "Connections refused or cut off by the server's limits, by reason.",
+    );
+    for refusal in Refusal::ALL {
+        out.sample(
+            "roomcast_connections_refused_total",
+            &[("reason", refusal.as_str())],
+            admission.refused.get(refusal),
+        );
+    }
 }
 
 fn role_index(role: Role) -> usize {

@@ -1,5 +1,6 @@
 //! Join tokens through the real WebSocket: a server with `--jwt-secret` refuses forged,
-//! expired, wrong-room and escalated tokens with `unauthorized` (and nothing else happens),
+//! expired, too long-lived, wrong-room and escalated tokens with `unauthorized` (and nothing
+//! else happens), refuses to start with a secret shorter than 32 bytes,
 //! admits valid ones under the token's name and role, accepts what `roomcast token` prints,
 //! and a server without a secret stays open.
 mod common;
@@ -16,7 +17,8 @@ use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message;
 
 const ROOMCAST: &str = env!("CARGO_BIN_EXE_roomcast");
-const SECRET: &str = "integration-test-secret";
+const SECRET: &str = "integration-test-secret-0123456789abcdef";
+const WRONG_SECRET: &str = "another-secret-of-enough-bytes-0123456789";
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -171,6 +173,14 @@ async fn bad_tokens_get_unauthorized_and_nothing_else_happens() {
         "expired",
     )
     .await;
+    // Beyond the server's --max-token-ttl (24 h by default).
+    let forever = token("auth", "mallory", Role::Presenter, 2 * 24 * 3600);
+    expect_unauthorized(
+        &mut mallory,
+        join_msg("auth", "mallory", None, Some(&forever)),
+        "too long",
+    )
+    .await;
     let other_room = token("elsewhere", "mallory", Role::Host, 600);
     expect_unauthorized(
         &mut mallory,
@@ -321,7 +331,7 @@ async fn roomcast_token_output_is_accepted() {
 
     // A token from another secret is refused.
     let out = roomcast_token(
-        &["--room", "cli", "--name", "Eve", "--secret", "wrong"],
+        &["--room", "cli", "--name", "Eve", "--secret", WRONG_SECRET],
         None,
     )
     .await;
@@ -339,17 +349,20 @@ async fn roomcast_token_output_is_accepted() {
 
 #[tokio::test]
 async fn roomcast_token_usage_errors_exit_2() {
-    let cases: [&[&str]; 6] = [
+    let cases: [&[&str]; 8] = [
         &["--room", "r", "--name", "n"],
-        &["--room", "bad room", "--name", "n", "--secret", "s"],
-        &["--room", "r", "--name", "", "--secret", "s"],
+        &["--room", "bad room", "--name", "n", "--secret", SECRET],
+        &["--room", "r", "--name", "", "--secret", SECRET],
+        &["--room", "r", "--name", "a\nb", "--secret", SECRET],
         &[
-            "--room", "r", "--name", "n", "--secret", "s", "--role", "admin",
+            "--room", "r", "--name", "n", "--secret", SECRET, "--role", "admin",
         ],
         &[
-            "--room", "r", "--name", "n", "--secret", "s", "--ttl", "soon",
+            "--room", "r", "--name", "n", "--secret", SECRET, "--ttl", "soon",
         ],
         &["--room", "r", "--name", "n", "--secret", ""],
+        // Shorter than 32 bytes: guessable offline from any token.
+        &["--room", "r", "--name", "n", "--secret", "short-secret"],
     ];
     for args in cases {
         let out = roomcast_token(args, None).await;
@@ -357,6 +370,29 @@ async fn roomcast_token_usage_errors_exit_2() {
         assert!(out.stdout.is_empty(), "{args:?}: {out:?}");
         assert!(!out.stderr.is_empty(), "{args:?}");
     }
+}
+
+#[tokio::test]
+async fn the_server_refuses_to_start_with_a_short_secret() {
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        Command::new(ROOMCAST)
+            .args(["--http-addr", "127.0.0.1:0", "--udp-port", "0"])
+            .env("ROOMCAST_JWT_SECRET", "hunter2hunter2")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("roomcast exits")
+    .expect("roomcast runs");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("at least 32"), "{stderr}");
+    // In-process too.
+    let mut args = ServeArgs::local_ephemeral();
+    args.jwt_secret = Some("short".into());
+    let refused = RunningServer::start(&args).await;
+    assert!(refused.is_err(), "a short secret is refused");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

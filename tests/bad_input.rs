@@ -133,6 +133,14 @@ async fn messages_before_join_and_bad_join_fields_are_refused() {
         "bad_request",
     )
     .await;
+    // A name that would forge a log line or reorder text where it is shown.
+    for name in [r"Ann\nINFO joined", r"Ann\u001b[2J", r"Ann\u202eevil"] {
+        raw.expect_error(
+            &format!(r#"{{"type":"join","room":"prejoin","name":"{name}"}}"#),
+            "bad_request",
+        )
+        .await;
+    }
     assert_eq!(
         server.stats().participants,
         2,
@@ -141,18 +149,29 @@ async fn messages_before_join_and_bad_join_fields_are_refused() {
     assert_media_keeps_flowing(&ann, &[bob.participant_id()]).await;
 }
 
+/// Frames just over the limit are read and refused by the session; frames over 1 MiB are
+/// refused by the WebSocket layer before they are read. Both get the same answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_frame_gets_an_error_and_closes_only_that_connection() {
     let server = start_server().await;
     let (ann, bob) = room_with_media(&server, "big").await;
+    for size in [roomcast_protocol::MAX_FRAME_BYTES + 10, 2 * 1024 * 1024] {
+        oversized_frame_is_refused(&ann, &bob, &server, size).await;
+    }
+}
+
+async fn oversized_frame_is_refused(
+    ann: &Bot,
+    bob: &Bot,
+    server: &roomcast::RunningServer,
+    size: usize,
+) {
     let mallory =
         join_with(BotConfig::new(server.ws_url(), "big", "mallory").with_publish(false, None))
             .await;
     let cursor = mallory.message_cursor();
-    let huge = format!(
-        r#"{{"type":"chat","text":"{}"}}"#,
-        "x".repeat(roomcast_protocol::MAX_FRAME_BYTES + 10)
-    );
+    let ann_cursor = ann.message_cursor();
+    let huge = format!(r#"{{"type":"chat","text":"{}"}}"#, "x".repeat(size));
     mallory.send_raw(huge).await.expect("sent");
     let err = mallory
         .wait_for_message_after(
@@ -173,14 +192,16 @@ async fn oversized_frame_gets_an_error_and_closes_only_that_connection() {
         .wait_for_close(MESSAGE_TIMEOUT)
         .await
         .expect("connection closed");
-    assert_eq!(closed.code, Some(1008));
+    assert_eq!(closed.code, Some(1008), "a {size}-byte frame");
+    // Gone at once, not parked for a resume (the grace is 20 s).
     let m = mallory.participant_id().to_owned();
-    ann.wait_for_message(
+    ann.wait_for_message_after(
+        ann_cursor,
         |msg| matches!(msg, ServerMessage::ParticipantLeft { participant_id } if *participant_id == m),
         MESSAGE_TIMEOUT,
     )
     .await
-    .ok();
-    assert_media_keeps_flowing(&ann, &[bob.participant_id()]).await;
-    assert_media_keeps_flowing(&bob, &[ann.participant_id()]).await;
+    .unwrap_or_else(|e| panic!("a {size}-byte frame's sender did not leave at once: {e}"));
+    assert_media_keeps_flowing(ann, &[bob.participant_id()]).await;
+    assert_media_keeps_flowing(bob, &[ann.participant_id()]).await;
 }

@@ -5,9 +5,11 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
+# Chromium and Firefox ESR for the browser tests; coturn (`turnserver`) for the TURN relay test.
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
+command -v turnserver >/dev/null || missing+=(coturn)
 if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   # Another installer may hold the dpkg lock; wait for it instead of failing.

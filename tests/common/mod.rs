@@ -4,6 +4,7 @@
 
 pub mod binary;
 pub mod browser;
+pub mod http;
 pub mod raw;
 pub mod safari;
 pub mod shaped_client;

@@ -434,6 +434,8 @@ export class Meeting extends EventTarget {
   #onResumed(message) {
     this.#stopReconnecting();
     this.#sessionToken = message.session_token;
+    // Fresh TURN credentials (they expire): an ICE restart from here on uses them.
+    if (message.ice_servers?.length) this.session?.setIceServers(message.ice_servers);
     this.#syncParticipants(message.participants ?? []);
     if (message.role && message.role !== this.role) this.#onRoleChanged(this.participantId, message.role);
     this.#setSignalingState('open');

@@ -89,6 +89,12 @@ export class Session extends EventTarget {
     return this.#pc;
   }
 
+  /** STUN/TURN servers for what ICE gathers from now on (e.g. after an ICE restart). */
+  setIceServers(iceServers) {
+    if (this.#closed) return;
+    this.#pc.setConfiguration({ ...this.#pc.getConfiguration(), iceServers });
+  }
+
   get connectionState() {
     return this.#pc.connectionState;
   }

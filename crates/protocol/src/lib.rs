@@ -28,10 +28,24 @@ pub fn is_valid_room_name(room: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
-/// Display names: 1–64 characters (not bytes), not all white space.
+/// What a valid display name is, for error messages.
+pub const DISPLAY_NAME_RULE: &str =
+    "name must be 1-64 characters, not all white space, without control characters";
+
+/// Display names: 1–64 characters (not bytes), not all white space, and nothing that could
+/// break a line or reorder text where the name is shown: no control characters (C0, DEL,
+/// C1), line or paragraph separators, or bidirectional overrides and isolates.
 pub fn is_valid_display_name(name: &str) -> bool {
     let chars = name.chars().count();
-    (1..=64).contains(&chars) && !name.trim().is_empty()
+    (1..=64).contains(&chars) && !name.trim().is_empty() && !name.chars().any(is_disallowed_in_name)
+}
+
+fn is_disallowed_in_name(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
 }
 
 #[cfg(test)]
@@ -54,5 +68,25 @@ mod tests {
         assert!(!is_valid_display_name("   "));
         assert!(is_valid_display_name(&"é".repeat(64)));
         assert!(!is_valid_display_name(&"é".repeat(65)));
+    }
+
+    #[test]
+    fn display_names_refuse_control_characters() {
+        assert!(is_valid_display_name("Ann Lee-O'Brien (she/her) 🎧"));
+        for bad in [
+            "Ann\nINFO forged line",
+            "Ann\r",
+            "tab\there",
+            "nul\0",
+            "esc\u{1b}[31m",
+            "del\u{7f}",
+            "c1\u{85}",
+            "line\u{2028}sep",
+            "para\u{2029}sep",
+            "rtl\u{202E}evil",
+            "isolate\u{2067}x",
+        ] {
+            assert!(!is_valid_display_name(bad), "{bad:?}");
+        }
     }
 }

@@ -32,6 +32,10 @@ pub enum ServerMessage {
         participants: Vec<Participant>,
         role: Role,
         session_token: String,
+        /// (roomcast) STUN/TURN servers as in `joined`, with fresh TURN credentials (they
+        /// expire); absent when the server has none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     ParticipantJoined {
         participant: Participant,
@@ -251,7 +255,8 @@ mod tests {
                 room: "r".into(),
                 participants: vec![],
                 role: Role::Presenter,
-                session_token: "t".into()
+                session_token: "t".into(),
+                ice_servers: vec![],
             }
             .to_json(),
             r#"{"type":"resumed","participant_id":"PA_1","room":"r","participants":[],"role":"presenter","session_token":"t"}"#

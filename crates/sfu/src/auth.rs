@@ -4,8 +4,10 @@
 //! participant gets, whatever the `join` says), `role` (`host`, `presenter` or `audience`: the
 //! participant's role; a `join` may not ask for more) and `exp` (unix seconds). `nbf`, when
 //! present, is honoured too. Only HS256 is accepted: `alg: none` and every other algorithm
-//! are refused before the signature is looked at.
-use std::time::{SystemTime, UNIX_EPOCH};
+//! are refused before the signature is looked at. A token may not live longer than the
+//! server's `--max-token-ttl` (an `exp` further away is refused), and the secret must be at
+//! least [`MIN_SECRET_BYTES`] long: anyone holding one token can try secrets offline.
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use roomcast_protocol::Role;
@@ -14,11 +16,32 @@ use serde::{Deserialize, Serialize};
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECS: u64 = 5;
 
+/// The longest a token may live by default: its `exp` at most this far from now.
+pub const DEFAULT_MAX_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// The shortest secret accepted: HS256's key should be at least as long as its hash (RFC
+/// 7518 §3.2), or a secret can be guessed offline from any token.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Refuses a secret shorter than [`MIN_SECRET_BYTES`], saying how to make a good one.
+pub fn check_secret(secret: &str) -> Result<(), String> {
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(format!(
+            "the JWT secret has {} bytes; it needs at least {MIN_SECRET_BYTES} (a shorter one \
+             can be guessed offline from any token): generate one with `openssl rand -hex 32`",
+            secret.len()
+        ));
+    }
+    Ok(())
+}
+
 /// What a valid token grants the participant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     pub name: String,
     pub role: Role,
+    /// When the token expires (unix seconds).
+    pub exp: u64,
 }
 
 /// Why a join was refused; `Display` is the message sent to the client with `unauthorized`.
@@ -40,6 +63,8 @@ pub enum AuthError {
     Expired { exp: u64, now: u64 },
     #[error("token is not valid before {nbf} (now {now}, unix seconds)")]
     NotYetValid { nbf: u64, now: u64 },
+    #[error("token lives too long: it expires at {exp} (now {now}, unix seconds); this server accepts tokens that expire within {max_secs} s")]
+    TooLong { exp: u64, now: u64, max_secs: u64 },
     #[error("wrong room: the token is for room {token_room:?}, not {room:?}")]
     WrongRoom { token_room: String, room: String },
     #[error("role not granted: the token grants {granted}, the join asked for {asked}")]
@@ -203,16 +228,16 @@ fn base64url_decode(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Checks the token of a `join` for `room` (asking for `name` and, optionally, `role`) at
-/// `now` (unix seconds). On success the participant gets the token's name and role.
+/// `now` (unix seconds); it must expire within `max_ttl`. On success the participant gets
+/// the token's name and role.
 pub fn verify_join(
     secret: &str,
     token: Option<&str>,
-    room: &str,
-    name: &str,
-    role: Option<Role>,
+    join: TokenRequest<'_>,
+    max_ttl: Duration,
     now: u64,
 ) -> Result<Grant, AuthError> {
-    let _ = name; // the token's name wins; the join's is only validated by the caller
+    let TokenRequest { room, role } = join;
     let token = match token.map(str::trim) {
         None | Some("") => return Err(AuthError::MissingToken),
         Some(t) => t,
@@ -241,6 +266,10 @@ pub fn verify_join(
     };
     if exp.saturating_add(LEEWAY_SECS) <= now {
         return Err(AuthError::Expired { exp, now });
+    }
+    let max_secs = max_ttl.as_secs();
+    if exp > now.saturating_add(max_secs).saturating_add(LEEWAY_SECS) {
+        return Err(AuthError::TooLong { exp, now, max_secs });
     }
     if let Some(v) = claims.nbf.filter(|v| !v.is_null()) {
         let nbf = time_claim(v, "nbf")?;
@@ -281,13 +310,22 @@ pub fn verify_join(
     if !roomcast_protocol::is_valid_display_name(&token_name) {
         return Err(AuthError::InvalidClaim {
             claim: "name",
-            reason: "must be 1-64 characters".into(),
+            reason: roomcast_protocol::DISPLAY_NAME_RULE.into(),
         });
     }
     Ok(Grant {
         name: token_name,
         role: granted,
+        exp,
     })
+}
+
+/// What the `join` that carries a token asks for (its `name` is not needed: the token's
+/// wins).
+#[derive(Debug, Clone, Copy)]
+pub struct TokenRequest<'a> {
+    pub room: &'a str,
+    pub role: Option<Role>,
 }
 
 #[cfg(test)]
@@ -331,7 +369,8 @@ mod tests {
     }
 
     fn check(token: &str, role: Option<Role>) -> Result<Grant, AuthError> {
-        verify_join(SECRET, Some(token), "demo", "whoever", role, NOW)
+        let join = TokenRequest { room: "demo", role };
+        verify_join(SECRET, Some(token), join, DEFAULT_MAX_TOKEN_TTL, NOW)
     }
 
     #[test]
@@ -342,7 +381,8 @@ mod tests {
             grant,
             Grant {
                 name: "Ann".into(),
-                role: Role::Host
+                role: Role::Host,
+                exp: NOW + 3600,
             }
         );
         // Asking for the granted role, or less, is fine; the token's role is what one gets.
@@ -383,6 +423,51 @@ mod tests {
         ));
         let msg = check(&token, None).unwrap_err().to_string();
         assert!(msg.contains("expired"), "{msg}");
+    }
+
+    #[test]
+    fn tokens_that_live_longer_than_the_ceiling_are_refused() {
+        let day = DEFAULT_MAX_TOKEN_TTL.as_secs();
+        let ok = mint(SECRET, "demo", "Ann", Role::Host, NOW + day).unwrap();
+        assert!(check(&ok, None).is_ok());
+        let long = mint(SECRET, "demo", "Ann", Role::Host, NOW + day + 60).unwrap();
+        let err = check(&long, None).unwrap_err();
+        assert_eq!(
+            err,
+            AuthError::TooLong {
+                exp: NOW + day + 60,
+                now: NOW,
+                max_secs: day
+            }
+        );
+        assert!(err.to_string().contains("too long"), "{err}");
+        // `exp: 1e300` was accepted once.
+        let mut c = claims("host", 0);
+        c["exp"] = serde_json::json!(1e300);
+        let forever = signed(Algorithm::HS256, SECRET, &c);
+        assert!(matches!(
+            check(&forever, None),
+            Err(AuthError::TooLong { .. })
+        ));
+        // A shorter ceiling.
+        let join = TokenRequest {
+            room: "demo",
+            role: None,
+        };
+        let hour = mint(SECRET, "demo", "Ann", Role::Host, NOW + 3600).unwrap();
+        let short = Duration::from_secs(600);
+        assert!(matches!(
+            verify_join(SECRET, Some(&hour), join, short, NOW),
+            Err(AuthError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn short_secrets_are_refused() {
+        assert!(check_secret(&"k".repeat(MIN_SECRET_BYTES)).is_ok());
+        let err = check_secret("correct horse battery").unwrap_err();
+        assert!(err.contains("at least 32"), "{err}");
+        assert!(check_secret("").is_err());
     }
 
     #[test]
@@ -464,12 +549,17 @@ mod tests {
 
     #[test]
     fn garbage_is_refused_without_panicking() {
+        let join = TokenRequest {
+            room: "demo",
+            role: None,
+        };
+        let ttl = DEFAULT_MAX_TOKEN_TTL;
         assert_eq!(
-            verify_join(SECRET, None, "demo", "Ann", None, NOW),
+            verify_join(SECRET, None, join, ttl, NOW),
             Err(AuthError::MissingToken)
         );
         assert_eq!(
-            verify_join(SECRET, Some(" "), "demo", "Ann", None, NOW),
+            verify_join(SECRET, Some(" "), join, ttl, NOW),
             Err(AuthError::MissingToken)
         );
         let good = mint(SECRET, "demo", "Ann", Role::Host, NOW + 60).unwrap();

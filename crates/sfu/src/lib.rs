@@ -25,6 +25,8 @@ pub mod signaling;
 pub mod srtp;
 pub mod stats;
 pub mod transport_feedback;
+pub mod turn;
+pub mod untrusted;
 
 pub use error::SfuError;
 pub use peer::MediaConfig;

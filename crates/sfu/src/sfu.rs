@@ -2,7 +2,6 @@
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use roomcast_protocol::IceServer;
 use serde::Serialize;
 
 use crate::active_speakers;
@@ -15,8 +14,8 @@ use roomcast_protocol::{Role, ServerMessage};
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
     pub media: MediaConfig,
-    /// Handed to clients in `joined`.
-    pub ice_servers: Vec<IceServer>,
+    /// Handed to clients in `joined` and `resumed`, with their own TURN credentials.
+    pub ice: crate::turn::IceServers,
     pub max_participants_per_room: usize,
     /// Most rooms at once; a join that would create one more is refused (0: no limit).
     pub max_rooms: usize,
@@ -26,6 +25,8 @@ pub struct SfuConfig {
     /// When set, every `join` must carry an HS256 JWT signed with this secret (see
     /// [`crate::auth`]); when `None`, the server is open.
     pub jwt_secret: Option<String>,
+    /// A token whose `exp` is further away than this is refused.
+    pub max_token_ttl: std::time::Duration,
 }
 
 pub struct Sfu {

@@ -194,6 +194,7 @@ impl LayerControl {
 mod tests {
     use super::*;
     use crate::egress::Egress;
+    use crate::signaling::outbox::OutboxReceiver;
     use roomcast_protocol::Track;
     use std::sync::Weak;
     use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecParameters;
@@ -222,8 +223,10 @@ mod tests {
         Arc::new(Egress::new(mux))
     }
 
-    fn drain(rx: &mut tokio::sync::mpsc::Receiver<ServerMessage>) -> Vec<ServerMessage> {
-        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    fn drain(rx: &mut OutboxReceiver) -> Vec<ServerMessage> {
+        std::iter::from_fn(|| rx.try_recv())
+            .filter_map(|frame| frame.decode())
+            .collect()
     }
 
     #[test]

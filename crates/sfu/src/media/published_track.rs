@@ -398,7 +398,7 @@ impl PublishedTrack {
         // Where each subscriber's copy is built: room for a full packet, our header
         // extensions and the SRTP tag, so it never grows.
         let mut scratch = Vec::with_capacity(SEND_BUFFER_BYTES);
-        tracing::debug!(track_id = %self.info.id, rid = %this_layer.rid, layer, ssrc = remote.ssrc(), "layer reader started");
+        tracing::debug!(track_id = %self.info.id, rid = %crate::untrusted::Untrusted(&this_layer.rid), layer, ssrc = remote.ssrc(), "layer reader started");
         loop {
             let packet = tokio::select! {
                 _ = self.closed.cancelled() => break,

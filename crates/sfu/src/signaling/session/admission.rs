@@ -83,7 +83,7 @@ pub fn admit(
     if !roomcast_protocol::is_valid_display_name(&request.name) {
         return Err(refuse(
             ErrorCode::BadRequest,
-            "name must be 1-64 characters",
+            roomcast_protocol::DISPLAY_NAME_RULE,
         ));
     }
     let Some(secret) = &config.jwt_secret else {
@@ -93,18 +93,18 @@ pub fn admit(
             role_given: request.role.is_some(),
         });
     };
+    let asked = crate::auth::TokenRequest {
+        room: &request.room,
+        role: request.role,
+    };
     let grant = crate::auth::verify_join(
         secret,
         request.token.as_deref(),
-        &request.room,
-        &request.name,
-        request.role,
+        asked,
+        config.max_token_ttl,
         unix_now,
     )
-    .map_err(|e| {
-        tracing::info!(room = %request.room, error = %e, "join refused");
-        refuse(ErrorCode::Unauthorized, e.to_string())
-    })?;
+    .map_err(|e| refuse(ErrorCode::Unauthorized, e.to_string()))?;
     Ok(Admitted {
         name: grant.name,
         role: grant.role,
@@ -117,6 +117,8 @@ pub fn refusal(refused: JoinRefused, config: &SfuConfig) -> Refusal {
     let (code, message) = match refused {
         JoinRefused::Full => (ErrorCode::RoomFull, "the room is full".to_owned()),
         JoinRefused::TooManyRooms => {
+            // Per join, so only at debug (an attack would fill the log); `/metrics`
+            // counts every `room_full`.
             tracing::debug!(max_rooms = config.max_rooms, "join refused: too many rooms");
             (
                 ErrorCode::RoomFull,
@@ -146,11 +148,12 @@ mod tests {
                 public_ips: vec![],
                 include_loopback: true,
             },
-            ice_servers: vec![],
+            ice: Default::default(),
             max_participants_per_room: 10,
             max_rooms: 2,
             congestion_control: true,
             jwt_secret: secret.map(str::to_owned),
+            max_token_ttl: crate::auth::DEFAULT_MAX_TOKEN_TTL,
         }
     }
 

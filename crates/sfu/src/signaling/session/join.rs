@@ -36,7 +36,7 @@ pub(super) async fn join(
     } = match admitted {
         Ok(admitted) => admitted,
         Err(refusal) => {
-            outbox.send(refusal.into());
+            outbox.send(ServerMessage::from(refusal));
             return None;
         }
     };
@@ -73,7 +73,7 @@ pub(super) async fn join(
         participant_id: id.clone(),
         room: request.room.clone(),
         participants: welcome.participants,
-        ice_servers: sfu.config.ice_servers.clone(),
+        ice_servers: sfu.config.ice.for_participant(&id, crate::auth::unix_now()),
         role: Some(welcome.role),
         room_settings: Some(welcome.settings),
         session_token: Some(token.clone()),
@@ -83,11 +83,14 @@ pub(super) async fn join(
         Err(refused) => {
             sessions.resume.remove(&token);
             let _ = peer.pc.close().await;
-            outbox.send(admission::refusal(refused, &sfu.config).into());
+            outbox.send(ServerMessage::from(admission::refusal(
+                refused,
+                &sfu.config,
+            )));
             return None;
         }
     };
-    tracing::info!(room = %room.name, participant = %id, %name, "joined");
+    tracing::info!(room = %room.name, participant = %id, "joined");
     // Something may already be published: offer it at once.
     resubscribe.notify_one();
     let shell = Shell::new(id.clone(), Arc::clone(&room), Arc::clone(sfu), peer);

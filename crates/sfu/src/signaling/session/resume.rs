@@ -157,6 +157,11 @@ pub(super) async fn resume(
         participants: welcome.participants,
         role: welcome.role,
         session_token: session.token.clone(),
+        ice_servers: sessions
+            .sfu
+            .config
+            .ice
+            .for_participant(session.core.id(), crate::auth::unix_now()),
     };
     let mailbox = Arc::new(SessionMailbox {
         outbox: outbox.clone(),

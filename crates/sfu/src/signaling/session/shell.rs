@@ -31,6 +31,7 @@ use crate::peer::Peer;
 use crate::room::Room;
 use crate::sfu::Sfu;
 use crate::signaling::outbox::Outbox;
+use crate::untrusted::Untrusted;
 
 /// What the PeerConnection's callbacks report.
 pub(super) enum PeerEvent {
@@ -148,7 +149,7 @@ impl Shell {
                         username_fragment: c.username_fragment,
                     };
                     if let Err(e) = pc.add_ice_candidate(init).await {
-                        tracing::debug!(participant = %self.participant_id, error = %e, "candidate not applied");
+                        tracing::debug!(participant = %self.participant_id, error = %Untrusted(&e), "candidate not applied");
                     }
                 }
             }
@@ -365,7 +366,7 @@ impl Shell {
         match route {
             TrackRoute::Read(track) => self.start_reader(&track, remote),
             TrackRoute::Ignore => {
-                tracing::debug!(participant = %self.participant_id, %mid, "media on a refused m-line; ignored");
+                tracing::debug!(participant = %self.participant_id, mid = %Untrusted(&mid), "media on a refused m-line; ignored");
             }
             TrackRoute::Hold => {
                 let early = self.early_tracks.entry(mid).or_default();
@@ -378,7 +379,7 @@ impl Shell {
 
     fn start_reader(&mut self, track: &Arc<PublishedTrack>, remote: Arc<TrackRemote>) {
         let Some(layer) = track.layer_of_rid(remote.rid()) else {
-            tracing::info!(participant = %self.participant_id, track_id = %track.info.id, rid = %remote.rid(), "a layer the offer did not announce; not forwarded");
+            tracing::info!(participant = %self.participant_id, track_id = %track.info.id, rid = %Untrusted(remote.rid()), "a layer the offer did not announce; not forwarded");
             return;
         };
         if !track.claim_reader(layer) {

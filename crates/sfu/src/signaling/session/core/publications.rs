@@ -12,6 +12,7 @@ use super::transceivers::PeerModel;
 use super::{Command, SessionCore};
 use crate::media::published_track::PublishedTrack;
 use crate::signaling::sdp_media::MediaSection;
+use crate::untrusted::Untrusted;
 
 /// A published track to build for one of the client's m-lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,10 +86,10 @@ impl SessionCore {
     ) {
         for (new, track) in built {
             let Some(track) = track else {
-                tracing::warn!(participant = %self.id, mid = %new.mid, "no codec negotiated; not published");
+                tracing::warn!(participant = %self.id, mid = %Untrusted(&new.mid), "no codec negotiated; not published");
                 continue;
             };
-            tracing::info!(participant = %self.id, track_id = %track.info.id, mid = %new.mid, "published");
+            tracing::info!(participant = %self.id, track_id = %track.info.id, mid = %Untrusted(&new.mid), "published");
             self.send(ServerMessage::Published {
                 mid: new.mid.clone(),
                 track: track.info.clone(),

@@ -6,6 +6,7 @@ use std::time::Instant;
 use roomcast_protocol::{ErrorCode, ServerMessage};
 
 use super::super::{Command, SessionCore};
+use crate::untrusted::Untrusted;
 
 impl SessionCore {
     pub(in super::super) fn on_answer(&mut self, sdp: String) {
@@ -23,7 +24,7 @@ impl SessionCore {
 
     pub(in super::super) fn on_answer_applied(&mut self, result: Result<(), String>, now: Instant) {
         if let Err(e) = result {
-            tracing::info!(participant = %self.id, error = %e, "answer refused");
+            tracing::debug!(participant = %self.id, error = %Untrusted(&e), "answer refused");
             return self.error(ErrorCode::BadSdp, e);
         }
         self.peer.has_remote = true;

@@ -6,9 +6,10 @@ impl SessionCore {
         if !self.may_moderate() {
             return;
         }
-        tracing::info!(participant = %self.id, target = %participant_id, "kick");
-        if self.room.kick(&participant_id).is_err() {
-            self.unknown_participant(&participant_id);
+        match self.room.kick(&participant_id) {
+            // Logged once the target is known to be one of ours (not whatever the client wrote).
+            Ok(()) => tracing::info!(participant = %self.id, target = %participant_id, "kick"),
+            Err(_) => self.unknown_participant(&participant_id),
         }
     }
 }

@@ -7,7 +7,7 @@ impl SessionCore {
         if !self.may_moderate() {
             return;
         }
-        tracing::info!(participant = %self.id, locked, "room lock");
+        tracing::debug!(participant = %self.id, locked, "room lock");
         self.room.set_locked(locked);
     }
 }

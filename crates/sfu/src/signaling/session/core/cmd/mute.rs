@@ -29,7 +29,7 @@ impl SessionCore {
             muted,
         };
         if changed {
-            tracing::info!(participant = %self.id, muted, "self mute");
+            tracing::debug!(participant = %self.id, muted, "self mute");
             self.room.broadcast(msg);
         } else {
             self.send(msg);

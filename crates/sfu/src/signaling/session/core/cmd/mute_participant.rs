@@ -14,7 +14,6 @@ impl SessionCore {
         if !self.may_moderate() {
             return;
         }
-        tracing::info!(participant = %self.id, target = %participant_id, ?kind, muted, "mute_participant");
         self.order(Command::MuteParticipant {
             participant_id,
             kind,
@@ -23,7 +22,11 @@ impl SessionCore {
     }
 
     pub(in super::super) fn on_muted_participant(&mut self, participant_id: String, found: bool) {
-        if !found {
+        // Logged once the target is known to be one of ours: the id is then the server's
+        // own, not whatever the client wrote.
+        if found {
+            tracing::debug!(participant = %self.id, target = %participant_id, "mute_participant");
+        } else {
             self.unknown_participant(&participant_id);
         }
     }

@@ -95,10 +95,8 @@ impl SessionCore {
             self.update_publications(&offer.sections, &offer.tracks, now);
             return;
         }
-        let sending: Vec<&str> = sending_mids(&offer.sections, &self.peer)
-            .into_iter()
-            .collect();
-        tracing::info!(participant = %self.id, mids = ?sending, "publishing refused");
+        let sending = sending_mids(&offer.sections, &self.peer).len();
+        tracing::debug!(participant = %self.id, m_lines = sending, "publishing refused");
         self.order(Command::DropEarlyTracks);
         let why = match self.room.role_of(&self.id) {
             Some(role) if !role.can_publish() => {

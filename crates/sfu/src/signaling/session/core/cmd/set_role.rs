@@ -8,9 +8,12 @@ impl SessionCore {
         if !self.may_moderate() {
             return;
         }
-        tracing::info!(participant = %self.id, target = %participant_id, ?role, "set_role");
-        if self.room.set_role(&participant_id, role).is_err() {
-            self.unknown_participant(&participant_id);
+        match self.room.set_role(&participant_id, role) {
+            // Logged once the target is known to be one of ours (not whatever the client wrote).
+            Ok(()) => {
+                tracing::info!(participant = %self.id, target = %participant_id, ?role, "set_role")
+            }
+            Err(_) => self.unknown_participant(&participant_id),
         }
     }
 }
