@@ -3,8 +3,12 @@
 //! Audio is taken off the top and never limited. Video tracks are served in priority order
 //! (screen shares, then active speakers, then the rest): first each gets its lowest layer
 //! while that fits, then each is raised as far as its wish and the remaining budget allow.
-//! A track whose lowest layer does not fit is paused. Until the estimator has seen any sign
-//! of congestion the budget is unlimited, so a clear path never holds anyone back.
+//! A track whose lowest layer does not fit is paused — but pausing is the most drastic
+//! thing the allocator does, so it needs the estimator's strongest evidence (packets lost
+//! to congestion, or congestion that went on): without it, the budget never drops below
+//! what the tracks playing now cost at their lowest layers. Until the estimator has seen
+//! any sustained congestion the budget is unlimited, so a clear path never holds anyone
+//! back.
 //!
 //! When tracks are held below their wish, the allocator probes: every so often it grants
 //! the most important held track its next layer for a few seconds. If the estimator shows
@@ -13,6 +17,7 @@
 use std::time::{Duration, Instant};
 
 use super::layer_selector::MAX_LAYERS;
+use crate::bandwidth::Estimate;
 
 /// Nominal bitrates per layer, used until a layer's rate has been measured.
 const NOMINAL_BPS: [u64; MAX_LAYERS as usize] = [150_000, 500_000, 1_500_000];
@@ -24,6 +29,8 @@ const MAX_PROBE_BACKOFF: Duration = Duration::from_secs(60);
 /// much more room than staying, so an estimate wobbling around one layer's cost does not
 /// flip the track back and forth.
 const UP_HEADROOM: f64 = 1.25;
+/// How long after the estimator's last severe congestion signal a track may be paused.
+const PAUSE_EVIDENCE: Duration = Duration::from_secs(5);
 
 /// Who gets bandwidth first; lower is more important.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -56,27 +63,34 @@ impl Demand {
     }
 }
 
-/// What the estimator says, as far as allocation cares.
-#[derive(Debug, Clone, Copy)]
-pub struct Estimate {
-    pub bps: u64,
-    pub acked_bps: u64,
-    /// The last time the estimator saw congestion (delay overuse or heavy loss).
-    pub last_congestion: Option<Instant>,
-}
-
-/// Each track's allowed layer, in the order of the demands; `None` pauses it.
-pub fn allocate(budget: Option<u64>, audio_bps: u64, demands: &[Demand]) -> Vec<Option<u8>> {
+/// Each track's allowed layer, in the order of the demands; `None` pauses it. Without
+/// `may_pause`, the tracks playing now keep at least their lowest layer between them
+/// (which ones is still decided by priority).
+pub fn allocate(
+    budget: Option<u64>,
+    audio_bps: u64,
+    demands: &[Demand],
+    may_pause: bool,
+) -> Vec<Option<u8>> {
     let Some(budget) = budget else {
         return demands
             .iter()
             .map(|d| Some(d.requested.unwrap_or(0)))
             .collect();
     };
+    let playing: u64 = demands
+        .iter()
+        .filter(|d| d.requested.is_some() && d.current.is_some())
+        .map(|d| d.cost(0))
+        .sum();
     let mut left = budget.saturating_sub(audio_bps);
+    if !may_pause {
+        left = left.max(playing);
+    }
     let mut order: Vec<usize> = (0..demands.len()).collect();
     order.sort_by_key(|&i| demands[i].priority);
     let mut allowed: Vec<Option<u8>> = vec![None; demands.len()];
+    let mut used = 0;
     for &i in &order {
         let d = &demands[i];
         if d.requested.is_none() {
@@ -85,16 +99,23 @@ pub fn allocate(budget: Option<u64>, audio_bps: u64, demands: &[Demand]) -> Vec<
             continue;
         }
         let cost = d.cost(0);
-        let needed = if d.current.is_none() {
-            headroom(cost)
-        } else {
-            cost
-        };
-        if needed <= left {
-            left -= cost;
+        if used + cost <= left {
+            used += cost;
             allowed[i] = Some(0);
         }
     }
+    // Resuming needs headroom on what it adds (a swap of one track for another does not).
+    for &i in order.iter().rev() {
+        if used <= playing || playing + headroom(used - playing) <= left {
+            break;
+        }
+        let d = &demands[i];
+        if d.requested.is_some() && d.current.is_none() && allowed[i].is_some() {
+            allowed[i] = None;
+            used -= d.cost(0);
+        }
+    }
+    left -= used;
     for &i in &order {
         let d = &demands[i];
         let (Some(wish), Some(base)) = (d.requested, allowed[i]) else {
@@ -171,7 +192,7 @@ impl SubscriberAllocator {
         let Some(estimate) = estimate.filter(|e| e.last_congestion.is_some()) else {
             self.probe = None;
             return Allocation {
-                allowed: allocate(None, audio_bps, demands),
+                allowed: allocate(None, audio_bps, demands, false),
                 probe_result_bps,
             };
         };
@@ -192,7 +213,10 @@ impl SubscriberAllocator {
         }
         let budget = probe_result_bps.unwrap_or(estimate.bps);
         let extra = self.probe.map_or(0, |p| p.extra_bps);
-        let allowed = allocate(Some(budget + extra), audio_bps, demands);
+        let may_pause = estimate
+            .last_severe
+            .is_some_and(|at| now.saturating_duration_since(at) <= PAUSE_EVIDENCE);
+        let allowed = allocate(Some(budget + extra), audio_bps, demands, may_pause);
         if self.probe.is_none() && self.may_probe(now, &estimate) {
             if let Some(step) = next_step(&allowed, demands) {
                 self.probe = Some(Probe {
@@ -200,7 +224,7 @@ impl SubscriberAllocator {
                     extra_bps: step,
                 });
                 return Allocation {
-                    allowed: allocate(Some(budget + step), audio_bps, demands),
+                    allowed: allocate(Some(budget + step), audio_bps, demands, may_pause),
                     probe_result_bps,
                 };
             }
@@ -257,7 +281,7 @@ mod tests {
             video(Priority::Other, Some(2)),
             video(Priority::Other, Some(0)),
         ];
-        assert_eq!(allocate(None, 0, &d), [Some(2), Some(0)]);
+        assert_eq!(allocate(None, 0, &d, true), [Some(2), Some(0)]);
     }
 
     #[test]
@@ -269,10 +293,10 @@ mod tests {
         ];
         // Audio 64k, then 3 × 100k for the lowest layers, then the screen share climbs to
         // 1.2 M (+1.1 M), leaving 236k: not enough for anyone's next step (+300k).
-        let allowed = allocate(Some(1_700_000), 64_000, &d);
+        let allowed = allocate(Some(1_700_000), 64_000, &d, true);
         assert_eq!(allowed, [Some(0), Some(0), Some(2)]);
         // 400k more: the speaker's step comes before the other's.
-        let allowed = allocate(Some(2_000_000), 64_000, &d);
+        let allowed = allocate(Some(2_000_000), 64_000, &d, true);
         assert_eq!(allowed, [Some(0), Some(1), Some(2)]);
     }
 
@@ -282,8 +306,23 @@ mod tests {
             video(Priority::Other, Some(2)),
             video(Priority::Speaker, Some(2)),
         ];
-        assert_eq!(allocate(Some(150_000), 0, &d), [None, Some(0)]);
-        assert_eq!(allocate(Some(50_000), 0, &d), [None, None]);
+        assert_eq!(allocate(Some(150_000), 0, &d, true), [None, Some(0)]);
+        assert_eq!(allocate(Some(50_000), 0, &d, true), [None, None]);
+        // Without evidence that packets are lost to congestion, playing tracks keep their
+        // lowest layer.
+        assert_eq!(allocate(Some(50_000), 0, &d, false), [Some(0), Some(0)]);
+    }
+
+    #[test]
+    fn a_new_speaker_takes_the_video_of_the_one_before_at_the_same_cost() {
+        let mut previous = video(Priority::Other, Some(2));
+        previous.current = Some(0);
+        let mut speaker = video(Priority::Speaker, Some(2));
+        speaker.current = None;
+        let d = [previous, speaker];
+        for may_pause in [false, true] {
+            assert_eq!(allocate(Some(150_000), 0, &d, may_pause), [None, Some(0)]);
+        }
     }
 
     #[test]
@@ -292,8 +331,11 @@ mod tests {
             video(Priority::Other, None),
             video(Priority::Other, Some(1)),
         ];
-        assert_eq!(allocate(Some(600_000), 100_000, &d), [Some(0), Some(1)]);
-        assert_eq!(allocate(Some(150_000), 100_000, &d), [Some(0), None]);
+        assert_eq!(
+            allocate(Some(600_000), 100_000, &d, true),
+            [Some(0), Some(1)]
+        );
+        assert_eq!(allocate(Some(150_000), 100_000, &d, true), [Some(0), None]);
     }
 
     #[test]
@@ -302,21 +344,24 @@ mod tests {
         d.current = Some(1);
         // 400k keeps h exactly; f (+800k) would need 1M of room to go up to.
         assert_eq!(
-            allocate(Some(400_000), 0, std::slice::from_ref(&d)),
+            allocate(Some(400_000), 0, std::slice::from_ref(&d), true),
             [Some(1)]
         );
         assert_eq!(
-            allocate(Some(1_300_000), 0, std::slice::from_ref(&d)),
+            allocate(Some(1_300_000), 0, std::slice::from_ref(&d), true),
             [Some(1)]
         );
         assert_eq!(
-            allocate(Some(1_400_000), 0, std::slice::from_ref(&d)),
+            allocate(Some(1_400_000), 0, std::slice::from_ref(&d), true),
             [Some(2)]
         );
         // A paused track resumes only with 25 % to spare.
         d.current = None;
-        assert_eq!(allocate(Some(110_000), 0, std::slice::from_ref(&d)), [None]);
-        assert_eq!(allocate(Some(125_000), 0, &[d]), [Some(0)]);
+        assert_eq!(
+            allocate(Some(110_000), 0, std::slice::from_ref(&d), true),
+            [None]
+        );
+        assert_eq!(allocate(Some(125_000), 0, &[d], true), [Some(0)]);
     }
 
     #[test]
@@ -328,10 +373,10 @@ mod tests {
             current: Some(2),
         };
         assert_eq!(
-            allocate(Some(600_000), 0, std::slice::from_ref(&d)),
+            allocate(Some(600_000), 0, std::slice::from_ref(&d), true),
             [Some(1)]
         );
-        assert_eq!(allocate(Some(1_500_000), 0, &[d]), [Some(2)]);
+        assert_eq!(allocate(Some(1_500_000), 0, &[d], true), [Some(2)]);
     }
 
     fn congested_at(at: Instant, bps: u64) -> Option<Estimate> {
@@ -339,6 +384,7 @@ mod tests {
             bps,
             acked_bps: bps,
             last_congestion: Some(at),
+            last_severe: Some(at),
         })
     }
 
@@ -365,6 +411,7 @@ mod tests {
                 bps: 200_000,
                 acked_bps: 520_000,
                 last_congestion: Some(t0),
+                last_severe: Some(t0),
             }),
             0,
             &d,
@@ -400,6 +447,31 @@ mod tests {
     }
 
     #[test]
+    fn delay_alone_or_old_evidence_never_pauses_a_playing_track() {
+        let t0 = Instant::now();
+        let d = [video(Priority::Other, Some(0))];
+        let delay_only = Estimate {
+            bps: 10_000,
+            acked_bps: 10_000,
+            last_congestion: Some(t0),
+            last_severe: None,
+        };
+        let allowed = |at, estimate| {
+            SubscriberAllocator::default()
+                .allocate(at, Some(estimate), 0, &d)
+                .allowed
+        };
+        assert_eq!(allowed(t0, delay_only), [Some(0)]);
+        let loss = Estimate {
+            last_severe: Some(t0),
+            ..delay_only
+        };
+        assert_eq!(allowed(t0, loss), [None]);
+        let later = t0 + PAUSE_EVIDENCE + Duration::from_millis(1);
+        assert_eq!(allowed(later, loss), [Some(0)]);
+    }
+
+    #[test]
     fn no_congestion_seen_means_no_limit() {
         let mut a = SubscriberAllocator::default();
         let d = [video(Priority::Other, Some(2))];
@@ -407,6 +479,7 @@ mod tests {
             bps: 10_000,
             acked_bps: 10_000,
             last_congestion: None,
+            last_severe: None,
         });
         assert_eq!(
             a.allocate(Instant::now(), estimate, 0, &d).allowed,

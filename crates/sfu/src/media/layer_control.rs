@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use roomcast_protocol::{PauseReason, Quality, ServerMessage, TrackKind, TrackSource};
 
-use crate::media::allocator::{Demand, Estimate, Priority, SubscriberAllocator};
+use crate::bandwidth::Estimate;
+use crate::media::allocator::{Demand, Priority, SubscriberAllocator};
 use crate::media::down_track::DownTrack;
 use crate::media::dynacast::Dynacast;
 use crate::media::published_track::PublishedTrack;
@@ -238,6 +239,7 @@ mod tests {
                 bps,
                 acked_bps: bps,
                 last_congestion: Some(t0),
+                last_severe: Some(t0),
             })
         };
         let tick = |control: &mut LayerControl, at, bps| {
@@ -370,6 +372,7 @@ mod tests {
                 bps: 1,
                 acked_bps: 1,
                 last_congestion: Some(t0),
+                last_severe: Some(t0),
             }),
             &outbox,
         );
