@@ -938,6 +938,7 @@ mod tests {
             ssrc: 0,
             packets,
             bytes: 0,
+            padding_packets: 0,
             first_packet_at: None,
             last_packet_at: None,
             keyframes: 0,
