@@ -44,9 +44,11 @@ mod report;
 mod sequence_tracker;
 mod session;
 mod signaling;
+mod socket_arrivals;
 mod subscriber;
 mod subscriber_stats;
 mod swarm;
+mod transport_cc;
 
 pub use arrival::FREEZE_GAP;
 pub use bot::Bot;

@@ -709,6 +709,7 @@ pub fn classify(error: &BotError) -> JoinFailure {
         BotError::Protocol(_) => "protocol",
         BotError::Closed => "closed",
         BotError::Media { .. } => "media",
+        BotError::Socket(_) => "socket",
     };
     let message = match error {
         BotError::Refused { message, .. } => message.clone(),
