@@ -107,8 +107,8 @@ async fn a_600_kbit_downlink_goes_to_q_and_back_to_f() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_350_kbit_downlink_keeps_audio_and_the_speaker_and_pauses_the_rest() {
-    let outcome = run("4-cap-350-four-publishers").await;
+async fn a_500_kbit_downlink_keeps_audio_and_the_speaker_and_pauses_the_rest() {
+    let outcome = run("4-cap-500-four-publishers").await;
     assert_bounds(
         &outcome,
         &[

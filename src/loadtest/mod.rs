@@ -256,6 +256,9 @@ fn print_report(report: &Report, leave: Option<LeaveResult>, interrupted: bool, 
     if exit_code != EXIT_OK {
         eprintln!("{}", verdict.replacen("result: FAILED, ", "error: ", 1));
     }
+    if let Some(cpu) = report.cpu.filter(|cpu| cpu.machine_saturated()) {
+        eprintln!("warning: {}", table::cpu_use(&cpu));
+    }
 }
 
 fn interrupted(stop: &watch::Receiver<bool>) -> bool {
@@ -342,6 +345,7 @@ mod tests {
             },
             tracks: vec![],
             churn: None,
+            cpu: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! grep), then the summary.
 use std::fmt::Write;
 
-use roomcast_bots::{LeaveResult, Percentiles, Report, TrackRow};
+use roomcast_bots::{CpuUse, LeaveResult, Percentiles, Report, TrackRow};
 use roomcast_protocol::TrackKind;
 
 use super::progress::bitrate;
@@ -244,7 +244,25 @@ pub fn summary(report: &Report, leave: Option<LeaveResult>, interrupted: bool) -
             format!("{} left cleanly, {} did not", leave.left, leave.failed),
         );
     }
+    if let Some(cpu) = &report.cpu {
+        add("cpu", cpu_use(cpu));
+    }
     head + &out
+}
+
+/// The bots' and everything else's CPU over the window, and what that means for the
+/// figures above.
+pub fn cpu_use(cpu: &CpuUse) -> String {
+    let verdict = if cpu.machine_saturated() {
+        ": the machine was saturated, so loss, jitter and freezes may be the bots' (or \
+         the machine's) own doing, not the server's"
+    } else {
+        ""
+    };
+    format!(
+        "bots {:.2} cores, everything else {:.2}, of {}{verdict}",
+        cpu.bots_cores, cpu.others_cores, cpu.cores
+    )
 }
 
 #[cfg(test)]
@@ -309,5 +327,30 @@ mod tests {
         let end = lines[0].find("size").unwrap() + "size".len();
         assert_eq!(&lines[1][end - 8..end], "1280x720");
         assert_eq!(&lines[2][end - 1..end], "-");
+    }
+
+    #[test]
+    fn cpu_line_says_when_the_machine_was_saturated() {
+        let busy = CpuUse {
+            bots_cores: 1.06,
+            others_cores: 0.75,
+            cores: 2,
+            window_secs: 30.0,
+        };
+        let line = cpu_use(&busy);
+        assert!(
+            line.starts_with(
+                "bots 1.06 cores, everything else 0.75, of 2: the machine was saturated"
+            ),
+            "{line}"
+        );
+        let calm = CpuUse {
+            others_cores: 0.4,
+            ..busy
+        };
+        assert_eq!(
+            cpu_use(&calm),
+            "bots 1.06 cores, everything else 0.40, of 2"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! A headless participant: joins a room over the signaling WebSocket, publishes its loops on
 //! one PeerConnection, receives everyone else's tracks and counts what arrives.
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, info_span, Span};
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
+use webrtc::peer_connection::signaling_state::RTCSignalingState;
 use webrtc::peer_connection::RTCPeerConnection;
 
 use crate::layers::LayerDirectory;
@@ -16,6 +18,7 @@ use crate::publisher::{self, AudioStyle, OutgoingTrack, PublishedTrackStats, Pub
 use crate::session::{Command, Session};
 use crate::signaling::Signaling;
 use crate::subscriber_stats::{RemoteTrackStats, Subscriptions};
+use crate::transport_cc::ReceivePath;
 use crate::{peer_connection, subscriber, BotConfig, BotError};
 
 /// Server messages not yet taken by the session; the socket reader waits when it is full.
@@ -32,6 +35,8 @@ pub struct Bot {
     log: Arc<MessageLog>,
     signaling: Arc<Signaling>,
     pc: Arc<RTCPeerConnection>,
+    /// The bot's socket and its transport-cc feedback.
+    receive: ReceivePath,
     subscriptions: Arc<Subscriptions>,
     publisher: Publisher,
     session: JoinHandle<()>,
@@ -111,11 +116,12 @@ impl Bot {
         let loopback = peer_connection::is_loopback_url(&config.url);
         let ipv6 = peer_connection::is_ipv6_url(&config.url);
         let simulcast = config.simulcast && config.publish_video.is_some();
-        let pc =
+        let (pc, mut receive) =
             peer_connection::new_peer_connection(&ice_servers, loopback, ipv6, simulcast).await?;
         let subscriptions = Arc::new(Subscriptions::new());
         let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
-        install_handlers(&pc, &subscriptions, &commands, &span);
+        install_handlers(&pc, &subscriptions, &commands, &receive, &span);
+        receive.start(Arc::clone(&pc));
         let session = Session::spawn(
             Arc::clone(&pc),
             Arc::clone(&signaling),
@@ -134,6 +140,7 @@ impl Bot {
             log,
             signaling,
             pc,
+            receive,
             subscriptions,
             publisher: Publisher::new(
                 layers,
@@ -399,6 +406,7 @@ impl Bot {
             debug!(parent: &self.span, error = %e, "closing the peer connection");
         }
         self.subscriptions.abort_readers();
+        self.receive.stop();
         self.signaling.drop_connection().await;
         info!(parent: &self.span, "shut down");
     }
@@ -427,12 +435,21 @@ fn install_handlers(
     pc: &RTCPeerConnection,
     subscriptions: &Arc<Subscriptions>,
     commands: &mpsc::Sender<Command>,
+    receive: &ReceivePath,
     span: &Span,
 ) {
     let subscriptions = Arc::clone(subscriptions);
     let track_span = span.clone();
     pc.on_track(Box::new(move |track, _, _| {
         subscriber::spawn_reader(Arc::clone(&subscriptions), track, track_span.clone());
+        Box::pin(async {})
+    }));
+
+    let renegotiated = receive.renegotiated();
+    pc.on_signaling_state_change(Box::new(move |state| {
+        if state == RTCSignalingState::Stable {
+            renegotiated.store(true, Ordering::Relaxed);
+        }
         Box::pin(async {})
     }));
 

@@ -22,4 +22,7 @@ pub enum BotError {
     Closed,
     #[error("media loop {path}: {reason}")]
     Media { path: PathBuf, reason: String },
+    /// The bot's media socket could not be opened.
+    #[error("media socket: {0}")]
+    Socket(String),
 }

@@ -33,6 +33,7 @@ mod config;
 mod error;
 mod h264;
 mod layers;
+mod load;
 mod media_loop;
 mod message_log;
 mod negotiation;
@@ -43,14 +44,17 @@ mod report;
 mod sequence_tracker;
 mod session;
 mod signaling;
+mod socket_arrivals;
 mod subscriber;
 mod subscriber_stats;
 mod swarm;
+mod transport_cc;
 
 pub use arrival::FREEZE_GAP;
 pub use bot::Bot;
 pub use config::{BotConfig, VideoCodec};
 pub use error::BotError;
+pub use load::CpuUse;
 pub use message_log::{CloseInfo, MessageCursor};
 pub use publisher::{LayerStats, PublishedTrackStats};
 pub use report::{

@@ -1,16 +1,24 @@
 //! How a bot's one PeerConnection is built: the codecs and header extensions it speaks, the
-//! interceptors a browser would also run, and ICE kept on loopback for a loopback server.
-use std::net::IpAddr;
+//! interceptors a browser would also run, its own media socket (whose kernel timestamps
+//! its transport-cc feedback reports, see `socket_arrivals.rs`), and ICE kept on loopback
+//! for a loopback server.
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
+use std::time::Instant;
 
 use roomcast_protocol::IceServer;
+use roomcast_udp::UdpMux;
 use tokio_tungstenite::tungstenite::http::Uri;
-use webrtc::api::interceptor_registry::{configure_nack, configure_rtcp_reports, configure_twcc};
+use webrtc::api::interceptor_registry::{
+    configure_nack, configure_rtcp_reports, configure_twcc_sender_only,
+};
 use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::APIBuilder;
 use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice::network_type::NetworkType;
+use webrtc::ice::udp_mux::UDPMux;
+use webrtc::ice::udp_network::UDPNetwork;
 use webrtc::ice_transport::ice_server::RTCIceServer;
 use webrtc::interceptor::registry::Registry;
 use webrtc::peer_connection::configuration::RTCConfiguration;
@@ -19,11 +27,13 @@ use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::rtp_transceiver::rtp_codec::{
     RTCRtpCodecCapability, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RTPCodecType,
 };
-use webrtc::rtp_transceiver::RTCPFeedback;
+use webrtc::rtp_transceiver::{RTCPFeedback, TYPE_RTCP_FB_TRANSPORT_CC};
 use webrtc::sdp::extmap::{
     ABS_SEND_TIME_URI, AUDIO_LEVEL_URI, SDES_MID_URI, SDES_RTP_STREAM_ID_URI,
 };
 
+use crate::socket_arrivals::SocketArrivals;
+use crate::transport_cc::ReceivePath;
 use crate::{BotError, VideoCodec};
 
 // Payload types as roomcast's server numbers them, so the bot's offers and the server's share
@@ -160,7 +170,7 @@ pub(crate) async fn new_peer_connection(
     loopback_only: bool,
     ipv6: bool,
     simulcast: bool,
-) -> Result<Arc<RTCPeerConnection>, BotError> {
+) -> Result<(Arc<RTCPeerConnection>, ReceivePath), BotError> {
     let mut media = MediaEngine::default();
     media.register_codec(opus(), RTPCodecType::Audio)?;
     for codec in video_codecs() {
@@ -192,9 +202,32 @@ pub(crate) async fn new_peer_connection(
     let mut registry = Registry::new();
     registry = configure_nack(registry, &mut media);
     registry = configure_rtcp_reports(registry);
-    registry = configure_twcc(registry, &mut media)?;
+    // Transport-cc sequence numbers on what the bot sends; the feedback on what it receives
+    // is ours (`transport_cc.rs`), with arrival times from the socket.
+    registry = configure_twcc_sender_only(registry, &mut media)?;
+    for kind in [RTPCodecType::Audio, RTPCodecType::Video] {
+        media.register_feedback(
+            RTCPFeedback {
+                typ: TYPE_RTCP_FB_TRANSPORT_CC.to_owned(),
+                ..Default::default()
+            },
+            kind,
+        );
+    }
 
+    let bind = if ipv6 {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    };
+    let mux = UdpMux::bind(bind, 0).map_err(|e| BotError::Socket(e.to_string()))?;
+    mux.start().map_err(|e| BotError::Socket(e.to_string()))?;
+    let receive = ReceivePath::new(
+        Arc::clone(&mux),
+        Arc::new(SocketArrivals::new(Instant::now())),
+    );
     let mut settings = SettingEngine::default();
+    settings.set_udp_network(UDPNetwork::Muxed(mux as Arc<dyn UDPMux + Send + Sync>));
     settings.set_network_types(vec![if ipv6 {
         NetworkType::Udp6
     } else {
@@ -228,7 +261,7 @@ pub(crate) async fn new_peer_connection(
         bundle_policy: RTCBundlePolicy::MaxBundle,
         ..Default::default()
     };
-    Ok(Arc::new(api.new_peer_connection(config).await?))
+    Ok((Arc::new(api.new_peer_connection(config).await?), receive))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use roomcast_protocol::TrackKind;
 use serde::Serialize;
 
 use crate::arrival::FREEZE_GAP;
+use crate::load::{CpuSample, CpuUse};
 use crate::RemoteTrackStats;
 
 /// What a swarm bot does in its room.
@@ -229,6 +230,9 @@ pub struct Report {
     pub tracks: Vec<TrackRow>,
     /// Filled in by whoever ran [`crate::Swarm::churn`]; `report` leaves it `None`.
     pub churn: Option<ChurnResult>,
+    /// How busy the bots and the machine were over the window (Linux only): whether the
+    /// figures above measure the server or the bots.
+    pub cpu: Option<CpuUse>,
 }
 
 /// Per-track counters at one instant, for window figures: see [`crate::Swarm::snapshot`].
@@ -236,6 +240,7 @@ pub struct Report {
 pub struct SwarmSnapshot {
     pub(crate) at: Instant,
     pub(crate) tracks: HashMap<TrackRef, WindowBase>,
+    pub(crate) cpu: Option<CpuSample>,
 }
 
 impl SwarmSnapshot {
@@ -403,7 +408,11 @@ pub(crate) fn snapshot(plans: &[BotPlan], obs: &[Observation], at: Instant) -> S
             );
         }
     }
-    SwarmSnapshot { at, tracks }
+    SwarmSnapshot {
+        at,
+        tracks,
+        cpu: None,
+    }
 }
 
 fn millis(d: Duration) -> f64 {
@@ -619,6 +628,7 @@ pub(crate) fn build_report(
         summary,
         tracks: rows,
         churn: None,
+        cpu: None,
     }
 }
 

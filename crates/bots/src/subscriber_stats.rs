@@ -47,9 +47,12 @@ pub struct RemoteTrackStats {
     pub codec_mime: String,
     /// SSRC of the latest stream that carried this track.
     pub ssrc: u32,
+    /// Media packets (padding-only packets are counted apart).
     pub packets: u64,
     /// RTP payload bytes.
     pub bytes: u64,
+    /// Padding-only packets: they fill sequence numbers, nothing else.
+    pub padding_packets: u64,
     pub first_packet_at: Option<Instant>,
     pub last_packet_at: Option<Instant>,
     /// VP8 keyframes or H.264 IDR pictures (counted once per RTP timestamp).
@@ -106,6 +109,7 @@ impl RemoteTrackStats {
             ssrc,
             packets: 0,
             bytes: 0,
+            padding_packets: 0,
             first_packet_at: None,
             last_packet_at: None,
             keyframes: 0,
@@ -196,12 +200,18 @@ impl TrackCounters {
         now: Instant,
     ) -> bool {
         let stats = &mut self.stats;
+        self.sequence.record(seq);
+        if payload.is_empty() {
+            // Padding (the server probing the bandwidth) takes a sequence number but is no
+            // media: it must not hide a frozen picture.
+            stats.padding_packets += 1;
+            return false;
+        }
         let first = stats.first_packet_at.is_none();
         stats.packets += 1;
         stats.bytes += payload.len() as u64;
         stats.first_packet_at.get_or_insert(now);
         stats.last_packet_at = Some(now);
-        self.sequence.record(seq);
         self.jitter.record(timestamp, now);
         self.gaps.record(now);
 
@@ -481,6 +491,32 @@ mod tests {
         assert_eq!((stats.seq_gaps, stats.max_seq_jump), (1, 2));
         assert_eq!(stats.first_packet_at, Some(now));
         assert!(stats.is_flowing(now, Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn padding_fills_sequence_numbers_but_is_no_media() {
+        let subs = Subscriptions::new();
+        let feed = subs.open(key("p1", "t1"), TrackKind::Video, "video/VP8", 0, 7);
+        let start = Instant::now();
+        let mut c = feed.counters.lock();
+        assert!(!c.record(9, 1000, &[], start), "padding first is no news");
+        c.record(10, 1000, &VP8_KEYFRAME_PACKET, start);
+        // A second of padding only, then media again: the picture froze for that second.
+        for (i, ms) in (100..1_000).step_by(100).enumerate() {
+            c.record(11 + i as u16, 1000, &[], start + Duration::from_millis(ms));
+        }
+        c.record(
+            20,
+            91_000,
+            &[0x10, 0x51, 0, 0],
+            start + Duration::from_secs(1),
+        );
+        drop(c);
+        let stats = &subs.snapshot()[0];
+        assert_eq!((stats.packets, stats.padding_packets), (2, 10));
+        assert_eq!(stats.first_packet_at, Some(start));
+        assert_eq!(stats.seq_gaps, 0);
+        assert_eq!(stats.freezes, 1);
     }
 
     /// The first packet of a VP8 keyframe of this size (plain payload descriptor).

@@ -40,6 +40,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::MissedTickBehavior;
 use tracing::debug;
 
+use crate::load::{CpuSample, CpuUse};
 use crate::report::{self, Observation};
 use crate::{
     percentiles, Bot, BotConfig, BotError, BotPlan, BotRole, ChurnResult, JoinFailure, Report,
@@ -435,20 +436,28 @@ impl Swarm {
 
     /// Every track's counters now, to report a window later: `report(Some(&snapshot))`.
     pub fn snapshot(&self) -> SwarmSnapshot {
-        report::snapshot(&self.inner.plans, &self.inner.observe(), Instant::now())
+        let mut snapshot =
+            report::snapshot(&self.inner.plans, &self.inner.observe(), Instant::now());
+        snapshot.cpu = CpuSample::now();
+        snapshot
     }
 
     /// One row per track the bots receive from the swarm's publishers, and the summary.
     /// With `since`, packets, bytes, bitrates, losses and freezes cover the time since that
     /// snapshot; without, the whole run. Take it before [`Swarm::leave`].
     pub fn report(&self, since: Option<&SwarmSnapshot>) -> Report {
-        report::build_report(
+        let mut report = report::build_report(
             &self.inner.plans,
             &self.inner.observe(),
             since,
             self.inner.started_at,
             Instant::now(),
-        )
+        );
+        let start = since.and_then(|s| s.cpu);
+        report.cpu = start
+            .zip(CpuSample::now())
+            .and_then(|(start, end)| CpuUse::between(&start, &end));
+        report
     }
 
     /// One extra bot of `role` joins `room`, waits until it receives every track the
@@ -700,6 +709,7 @@ pub fn classify(error: &BotError) -> JoinFailure {
         BotError::Protocol(_) => "protocol",
         BotError::Closed => "closed",
         BotError::Media { .. } => "media",
+        BotError::Socket(_) => "socket",
     };
     let message = match error {
         BotError::Refused { message, .. } => message.clone(),
@@ -929,6 +939,7 @@ mod tests {
             ssrc: 0,
             packets,
             bytes: 0,
+            padding_packets: 0,
             first_packet_at: None,
             last_packet_at: None,
             keyframes: 0,

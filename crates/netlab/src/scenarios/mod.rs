@@ -29,8 +29,8 @@ pub const ALL: [(&str, Run); 8] = [
     ("1-random-loss", |c| Box::pin(loss::random_loss(c))),
     ("2-publisher-loss", |c| Box::pin(loss::publisher_loss(c))),
     ("3-cap-600", |c| Box::pin(cap::cap_600(c))),
-    ("4-cap-350-four-publishers", |c| {
-        Box::pin(cap::cap_350_four_publishers(c))
+    ("4-cap-500-four-publishers", |c| {
+        Box::pin(cap::cap_500_four_publishers(c))
     }),
     ("5-delay-jitter", |c| Box::pin(delay::delay_jitter(c))),
     ("6-publisher-cap-500", |c| {

@@ -11,21 +11,29 @@
 //!    own clock. [`FeedbackParser::parse`] decodes that and joins it with the history into
 //!    [`PacketResult`]s: size, when we sent it, when (or whether) it arrived.
 //! 3. **Estimator.** [`BandwidthEstimator::on_packet_results`] looks at the results two
-//!    ways. Delay: if groups of packets arrive further apart than they were sent, a queue
-//!    is building at the bottleneck; a trend over the last groups, against an adaptive
-//!    threshold, says overusing / normal / underusing, and the estimate is cut, held or
-//!    grown accordingly, never far above what the receiver actually acknowledged. Loss:
-//!    more than 10 % lost cuts the estimate, under 2 % lets it grow. The lower one wins.
+//!    ways. Delay: the smallest one-way delay of each 50 ms of arrivals, above the path's
+//!    own, is the queue at the bottleneck; when it stands above an adaptive threshold and
+//!    grows, that is overuse, and the estimate is cut, held or grown accordingly, never far
+//!    above what the receiver actually acknowledged. Late readings at a busy receiver or
+//!    jitter delay only some packets and leave that floor alone. Loss: more than 10 % lost
+//!    *while a queue stands* cuts the estimate; loss without a queue is random and does
+//!    not (unless over a quarter is lost). The lower of the two estimates wins.
+//! 4. **Grading.** [`SubscriberBandwidth::estimate`] tells the allocator the estimate and
+//!    how strong the evidence of congestion is: sustained (limit layers) or lossy (pause).
 //!
 //! Browsers that send no transport-cc are covered by [`BandwidthEstimator::on_remb`]
-//! and [`BandwidthEstimator::on_receiver_loss`]. The layer allocator reads
-//! [`BandwidthEstimator::estimate_bps`], [`BandwidthEstimator::acked_bps`],
-//! [`BandwidthEstimator::usage`] and [`BandwidthEstimator::last_overuse`].
+//! and [`BandwidthEstimator::on_receiver_loss`].
 
 mod acked_rate;
+#[cfg(test)]
+mod adaptation_tests;
 mod delay;
 pub mod estimator;
 pub mod feedback;
+mod loss;
+pub mod padding;
+pub mod prober;
+mod rate;
 pub mod send_history;
 pub mod subscriber;
 #[cfg(test)]
@@ -34,5 +42,7 @@ mod test_util;
 pub use delay::Usage;
 pub use estimator::{BandwidthEstimator, EstimatorConfig};
 pub use feedback::{FeedbackParser, PacketResult};
+pub use padding::PaddingPacer;
+pub use prober::{ProbeOutcome, Prober};
 pub use send_history::{SendHistory, SentPacket, HISTORY_SLOTS};
-pub use subscriber::SubscriberBandwidth;
+pub use subscriber::{Estimate, SubscriberBandwidth};

@@ -1,6 +1,9 @@
 //! One subscriber connection's estimator with what feeds it: the send history the egress
 //! writes, and the RTCP feedback the subscriber sends back (transport-cc, or REMB and
-//! receiver-report loss from clients without it).
+//! receiver-report loss from clients without it). It grades the congestion it has seen for
+//! the allocator: nothing limits anyone until congestion is sustained, and nothing pauses a
+//! track until packets are lost to it (or it has lasted long): a signal that packets were
+//! only delayed must not stop them.
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -8,14 +11,21 @@ use rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimat
 use rtcp::receiver_report::ReceiverReport;
 use rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 
-use super::{BandwidthEstimator, EstimatorConfig, FeedbackParser, PacketResult, SendHistory};
-use crate::media::allocator::Estimate;
+use super::{
+    BandwidthEstimator, EstimatorConfig, FeedbackParser, PacketResult, ProbeOutcome, SendHistory,
+};
 
-/// Congestion counts once its signals have lasted this long: a transient delay spike, such
-/// as the keyframe burst when a subscriber joins a busy room, limits nobody.
+/// Delay-only congestion counts once its signals have lasted this long: a transient delay
+/// spike, such as the keyframe burst when a subscriber joins a busy room, limits nobody.
 const SUSTAINED: Duration = Duration::from_secs(1);
-/// Signals further apart than this belong to separate episodes.
-const EPISODE_GAP: Duration = Duration::from_secs(2);
+/// Delay-only congestion this long is evidence enough to pause a track.
+const SUSTAINED_TO_PAUSE: Duration = Duration::from_secs(3);
+/// Signals further apart than this belong to separate episodes: overuse that goes on is
+/// signalled with every feedback, while blips (a keyframe's queue) come seconds apart.
+const EPISODE_GAP: Duration = Duration::from_millis(500);
+/// A failed probe's queue may still overflow after its padding stopped: signals this long
+/// after the failure are the probe's too.
+const PROBE_AFTERMATH: Duration = Duration::from_secs(1);
 
 /// Where the estimate starts; the allocator does not limit anyone until the estimator has
 /// seen congestion, by which time the estimate follows what was delivered.
@@ -33,6 +43,24 @@ struct Inner {
     /// Whether any feedback arrived: without it there is nothing to go on.
     heard: bool,
     episode: Episode,
+    /// Signals in this span were caused by a failed probe, which found the path carried
+    /// the rate (bps) it started from: (started, until, bps).
+    forgiven: Option<(Instant, Instant, u64)>,
+}
+
+/// What the estimator says, as far as allocation cares.
+#[derive(Debug, Clone, Copy)]
+pub struct Estimate {
+    pub bps: u64,
+    pub acked_bps: u64,
+    /// The last signal of congestion that limits layers: sustained delay overuse, or loss
+    /// to congestion.
+    pub last_congestion: Option<Instant>,
+    /// The last signal of congestion strong enough to pause a track: packets lost to it,
+    /// or delay overuse that went on for [`SUSTAINED_TO_PAUSE`].
+    pub last_severe: Option<Instant>,
+    /// The last signal of any kind, however brief: it ends a probe.
+    pub last_overuse: Option<Instant>,
 }
 
 /// A run of congestion signals (delay overuse or loss cuts) no more than
@@ -41,12 +69,16 @@ struct Inner {
 struct Episode {
     start: Option<Instant>,
     last: Option<Instant>,
-    /// The last signal of an episode that had lasted [`SUSTAINED`].
+    /// The last signal of an episode that had lasted [`SUSTAINED`] or lost packets.
     sustained: Option<Instant>,
+    /// The last signal of an episode that had lasted [`SUSTAINED_TO_PAUSE`] or lost
+    /// packets.
+    severe: Option<Instant>,
 }
 
 impl Episode {
-    fn signal(&mut self, at: Instant) {
+    /// A congestion signal at `at`; `lossy` when loss cut the estimate.
+    fn signal(&mut self, at: Instant, lossy: bool) {
         let continues = self
             .last
             .is_some_and(|last| at.saturating_duration_since(last) <= EPISODE_GAP);
@@ -54,11 +86,14 @@ impl Episode {
             self.start = Some(at);
         }
         self.last = Some(at);
-        if self
+        let lasted = self
             .start
-            .is_some_and(|start| at.saturating_duration_since(start) >= SUSTAINED)
-        {
+            .map_or(Duration::ZERO, |start| at.saturating_duration_since(start));
+        if lossy || lasted >= SUSTAINED {
             self.sustained = Some(at);
+        }
+        if lossy || lasted >= SUSTAINED_TO_PAUSE {
+            self.severe = Some(at);
         }
     }
 }
@@ -79,6 +114,7 @@ impl SubscriberBandwidth {
                 results: Vec::new(),
                 heard: false,
                 episode: Episode::default(),
+                forgiven: None,
             }),
         }
     }
@@ -90,6 +126,7 @@ impl SubscriberBandwidth {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
         let congested_before = inner.estimator.last_overuse();
+        let loss_cut_before = inner.estimator.last_loss_cut();
         if let Some(feedback) = any.downcast_ref::<TransportLayerCc>() {
             inner
                 .parser
@@ -120,25 +157,53 @@ impl SubscriberBandwidth {
         }
         if let Some(at) = inner.estimator.last_overuse() {
             if Some(at) != congested_before {
-                inner.episode.signal(at);
+                let forgiven = inner
+                    .forgiven
+                    .filter(|(started, until, _)| (*started..=*until).contains(&at));
+                if let Some((_, _, bps)) = forgiven {
+                    // The probe's queue still draining: no evidence against the media.
+                    inner.estimator.on_probe_failed(bps);
+                }
+                let lossy = inner.estimator.last_loss_cut() != loss_cut_before;
+                inner.episode.signal(at, lossy && forgiven.is_none());
             }
         }
     }
 
     /// What the allocator needs, once the subscriber has given any feedback. Congestion is
-    /// reported only once sustained (see `SUSTAINED`).
+    /// reported only once sustained or lossy (see [`Estimate`]).
     pub fn estimate(&self) -> Option<Estimate> {
         let inner = self.inner.lock();
         inner.heard.then(|| Estimate {
             bps: inner.estimator.estimate_bps(),
             acked_bps: inner.estimator.acked_bps(),
             last_congestion: inner.episode.sustained,
+            last_severe: inner.episode.severe,
+            last_overuse: inner.estimator.last_overuse(),
         })
     }
 
-    /// A probe delivered `bps` without congestion.
-    pub fn on_probe_result(&self, bps: u64) {
-        self.inner.lock().estimator.on_probe_result(bps);
+    /// How a probe of the allocator ended: a rate the path carried, or a failure whose
+    /// congestion (since it started) was the probe's own doing.
+    pub fn on_probe(&self, outcome: ProbeOutcome) {
+        let mut inner = self.inner.lock();
+        match outcome {
+            ProbeOutcome::Carried(bps) => inner.estimator.on_probe_result(bps),
+            ProbeOutcome::Failed {
+                started,
+                before_bps,
+            } => {
+                inner.estimator.on_probe_failed(before_bps);
+                let severe = &mut inner.episode.severe;
+                *severe = severe.filter(|&at| at < started);
+                let until = inner
+                    .estimator
+                    .last_overuse()
+                    .map_or(started, |at| at.max(started))
+                    + PROBE_AFTERMATH;
+                inner.forgiven = Some((started, until, before_bps));
+            }
+        }
     }
 }
 
@@ -150,15 +215,36 @@ mod tests {
     fn a_lone_spike_is_not_congestion_but_a_second_of_signals_is() {
         let t0 = Instant::now();
         let mut e = Episode::default();
-        e.signal(t0);
-        e.signal(t0 + Duration::from_millis(300));
+        e.signal(t0, false);
+        e.signal(t0 + Duration::from_millis(300), false);
         assert_eq!(e.sustained, None, "a join burst");
         // A new episode after a quiet gap starts over.
         let t1 = t0 + Duration::from_secs(5);
-        e.signal(t1);
-        e.signal(t1 + Duration::from_millis(600));
+        for ms in [0, 300, 600, 900] {
+            e.signal(t1 + Duration::from_millis(ms), false);
+        }
         assert_eq!(e.sustained, None);
-        e.signal(t1 + Duration::from_millis(1100));
+        e.signal(t1 + Duration::from_millis(1100), false);
         assert_eq!(e.sustained, Some(t1 + Duration::from_millis(1100)));
+        assert_eq!(e.severe, None, "delay alone, for a second, pauses nothing");
+    }
+
+    #[test]
+    fn loss_or_three_seconds_of_delay_are_evidence_enough_to_pause() {
+        let t0 = Instant::now();
+        let mut e = Episode::default();
+        e.signal(t0, true);
+        assert_eq!((e.sustained, e.severe), (Some(t0), Some(t0)));
+        let t1 = t0 + Duration::from_secs(10);
+        for ms in (0..=3_000).step_by(100) {
+            e.signal(t1 + Duration::from_millis(ms), false);
+        }
+        assert_eq!(e.severe, Some(t1 + Duration::from_secs(3)));
+        // Blips a second apart are no episode at all.
+        let t2 = t1 + Duration::from_secs(10);
+        for s in 0..10 {
+            e.signal(t2 + Duration::from_secs(s), false);
+        }
+        assert_eq!(e.sustained, Some(t1 + Duration::from_secs(3)));
     }
 }

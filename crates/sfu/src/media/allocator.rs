@@ -3,27 +3,31 @@
 //! Audio is taken off the top and never limited. Video tracks are served in priority order
 //! (screen shares, then active speakers, then the rest): first each gets its lowest layer
 //! while that fits, then each is raised as far as its wish and the remaining budget allow.
-//! A track whose lowest layer does not fit is paused. Until the estimator has seen any sign
-//! of congestion the budget is unlimited, so a clear path never holds anyone back.
+//! A track whose lowest layer does not fit is paused — but pausing is the most drastic
+//! thing the allocator does, so it needs the estimator's strongest evidence (packets lost
+//! to congestion, or congestion that went on): without it, the budget never drops below
+//! what the tracks playing now cost at their lowest layers. Until the estimator has seen
+//! any sustained congestion the budget is unlimited, so a clear path never holds anyone
+//! back.
 //!
-//! When tracks are held below their wish, the allocator probes: every so often it grants
-//! the most important held track its next layer for a few seconds. If the estimator shows
-//! no overuse meanwhile, the probe's delivered rate becomes the new estimate; if it does,
-//! the probe ends and the next one waits twice as long.
+//! When tracks are held below their wish, the allocator probes (`bandwidth/prober.rs`):
+//! padding up to what the most important held track's next layer would need. A probe the
+//! path carried raises the budget to its rate.
 use std::time::{Duration, Instant};
 
 use super::layer_selector::MAX_LAYERS;
+use crate::bandwidth::{Estimate, ProbeOutcome, Prober};
 
 /// Nominal bitrates per layer, used until a layer's rate has been measured.
 const NOMINAL_BPS: [u64; MAX_LAYERS as usize] = [150_000, 500_000, 1_500_000];
-const QUIET_BEFORE_PROBE: Duration = Duration::from_secs(3);
-const PROBE_DURATION: Duration = Duration::from_secs(3);
-const FIRST_PROBE_BACKOFF: Duration = Duration::from_secs(5);
-const MAX_PROBE_BACKOFF: Duration = Duration::from_secs(60);
 /// Going up (resuming a paused track, or raising one above its current layer) needs this
 /// much more room than staying, so an estimate wobbling around one layer's cost does not
 /// flip the track back and forth.
 const UP_HEADROOM: f64 = 1.25;
+/// How long after the estimator's last severe congestion signal a track may be paused:
+/// pauses follow congestion that is going on, not an estimate that sits a little low
+/// once the congestion is over.
+const PAUSE_EVIDENCE: Duration = Duration::from_millis(1_500);
 
 /// Who gets bandwidth first; lower is more important.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -56,27 +60,34 @@ impl Demand {
     }
 }
 
-/// What the estimator says, as far as allocation cares.
-#[derive(Debug, Clone, Copy)]
-pub struct Estimate {
-    pub bps: u64,
-    pub acked_bps: u64,
-    /// The last time the estimator saw congestion (delay overuse or heavy loss).
-    pub last_congestion: Option<Instant>,
-}
-
-/// Each track's allowed layer, in the order of the demands; `None` pauses it.
-pub fn allocate(budget: Option<u64>, audio_bps: u64, demands: &[Demand]) -> Vec<Option<u8>> {
+/// Each track's allowed layer, in the order of the demands; `None` pauses it. Without
+/// `may_pause`, the tracks playing now keep at least their lowest layer between them
+/// (which ones is still decided by priority).
+pub fn allocate(
+    budget: Option<u64>,
+    audio_bps: u64,
+    demands: &[Demand],
+    may_pause: bool,
+) -> Vec<Option<u8>> {
     let Some(budget) = budget else {
         return demands
             .iter()
             .map(|d| Some(d.requested.unwrap_or(0)))
             .collect();
     };
+    let playing: u64 = demands
+        .iter()
+        .filter(|d| d.requested.is_some() && d.current.is_some())
+        .map(|d| d.cost(0))
+        .sum();
     let mut left = budget.saturating_sub(audio_bps);
+    if !may_pause {
+        left = left.max(playing);
+    }
     let mut order: Vec<usize> = (0..demands.len()).collect();
     order.sort_by_key(|&i| demands[i].priority);
     let mut allowed: Vec<Option<u8>> = vec![None; demands.len()];
+    let mut used = 0;
     for &i in &order {
         let d = &demands[i];
         if d.requested.is_none() {
@@ -85,16 +96,23 @@ pub fn allocate(budget: Option<u64>, audio_bps: u64, demands: &[Demand]) -> Vec<
             continue;
         }
         let cost = d.cost(0);
-        let needed = if d.current.is_none() {
-            headroom(cost)
-        } else {
-            cost
-        };
-        if needed <= left {
-            left -= cost;
+        if used + cost <= left {
+            used += cost;
             allowed[i] = Some(0);
         }
     }
+    // Resuming needs headroom on what it adds (a swap of one track for another does not).
+    for &i in order.iter().rev() {
+        if used <= playing || playing + headroom(used - playing) <= left {
+            break;
+        }
+        let d = &demands[i];
+        if d.requested.is_some() && d.current.is_none() && allowed[i].is_some() {
+            allowed[i] = None;
+            used -= d.cost(0);
+        }
+    }
+    left -= used;
     for &i in &order {
         let d = &demands[i];
         let (Some(wish), Some(base)) = (d.requested, allowed[i]) else {
@@ -121,41 +139,24 @@ fn headroom(bps: u64) -> u64 {
 }
 
 /// One subscriber's allocation over time: the budget, and probing for more.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct SubscriberAllocator {
-    probe: Option<Probe>,
-    next_probe_at: Option<Instant>,
-    backoff: Duration,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Probe {
-    started: Instant,
-    /// Extra bits per second granted for the probe.
-    extra_bps: u64,
+    prober: Prober,
 }
 
 /// The outcome of one allocation round.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Allocation {
     pub allowed: Vec<Option<u8>>,
-    /// Set when a probe ended well: the estimator may trust this delivered rate.
-    pub probe_result_bps: Option<u64>,
-}
-
-impl Default for SubscriberAllocator {
-    fn default() -> Self {
-        SubscriberAllocator {
-            probe: None,
-            next_probe_at: None,
-            backoff: FIRST_PROBE_BACKOFF,
-        }
-    }
+    /// Set when a probe ended, for the estimator: a rate to trust, or a failure to forgive.
+    pub probe: Option<ProbeOutcome>,
+    /// Padding to send on top of the media while a probe runs (0: none).
+    pub padding_bps: u64,
 }
 
 impl SubscriberAllocator {
     pub fn is_probing(&self) -> bool {
-        self.probe.is_some()
+        self.prober.is_probing()
     }
 
     /// Allocates for `now`. `estimate` is `None` while the subscriber gives no feedback.
@@ -166,56 +167,53 @@ impl SubscriberAllocator {
         audio_bps: u64,
         demands: &[Demand],
     ) -> Allocation {
-        let mut probe_result_bps = None;
         // Unlimited until congestion has been seen once.
         let Some(estimate) = estimate.filter(|e| e.last_congestion.is_some()) else {
-            self.probe = None;
+            self.prober.stop();
             return Allocation {
-                allowed: allocate(None, audio_bps, demands),
-                probe_result_bps,
+                allowed: allocate(None, audio_bps, demands, false),
+                probe: None,
+                padding_bps: 0,
             };
         };
-        if let Some(probe) = self.probe {
-            let congested = estimate
-                .last_congestion
-                .is_some_and(|at| at >= probe.started);
-            if congested {
-                self.probe = None;
-                self.backoff = (self.backoff * 2).min(MAX_PROBE_BACKOFF);
-                self.next_probe_at = Some(now + self.backoff);
-            } else if now.saturating_duration_since(probe.started) >= PROBE_DURATION {
-                self.probe = None;
-                self.backoff = FIRST_PROBE_BACKOFF;
-                self.next_probe_at = Some(now + FIRST_PROBE_BACKOFF);
-                probe_result_bps = Some(estimate.acked_bps.max(estimate.bps));
+        let probe = self.prober.check(now, &estimate);
+        let mut budget = estimate.bps;
+        let mut severe = estimate.last_severe;
+        match probe {
+            Some(ProbeOutcome::Carried(bps)) => budget = budget.max(bps),
+            Some(ProbeOutcome::Failed {
+                started,
+                before_bps,
+            }) => {
+                // What the probe did to the path is no evidence against the media.
+                budget = budget.max(before_bps);
+                severe = severe.filter(|&at| at < started);
             }
+            None => {}
         }
-        let budget = probe_result_bps.unwrap_or(estimate.bps);
-        let extra = self.probe.map_or(0, |p| p.extra_bps);
-        let allowed = allocate(Some(budget + extra), audio_bps, demands);
-        if self.probe.is_none() && self.may_probe(now, &estimate) {
-            if let Some(step) = next_step(&allowed, demands) {
-                self.probe = Some(Probe {
-                    started: now,
-                    extra_bps: step,
-                });
-                return Allocation {
-                    allowed: allocate(Some(budget + step), audio_bps, demands),
-                    probe_result_bps,
-                };
+        let may_pause =
+            severe.is_some_and(|at| now.saturating_duration_since(at) <= PAUSE_EVIDENCE);
+        let allowed = allocate(Some(budget), audio_bps, demands, may_pause);
+        let media_bps = audio_bps
+            + demands
+                .iter()
+                .zip(&allowed)
+                .filter(|(d, _)| d.requested.is_some())
+                .filter_map(|(d, a)| a.map(|layer| d.cost(layer)))
+                .sum::<u64>();
+        match next_step(&allowed, demands) {
+            Some(step) => {
+                let believed = budget.max(media_bps);
+                self.prober
+                    .start_if_due(now, &estimate, believed, media_bps + step);
             }
+            None => self.prober.stop(),
         }
         Allocation {
             allowed,
-            probe_result_bps,
+            probe,
+            padding_bps: self.prober.padding_bps(media_bps),
         }
-    }
-
-    fn may_probe(&self, now: Instant, estimate: &Estimate) -> bool {
-        let quiet = estimate
-            .last_congestion
-            .is_none_or(|at| now.saturating_duration_since(at) >= QUIET_BEFORE_PROBE);
-        quiet && self.next_probe_at.is_none_or(|at| now >= at)
     }
 }
 
@@ -257,7 +255,7 @@ mod tests {
             video(Priority::Other, Some(2)),
             video(Priority::Other, Some(0)),
         ];
-        assert_eq!(allocate(None, 0, &d), [Some(2), Some(0)]);
+        assert_eq!(allocate(None, 0, &d, true), [Some(2), Some(0)]);
     }
 
     #[test]
@@ -269,10 +267,10 @@ mod tests {
         ];
         // Audio 64k, then 3 × 100k for the lowest layers, then the screen share climbs to
         // 1.2 M (+1.1 M), leaving 236k: not enough for anyone's next step (+300k).
-        let allowed = allocate(Some(1_700_000), 64_000, &d);
+        let allowed = allocate(Some(1_700_000), 64_000, &d, true);
         assert_eq!(allowed, [Some(0), Some(0), Some(2)]);
         // 400k more: the speaker's step comes before the other's.
-        let allowed = allocate(Some(2_000_000), 64_000, &d);
+        let allowed = allocate(Some(2_000_000), 64_000, &d, true);
         assert_eq!(allowed, [Some(0), Some(1), Some(2)]);
     }
 
@@ -282,8 +280,23 @@ mod tests {
             video(Priority::Other, Some(2)),
             video(Priority::Speaker, Some(2)),
         ];
-        assert_eq!(allocate(Some(150_000), 0, &d), [None, Some(0)]);
-        assert_eq!(allocate(Some(50_000), 0, &d), [None, None]);
+        assert_eq!(allocate(Some(150_000), 0, &d, true), [None, Some(0)]);
+        assert_eq!(allocate(Some(50_000), 0, &d, true), [None, None]);
+        // Without evidence that packets are lost to congestion, playing tracks keep their
+        // lowest layer.
+        assert_eq!(allocate(Some(50_000), 0, &d, false), [Some(0), Some(0)]);
+    }
+
+    #[test]
+    fn a_new_speaker_takes_the_video_of_the_one_before_at_the_same_cost() {
+        let mut previous = video(Priority::Other, Some(2));
+        previous.current = Some(0);
+        let mut speaker = video(Priority::Speaker, Some(2));
+        speaker.current = None;
+        let d = [previous, speaker];
+        for may_pause in [false, true] {
+            assert_eq!(allocate(Some(150_000), 0, &d, may_pause), [None, Some(0)]);
+        }
     }
 
     #[test]
@@ -292,8 +305,11 @@ mod tests {
             video(Priority::Other, None),
             video(Priority::Other, Some(1)),
         ];
-        assert_eq!(allocate(Some(600_000), 100_000, &d), [Some(0), Some(1)]);
-        assert_eq!(allocate(Some(150_000), 100_000, &d), [Some(0), None]);
+        assert_eq!(
+            allocate(Some(600_000), 100_000, &d, true),
+            [Some(0), Some(1)]
+        );
+        assert_eq!(allocate(Some(150_000), 100_000, &d, true), [Some(0), None]);
     }
 
     #[test]
@@ -302,21 +318,24 @@ mod tests {
         d.current = Some(1);
         // 400k keeps h exactly; f (+800k) would need 1M of room to go up to.
         assert_eq!(
-            allocate(Some(400_000), 0, std::slice::from_ref(&d)),
+            allocate(Some(400_000), 0, std::slice::from_ref(&d), true),
             [Some(1)]
         );
         assert_eq!(
-            allocate(Some(1_300_000), 0, std::slice::from_ref(&d)),
+            allocate(Some(1_300_000), 0, std::slice::from_ref(&d), true),
             [Some(1)]
         );
         assert_eq!(
-            allocate(Some(1_400_000), 0, std::slice::from_ref(&d)),
+            allocate(Some(1_400_000), 0, std::slice::from_ref(&d), true),
             [Some(2)]
         );
         // A paused track resumes only with 25 % to spare.
         d.current = None;
-        assert_eq!(allocate(Some(110_000), 0, std::slice::from_ref(&d)), [None]);
-        assert_eq!(allocate(Some(125_000), 0, &[d]), [Some(0)]);
+        assert_eq!(
+            allocate(Some(110_000), 0, std::slice::from_ref(&d), true),
+            [None]
+        );
+        assert_eq!(allocate(Some(125_000), 0, &[d], true), [Some(0)]);
     }
 
     #[test]
@@ -328,75 +347,102 @@ mod tests {
             current: Some(2),
         };
         assert_eq!(
-            allocate(Some(600_000), 0, std::slice::from_ref(&d)),
+            allocate(Some(600_000), 0, std::slice::from_ref(&d), true),
             [Some(1)]
         );
-        assert_eq!(allocate(Some(1_500_000), 0, &[d]), [Some(2)]);
+        assert_eq!(allocate(Some(1_500_000), 0, &[d], true), [Some(2)]);
     }
 
-    fn congested_at(at: Instant, bps: u64) -> Option<Estimate> {
+    fn congested_at(at: Instant, bps: u64, acked_bps: u64) -> Option<Estimate> {
         Some(Estimate {
             bps,
-            acked_bps: bps,
+            acked_bps,
             last_congestion: Some(at),
+            last_severe: Some(at),
+            last_overuse: Some(at),
         })
     }
 
     #[test]
-    fn probing_lifts_a_held_track_once_the_path_stays_clear() {
+    fn a_held_track_is_probed_for_with_padding_and_raised_once_it_is_carried() {
         let t0 = Instant::now();
         let mut a = SubscriberAllocator::default();
         let mut d = [video(Priority::Other, Some(2))];
         d[0].current = Some(0);
-        // Congestion at t0: held at q.
-        let first = a.allocate(t0, congested_at(t0, 200_000), 0, &d);
-        assert_eq!(first.allowed, [Some(0)]);
-        assert!(!a.is_probing());
-        // 3 s later with no new congestion, a probe grants h.
+        // Congestion at t0: held at q, nothing padded yet.
+        let first = a.allocate(t0, congested_at(t0, 200_000, 200_000), 0, &d);
+        assert_eq!((first.allowed, first.padding_bps), (vec![Some(0)], 0));
+        // Once the path has been quiet, padding probes towards h: q's 100k + 1.25 × 300k.
         let t1 = t0 + Duration::from_secs(3);
-        let probing = a.allocate(t1, congested_at(t0, 200_000), 0, &d);
-        assert_eq!(probing.allowed, [Some(1)]);
-        assert!(a.is_probing());
-        // The probe delivered 520k without congestion: that becomes the budget.
-        let t2 = t1 + PROBE_DURATION;
-        let done = a.allocate(
-            t2,
-            Some(Estimate {
-                bps: 200_000,
-                acked_bps: 520_000,
-                last_congestion: Some(t0),
-            }),
-            0,
-            &d,
+        let probing = a.allocate(t1, congested_at(t0, 200_000, 100_000), 0, &d);
+        assert_eq!(
+            probing.allowed,
+            [Some(0)],
+            "no layer is tried before it is carried"
         );
-        assert_eq!(done.probe_result_bps, Some(520_000));
+        assert_eq!(probing.padding_bps, 375_000);
+        // The receiver acknowledged more than that with no congestion: h is granted,
+        // padding stops.
+        let t2 = t1 + Duration::from_secs(1);
+        let done = a.allocate(t2, congested_at(t0, 200_000, 480_000), 0, &d);
+        assert_eq!(done.probe, Some(ProbeOutcome::Carried(480_000)));
         assert_eq!(done.allowed, [Some(1)]);
+        assert_eq!(done.padding_bps, 0);
     }
 
     #[test]
-    fn a_probe_that_congests_ends_and_backs_off() {
+    fn a_probe_that_congests_stops_its_padding() {
         let t0 = Instant::now();
         let mut a = SubscriberAllocator::default();
         let mut d = [video(Priority::Other, Some(2))];
         d[0].current = Some(0);
-        a.allocate(t0, congested_at(t0, 200_000), 0, &d);
         let t1 = t0 + Duration::from_secs(3);
-        assert!(a.allocate(t1, congested_at(t0, 200_000), 0, &d).allowed == [Some(1)]);
-        let t2 = t1 + Duration::from_secs(1);
-        let after = a.allocate(t2, congested_at(t2, 180_000), 0, &d);
-        assert_eq!(after.allowed, [Some(0)], "back down at once");
-        assert_eq!(after.probe_result_bps, None);
-        // Not again before the (doubled) backoff, even once the path is quiet.
-        let t3 = t2 + Duration::from_secs(5);
-        assert_eq!(
-            a.allocate(t3, congested_at(t2, 180_000), 0, &d).allowed,
-            [Some(0)]
+        assert!(
+            a.allocate(t1, congested_at(t0, 200_000, 100_000), 0, &d)
+                .padding_bps
+                > 0
         );
-        let t4 = t2 + Duration::from_secs(10);
+        let t2 = t1 + Duration::from_millis(300);
+        let after = a.allocate(t2, congested_at(t2, 80_000, 300_000), 0, &d);
+        assert_eq!(after.padding_bps, 0);
         assert_eq!(
-            a.allocate(t4, congested_at(t2, 180_000), 0, &d).allowed,
-            [Some(1)]
+            after.probe,
+            Some(ProbeOutcome::Failed {
+                started: t1,
+                before_bps: 200_000
+            })
         );
+        assert_eq!(
+            after.allowed,
+            [Some(0)],
+            "the probe's own loss pauses nothing"
+        );
+    }
+
+    #[test]
+    fn delay_alone_or_old_evidence_never_pauses_a_playing_track() {
+        let t0 = Instant::now();
+        let d = [video(Priority::Other, Some(0))];
+        let delay_only = Estimate {
+            bps: 10_000,
+            acked_bps: 10_000,
+            last_congestion: Some(t0),
+            last_severe: None,
+            last_overuse: Some(t0),
+        };
+        let allowed = |at, estimate| {
+            SubscriberAllocator::default()
+                .allocate(at, Some(estimate), 0, &d)
+                .allowed
+        };
+        assert_eq!(allowed(t0, delay_only), [Some(0)]);
+        let loss = Estimate {
+            last_severe: Some(t0),
+            ..delay_only
+        };
+        assert_eq!(allowed(t0, loss), [None]);
+        let later = t0 + PAUSE_EVIDENCE + Duration::from_millis(1);
+        assert_eq!(allowed(later, loss), [Some(0)]);
     }
 
     #[test]
@@ -407,6 +453,8 @@ mod tests {
             bps: 10_000,
             acked_bps: 10_000,
             last_congestion: None,
+            last_severe: None,
+            last_overuse: None,
         });
         assert_eq!(
             a.allocate(Instant::now(), estimate, 0, &d).allowed,

@@ -3,62 +3,21 @@
 //! rtcp crate's types, parsed by `FeedbackParser` and fed to the estimator, all on a fake
 //! clock.
 
-use std::collections::VecDeque;
-
 use super::*;
 use crate::bandwidth::feedback::FeedbackParser;
 use crate::bandwidth::send_history::SendHistory;
-use crate::bandwidth::test_util::{build_feedback, Lcg};
+use crate::bandwidth::test_util::{Lcg, Link, Path, Stamping};
 
 const PACKET: usize = 1_200;
-/// The receiver's clock is unrelated to ours; only differences may matter.
-const RECEIVER_CLOCK_OFFSET_US: i64 = 1_000_000_000;
 const FEEDBACK_INTERVAL_US: i64 = 50_000;
-/// Feedback takes this long to come back.
-const RETURN_DELAY_US: i64 = 20_000;
-
-/// A bottleneck: a FIFO queue drained at `capacity_bps`, then a fixed propagation delay.
-struct Link {
-    capacity_bps: f64,
-    propagation_us: i64,
-    /// Tail drop once the queue holds this much delay.
-    max_queue_us: i64,
-    random_loss: f64,
-    free_at_us: f64,
-    dropped: u32,
-}
-
-impl Link {
-    fn new(capacity_bps: f64) -> Self {
-        Link {
-            capacity_bps,
-            propagation_us: 20_000,
-            max_queue_us: 300_000,
-            random_loss: 0.0,
-            free_at_us: 0.0,
-            dropped: 0,
-        }
-    }
-
-    fn carry(&mut self, sent_us: i64, size: usize, rng: &mut Lcg) -> Option<i64> {
-        if rng.unit() < self.random_loss {
-            self.dropped += 1;
-            return None;
-        }
-        let start = self.free_at_us.max(sent_us as f64);
-        if start - sent_us as f64 > self.max_queue_us as f64 {
-            self.dropped += 1;
-            return None;
-        }
-        self.free_at_us = start + size as f64 * 8e6 / self.capacity_bps;
-        Some(self.free_at_us as i64 + self.propagation_us)
-    }
-}
 
 #[derive(Clone, Copy)]
 enum Sender {
     Fixed(f64),
     AtEstimate,
+    /// Like an SFU forwarding one video track at this rate (a burst of packets every
+    /// 33 ms) and one audio track (a small packet every 20 ms), each its own stream.
+    Media(f64),
 }
 
 struct Sim {
@@ -67,10 +26,8 @@ struct Sim {
     history: SendHistory,
     parser: FeedbackParser,
     estimator: BandwidthEstimator,
-    link: Link,
-    rng: Lcg,
+    path: Path,
     seq: u16,
-    in_flight: VecDeque<(u16, Option<i64>)>,
     next_send_us: f64,
     next_feedback_us: i64,
     results: Vec<PacketResult>,
@@ -81,6 +38,10 @@ struct Sim {
 
 impl Sim {
     fn new(link: Link, initial_bps: u64) -> Self {
+        Sim::with_stamping(link, Stamping::Exact, initial_bps)
+    }
+
+    fn with_stamping(link: Link, stamping: Stamping, initial_bps: u64) -> Self {
         let t0 = Instant::now();
         let config = EstimatorConfig {
             initial_bps,
@@ -93,10 +54,8 @@ impl Sim {
             history: SendHistory::new(t0),
             parser: FeedbackParser::new(),
             estimator: BandwidthEstimator::new(config, t0),
-            link,
-            rng: Lcg(42),
+            path: Path::new(link, stamping),
             seq: 65_000, // wraps early on
-            in_flight: VecDeque::new(),
             next_send_us: 0.0,
             next_feedback_us: FEEDBACK_INTERVAL_US,
             results: Vec::new(),
@@ -113,17 +72,17 @@ impl Sim {
         let end = self.now_us + (seconds * 1e6) as i64;
         while self.now_us < end {
             self.now_us += 1_000;
+            if let Sender::Media(video_bps) = sender {
+                self.send_media(video_bps);
+            }
             while self.next_send_us <= self.now_us as f64 {
                 let sent_us = self.next_send_us as i64;
                 let rate = match sender {
                     Sender::Fixed(bps) => bps,
                     Sender::AtEstimate => self.estimator.estimate_bps() as f64,
+                    Sender::Media(_) => break,
                 };
-                let seq = self.seq;
-                self.seq = self.seq.wrapping_add(1);
-                self.history.record(seq, PACKET, self.at(sent_us));
-                let arrival = self.link.carry(sent_us, PACKET, &mut self.rng);
-                self.in_flight.push_back((seq, arrival));
+                self.send(PACKET, sent_us, 0);
                 self.next_send_us += PACKET as f64 * 8e6 / rate.max(10_000.0);
             }
             if self.now_us >= self.next_feedback_us {
@@ -137,27 +96,43 @@ impl Sim {
         }
     }
 
-    /// The receiver reports everything up to the last packet it has received.
-    fn feedback(&mut self) {
-        let cutoff = self.now_us - RETURN_DELAY_US;
-        let mut last = None;
-        for (i, (_, arrival)) in self.in_flight.iter().enumerate() {
-            match arrival {
-                Some(at) if *at <= cutoff => last = Some(i),
-                Some(_) => break,
-                None => {}
+    fn send(&mut self, size: usize, sent_us: i64, stream: usize) {
+        let seq = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        self.history.record(seq, size, self.at(sent_us));
+        self.path.send(seq, size, sent_us, stream);
+    }
+
+    /// One millisecond of [`Sender::Media`]: audio every 20 ms, a frame every 33 ms whose
+    /// size varies ±50 % around the mean, its packets 0.1 ms apart.
+    fn send_media(&mut self, video_bps: f64) {
+        let now = self.now_us;
+        if now % 20_000 == 0 {
+            self.send(120, now, 0);
+        }
+        if now % 33_000 == 0 {
+            let mean = video_bps / 8.0 * 0.033;
+            let mut left = (mean * (0.5 + self.path.rng.unit())) as usize;
+            let mut at = now;
+            while left > 0 {
+                let size = left.min(PACKET);
+                self.send(size, at, 1);
+                left -= size;
+                at += 100;
             }
         }
-        let Some(last) = last else { return };
-        let reported: Vec<_> = self.in_flight.drain(..=last).collect();
-        let arrivals: Vec<_> = reported
-            .iter()
-            .map(|(_, at)| at.map(|at| at + RECEIVER_CLOCK_OFFSET_US))
-            .collect();
-        let feedback = build_feedback(reported[0].0, &arrivals);
+    }
+
+    fn feedback(&mut self) {
+        let Some((feedback, _)) = self.path.feedback(self.now_us) else {
+            return;
+        };
         self.parser
             .parse(&feedback, &self.history, &mut self.results);
-        assert_eq!(self.results.len(), reported.len());
+        assert_eq!(
+            self.results.len(),
+            usize::from(feedback.packet_status_count)
+        );
         let now = self.at(self.now_us);
         self.estimator.on_packet_results(now, &self.results);
         self.overuse_seen |= self.estimator.usage() == Usage::Overusing;
@@ -174,7 +149,7 @@ fn estimate_falls_when_feedback_shows_a_growing_queue() {
     link.max_queue_us = 10_000_000; // never drops: only delay can tell
     let mut sim = Sim::new(link, 1_500_000);
     sim.run(6.0, Sender::Fixed(1_500_000.0));
-    assert_eq!(sim.link.dropped, 0);
+    assert_eq!(sim.path.link.dropped, 0);
     assert!(sim.overuse_seen);
     assert!(sim.estimator.last_overuse().is_some());
     let acked = sim.estimator.acked_bps();
@@ -184,13 +159,42 @@ fn estimate_falls_when_feedback_shows_a_growing_queue() {
 }
 
 #[test]
-fn estimate_falls_with_twenty_percent_loss() {
-    let mut link = Link::new(100_000_000.0);
-    link.random_loss = 0.2;
+fn random_loss_does_not_lower_the_estimate_until_it_is_severe() {
+    let random = |loss| {
+        let mut link = Link::new(50_000_000.0);
+        link.random_loss = loss;
+        let mut sim = Sim::new(link, 1_000_000);
+        sim.run(10.0, Sender::Media(1_500_000.0));
+        sim
+    };
+    for loss in [0.05, 0.1] {
+        let sim = random(loss);
+        assert!(!sim.overuse_seen, "no queue, so no delay signal");
+        assert_eq!(sim.estimator.last_overuse(), None, "{loss}");
+        assert!(sim.estimate() >= 1_500_000, "{loss}: {}", sim.estimate());
+    }
+    // Bursts of 3–8 packets, 2 % overall.
+    let mut link = Link::new(50_000_000.0);
+    link.burst_start = 0.02 / 5.5;
     let mut sim = Sim::new(link, 1_000_000);
-    sim.run(5.0, Sender::Fixed(1_000_000.0));
-    assert!(!sim.overuse_seen, "no queue, so no delay signal");
-    assert!(sim.estimator.last_overuse().is_some());
+    sim.run(10.0, Sender::Media(1_500_000.0));
+    assert!(sim.path.link.dropped > 20);
+    assert_eq!(sim.estimator.last_overuse(), None);
+    // A third lost: whatever the cause, this rate does not get through.
+    let sim = random(0.33);
+    assert!(sim.estimator.last_loss_cut().is_some());
+    assert!(sim.estimate() < 1_000_000, "estimate {}", sim.estimate());
+}
+
+#[test]
+fn loss_from_an_overflowing_queue_is_congestion() {
+    // A shallow buffer (60 ms) under a steady 1.5 Mbps: the queue overflows.
+    let mut link = Link::new(600_000.0);
+    link.max_queue_us = 60_000;
+    let mut sim = Sim::new(link, 1_500_000);
+    sim.run(2.0, Sender::Fixed(1_500_000.0));
+    assert!(sim.path.link.queue_dropped > 100);
+    assert!(sim.estimator.last_loss_cut().is_some());
     assert!(sim.estimate() < 600_000, "estimate {}", sim.estimate());
 }
 
@@ -384,4 +388,66 @@ fn malformed_feedback_and_odd_inputs_do_not_panic() {
         let bps = estimator.estimate_bps();
         assert!((30_000..=20_000_000).contains(&bps), "{bps}");
     }
+}
+
+/// A clear 50 Mbps path carrying 1.5 Mbps of video and some audio, as seen by a receiver
+/// whose clock readings are late in the way `stamping` says: nothing there is congestion.
+fn late_timestamps_on_a_clear_path(stamping: Stamping) -> Sim {
+    let mut sim = Sim::with_stamping(Link::new(50_000_000.0), stamping, 1_500_000);
+    sim.run(30.0, Sender::Media(1_500_000.0));
+    sim
+}
+
+#[test]
+fn a_receiver_stalled_by_its_own_load_is_not_congestion() {
+    for max_stall_us in [50_000, 150_000, 400_000] {
+        let sim = late_timestamps_on_a_clear_path(Stamping::Stalls {
+            mean_gap_us: 300_000,
+            max_stall_us,
+        });
+        assert!(!sim.overuse_seen, "stalls up to {max_stall_us} µs");
+        assert!(sim.estimate() >= 1_500_000, "{}", sim.estimate());
+    }
+}
+
+#[test]
+fn jitter_that_only_delays_packets_is_not_congestion() {
+    for reorder in [false, true] {
+        let sim = late_timestamps_on_a_clear_path(Stamping::Jitter {
+            jitter_us: 30_000,
+            reorder,
+        });
+        assert!(!sim.overuse_seen, "±30 ms, reorder {reorder}");
+        assert!(sim.estimate() >= 1_500_000, "{}", sim.estimate());
+    }
+}
+
+/// How long after the path's capacity drops to 600 kbps, under 1.5 Mbps of media, the
+/// estimator signals overuse.
+fn time_to_notice_a_cap(stamping: Stamping) -> f64 {
+    let mut sim = Sim::with_stamping(Link::new(50_000_000.0), stamping, 1_500_000);
+    sim.run(5.0, Sender::Media(1_500_000.0));
+    assert!(!sim.overuse_seen);
+    sim.path.link.capacity_bps = 600_000.0;
+    let capped_at = sim.now_us;
+    while !sim.overuse_seen && sim.now_us < capped_at + 5_000_000 {
+        sim.run(0.01, Sender::Media(1_500_000.0));
+    }
+    (sim.now_us - capped_at) as f64 / 1e6
+}
+
+#[test]
+fn a_real_queue_is_noticed_at_once_even_behind_jitter() {
+    let clean = time_to_notice_a_cap(Stamping::Exact);
+    assert!(clean <= 0.3, "{clean} s");
+    let jittery = time_to_notice_a_cap(Stamping::Jitter {
+        jitter_us: 30_000,
+        reorder: false,
+    });
+    assert!(jittery <= 0.5, "{jittery} s");
+    let stalled = time_to_notice_a_cap(Stamping::Stalls {
+        mean_gap_us: 300_000,
+        max_stall_us: 150_000,
+    });
+    assert!(stalled <= 0.5, "{stalled} s");
 }
