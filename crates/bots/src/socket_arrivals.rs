@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use roomcast_feedback::FeedbackRecorder;
+use roomcast_feedback::{transport_sequence_number, FeedbackRecorder};
 use roomcast_udp::{FastPath, Received, Verdict};
 use webrtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 
@@ -52,55 +52,12 @@ impl SocketArrivals {
 impl FastPath for SocketArrivals {
     fn receive(&self, packet: &mut [u8], received: &Received) -> Verdict {
         let id = self.extension_id();
-        if let Some((ssrc, seq)) = transport_seq(packet, id) {
+        if let Some((ssrc, seq)) = transport_sequence_number(packet, id) {
             self.recorder.lock().record(seq, received.at);
             self.media_ssrc.store(ssrc, Ordering::Relaxed);
         }
         Verdict::Pass
     }
-}
-
-/// The SSRC and transport-wide sequence number (header extension `id`) of an RTP packet;
-/// `None` for RTCP, malformed packets and packets without it.
-pub(crate) fn transport_seq(packet: &[u8], id: u8) -> Option<(u32, u16)> {
-    let header = packet.get(..12)?;
-    let payload_type = header[1] & 0x7f;
-    // Version 2, an extension present, not RTCP (packet types 192-223 read as 64-95).
-    if id == 0 || header[0] >> 6 != 2 || header[0] & 0x10 == 0 || (64..96).contains(&payload_type) {
-        return None;
-    }
-    let ssrc = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
-    let start = 12 + 4 * usize::from(header[0] & 0x0f);
-    let ext = packet.get(start..start + 4)?;
-    let profile = u16::from_be_bytes([ext[0], ext[1]]);
-    let words = usize::from(u16::from_be_bytes([ext[2], ext[3]]));
-    let mut elements = packet.get(start + 4..start + 4 + 4 * words)?;
-    // RFC 8285: one-byte headers (0xBEDE), or two-byte ones (0x100X).
-    let two_byte = match profile {
-        0xBEDE => false,
-        p if p & 0xfff0 == 0x1000 => true,
-        _ => return None,
-    };
-    while let Some(&first) = elements.first() {
-        if first == 0 {
-            elements = &elements[1..]; // padding
-            continue;
-        }
-        let (element_id, len, data_at) = if two_byte {
-            (first, usize::from(*elements.get(1)?), 2)
-        } else {
-            (first >> 4, usize::from(first & 0x0f) + 1, 1)
-        };
-        if !two_byte && element_id == 15 {
-            return None;
-        }
-        let data = elements.get(data_at..data_at + len)?;
-        if element_id == id {
-            return (len == 2).then(|| (ssrc, u16::from_be_bytes([data[0], data[1]])));
-        }
-        elements = &elements[data_at + len..];
-    }
-    None
 }
 
 #[cfg(test)]
@@ -118,29 +75,6 @@ mod tests {
         p.extend_from_slice(&[0, 0]);
         p.extend_from_slice(b"payload");
         p
-    }
-
-    #[test]
-    fn reads_the_transport_sequence_number_from_either_extension_format() {
-        assert_eq!(transport_seq(&rtp(4242), 3), Some((0xCAFEBABE, 4242)));
-        assert_eq!(transport_seq(&rtp(4242), 5), None, "another id");
-        assert_eq!(transport_seq(&rtp(4242), 0), None, "not negotiated");
-        let mut two_byte = vec![0x90, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 9, 0x10, 0x00, 0, 2];
-        two_byte.extend_from_slice(&[0, 7, 2, 0xAB, 0xCD, 0, 0, 0]);
-        assert_eq!(transport_seq(&two_byte, 7), Some((9, 0xABCD)));
-        // RTCP (a receiver report), truncated and odd packets.
-        let rtcp = [
-            0x81, 201, 0, 7, 0, 0, 0, 1, 0, 0, 0, 2, 0xBE, 0xDE, 0, 1, 0x31, 0, 1,
-        ];
-        assert_eq!(transport_seq(&rtcp, 3), None);
-        let full = rtp(1);
-        for len in 0..full.len() {
-            let _ = transport_seq(&full[..len], 3);
-        }
-        assert_eq!(transport_seq(&full[..20], 3), None, "elements cut short");
-        let mut csrcs = rtp(9);
-        csrcs[0] = 0x9f; // 15 CSRCs claimed, none there
-        assert_eq!(transport_seq(&csrcs, 3), None);
     }
 
     #[test]
