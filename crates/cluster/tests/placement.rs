@@ -3,85 +3,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-use roomcast_cluster::load::LoadSample;
-use roomcast_cluster::{
-    Cluster, LocalNode, Location, LostRoom, MemoryStore, NodeConfig, NodeState, PlaceError, Store,
-    Timing,
-};
-use tokio::sync::watch;
+mod common;
 
-/// A node's rooms and participants as the test sets them.
-#[derive(Default)]
-struct FakeNode {
-    rooms: Mutex<Vec<String>>,
-    participants: Mutex<u64>,
-    lost: Mutex<Vec<LostRoom>>,
-}
+use common::Node;
+use roomcast_cluster::{LostRoom, MemoryStore, NodeState, PlaceError, Store};
 
-impl LocalNode for FakeNode {
-    fn sample(&self) -> LoadSample {
-        LoadSample {
-            rooms: self.rooms.lock().len() as u64,
-            participants: *self.participants.lock(),
-            ..LoadSample::default()
-        }
-    }
-    fn rooms(&self) -> Vec<String> {
-        self.rooms.lock().clone()
-    }
-    fn lost_room(&self, lost: &LostRoom) {
-        self.lost.lock().push(lost.clone());
-    }
-}
-
-struct Node {
-    cluster: Arc<Cluster>,
-    local: Arc<FakeNode>,
-    stop: watch::Sender<bool>,
-}
-
-impl Node {
-    fn start(id: &str, store: &Arc<MemoryStore>, participants: u64) -> Node {
-        let config = NodeConfig {
-            id: id.to_owned(),
-            region: "eu".to_owned(),
-            public_url: format!("ws://{id}:8080/ws"),
-            media_addr: "192.0.2.1:50000".to_owned(),
-            internal_url: format!("http://{id}:7000"),
-            capacity: 1000,
-        };
-        let store: Arc<dyn Store> = store.clone();
-        let cluster = Cluster::new(config, Timing::default(), store);
-        let local = Arc::new(FakeNode::default());
-        *local.participants.lock() = participants;
-        let (stop, stopped) = watch::channel(false);
-        tokio::spawn(Arc::clone(&cluster).run_heartbeat(local.clone(), stopped));
-        Node {
-            cluster,
-            local,
-            stop,
-        }
-    }
-
-    /// Hosts `room` if the cluster says it lives here, as a node does on a join.
-    async fn join(&self, room: &str) -> Result<String, PlaceError> {
-        match self.cluster.locate(room).await? {
-            Location::Here => {
-                let mut rooms = self.local.rooms.lock();
-                if !rooms.iter().any(|r| r == room) {
-                    rooms.push(room.to_owned());
-                }
-                Ok(self.cluster.id().to_owned())
-            }
-            Location::Node(node) => Ok(node.id),
-        }
-    }
-
-    /// Stops heartbeating, as a killed process does.
-    fn kill(&self) {
-        let _ = self.stop.send(true);
-    }
+/// Nodes `a` and `b` with these many participants, registered.
+async fn two_nodes(a: u64, b: u64) -> (Arc<MemoryStore>, Node, Node) {
+    let store = Arc::new(MemoryStore::new());
+    let a = Node::start("a", store.clone(), a);
+    let b = Node::start("b", store.clone(), b);
+    settle().await;
+    (store, a, b)
 }
 
 /// Lets every heartbeat that is due run.
@@ -98,10 +31,7 @@ async fn advance(d: Duration) {
 
 #[tokio::test(start_paused = true)]
 async fn a_new_room_goes_to_the_least_loaded_serving_node() {
-    let store = Arc::new(MemoryStore::new());
-    let a = Node::start("a", &store, 300);
-    let b = Node::start("b", &store, 100);
-    settle().await;
+    let (_store, a, b) = two_nodes(300, 100).await;
     assert_eq!(a.join("standup").await, Ok("b".to_owned()));
     // The room now counts towards b's load; b joining it hosts it.
     assert_eq!(b.join("standup").await, Ok("b".to_owned()));
@@ -118,7 +48,7 @@ async fn racing_first_joins_agree_on_one_owner() {
     let store = Arc::new(MemoryStore::new());
     let nodes: Vec<Arc<Node>> = ["a", "b", "c"]
         .iter()
-        .map(|id| Arc::new(Node::start(id, &store, 0)))
+        .map(|id| Arc::new(Node::start(id, store.clone(), 0)))
         .collect();
     settle().await;
     let joins: Vec<_> = (0..20)
@@ -149,10 +79,7 @@ async fn racing_first_joins_agree_on_one_owner() {
 
 #[tokio::test(start_paused = true)]
 async fn a_dead_owners_rooms_are_taken_over_when_its_record_expires() {
-    let store = Arc::new(MemoryStore::new());
-    let a = Node::start("a", &store, 0);
-    let b = Node::start("b", &store, 500);
-    settle().await;
+    let (store, a, b) = two_nodes(0, 500).await;
     assert_eq!(a.join("standup").await, Ok("a".to_owned()));
     a.kill();
 
@@ -172,10 +99,7 @@ async fn a_dead_owners_rooms_are_taken_over_when_its_record_expires() {
 
 #[tokio::test(start_paused = true)]
 async fn a_room_whose_owner_left_is_taken_over_at_once() {
-    let store = Arc::new(MemoryStore::new());
-    let a = Node::start("a", &store, 0);
-    let b = Node::start("b", &store, 500);
-    settle().await;
+    let (store, a, b) = two_nodes(0, 500).await;
     assert_eq!(a.join("standup").await, Ok("a".to_owned()));
     // a's record goes while its lease still runs (it left without releasing the room).
     a.kill();
@@ -186,10 +110,7 @@ async fn a_room_whose_owner_left_is_taken_over_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn leases_are_renewed_while_the_owner_lives_and_released_when_the_room_closes() {
-    let store = Arc::new(MemoryStore::new());
-    let a = Node::start("a", &store, 0);
-    let b = Node::start("b", &store, 500);
-    settle().await;
+    let (store, a, _b) = two_nodes(0, 500).await;
     assert_eq!(a.join("standup").await, Ok("a".to_owned()));
     // Many times the lease later, it is still a's.
     for _ in 0..10 {
@@ -201,15 +122,11 @@ async fn leases_are_renewed_while_the_owner_lives_and_released_when_the_room_clo
     a.local.rooms.lock().clear();
     advance(Duration::from_secs(2)).await;
     assert_eq!(store.room_owner("standup").await, Ok(None));
-    let _ = b;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_draining_node_keeps_its_rooms_and_takes_no_new_ones() {
-    let store = Arc::new(MemoryStore::new());
-    let a = Node::start("a", &store, 0);
-    let b = Node::start("b", &store, 500);
-    settle().await;
+    let (_store, a, b) = two_nodes(0, 500).await;
     assert_eq!(a.join("standup").await, Ok("a".to_owned()));
     a.cluster.drain();
     settle().await;
@@ -226,10 +143,7 @@ async fn a_draining_node_keeps_its_rooms_and_takes_no_new_ones() {
 
 #[tokio::test(start_paused = true)]
 async fn an_unreachable_store_refuses_new_rooms_and_a_restarted_one_is_filled_again() {
-    let store = Arc::new(MemoryStore::new());
-    let a = Node::start("a", &store, 0);
-    let b = Node::start("b", &store, 500);
-    settle().await;
+    let (store, a, b) = two_nodes(0, 500).await;
     assert_eq!(a.join("standup").await, Ok("a".to_owned()));
 
     store.set_unreachable(true);
@@ -259,10 +173,7 @@ async fn an_unreachable_store_refuses_new_rooms_and_a_restarted_one_is_filled_ag
 
 #[tokio::test(start_paused = true)]
 async fn a_room_claimed_elsewhere_during_an_outage_is_reported_lost() {
-    let store = Arc::new(MemoryStore::new());
-    let a = Node::start("a", &store, 0);
-    let b = Node::start("b", &store, 0);
-    settle().await;
+    let (store, a, b) = two_nodes(0, 0).await;
     assert_eq!(a.join("standup").await, Ok("a".to_owned()));
     // The store restarts empty and b places the room before a re-registers it.
     store.clear();

@@ -6,13 +6,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-use roomcast_cluster::load::LoadSample;
+use common::Node;
 use roomcast_cluster::redis_server::RedisServer;
-use roomcast_cluster::{
-    Cluster, LocalNode, Location, LostRoom, NodeConfig, PlaceError, RedisStore, Store, Timing,
-};
-use tokio::sync::watch;
+use roomcast_cluster::{Location, PlaceError, RedisStore, Store, Timing};
 
 #[tokio::test]
 async fn redis_store_semantics() {
@@ -21,49 +17,20 @@ async fn redis_store_semantics() {
     common::store_semantics(&store, tokio::time::sleep).await;
 }
 
-#[derive(Default)]
-struct FakeNode {
-    rooms: Mutex<Vec<String>>,
-}
-
-impl LocalNode for FakeNode {
-    fn sample(&self) -> LoadSample {
-        LoadSample {
-            rooms: self.rooms.lock().len() as u64,
-            ..LoadSample::default()
-        }
-    }
-    fn rooms(&self) -> Vec<String> {
-        self.rooms.lock().clone()
-    }
-    fn lost_room(&self, _: &LostRoom) {}
-}
-
-struct Node {
-    cluster: Arc<Cluster>,
-    local: Arc<FakeNode>,
-    _stop: watch::Sender<bool>,
-}
-
 fn start_node(id: &str, url: &str) -> Node {
-    let config = NodeConfig {
-        id: id.to_owned(),
-        region: "eu".to_owned(),
-        public_url: format!("ws://127.0.0.1:1/{id}"),
-        media_addr: "127.0.0.1:1".to_owned(),
-        internal_url: format!("http://127.0.0.1:1/{id}"),
-        capacity: 100,
-    };
-    let store: Arc<dyn Store> = Arc::new(RedisStore::new(url, "roomcast").unwrap());
-    let cluster = Cluster::new(config, Timing::default(), store);
-    let local = Arc::new(FakeNode::default());
-    let (stop, stopped) = watch::channel(false);
-    tokio::spawn(Arc::clone(&cluster).run_heartbeat(local.clone(), stopped));
-    Node {
-        cluster,
-        local,
-        _stop: stop,
-    }
+    Node::start(id, Arc::new(RedisStore::new(url, "roomcast").unwrap()), 0)
+}
+
+/// Nodes `a` and `b` on `redis`, once both are registered, and a store to look with.
+async fn two_nodes(redis: &RedisServer) -> (Node, Node, RedisStore) {
+    let a = start_node("a", &redis.url());
+    let b = start_node("b", &redis.url());
+    let store = RedisStore::new(&redis.url(), "roomcast").unwrap();
+    eventually("both registered", Duration::from_secs(5), || {
+        registered(&store, &["a", "b"])
+    })
+    .await;
+    (a, b, store)
 }
 
 /// Waits (bounded) until `check` holds, re-reading the store as it changes.
@@ -94,13 +61,8 @@ async fn registered(store: &RedisStore, ids: &[&str]) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_racing_first_joins_on_two_nodes_agree() {
     let redis = RedisServer::start().await.unwrap();
-    let nodes = [start_node("a", &redis.url()), start_node("b", &redis.url())];
-    let store = RedisStore::new(&redis.url(), "roomcast").unwrap();
-    eventually("both registered", Duration::from_secs(5), || {
-        registered(&store, &["a", "b"])
-    })
-    .await;
-    let nodes = Arc::new(nodes);
+    let (a, b, store) = two_nodes(&redis).await;
+    let nodes = Arc::new([a, b]);
     let joins: Vec<_> = (0..20)
         .map(|i| {
             let nodes = Arc::clone(&nodes);
@@ -130,17 +92,9 @@ async fn twenty_racing_first_joins_on_two_nodes_agree() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_for_five_seconds_then_back_empty() {
     let mut redis = RedisServer::start().await.unwrap();
-    let a = start_node("a", &redis.url());
-    let b = start_node("b", &redis.url());
-    let store = RedisStore::new(&redis.url(), "roomcast").unwrap();
-    eventually("both registered", Duration::from_secs(5), || {
-        registered(&store, &["a", "b"])
-    })
-    .await;
-    let Location::Here = a.cluster.locate("standup").await.unwrap() else {
-        panic!("a placed the room on b although both were idle and a sorts first");
-    };
-    a.local.rooms.lock().push("standup".to_owned());
+    let (a, b, store) = two_nodes(&redis).await;
+    // Both idle: a sorts first and takes the room.
+    assert_eq!(a.join("standup").await, Ok("a".to_owned()));
 
     redis.stop().await;
     let started = tokio::time::Instant::now();
@@ -180,15 +134,8 @@ async fn redis_down_for_five_seconds_then_back_empty() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_node_leaves_no_trace_after_its_ttl() {
     let redis = RedisServer::start().await.unwrap();
-    let a = start_node("a", &redis.url());
-    let b = start_node("b", &redis.url());
-    let store = RedisStore::new(&redis.url(), "roomcast").unwrap();
-    eventually("both registered", Duration::from_secs(5), || {
-        registered(&store, &["a", "b"])
-    })
-    .await;
-    assert_eq!(a.cluster.locate("standup").await, Ok(Location::Here));
-    a.local.rooms.lock().push("standup".to_owned());
+    let (a, b, _store) = two_nodes(&redis).await;
+    assert_eq!(a.join("standup").await, Ok("a".to_owned()));
     // a's heartbeat stops, as if it were killed: within its TTL nothing of it is left.
     drop(a);
     let redis_connection = redis::Client::open(redis.url())

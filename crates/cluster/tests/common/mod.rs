@@ -1,8 +1,17 @@
-//! What every store must do, run against Redis and against memory.
+//! What every store must do, run against Redis and against memory, and nodes whose rooms
+//! and load the test sets, heartbeating as a server would.
+#![allow(dead_code)]
+
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
+use roomcast_cluster::load::LoadSample;
 use roomcast_cluster::node::{Load, NodeInfo, NodeState};
-use roomcast_cluster::{LostRoom, Store};
+use roomcast_cluster::{
+    Cluster, LocalNode, Location, LostRoom, NodeConfig, PlaceError, Store, Timing,
+};
+use tokio::sync::watch;
 
 pub const TTL: Duration = Duration::from_millis(400);
 
@@ -126,4 +135,76 @@ where
         store.claim_room("r5", "b", TTL).await,
         Ok(Some("b".to_owned()))
     );
+}
+
+/// A node's rooms and participants as the test sets them.
+#[derive(Default)]
+pub struct FakeNode {
+    pub rooms: Mutex<Vec<String>>,
+    pub participants: Mutex<u64>,
+    pub lost: Mutex<Vec<LostRoom>>,
+}
+
+impl LocalNode for FakeNode {
+    fn sample(&self) -> LoadSample {
+        LoadSample {
+            rooms: self.rooms.lock().len() as u64,
+            participants: *self.participants.lock(),
+            ..LoadSample::default()
+        }
+    }
+    fn rooms(&self) -> Vec<String> {
+        self.rooms.lock().clone()
+    }
+    fn lost_room(&self, lost: &LostRoom) {
+        self.lost.lock().push(lost.clone());
+    }
+}
+
+pub struct Node {
+    pub cluster: Arc<Cluster>,
+    pub local: Arc<FakeNode>,
+    stop: watch::Sender<bool>,
+}
+
+impl Node {
+    pub fn start(id: &str, store: Arc<dyn Store>, participants: u64) -> Node {
+        let config = NodeConfig {
+            id: id.to_owned(),
+            region: "eu".to_owned(),
+            public_url: format!("ws://{id}:8080/ws"),
+            media_addr: "192.0.2.1:50000".to_owned(),
+            internal_url: format!("http://{id}:7000"),
+            capacity: 1000,
+        };
+        let cluster = Cluster::new(config, Timing::default(), store);
+        let local = Arc::new(FakeNode::default());
+        *local.participants.lock() = participants;
+        let (stop, stopped) = watch::channel(false);
+        tokio::spawn(Arc::clone(&cluster).run_heartbeat(local.clone(), stopped));
+        Node {
+            cluster,
+            local,
+            stop,
+        }
+    }
+
+    /// Hosts `room` if the cluster says it lives here, as a node does on a join.
+    pub async fn join(&self, room: &str) -> Result<String, PlaceError> {
+        match self.cluster.locate(room).await? {
+            Location::Here => {
+                let mut rooms = self.local.rooms.lock();
+                if !rooms.iter().any(|r| r == room) {
+                    rooms.push(room.to_owned());
+                }
+                Ok(self.cluster.id().to_owned())
+            }
+            Location::Node(node) => Ok(node.id),
+        }
+    }
+
+    /// Stops heartbeating, as a killed process does.
+    pub fn kill(&self) {
+        let _ = self.stop.send(true);
+    }
 }
