@@ -12,6 +12,7 @@
 //! and memory in tests. docs/cluster.md has the design.
 
 pub mod cluster;
+pub mod drain;
 pub mod health;
 pub mod load;
 pub mod node;
