@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs every test roomcast has, after installing what they need on a fresh Debian machine
-# (Chromium and the browser-test npm packages, iproute2 for the network-namespace test).
-# Safe to run again: installs are skipped when already done.
+# (Chromium and the browser-test npm packages, iproute2 for the network-namespace test,
+# redis-server for the cluster tests). Safe to run again: installs are skipped when already
+# done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash tests/browser/setup.sh
 bash tests/netns-setup.sh
+bash tests/cluster/setup.sh
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
