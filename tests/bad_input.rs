@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use roomcast_bots::{Bot, BotConfig};
-use roomcast_protocol::{ErrorCode, ServerMessage};
+use roomcast_protocol::{ErrorCode, ServerMessage, TrackKind};
 
 async fn expect_error(bot: &Bot, frame: &str, code: ErrorCode) {
     let cursor = bot.message_cursor();
@@ -59,6 +59,24 @@ async fn malformed_and_out_of_order_messages_get_errors_and_hurt_nobody() {
         ErrorCode::AlreadyJoined,
     )
     .await;
+    // The contract ignores a client offer that collides with the server's own pending offer
+    // (no `error`): wait until the server's offers for Ann's and Bob's tracks are answered.
+    mallory
+        .wait_for_media(
+            |t| {
+                [ann.participant_id(), bob.participant_id()]
+                    .iter()
+                    .all(|id| {
+                        has_audio_from(t, id, 1)
+                            && t.iter().any(|v| {
+                                v.publisher_id == *id && v.kind == TrackKind::Video && v.packets > 0
+                            })
+                    })
+            },
+            MEDIA_TIMEOUT,
+        )
+        .await
+        .expect("mallory's subscriptions are negotiated");
     expect_error(
         &mallory,
         r#"{"type":"offer","sdp":"this is not SDP"}"#,
