@@ -651,9 +651,9 @@ impl TrackLocal for DownTrack {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::egress::srtp::{SrtpEncryptor, SrtpProfile};
     use crate::media::header_extensions::IncomingExtensions;
     use crate::media::layer_selector::LayerSet;
+    use crate::srtp::{SrtpProfile, SrtpSession};
 
     #[test]
     fn nothing_is_sent_until_the_subscriber_has_applied_the_offer() {
@@ -661,7 +661,7 @@ mod tests {
             roomcast_udp::UdpMux::bind(std::net::Ipv4Addr::LOCALHOST.into(), 0).expect("binds");
         let egress = Arc::new(Egress::new(mux));
         let srtp =
-            SrtpEncryptor::new(SrtpProfile::AeadAes128Gcm, &[3; 16], &[4; 12]).expect("srtp keys");
+            SrtpSession::new(SrtpProfile::AeadAes128Gcm, &[3; 16], &[4; 12]).expect("srtp keys");
         egress.set_route("127.0.0.1:9".parse().expect("address"), srtp);
         let mut opus = RTCRtpCodecParameters::default();
         opus.capability.mime_type = "audio/opus".into();

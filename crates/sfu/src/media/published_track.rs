@@ -661,6 +661,7 @@ mod tests {
         );
         let down = track.new_down_track(egress);
         down.bind_negotiated("ctx".into(), 7, vec![codec.clone()], &[], None);
+        down.activate();
         let t0 = Instant::now();
         let mut buf = Vec::with_capacity(SEND_BUFFER_BYTES);
         let cache = track.layers[0].cache.as_ref().expect("a video cache");
