@@ -2,8 +2,10 @@
 //! writes, and the RTCP feedback the subscriber sends back (transport-cc, or REMB and
 //! receiver-report loss from clients without it). It grades the congestion it has seen for
 //! the allocator: nothing limits anyone until congestion is sustained, and nothing pauses a
-//! track until packets are lost to it (or it has lasted long): a signal that packets were
-//! only delayed must not stop them.
+//! track until packets are lost to it: a signal that packets were only delayed must not
+//! stop them. A busy receiver (or a busy server) delays every packet it reads late, for as
+//! long as it stays busy, so even delay that lasts is no evidence that the path cannot
+//! carry the video; a full bottleneck queue drops packets, and that is.
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -16,8 +18,6 @@ use super::{BandwidthEstimator, EstimatorConfig, FeedbackParser, PacketResult, S
 /// Delay-only congestion counts once its signals have lasted this long: a transient delay
 /// spike, such as the keyframe burst when a subscriber joins a busy room, limits nobody.
 const SUSTAINED: Duration = Duration::from_secs(1);
-/// Delay-only congestion this long is evidence enough to pause a track.
-const SUSTAINED_TO_PAUSE: Duration = Duration::from_secs(3);
 /// Signals further apart than this belong to separate episodes.
 const EPISODE_GAP: Duration = Duration::from_secs(2);
 
@@ -47,8 +47,7 @@ pub struct Estimate {
     /// The last signal of congestion that limits layers: sustained delay overuse, or loss
     /// to congestion.
     pub last_congestion: Option<Instant>,
-    /// The last signal of congestion strong enough to pause a track: packets lost to it,
-    /// or delay overuse that went on for [`SUSTAINED_TO_PAUSE`].
+    /// The last signal of congestion strong enough to pause a track: packets lost to it.
     pub last_severe: Option<Instant>,
 }
 
@@ -60,8 +59,7 @@ struct Episode {
     last: Option<Instant>,
     /// The last signal of an episode that had lasted [`SUSTAINED`] or lost packets.
     sustained: Option<Instant>,
-    /// The last signal of an episode that had lasted [`SUSTAINED_TO_PAUSE`] or lost
-    /// packets.
+    /// The last signal that came with packets lost to congestion.
     severe: Option<Instant>,
 }
 
@@ -81,7 +79,7 @@ impl Episode {
         if lossy || lasted >= SUSTAINED {
             self.sustained = Some(at);
         }
-        if lossy || lasted >= SUSTAINED_TO_PAUSE {
+        if lossy {
             self.severe = Some(at);
         }
     }
@@ -191,15 +189,20 @@ mod tests {
     }
 
     #[test]
-    fn loss_or_three_seconds_of_delay_are_evidence_enough_to_pause() {
+    fn only_loss_is_evidence_enough_to_pause() {
         let t0 = Instant::now();
         let mut e = Episode::default();
         e.signal(t0, true);
         assert_eq!((e.sustained, e.severe), (Some(t0), Some(t0)));
+        // A busy machine: delay overuse every half second for ten seconds, nothing lost.
+        // It limits layers, and pauses nothing.
         let t1 = t0 + Duration::from_secs(10);
-        for ms in (0..=3_000).step_by(500) {
+        for ms in (0..=10_000).step_by(500) {
             e.signal(t1 + Duration::from_millis(ms), false);
         }
-        assert_eq!(e.severe, Some(t1 + Duration::from_secs(3)));
+        assert_eq!(e.sustained, Some(t1 + Duration::from_secs(10)));
+        assert_eq!(e.severe, Some(t0), "still the lossy signal from before");
+        e.signal(t1 + Duration::from_millis(10_200), true);
+        assert_eq!(e.severe, Some(t1 + Duration::from_millis(10_200)));
     }
 }
