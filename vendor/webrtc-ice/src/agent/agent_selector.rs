@@ -478,10 +478,10 @@ impl ControlledSelector for AgentInternal {
                     .store(CandidatePairState::Succeeded as u8, Ordering::SeqCst);
                 log::trace!("Found valid candidate pair: {p}");
 
-                if p.nominate_on_binding_success.load(Ordering::SeqCst)
-                    && self.agent_conn.get_selected_pair().is_none()
-                {
-                    self.set_selected_pair(Some(Arc::clone(&p))).await;
+                // roomcast patch: a nomination made while another pair is selected moves
+                // the selection too (see `follow_nomination`).
+                if p.nominate_on_binding_success.swap(false, Ordering::SeqCst) {
+                    self.follow_nomination(&p).await;
                 }
             } else {
                 // This shouldn't happen
@@ -516,9 +516,8 @@ impl ControlledSelector for AgentInternal {
                     // previously sent by this pair produced a successful response and
                     // generated a valid pair (Section 7.2.5.3.2).  The agent sets the
                     // nominated flag value of the valid pair to true.
-                    if self.agent_conn.get_selected_pair().is_none() {
-                        self.set_selected_pair(Some(Arc::clone(&p))).await;
-                    }
+                    // roomcast patch: not only the first nomination (see `follow_nomination`).
+                    self.follow_nomination(&p).await;
                 } else {
                     // If the received Binding request triggered a new check to be
                     // enqueued in the triggered-check queue (Section 7.3.1.4), once the
@@ -535,5 +534,27 @@ impl ControlledSelector for AgentInternal {
             self.send_binding_success(m, local, remote).await;
             self.ping_candidate(local, remote).await;
         }
+    }
+}
+
+impl AgentInternal {
+    /// roomcast patch. The controlled agent takes the pair the controlling agent nominated
+    /// last as its selected pair, not only the first one. Browsers move to another pair
+    /// after the first nomination (Chrome when a better pair becomes writable, Firefox
+    /// after an ICE restart's checks) and nominate it; they then send media and consent
+    /// checks on the new pair only. Upstream kept the first pair selected, so its remote
+    /// candidate received nothing more: the connection went `disconnected` 5 s later and
+    /// `failed` after the failed timeout while media still flowed, and roomcast dropped the
+    /// participant ("media connection lost"). RFC 8445 section 8.1.1 lets the controlling
+    /// agent nominate again; the controlled side follows the nomination it last received.
+    async fn follow_nomination(&self, p: &Arc<CandidatePair>) {
+        let selected = self.agent_conn.get_selected_pair();
+        if selected.as_ref().is_some_and(|s| Arc::ptr_eq(s, p)) {
+            return;
+        }
+        if selected.is_some() {
+            log::debug!("[{}]: the controlling agent nominated another pair: {}", self.get_name(), p);
+        }
+        self.set_selected_pair(Some(Arc::clone(p))).await;
     }
 }
