@@ -86,7 +86,8 @@ impl fmt::Debug for TokenMinter {
 /// What a swarm is made of and how it joins.
 #[derive(Debug, Clone)]
 pub struct SwarmConfig {
-    /// `ws://host:port/ws`.
+    /// `ws://host:port/ws`, or several comma-separated (the nodes of a cluster): bot `i`
+    /// connects to the `i mod n`-th.
     pub url: String,
     /// Bots are spread round-robin over these rooms, in join order (an empty list is
     /// `["load"]`).
@@ -125,6 +126,22 @@ pub struct SwarmConfig {
 
 impl SwarmConfig {
     /// One AV publisher in room `load`, VP8, as fast as possible, 20 s timeout.
+    /// Every URL of [`SwarmConfig::url`].
+    pub fn urls(&self) -> Vec<&str> {
+        self.url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect()
+    }
+
+    /// The URL bot `index` connects to.
+    pub fn url_for(&self, index: usize) -> String {
+        let urls = self.urls();
+        urls.get(index % urls.len().max(1))
+            .map_or_else(String::new, |u| (*u).to_owned())
+    }
+
     pub fn new(url: impl Into<String>) -> Self {
         SwarmConfig {
             url: url.into(),
@@ -678,14 +695,18 @@ async fn join_bot(
         BotRole::Subscriber => (false, None),
     };
     let silent = config.speakers.is_some_and(|n| plan.index >= n);
-    let mut bot_config = BotConfig::new(config.url.clone(), plan.room.clone(), plan.name.clone())
-        .with_role(plan.role.protocol_role())
-        .with_publish(audio, video)
-        .with_audio_attenuation_db(if silent { 127 } else { 0 })
-        .with_dtx(silent)
-        .with_simulcast(config.simulcast)
-        .with_media_dir(config.media_dir.clone())
-        .with_connect_timeout(timeout);
+    let mut bot_config = BotConfig::new(
+        config.url_for(plan.index),
+        plan.room.clone(),
+        plan.name.clone(),
+    )
+    .with_role(plan.role.protocol_role())
+    .with_publish(audio, video)
+    .with_audio_attenuation_db(if silent { 127 } else { 0 })
+    .with_dtx(silent)
+    .with_simulcast(config.simulcast)
+    .with_media_dir(config.media_dir.clone())
+    .with_connect_timeout(timeout);
     bot_config.token = token;
     bot_config.message_log_capacity = MESSAGE_LOG_CAPACITY;
     match tokio::time::timeout(timeout, Bot::join(bot_config)).await {
