@@ -217,6 +217,18 @@ pub fn router_with(sessions: Arc<Sessions>, options: HttpOptions) -> Router {
     router_with_control(sessions, options, Control::default())
 }
 
+/// The admin API; on a cluster node, `/api/rooms...` answers for the whole cluster.
+fn admin_routes(sfu: &Arc<Sfu>, control: &Control) -> Router<AppState> {
+    let routes = crate::admin::routes(Arc::clone(sfu), control.admin_key.clone());
+    match &control.cluster {
+        Some(node) => routes.layer(axum::middleware::from_fn_with_state(
+            Arc::clone(node),
+            crate::cluster::rooms::cluster_wide,
+        )),
+        None => routes,
+    }
+}
+
 /// The routes, with rate limits and a shutdown signal. The per-IP join limit needs the
 /// client's address: serve with `into_make_service_with_connect_info::<SocketAddr>()`
 /// (without it, joins are not limited per IP).
@@ -242,10 +254,7 @@ pub fn router_with_control(
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/stats", get(stats))
         .route("/metrics", get(metrics))
-        .merge(crate::admin::routes(
-            Arc::clone(&sfu),
-            control.admin_key.clone(),
-        ))
+        .merge(admin_routes(&sfu, &control))
         .fallback(static_file)
         .with_state(AppState {
             sessions,

@@ -181,6 +181,19 @@ async fn bots_joining_one_room_through_three_nodes_meet_on_one_node() {
             listed.body
         );
     }
+    // So does the room list, and a request about the room goes to its node.
+    for node in &nodes {
+        let rooms = common::http::get(node.http_addr, "/api/rooms", &bearer()).await;
+        assert_eq!(rooms.status, 200, "{}", rooms.body);
+        let list: serde_json::Value = serde_json::from_str(&rooms.body).expect("JSON");
+        let meet = &list["rooms"][0];
+        assert_eq!(meet["name"], "meet", "{list}");
+        assert_eq!(meet["participants"], 3, "{list}");
+        assert_eq!(meet["node"], owner.as_str(), "{list}");
+        let room = common::http::get(node.http_addr, "/api/rooms/meet", &bearer()).await;
+        assert_eq!(room.status, 200, "{}", room.body);
+        assert!(room.body.contains(cat.participant_id()), "{}", room.body);
+    }
     for node in nodes {
         node.shutdown().await;
     }

@@ -119,7 +119,7 @@ async fn drain(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let path = format!("/api/nodes/{id}/drain");
-    match peer_http::request(&target.internal_url, "POST", &path, auth).await {
+    match peer_http::request(&target.internal_url, "POST", &path, auth, &[], &[]).await {
         Ok(reply) => (
             StatusCode::from_u16(reply.status).unwrap_or(StatusCode::BAD_GATEWAY),
             [(header::CONTENT_TYPE, "application/json")],

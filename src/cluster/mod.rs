@@ -3,13 +3,14 @@
 //! The shared state and its decisions are `roomcast-cluster`; this module is what the
 //! server does with them: it registers and heartbeats ([`ClusterNode::start`]), decides
 //! where a new WebSocket's first message belongs ([`route`]), relays a client whose room
-//! lives on another node ([`relay`]), drains ([`drain`]) and answers `/api/nodes`
-//! ([`api`]). Without `--redis-url` none of it runs. docs/cluster.md has the design.
+//! lives on another node ([`relay`]), drains ([`drain`]), answers `/api/nodes` ([`api`])
+//! and the admin API's `/api/rooms...` for the whole cluster ([`rooms`]). Without `--redis-url` none of it runs. docs/cluster.md has the design.
 pub mod accept;
 pub mod api;
 pub mod drain;
 mod peer_http;
 pub mod relay;
+pub mod rooms;
 pub mod route;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

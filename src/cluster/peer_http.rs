@@ -16,12 +16,15 @@ pub struct Reply {
     pub body: String,
 }
 
-/// `method path` on the node at `base`, with `authorization` passed on if given.
+/// `method path` on the node at `base`, with `authorization` passed on if given, `headers`
+/// and `body`. The node answers for itself only (see [`super::rooms::LOCAL_ONLY_HEADER`]).
 pub async fn request(
     base: &str,
     method: &str,
     path: &str,
     authorization: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &[u8],
 ) -> anyhow::Result<Reply> {
     let authority = base
         .strip_prefix("http://")
@@ -30,13 +33,23 @@ pub async fn request(
         .next()
         .unwrap_or_default()
         .to_owned();
-    let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
-    );
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\n");
+    if let Some(auth) = authorization {
+        head.push_str(&format!("Authorization: {auth}\r\n"));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!(
+        "{}: 1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        super::rooms::LOCAL_ONLY_HEADER,
+        body.len()
+    ));
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body);
     let exchange = async {
         let mut stream = TcpStream::connect(&authority).await?;
-        stream.write_all(request.as_bytes()).await?;
+        stream.write_all(&request).await?;
         let mut raw = Vec::new();
         stream.take(MAX_REPLY).read_to_end(&mut raw).await?;
         anyhow::Ok(raw)
