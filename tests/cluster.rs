@@ -10,7 +10,7 @@ use common::binary::ServeProcess;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use roomcast::{RunningServer, ServeArgs};
-use roomcast_bots::{Bot, BotConfig};
+use roomcast_bots::{Bot, BotConfig, Swarm, SwarmConfig};
 use roomcast_cluster::redis_server::RedisServer;
 use roomcast_protocol::{ClientMessage, Role, ServerMessage, TrackKind};
 use tokio_tungstenite::tungstenite::Message;
@@ -270,6 +270,15 @@ async fn rejoin(url: &str, room: &str, name: &str) -> (Bot, Duration) {
     (bot, start.elapsed())
 }
 
+/// The ids of the swarm's joined bots.
+fn swarm_ids(swarm: &Swarm) -> Vec<String> {
+    swarm
+        .joined_bots()
+        .iter()
+        .map(|(_, bot)| bot.participant_id().to_owned())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_node_sends_its_participants_to_another_and_exits() {
     let redis = RedisServer::start().await.expect("redis-server starts");
@@ -278,10 +287,16 @@ async fn a_drained_node_sends_its_participants_to_another_and_exits() {
     let mut a = start_process(&redis, "a", "1s").await;
     let b = start_node(&redis, "b").await;
     wait_registry(&b, &["a", "b"]).await;
-    let ann = join(&b, "drain", "ann").await;
-    let bob = join(&b, "drain", "bob").await;
-    wait_video(&bob, ann.participant_id()).await;
-    wait_video(&ann, bob.participant_id()).await;
+    // Two bots of a `roomcast bots` swarm, connected to "b", relayed to "a".
+    let mut config = SwarmConfig::new(b.ws_url());
+    config.rooms = vec!["drain".to_owned()];
+    config.publishers = 2;
+    let swarm = Swarm::start(config).await;
+    let first = swarm.joined_bots();
+    assert_eq!(first.len(), 2, "both joined");
+    let (ann, bob) = (&first[0].1, &first[1].1);
+    wait_video(bob, ann.participant_id()).await;
+    wait_video(ann, bob.participant_id()).await;
     assert_eq!(owner_of(&b, "drain").await.as_deref(), Some("a"));
     assert_eq!(
         members_here(&b, "drain"),
@@ -301,7 +316,7 @@ async fn a_drained_node_sends_its_participants_to_another_and_exits() {
     )
     .await;
     assert_eq!(reply.status, 202, "{}", reply.body);
-    for (bot, cursor) in [&ann, &bob].into_iter().zip(cursors) {
+    for (bot, cursor) in [ann, bob].into_iter().zip(cursors) {
         bot.wait_for_message_after(
             cursor,
             |m| matches!(m, ServerMessage::Reconnect { .. }),
@@ -311,10 +326,21 @@ async fn a_drained_node_sends_its_participants_to_another_and_exits() {
         .unwrap_or_else(|e| panic!("{} is told to reconnect: {e}", bot.participant_id()));
     }
     let told = Instant::now();
-    let (ann2, _) = rejoin(&b.ws_url(), "drain", "ann").await;
-    let (bob2, _) = rejoin(&b.ws_url(), "drain", "bob").await;
-    wait_video(&bob2, ann2.participant_id()).await;
-    wait_video(&ann2, bob2.participant_id()).await;
+    let old_ids = swarm_ids(&swarm);
+    drop(first);
+    // The swarm's bots join again by themselves, and meet on "b".
+    while swarm_ids(&swarm).iter().any(|id| old_ids.contains(id)) || swarm_ids(&swarm).len() < 2 {
+        assert!(
+            told.elapsed() < MEDIA_TIMEOUT,
+            "the bots join again: {:?}",
+            swarm_ids(&swarm)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let again = swarm.joined_bots();
+    let (ann2, bob2) = (&again[0].1, &again[1].1);
+    wait_video(bob2, ann2.participant_id()).await;
+    wait_video(ann2, bob2.participant_id()).await;
     eprintln!("drain: media back {:?} after `reconnect`", told.elapsed());
     assert_eq!(owner_of(&b, "drain").await.as_deref(), Some("b"));
     assert_eq!(members_here(&b, "drain"), 2);
@@ -324,7 +350,8 @@ async fn a_drained_node_sends_its_participants_to_another_and_exits() {
         "the drained node exits cleanly: {status:?}"
     );
     wait_registry(&b, &["b"]).await;
-    drop((ann, bob));
+    drop(again);
+    swarm.leave(MESSAGE_TIMEOUT).await;
     b.shutdown().await;
 }
 

@@ -43,8 +43,8 @@ use tracing::debug;
 use crate::load::{CpuSample, CpuUse};
 use crate::report::{self, Observation};
 use crate::{
-    percentiles, Bot, BotConfig, BotError, BotPlan, BotRole, ChurnResult, JoinFailure, Report,
-    SwarmSnapshot, VideoCodec,
+    percentiles, Bot, BotConfig, BotError, BotPlan, BotRole, ChurnResult, JoinFailure,
+    MessageCursor, Report, SwarmSnapshot, VideoCodec,
 };
 
 /// Joins in flight at once, unless [`SwarmConfig::max_concurrent_joins`] says otherwise.
@@ -641,6 +641,7 @@ async fn drive_joins(inner: Arc<Inner>) {
         joins.spawn(async move {
             join_one(&inner, index).await;
             drop(permit);
+            tokio::spawn(follow_reconnects(Arc::downgrade(&inner), index));
         });
         while joins.try_join_next().is_some() {}
     }
@@ -673,6 +674,61 @@ async fn join_one(inner: &Inner, index: usize) {
         Err(failure) => {
             debug!(bot = %plan.name, code = %failure.code, message = %failure.message, "join failed");
             slot.failure = Some(failure);
+        }
+    }
+}
+
+/// How often a bot's follower lets go of it to see whether the swarm is still there.
+const FOLLOW_RECHECK: Duration = Duration::from_secs(1);
+
+/// Bot `index` told to `reconnect` (its server is draining) joins again, afresh, in its
+/// slot: on a cluster it lands on a node that stays. Ends when the bot's connection closes
+/// without `reconnect`, a rejoin fails, or the swarm leaves or is gone.
+async fn follow_reconnects(inner: std::sync::Weak<Inner>, index: usize) {
+    loop {
+        let bot = {
+            let Some(inner) = inner.upgrade() else { return };
+            let state = inner.state.lock();
+            match (&state.slots[index].bot, state.stopping) {
+                (Some(bot), false) => Arc::clone(bot),
+                _ => return,
+            }
+        };
+        let told = bot
+            .wait_for_message_after(
+                MessageCursor::START,
+                |m| matches!(m, roomcast_protocol::ServerMessage::Reconnect { .. }),
+                FOLLOW_RECHECK,
+            )
+            .await;
+        drop(bot);
+        match told {
+            Ok(_) => {}
+            Err(BotError::Timeout(_)) => continue,
+            Err(_) => return,
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        debug!(bot = %inner.plans[index].name, "told to reconnect: joining again");
+        let result = join_bot(
+            &inner.config,
+            &inner.plans[index],
+            inner.config.join_timeout,
+        )
+        .await;
+        let mut state = inner.state.lock();
+        let stopping = state.stopping;
+        let slot = &mut state.slots[index];
+        match result {
+            Ok(bot) if !stopping => {
+                slot.participant_id = Some(bot.participant_id().to_owned());
+                slot.bot = Some(Arc::new(bot));
+            }
+            Ok(_) => return,
+            Err(failure) => {
+                slot.bot = None;
+                slot.failure = Some(failure);
+                return;
+            }
         }
     }
 }
