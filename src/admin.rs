@@ -70,7 +70,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             code,
@@ -78,7 +82,7 @@ impl ApiError {
         }
     }
 
-    fn disabled() -> ApiError {
+    pub(crate) fn disabled() -> ApiError {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "disabled",
@@ -90,7 +94,7 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
-    fn not_found(message: impl Into<String>) -> ApiError {
+    pub(crate) fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 

@@ -191,6 +191,9 @@ pub struct ServeArgs {
         value_parser = clap::builder::NonEmptyStringValueParser::new()
     )]
     pub admin_key: Option<String>,
+
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -233,6 +236,7 @@ impl ServeArgs {
             jwt_secret: None,
             max_token_ttl: roomcast_sfu::auth::DEFAULT_MAX_TOKEN_TTL,
             admin_key: None,
+            cluster: crate::cluster::ClusterArgs::default(),
         }
     }
 
@@ -333,7 +337,7 @@ impl From<RoleArg> for Role {
     }
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| e.to_string())
 }
 

@@ -142,7 +142,7 @@ impl Connections {
     }
 }
 
-struct ConnectionGuard {
+pub(crate) struct ConnectionGuard {
     slot: Option<Slot>,
     connections: Arc<Connections>,
 }
@@ -179,6 +179,8 @@ pub struct Control {
     /// With a key, `/api/stats` needs it too.
     pub admin_key: Option<crate::admin::AdminKey>,
     pub admission: Admission,
+    /// This server's cluster membership (`--redis-url`); `None` alone.
+    pub cluster: Option<Arc<crate::cluster::ClusterNode>>,
 }
 
 impl Default for Control {
@@ -193,6 +195,7 @@ impl Default for Control {
             connections: Arc::default(),
             admin_key: None,
             admission: Admission::default(),
+            cluster: None,
         }
     }
 }
@@ -214,6 +217,18 @@ pub fn router_with(sessions: Arc<Sessions>, options: HttpOptions) -> Router {
     router_with_control(sessions, options, Control::default())
 }
 
+/// The admin API; on a cluster node, `/api/rooms...` answers for the whole cluster.
+fn admin_routes(sfu: &Arc<Sfu>, control: &Control) -> Router<AppState> {
+    let routes = crate::admin::routes(Arc::clone(sfu), control.admin_key.clone());
+    match &control.cluster {
+        Some(node) => routes.layer(axum::middleware::from_fn_with_state(
+            Arc::clone(node),
+            crate::cluster::rooms::cluster_wide,
+        )),
+        None => routes,
+    }
+}
+
 /// The routes, with rate limits and a shutdown signal. The per-IP join limit needs the
 /// client's address: serve with `into_make_service_with_connect_info::<SocketAddr>()`
 /// (without it, joins are not limited per IP).
@@ -229,15 +244,17 @@ pub fn router_with_control(
             std::time::Instant::now(),
         ))) as Arc<dyn JoinGate>
     });
+    let cluster_api = control
+        .cluster
+        .as_ref()
+        .map(|node| crate::cluster::api::routes(Arc::clone(node), control.admin_key.clone()));
     Router::new()
+        .merge(cluster_api.unwrap_or_default())
         .route("/ws", get(ws_upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/stats", get(stats))
         .route("/metrics", get(metrics))
-        .merge(crate::admin::routes(
-            Arc::clone(&sfu),
-            control.admin_key.clone(),
-        ))
+        .merge(admin_routes(&sfu, &control))
         .fallback(static_file)
         .with_state(AppState {
             sessions,
@@ -325,7 +342,11 @@ async fn ws_upgrade(
 ) -> Response {
     let admission = &state.control.admission;
     let peer = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
-    let ip = peer.map(|peer| admission.trusted.client_ip(peer, &headers));
+    let mut ip = peer.map(|peer| admission.trusted.client_ip(peer, &headers));
+    let cluster = state.control.cluster.clone();
+    if let (Some(node), Some(peer)) = (&cluster, peer) {
+        ip = node.relayed_client_ip(peer, &headers).or(ip);
+    }
     if !origin_allowed(&headers, peer, admission) {
         admission.refused.count(Refusal::Origin);
         return (
@@ -347,6 +368,7 @@ async fn ws_upgrade(
         limits: state.control.limits,
         shutdown: state.control.shutdown,
         refused: Arc::clone(&admission.refused),
+        cluster: cluster.clone(),
         _guard: guard,
     };
     let (sessions, keepalive) = (state.sessions, state.options.keepalive);
@@ -357,7 +379,14 @@ async fn ws_upgrade(
     ws.max_frame_size(MAX_FRAME_BYTES * 16)
         .max_message_size(MAX_FRAME_BYTES * 16)
         .read_buffer_size(WS_READ_BUFFER)
-        .on_upgrade(move |socket| serve_socket(socket, sessions, keepalive, conn))
+        .on_upgrade(move |socket| async move {
+            match cluster {
+                Some(node) => {
+                    crate::cluster::accept::serve(socket, sessions, keepalive, conn, node).await
+                }
+                None => serve_socket(socket, sessions, keepalive, conn, None).await,
+            }
+        })
 }
 
 /// Whether a browser request's `Origin` is allowed; requests without one are not from a
@@ -401,12 +430,14 @@ fn refuse_websocket(full: Full, refused: &RefusalCounts) -> Response {
 }
 
 /// One connection's share of the server's limits and shutdown signal.
-struct Connection {
-    client: Client,
-    limits: Limits,
-    shutdown: watch::Receiver<bool>,
-    refused: Arc<RefusalCounts>,
-    _guard: ConnectionGuard,
+pub(crate) struct Connection {
+    pub(crate) client: Client,
+    pub(crate) limits: Limits,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) refused: Arc<RefusalCounts>,
+    /// Set on a cluster node: a shutdown after a drain's deadline says `reconnect`.
+    pub(crate) cluster: Option<Arc<crate::cluster::ClusterNode>>,
+    pub(crate) _guard: ConnectionGuard,
 }
 
 /// Resolves once `true` is sent; never if the sender is gone without sending it.
@@ -471,18 +502,21 @@ async fn lagging(outbox: &Outbox) {
 }
 
 /// Pumps one WebSocket: frames in to the session, the session's messages out, keepalive
-/// pings, and the close code the session's end calls for.
-async fn serve_socket(
+/// pings, and the close code the session's end calls for. `first` is a message already
+/// read from the socket (a cluster node reads it to route the connection).
+pub(crate) async fn serve_socket(
     socket: WebSocket,
     sessions: Arc<Sessions>,
     keepalive: Keepalive,
     conn: Connection,
+    first: Option<String>,
 ) {
     let Connection {
         client,
         limits,
         mut shutdown,
         refused,
+        cluster,
         _guard,
     } = conn;
     let sfu = Arc::clone(&sessions.sfu);
@@ -490,6 +524,15 @@ async fn serve_socket(
     let (mut sink, stream) = socket.split();
     let (outbox, mut outgoing) = Outbox::new();
     let (in_tx, in_rx) = mpsc::channel::<Inbound>(64);
+    if let Some(text) = first {
+        let inbound = if text.len() > MAX_FRAME_BYTES {
+            Inbound::TooLarge
+        } else {
+            Inbound::Text(text)
+        };
+        // The channel is empty: this cannot fail.
+        let _ = in_tx.try_send(inbound);
+    }
     let session = tokio::spawn(run_session(sessions, client, in_rx, outbox.clone()));
     // When anything last arrived, in milliseconds since `opened`.
     let opened = Instant::now();
@@ -578,8 +621,13 @@ async fn serve_socket(
             (KEEPALIVE_CLOSE_CODE, "keepalive timeout")
         }
         End::Shutdown => {
-            let msg =
-                ServerMessage::error(ErrorCode::ServerShutdown, "the server is shutting down");
+            let msg = if cluster.as_ref().is_some_and(|c| c.is_evacuating()) {
+                ServerMessage::Reconnect {
+                    reason: "node_draining".to_owned(),
+                }
+            } else {
+                ServerMessage::error(ErrorCode::ServerShutdown, "the server is shutting down")
+            };
             let _ =
                 tokio::time::timeout(SHUTDOWN_WRITE_TIMEOUT, sink.send(frame(&sfu, &msg))).await;
             (SHUTDOWN_CLOSE_CODE, "server shutting down")

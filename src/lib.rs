@@ -1,6 +1,7 @@
 //! The roomcast server: HTTP + WebSocket signaling in front of the SFU.
 pub mod admin;
 pub mod admission;
+pub mod cluster;
 pub mod config;
 pub mod http;
 pub mod limits;
@@ -28,6 +29,8 @@ pub struct RunningServer {
     pub sfu: Arc<Sfu>,
     /// The session layer: the resume registry and its grace period.
     pub sessions: Arc<Sessions>,
+    /// This server's cluster membership (`--redis-url`); `None` alone.
+    pub cluster: Option<Arc<cluster::ClusterNode>>,
     task: JoinHandle<()>,
     stop: tokio::sync::watch::Sender<bool>,
     connections: Arc<http::Connections>,
@@ -65,6 +68,16 @@ impl RunningServer {
         ));
         let trusted = admission::proxy::TrustedProxies::new(args.trusted_proxy.clone());
         let refused = Arc::new(admission::RefusalCounts::default());
+        let cluster = match &args.cluster.redis_url {
+            Some(url) => Some(cluster::ClusterNode::start(
+                &args.cluster,
+                url,
+                http_addr,
+                &args.public_ip,
+                &sessions,
+            )?),
+            None => None,
+        };
         let control = http::Control {
             limits: args.limits(),
             shutdown: stop.subscribe(),
@@ -76,6 +89,7 @@ impl RunningServer {
                 refused: Arc::clone(&refused),
                 http_connections: Some(Arc::clone(&http_slots)),
             },
+            cluster: cluster.clone(),
         };
         let app = http::router_with_control(Arc::clone(&sessions), options, control);
         let listening = listener::Listening {
@@ -95,6 +109,7 @@ impl RunningServer {
             http_addr,
             sfu,
             sessions,
+            cluster,
             task,
             stop,
             connections,
@@ -118,11 +133,33 @@ impl RunningServer {
         self.connections.count()
     }
 
-    /// Stops the server: every WebSocket client gets `server_shutdown` and a close (1001),
-    /// its session leaves and closes its PeerConnection, and the HTTP listener stops.
+    /// Resolves when a cluster node was asked to drain over HTTP; never alone.
+    pub async fn drain_requested(&self) {
+        match &self.cluster {
+            Some(node) => node.drain_requested().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Drains a cluster node (see [`cluster::drain`]): returns once nobody is left or the
+    /// drain's deadline passed; [`RunningServer::shutdown`] then tells whoever is left to
+    /// `reconnect`. Alone, returns at once.
+    pub async fn drain(&self) {
+        if let Some(node) = &self.cluster {
+            cluster::drain::run(node, &self.connections, &self.sfu).await;
+        }
+    }
+
+    /// Stops the server: every WebSocket client gets `server_shutdown` (after a drain's
+    /// deadline, `reconnect`) and a close (1001), its session leaves and closes its
+    /// PeerConnection, and the HTTP listener stops; a cluster node leaves the cluster.
     /// Returns within about [`SHUTDOWN_GRACE`], even if something hangs.
     pub async fn shutdown(self) {
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        if let Some(node) = &self.cluster {
+            // Bounded by the store's own timeouts (1.5 s a call at most).
+            let _ = tokio::time::timeout(Duration::from_secs(2), node.leave()).await;
+        }
         let _ = self.stop.send(true);
         // Sessions waiting for a `resume` leave now, and none waits from here on.
         self.sessions.resume.shut_down();

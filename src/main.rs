@@ -21,6 +21,8 @@ struct Cli {
     serve: ServeArgs,
 }
 
+// Parsed once at start: the size of `Serve` costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (what `roomcast` with no subcommand does).
@@ -99,7 +101,18 @@ async fn main() -> anyhow::Result<()> {
              under any name and role"
         );
     }
-    let signal = signals.recv().await;
+    let signal = tokio::select! {
+        signal = signals.recv() => signal,
+        _ = server.drain_requested() => "drain request",
+    };
+    // A cluster node drains first (SIGINT stops at once); a second signal cuts it short.
+    if server.cluster.is_some() && signal != "SIGINT" {
+        tracing::info!(signal, "draining");
+        tokio::select! {
+            _ = server.drain() => {}
+            signal = signals.recv() => tracing::info!(signal, "drain cut short"),
+        }
+    }
     tracing::info!(signal, "shutting down");
     // The hard deadline: whatever hangs, the process is gone 5 s after the signal.
     std::thread::spawn(|| {

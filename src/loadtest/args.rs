@@ -13,7 +13,8 @@ use serde::Serialize;
 /// Start headless bots against a running server and measure what they receive.
 #[derive(Debug, Clone, Args)]
 pub struct BotsArgs {
-    /// The server's signaling WebSocket.
+    /// The server's signaling WebSocket; several comma-separated (the nodes of a cluster)
+    /// spread the bots over them, round-robin.
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
     pub url: String,
 
@@ -199,10 +200,13 @@ impl BotsArgs {
     /// for the user, without the `error: ` prefix.
     pub fn swarm_config(&self) -> Result<SwarmConfig, String> {
         let url = self.url.trim();
-        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-            return Err(format!(
-                "--url must be a ws:// or wss:// URL such as ws://127.0.0.1:8080/ws, got {url:?}"
-            ));
+        for one in url.split(',').map(str::trim) {
+            if !(one.starts_with("ws://") || one.starts_with("wss://")) {
+                return Err(format!(
+                    "--url must be ws:// or wss:// URLs such as ws://127.0.0.1:8080/ws \
+                     (comma-separated for several), got {one:?}"
+                ));
+            }
         }
         if self.rooms == Some(0) {
             return Err("--rooms must be at least 1".to_owned());
@@ -417,6 +421,21 @@ mod tests {
         assert_eq!(config.bots(), 5);
         let args = parse(&["--room", "x", "--rooms", "3", "--publishers", "6"]).unwrap();
         assert_eq!(args.rooms(), ["x-0", "x-1", "x-2"]);
+    }
+
+    #[test]
+    fn several_urls_spread_the_bots_round_robin() {
+        let config = parse(&["--publishers", "2", "--url", "ws://a/ws, ws://b/ws"])
+            .unwrap()
+            .swarm_config()
+            .unwrap();
+        let urls: Vec<String> = (0..3).map(|i| config.url_for(i)).collect();
+        assert_eq!(urls, ["ws://a/ws", "ws://b/ws", "ws://a/ws"]);
+        let err = parse(&["--publishers", "2", "--url", "ws://a/ws,http://b/ws"])
+            .unwrap()
+            .swarm_config()
+            .unwrap_err();
+        assert!(err.contains("http://b/ws"), "{err}");
     }
 
     #[test]

@@ -69,9 +69,11 @@ pub async fn run(args: BotsArgs) -> i32 {
         }
     };
     let run_config = args.run_config(&config);
-    if let Err(reason) = roomcast_bots::probe(&config.url, args.timeout).await {
-        eprintln!("error: cannot reach {}: {reason}", config.url);
-        return EXIT_FAILED;
+    for url in config.urls() {
+        if let Err(reason) = roomcast_bots::probe(url, args.timeout).await {
+            eprintln!("error: cannot reach {url}: {reason}");
+            return EXIT_FAILED;
+        }
     }
 
     let stop = watch_ctrl_c();

@@ -104,3 +104,10 @@ impl ServeProcess {
         self.logs.lock().expect("log lines").clone()
     }
 }
+
+impl ServeProcess {
+    /// Sends SIGKILL, as a crash would, and waits for the process to be gone.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+}

@@ -78,6 +78,8 @@ export class Meeting extends EventTarget {
   #ended = false;
   /** While the WebSocket is being re-established: `{ attempt, timer, giveUpTimer }`. */
   #reconnect = null;
+  /** Set by `reconnect` (a draining node): the next reconnect joins afresh, not resumes. */
+  #rejoin = false;
   /** Participants that left: their late media events are dropped, not shown. */
   #departed = new Set();
   /**
@@ -316,7 +318,14 @@ export class Meeting extends EventTarget {
     reconnect.timer = setTimeout(() => {
       this.#connect();
       this.#early.clear();
-      this.#send({ type: 'resume', session_token: this.#sessionToken });
+      if (this.#rejoin) {
+        // The server said `reconnect` (its node is draining): a fresh join, which lands
+        // on a node that stays, with our local media.
+        this.#rejoin = false;
+        this.#sendJoin();
+      } else {
+        this.#send({ type: 'resume', session_token: this.#sessionToken });
+      }
     }, delay);
   }
 
@@ -402,6 +411,10 @@ export class Meeting extends EventTarget {
         break;
       case 'room_ended':
         this.#end('room_ended');
+        break;
+      case 'reconnect':
+        // The server closes the socket next; the reconnect that follows joins afresh.
+        this.#rejoin = true;
         break;
       case 'chat':
         this.#onChat(message);

@@ -43,8 +43,8 @@ use tracing::debug;
 use crate::load::{CpuSample, CpuUse};
 use crate::report::{self, Observation};
 use crate::{
-    percentiles, Bot, BotConfig, BotError, BotPlan, BotRole, ChurnResult, JoinFailure, Report,
-    SwarmSnapshot, VideoCodec,
+    percentiles, Bot, BotConfig, BotError, BotPlan, BotRole, ChurnResult, JoinFailure,
+    MessageCursor, Report, SwarmSnapshot, VideoCodec,
 };
 
 /// Joins in flight at once, unless [`SwarmConfig::max_concurrent_joins`] says otherwise.
@@ -86,7 +86,8 @@ impl fmt::Debug for TokenMinter {
 /// What a swarm is made of and how it joins.
 #[derive(Debug, Clone)]
 pub struct SwarmConfig {
-    /// `ws://host:port/ws`.
+    /// `ws://host:port/ws`, or several comma-separated (the nodes of a cluster): bot `i`
+    /// connects to the `i mod n`-th.
     pub url: String,
     /// Bots are spread round-robin over these rooms, in join order (an empty list is
     /// `["load"]`).
@@ -125,6 +126,22 @@ pub struct SwarmConfig {
 
 impl SwarmConfig {
     /// One AV publisher in room `load`, VP8, as fast as possible, 20 s timeout.
+    /// Every URL of [`SwarmConfig::url`].
+    pub fn urls(&self) -> Vec<&str> {
+        self.url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect()
+    }
+
+    /// The URL bot `index` connects to.
+    pub fn url_for(&self, index: usize) -> String {
+        let urls = self.urls();
+        urls.get(index % urls.len().max(1))
+            .map_or_else(String::new, |u| (*u).to_owned())
+    }
+
     pub fn new(url: impl Into<String>) -> Self {
         SwarmConfig {
             url: url.into(),
@@ -624,6 +641,7 @@ async fn drive_joins(inner: Arc<Inner>) {
         joins.spawn(async move {
             join_one(&inner, index).await;
             drop(permit);
+            tokio::spawn(follow_reconnects(Arc::downgrade(&inner), index));
         });
         while joins.try_join_next().is_some() {}
     }
@@ -660,6 +678,61 @@ async fn join_one(inner: &Inner, index: usize) {
     }
 }
 
+/// How often a bot's follower lets go of it to see whether the swarm is still there.
+const FOLLOW_RECHECK: Duration = Duration::from_secs(1);
+
+/// Bot `index` told to `reconnect` (its server is draining) joins again, afresh, in its
+/// slot: on a cluster it lands on a node that stays. Ends when the bot's connection closes
+/// without `reconnect`, a rejoin fails, or the swarm leaves or is gone.
+async fn follow_reconnects(inner: std::sync::Weak<Inner>, index: usize) {
+    loop {
+        let bot = {
+            let Some(inner) = inner.upgrade() else { return };
+            let state = inner.state.lock();
+            match (&state.slots[index].bot, state.stopping) {
+                (Some(bot), false) => Arc::clone(bot),
+                _ => return,
+            }
+        };
+        let told = bot
+            .wait_for_message_after(
+                MessageCursor::START,
+                |m| matches!(m, roomcast_protocol::ServerMessage::Reconnect { .. }),
+                FOLLOW_RECHECK,
+            )
+            .await;
+        drop(bot);
+        match told {
+            Ok(_) => {}
+            Err(BotError::Timeout(_)) => continue,
+            Err(_) => return,
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        debug!(bot = %inner.plans[index].name, "told to reconnect: joining again");
+        let result = join_bot(
+            &inner.config,
+            &inner.plans[index],
+            inner.config.join_timeout,
+        )
+        .await;
+        let mut state = inner.state.lock();
+        let stopping = state.stopping;
+        let slot = &mut state.slots[index];
+        match result {
+            Ok(bot) if !stopping => {
+                slot.participant_id = Some(bot.participant_id().to_owned());
+                slot.bot = Some(Arc::new(bot));
+            }
+            Ok(_) => return,
+            Err(failure) => {
+                slot.bot = None;
+                slot.failure = Some(failure);
+                return;
+            }
+        }
+    }
+}
+
 async fn join_bot(
     config: &SwarmConfig,
     plan: &BotPlan,
@@ -678,14 +751,18 @@ async fn join_bot(
         BotRole::Subscriber => (false, None),
     };
     let silent = config.speakers.is_some_and(|n| plan.index >= n);
-    let mut bot_config = BotConfig::new(config.url.clone(), plan.room.clone(), plan.name.clone())
-        .with_role(plan.role.protocol_role())
-        .with_publish(audio, video)
-        .with_audio_attenuation_db(if silent { 127 } else { 0 })
-        .with_dtx(silent)
-        .with_simulcast(config.simulcast)
-        .with_media_dir(config.media_dir.clone())
-        .with_connect_timeout(timeout);
+    let mut bot_config = BotConfig::new(
+        config.url_for(plan.index),
+        plan.room.clone(),
+        plan.name.clone(),
+    )
+    .with_role(plan.role.protocol_role())
+    .with_publish(audio, video)
+    .with_audio_attenuation_db(if silent { 127 } else { 0 })
+    .with_dtx(silent)
+    .with_simulcast(config.simulcast)
+    .with_media_dir(config.media_dir.clone())
+    .with_connect_timeout(timeout);
     bot_config.token = token;
     bot_config.message_log_capacity = MESSAGE_LOG_CAPACITY;
     match tokio::time::timeout(timeout, Bot::join(bot_config)).await {

@@ -38,6 +38,10 @@ pub enum ErrorCode {
     /// request: tracks, m-lines, SDP bytes, ICE candidates, chat messages per second. Nothing
     /// of it was applied; the connection stays open.
     LimitExceeded,
+    /// (clusters) The room is not on this node and the cluster cannot place it now (its
+    /// store is unreachable, or no node takes new rooms). Nothing was created; the
+    /// connection stays open for another `join`.
+    ClusterUnavailable,
 }
 
 impl ErrorCode {
@@ -61,6 +65,7 @@ impl ErrorCode {
             ErrorCode::RoomLocked => "room_locked",
             ErrorCode::SessionExpired => "session_expired",
             ErrorCode::LimitExceeded => "limit_exceeded",
+            ErrorCode::ClusterUnavailable => "cluster_unavailable",
         }
     }
 }
@@ -96,6 +101,7 @@ mod tests {
             ErrorCode::RoomLocked,
             ErrorCode::SessionExpired,
             ErrorCode::LimitExceeded,
+            ErrorCode::ClusterUnavailable,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

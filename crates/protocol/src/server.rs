@@ -136,6 +136,12 @@ pub enum ServerMessage {
     },
     /// Extension, to the room: a host ended it; the server closes every connection next.
     RoomEnded,
+    /// Extension (clusters): this server is going away (a node draining). The server closes
+    /// the connection (1001) next; the client connects again and sends a fresh `join`, not
+    /// `resume`, which places it on a node that stays.
+    Reconnect {
+        reason: String,
+    },
 }
 
 /// Why a track was paused for one subscriber.
@@ -244,6 +250,13 @@ mod tests {
         assert_eq!(
             ServerMessage::RoomEnded.to_json(),
             r#"{"type":"room_ended"}"#
+        );
+        assert_eq!(
+            ServerMessage::Reconnect {
+                reason: "node_draining".into()
+            }
+            .to_json(),
+            r#"{"type":"reconnect","reason":"node_draining"}"#
         );
         assert_eq!(
             ServerMessage::RoomLocked { locked: true }.to_json(),

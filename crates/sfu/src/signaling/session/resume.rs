@@ -37,6 +37,9 @@ pub struct Takeover {
 
 pub struct ResumeRegistry {
     slots: Mutex<HashMap<String, mpsc::Sender<Takeover>>>,
+    /// Put before every token (a cluster node's id and `~`, so any node can tell whose
+    /// session a `resume` names); empty on a server alone.
+    prefix: std::sync::OnceLock<String>,
     grace_ms: AtomicU64,
     /// Cancelled when the server shuts down: parked sessions leave at once and no
     /// session parks any more.
@@ -51,6 +54,7 @@ impl Default for ResumeRegistry {
             .map_or(DEFAULT_GRACE, Duration::from_millis);
         ResumeRegistry {
             slots: Mutex::new(HashMap::new()),
+            prefix: std::sync::OnceLock::new(),
             grace_ms: AtomicU64::new(grace.as_millis() as u64),
             shutdown: CancellationToken::new(),
         }
@@ -80,9 +84,15 @@ impl ResumeRegistry {
         &self.shutdown
     }
 
+    /// Starts every token issued from now on with `prefix` (set once, before serving).
+    pub fn set_token_prefix(&self, prefix: String) {
+        let _ = self.prefix.set(prefix);
+    }
+
     /// A new random token, registered for the session listening on `takeover`.
     pub(crate) fn register(&self, takeover: mpsc::Sender<Takeover>) -> String {
-        let token = new_token();
+        let prefix = self.prefix.get().map_or("", String::as_str);
+        let token = format!("{prefix}{}", new_token());
         self.slots.lock().insert(token.clone(), takeover);
         token
     }

@@ -1,0 +1,79 @@
+//! Where a connection's first message belongs: here, or on the node that holds its room.
+use roomcast_cluster::{Location, NodeInfo, PlaceError};
+use roomcast_protocol::{decode_client_message, ClientMessage, ErrorCode, ServerMessage};
+
+use super::ClusterNode;
+
+/// Separates the issuing node's id from the rest of a session token.
+pub const TOKEN_NODE_SEPARATOR: char = '~';
+
+#[derive(Debug)]
+pub enum Route {
+    /// This node serves the connection (its room is here, or the message needs no room).
+    Here,
+    /// The room (or the session a `resume` names) is on `owner`.
+    Relay { owner: NodeInfo, resume: bool },
+    /// The room cannot be placed now: this error goes back and the connection stays open.
+    Refuse(ServerMessage),
+}
+
+impl ClusterNode {
+    /// Where a connection whose first message is `text` belongs. A `join` of a room no node
+    /// holds places it (see [`roomcast_cluster::Cluster::locate`]).
+    pub async fn route(&self, text: &str) -> Route {
+        match decode_client_message(text) {
+            Ok(ClientMessage::Join { room, .. })
+                if roomcast_protocol::is_valid_room_name(&room) =>
+            {
+                self.route_join(&room).await
+            }
+            Ok(ClientMessage::Resume { session_token }) => self.route_resume(&session_token),
+            // Anything else is answered here, as on a server alone.
+            _ => Route::Here,
+        }
+    }
+
+    async fn route_join(&self, room: &str) -> Route {
+        match self.cluster.locate(room).await {
+            Ok(Location::Here) => Route::Here,
+            Ok(Location::Node(owner)) => Route::Relay {
+                owner,
+                resume: false,
+            },
+            // A room already here is served here while the store is away.
+            Err(_) if self.sfu.room(room).is_some() => Route::Here,
+            Err(e) => {
+                let why = match e {
+                    PlaceError::Unavailable => {
+                        "the cluster cannot place new rooms now (its store is unreachable); try again shortly"
+                    }
+                    PlaceError::NoNode => "no node of the cluster takes new rooms now; try again shortly",
+                };
+                Route::Refuse(ServerMessage::error(ErrorCode::ClusterUnavailable, why))
+            }
+        }
+    }
+
+    /// A session token starts with its node's id: a `resume` goes there if that node is
+    /// registered, and is answered here otherwise (`session_expired`: join afresh).
+    fn route_resume(&self, token: &str) -> Route {
+        let Some((node, _)) = token.split_once(TOKEN_NODE_SEPARATOR) else {
+            return Route::Here;
+        };
+        if node == self.id() {
+            return Route::Here;
+        }
+        match self
+            .cluster
+            .known_nodes()
+            .into_iter()
+            .find(|n| n.id == node)
+        {
+            Some(owner) => Route::Relay {
+                owner,
+                resume: true,
+            },
+            None => Route::Here,
+        }
+    }
+}
