@@ -255,6 +255,11 @@ pub fn router_with_control(
         .route("/api/stats", get(stats))
         .route("/metrics", get(metrics))
         .merge(admin_routes(&sfu, &control))
+        .merge(crate::whip::routes(
+            Arc::clone(&sessions),
+            join_limiter.clone(),
+            control.admission.trusted.clone(),
+        ))
         .fallback(static_file)
         .with_state(AppState {
             sessions,
@@ -364,6 +369,7 @@ async fn ws_upgrade(
         client: Client {
             ip,
             join_gate: state.join_limiter,
+            publish_only: false,
         },
         limits: state.control.limits,
         shutdown: state.control.shutdown,

@@ -9,6 +9,7 @@ pub mod listener;
 pub mod loadtest;
 pub mod memory;
 pub mod metrics;
+pub mod whip;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

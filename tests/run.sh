@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test roomcast has, after installing what they need on a fresh Debian machine
 # (Chromium and the browser-test npm packages, iproute2 for the network-namespace test,
-# redis-server for the cluster tests). Safe to run again: installs are skipped when already
+# redis-server for the cluster tests, whip-client and GStreamer for the WHIP tests). Safe to run again: installs are skipped when already
 # done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 bash tests/browser/setup.sh
 bash tests/netns-setup.sh
 bash tests/cluster/setup.sh
+bash tests/whip/setup.sh
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings

@@ -22,6 +22,9 @@ pub trait JoinGate: Send + Sync {
 pub struct Client {
     pub ip: Option<IpAddr>,
     pub join_gate: Option<Arc<dyn JoinGate>>,
+    /// The client publishes and receives nothing (a WHIP encoder: it cannot take the
+    /// server's offers), so the session never subscribes it to the room's tracks.
+    pub publish_only: bool,
 }
 
 /// A `join`'s fields.
@@ -244,6 +247,7 @@ mod tests {
         let gated = Client {
             ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             join_gate: Some(Arc::new(Allow(1.into()))),
+            publish_only: false,
         };
         assert!(admit(&config(None), &gated, &request("r", "x"), now, 0).is_ok());
         assert_eq!(

@@ -94,9 +94,13 @@ pub(super) async fn join(
     // Something may already be published: offer it at once.
     resubscribe.notify_one();
     let shell = Shell::new(id.clone(), Arc::clone(&room), Arc::clone(sfu), peer);
+    let mut core = SessionCore::new(id, room, sessions.limits);
+    if client.publish_only {
+        core.publish_only();
+    }
     Some(Box::new(Session {
         sessions: Arc::clone(sessions),
-        core: SessionCore::new(id, room, sessions.limits),
+        core,
         shell,
         resubscribe,
         orders,

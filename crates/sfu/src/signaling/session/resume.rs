@@ -80,7 +80,7 @@ impl ResumeRegistry {
         self.shutdown.cancel();
     }
 
-    pub(crate) fn shutdown_token(&self) -> &CancellationToken {
+    pub fn shutdown_token(&self) -> &CancellationToken {
         &self.shutdown
     }
 

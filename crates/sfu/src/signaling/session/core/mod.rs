@@ -199,6 +199,8 @@ pub struct SessionCore {
     outstanding_offer: Option<String>,
     /// Set while parked (no connection): when the session leaves unless resumed.
     parked_until: Option<Instant>,
+    /// The client only publishes (WHIP): it is never subscribed nor sent an offer.
+    publish_only: bool,
     limits: ParticipantLimits,
     /// Remote candidates taken so far (applied or kept for a remote description).
     candidates: usize,
@@ -224,11 +226,17 @@ impl SessionCore {
             offer_owed: false,
             outstanding_offer: None,
             parked_until: None,
+            publish_only: false,
             limits,
             candidates: 0,
             chat: None,
             out: Vec::new(),
         }
+    }
+
+    /// The client receives nothing and takes no offers from the server (a WHIP encoder).
+    pub fn publish_only(&mut self) {
+        self.publish_only = true;
     }
 
     pub fn id(&self) -> &str {

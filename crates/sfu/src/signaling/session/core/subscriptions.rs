@@ -25,9 +25,10 @@ pub struct Subscribe {
 impl SessionCore {
     /// Brings the subscriptions in line with the room and offers the change, when the
     /// negotiation rules allow an offer now; otherwise this runs again once they do. A
-    /// parked session has nobody to offer to: it renegotiates when resumed.
+    /// parked session has nobody to offer to: it renegotiates when resumed. A publish-only
+    /// client (WHIP) receives nothing and is never offered to.
     pub(super) fn renegotiate(&mut self, now: Instant) {
-        if self.is_parked() || !self.negotiator.may_offer(now) {
+        if self.is_parked() || self.publish_only || !self.negotiator.may_offer(now) {
             return;
         }
         let wanted = self.room.tracks_for(&self.id);

@@ -1,0 +1,332 @@
+//! WHIP ingest (RFC 9725): an encoder (OBS, GStreamer, a hardware box) publishes into a room
+//! with one HTTP POST of its SDP offer, and the answer comes back in the response.
+//!
+//! - `POST /whip/{room}` (`application/sdp`, `Authorization: Bearer <join token>`) → 201
+//!   with the answer (the server's candidates in it), `Location: /whip/{room}/{id}`, an
+//!   `ETag` and a `Link` per ICE server.
+//! - `PATCH /whip/{room}/{id}` (`application/trickle-ice-sdpfrag`) → 204: the client's
+//!   candidates. An ICE restart (new ufrag) → 422: start a new session instead.
+//! - `DELETE /whip/{room}/{id}` → 200: the participant leaves.
+//! - `OPTIONS` on both, for CORS preflights and to read the ICE servers (without
+//!   credentials).
+//!
+//! The publisher is a session like a WebSocket client's (see `session.rs`): same tokens,
+//! room rules, forwarding and moderation.
+pub mod sdp;
+pub mod session;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Router};
+use roomcast_protocol::{ClientMessage, ErrorCode, IceServer};
+use roomcast_sfu::{Client, JoinGate, Sessions};
+
+use crate::admission::proxy::TrustedProxies;
+use session::{Publish, Refused, Resources};
+
+/// Largest body a WHIP request may have (an offer with many m-lines stays far below).
+const MAX_BODY: usize = 64 * 1024;
+const SDP: &str = "application/sdp";
+const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
+/// The name a publisher gets on an open server when the request names none.
+const DEFAULT_NAME: &str = "WHIP";
+const ACCEPT_PATCH: header::HeaderName = header::HeaderName::from_static("accept-patch");
+const ACCEPT_POST: header::HeaderName = header::HeaderName::from_static("accept-post");
+
+#[derive(Clone)]
+struct WhipState {
+    sessions: Arc<Sessions>,
+    resources: Arc<Resources>,
+    join_gate: Option<Arc<dyn JoinGate>>,
+    trusted: TrustedProxies,
+}
+
+/// The WHIP routes; `join_gate` is the per-address join rate WebSocket joins share.
+pub fn routes<S>(
+    sessions: Arc<Sessions>,
+    join_gate: Option<Arc<dyn JoinGate>>,
+    trusted: TrustedProxies,
+) -> Router<S> {
+    Router::new()
+        .route("/whip/{room}", post(publish).options(options_endpoint))
+        .route(
+            "/whip/{room}/{id}",
+            axum::routing::patch(patch)
+                .delete(delete)
+                .options(options_resource),
+        )
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(WhipState {
+            sessions,
+            resources: Arc::default(),
+            join_gate,
+            trusted,
+        })
+}
+
+async fn publish(
+    State(state): State<WhipState>,
+    Path(room): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !content_type_is(&headers, SDP) {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the offer must be sent as Content-Type: application/sdp",
+        );
+    }
+    let offer = match std::str::from_utf8(&body) {
+        Ok(text) if sdp::looks_like_sdp(text) => text.to_owned(),
+        _ => return error(StatusCode::BAD_REQUEST, "the body is not an SDP offer"),
+    };
+    if state.sessions.resume.shutdown_token().is_cancelled() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down",
+        );
+    }
+    let ip = peer.map(|Extension(ConnectInfo(addr))| state.trusted.client_ip(addr.ip(), &headers));
+    let client = Client {
+        ip,
+        join_gate: state.join_gate.clone(),
+        publish_only: true,
+    };
+    let request = Publish {
+        name: query
+            .get("name")
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_NAME.to_owned()),
+        token: bearer(&headers).map(str::to_owned),
+        offer,
+        room: room.clone(),
+    };
+    match session::start(&state.sessions, &state.resources, client, request).await {
+        Ok(started) => {
+            let location = format!("/whip/{room}/{}", started.id);
+            let mut response = (
+                StatusCode::CREATED,
+                [
+                    (header::CONTENT_TYPE, SDP.to_owned()),
+                    (header::LOCATION, location),
+                    (header::ETAG, format!("\"{}\"", started.etag)),
+                    (ACCEPT_PATCH, SDPFRAG.to_owned()),
+                ],
+                started.answer,
+            )
+                .into_response();
+            add_links(response.headers_mut(), &started.ice_servers);
+            cors(response.headers_mut());
+            response
+        }
+        Err(refused) => refusal(refused),
+    }
+}
+
+async fn patch(
+    State(state): State<WhipState>,
+    Path((room, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(resource) = state.resources.get(&id).filter(|r| r.room == room) else {
+        return error(StatusCode::NOT_FOUND, "no such WHIP session");
+    };
+    if !content_type_is(&headers, SDPFRAG) {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "PATCH takes Content-Type: application/trickle-ice-sdpfrag",
+        );
+    }
+    if let Some(tag) = headers.get(header::IF_MATCH) {
+        let wanted = format!("\"{}\"", resource.etag);
+        let matches = tag.to_str().is_ok_and(|tag| {
+            tag.split(',')
+                .any(|t| t.trim() == "*" || t.trim() == wanted)
+        });
+        if !matches {
+            return error(
+                StatusCode::PRECONDITION_FAILED,
+                "If-Match names another ICE session",
+            );
+        }
+    }
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return error(StatusCode::BAD_REQUEST, "the body is not an SDP fragment");
+    };
+    let fragment = match sdp::parse_fragment(text) {
+        Ok(fragment) => fragment,
+        Err(why) => return error(StatusCode::BAD_REQUEST, &why),
+    };
+    let restart = match (&fragment.ufrag, &resource.remote_ufrag) {
+        (Some(new), Some(old)) => new != old,
+        _ => false,
+    };
+    if restart {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ICE restarts are not supported: DELETE this session and POST a new offer",
+        );
+    }
+    for candidate in fragment.candidates {
+        let msg = ClientMessage::Candidate {
+            candidate: Some(candidate),
+        };
+        if !resource.tell(&msg).await {
+            return error(StatusCode::NOT_FOUND, "no such WHIP session");
+        }
+    }
+    if fragment.end {
+        resource
+            .tell(&ClientMessage::Candidate { candidate: None })
+            .await;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    cors(response.headers_mut());
+    response
+}
+
+async fn delete(
+    State(state): State<WhipState>,
+    Path((room, id)): Path<(String, String)>,
+) -> Response {
+    let known = state.resources.get(&id).is_some_and(|r| r.room == room);
+    let Some(resource) = known.then(|| state.resources.remove(&id)).flatten() else {
+        return error(StatusCode::NOT_FOUND, "no such WHIP session");
+    };
+    resource.tell(&ClientMessage::Leave).await;
+    tracing::info!(room = %resource.room, participant = %resource.participant_id, "WHIP session deleted");
+    let mut response = StatusCode::OK.into_response();
+    cors(response.headers_mut());
+    response
+}
+
+/// The endpoint's OPTIONS: what it accepts, and the ICE servers without credentials (the
+/// request is not authenticated).
+async fn options_endpoint(State(state): State<WhipState>) -> Response {
+    let mut response = (
+        StatusCode::NO_CONTENT,
+        [(header::ALLOW, "OPTIONS, POST"), (ACCEPT_POST, SDP)],
+    )
+        .into_response();
+    let servers: Vec<IceServer> = state
+        .sessions
+        .sfu
+        .config
+        .ice
+        .for_participant("", roomcast_sfu::auth::unix_now())
+        .into_iter()
+        .map(|s| IceServer {
+            urls: s.urls,
+            username: None,
+            credential: None,
+        })
+        .collect();
+    add_links(response.headers_mut(), &servers);
+    cors(response.headers_mut());
+    response
+}
+
+async fn options_resource() -> Response {
+    let mut response = (
+        StatusCode::NO_CONTENT,
+        [
+            (header::ALLOW, "OPTIONS, PATCH, DELETE"),
+            (ACCEPT_PATCH, SDPFRAG),
+        ],
+    )
+        .into_response();
+    cors(response.headers_mut());
+    response
+}
+
+/// The HTTP answer to a refused POST: the session's error code as a status, its message as
+/// the body.
+fn refusal(refused: Refused) -> Response {
+    let status = match refused.code {
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden | ErrorCode::RoomLocked => StatusCode::FORBIDDEN,
+        ErrorCode::RoomFull => StatusCode::CONFLICT,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::ServerShutdown => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::BadRequest | ErrorCode::BadSdp | ErrorCode::LimitExceeded => {
+            StatusCode::BAD_REQUEST
+        }
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let mut response = error(status, &refused.message);
+    if status == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{message}\n"),
+    )
+        .into_response();
+    cors(response.headers_mut());
+    response
+}
+
+/// Whether the request's `Content-Type` is `mime` (parameters ignored).
+fn content_type_is(headers: &HeaderMap, mime: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(mime))
+}
+
+/// The bearer token of `Authorization`, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn add_links(headers: &mut HeaderMap, servers: &[IceServer]) {
+    for link in sdp::link_headers(servers) {
+        if let Ok(value) = HeaderValue::from_str(&link) {
+            headers.append(header::LINK, value);
+        }
+    }
+}
+
+/// Browsers on other origins may use WHIP: the bearer token is a header, never a cookie,
+/// so any origin may send it.
+fn cors(headers: &mut HeaderMap) {
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("OPTIONS, POST, PATCH, DELETE"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Authorization, Content-Type, If-Match"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Location, ETag, Link, Accept-Patch"),
+    );
+}

@@ -1,0 +1,372 @@
+//! One WHIP session: a participant whose signaling is HTTP requests instead of a WebSocket.
+//!
+//! It runs the same session as a WebSocket client ([`run_session`]): the POST becomes a
+//! `join` and an `offer` on the session's input, and what the session says back (`joined`,
+//! `answer`, its candidates, an `error`) comes out of its outbox. Admission, tokens, room
+//! rules, publishing, moderation and leaving are therefore the session's own; this file
+//! only translates. After the answer, a pump drains the outbox (an encoder reads nothing)
+//! until the session ends (DELETE, a kick, the room ending, ICE failing), and then the
+//! resource is gone.
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use roomcast_protocol::{ClientMessage, ErrorCode, IceServer, Role, ServerMessage};
+use roomcast_sfu::signaling::outbox::{Outbox, OutboxReceiver};
+use roomcast_sfu::{run_session, Client, Inbound, Sessions};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::sdp;
+
+/// WHIP sessions open at once; beyond it a POST gets 503.
+pub const MAX_RESOURCES: usize = 1024;
+/// How long the session has to answer each step of a POST (join, offer).
+const STEP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the answer waits for the server's candidates after the answer itself.
+const GATHER_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A refused request: the session's `error` (or the WHIP layer's own reason).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+fn refused(code: ErrorCode, message: impl Into<String>) -> Refused {
+    Refused {
+        code,
+        message: message.into(),
+    }
+}
+
+/// A WHIP session's handle, as PATCH and DELETE find it.
+pub struct Resource {
+    pub room: String,
+    pub participant_id: String,
+    /// The entity tag of the ICE session (RFC 9725 §4.3.1).
+    pub etag: String,
+    /// The client's ICE username fragment, to tell a trickle from an ICE restart.
+    pub remote_ufrag: Option<String>,
+    inbound: mpsc::Sender<Inbound>,
+}
+
+impl Resource {
+    /// Hands the session a client message, as a WebSocket frame would.
+    pub async fn tell(&self, msg: &ClientMessage) -> bool {
+        let text = serde_json::to_string(msg).unwrap_or_default();
+        self.inbound.send(Inbound::Text(text)).await.is_ok()
+    }
+}
+
+/// The WHIP sessions of the server, by resource id.
+#[derive(Default)]
+pub struct Resources {
+    by_id: Mutex<HashMap<String, Arc<Resource>>>,
+}
+
+impl Resources {
+    pub fn get(&self, id: &str) -> Option<Arc<Resource>> {
+        self.by_id.lock().get(id).cloned()
+    }
+
+    pub fn remove(&self, id: &str) -> Option<Arc<Resource>> {
+        self.by_id.lock().remove(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What a POST asks for.
+pub struct Publish {
+    pub room: String,
+    pub name: String,
+    pub token: Option<String>,
+    pub offer: String,
+}
+
+/// A session that answered.
+pub struct Started {
+    pub id: String,
+    pub answer: String,
+    pub etag: String,
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// Joins the room and answers the offer; on success the session runs on until it ends.
+pub async fn start(
+    sessions: &Arc<Sessions>,
+    resources: &Arc<Resources>,
+    client: Client,
+    publish: Publish,
+) -> Result<Started, Refused> {
+    if resources.len() >= MAX_RESOURCES {
+        return Err(refused(
+            ErrorCode::ServerShutdown,
+            "the server holds its maximum of WHIP sessions; try again later",
+        ));
+    }
+    let (outbox, mut out) = Outbox::new();
+    let (in_tx, in_rx) = mpsc::channel(16);
+    let task = tokio::spawn(run_session(
+        Arc::clone(sessions),
+        Client {
+            publish_only: true,
+            ..client
+        },
+        in_rx,
+        outbox,
+    ));
+    let mut steps = Steps {
+        out: &mut out,
+        inbound: &in_tx,
+    };
+    let begun = steps.begin(publish).await;
+    let (joined, answer) = match begun {
+        Ok(ok) => ok,
+        Err(e) => {
+            // The session leaves (if it joined) and ends with its input.
+            let _ = in_tx.try_send(Inbound::Text(leave()));
+            drop(in_tx);
+            return Err(e);
+        }
+    };
+    let id = random_id();
+    let etag = random_id();
+    let resource = Arc::new(Resource {
+        room: joined.room.clone(),
+        participant_id: joined.participant_id.clone(),
+        etag: etag.clone(),
+        remote_ufrag: answer.remote_ufrag,
+        inbound: in_tx,
+    });
+    resources
+        .by_id
+        .lock()
+        .insert(id.clone(), Arc::clone(&resource));
+    tracing::info!(room = %joined.room, participant = %joined.participant_id, "WHIP session started");
+    tokio::spawn(pump(
+        Arc::clone(sessions),
+        Arc::clone(resources),
+        id.clone(),
+        out,
+        task,
+    ));
+    Ok(Started {
+        id,
+        answer: answer.sdp,
+        etag,
+        ice_servers: joined.ice_servers,
+    })
+}
+
+struct Joined {
+    room: String,
+    participant_id: String,
+    ice_servers: Vec<IceServer>,
+}
+
+struct Answered {
+    sdp: String,
+    remote_ufrag: Option<String>,
+}
+
+/// The POST's exchange with the session.
+struct Steps<'a> {
+    out: &'a mut OutboxReceiver,
+    inbound: &'a mpsc::Sender<Inbound>,
+}
+
+impl Steps<'_> {
+    async fn begin(&mut self, publish: Publish) -> Result<(Joined, Answered), Refused> {
+        let role = if publish.token.is_some() {
+            None
+        } else {
+            Some(Role::Presenter)
+        };
+        self.tell(&ClientMessage::Join {
+            room: publish.room,
+            name: publish.name,
+            role,
+            token: publish.token,
+            room_settings: None,
+        })
+        .await?;
+        let joined = self
+            .until(|msg| match msg {
+                ServerMessage::Joined {
+                    participant_id,
+                    room,
+                    ice_servers,
+                    role,
+                    ..
+                } => Some(Ok((
+                    Joined {
+                        room,
+                        participant_id,
+                        ice_servers,
+                    },
+                    role,
+                ))),
+                _ => None,
+            })
+            .await?;
+        let (joined, role) = joined;
+        if role == Some(Role::Audience) {
+            return Err(refused(
+                ErrorCode::Forbidden,
+                "the audience role cannot publish; WHIP needs a presenter or host token",
+            ));
+        }
+        let remote_ufrag = sdp::ice_credentials(&publish.offer).0.map(str::to_owned);
+        self.tell(&ClientMessage::Offer {
+            sdp: publish.offer,
+            tracks: Vec::new(),
+        })
+        .await?;
+        let answer = self
+            .until(|msg| match msg {
+                ServerMessage::Answer { sdp } => Some(Ok(sdp)),
+                _ => None,
+            })
+            .await?;
+        let candidates = self.gather().await?;
+        Ok((
+            joined,
+            Answered {
+                sdp: sdp::with_candidates(&answer, &candidates),
+                remote_ufrag,
+            },
+        ))
+    }
+
+    async fn tell(&self, msg: &ClientMessage) -> Result<(), Refused> {
+        let text = serde_json::to_string(msg).unwrap_or_default();
+        self.inbound
+            .send(Inbound::Text(text))
+            .await
+            .map_err(|_| refused(ErrorCode::InternalError, "the session ended"))
+    }
+
+    /// The next message `pick` takes; an `error` before it refuses the request.
+    async fn until<T>(
+        &mut self,
+        mut pick: impl FnMut(ServerMessage) -> Option<Result<T, Refused>>,
+    ) -> Result<T, Refused> {
+        let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+        loop {
+            let msg = self.next(deadline).await?.ok_or_else(|| {
+                refused(
+                    ErrorCode::InternalError,
+                    "the session did not answer in time",
+                )
+            })?;
+            if let ServerMessage::Error { code, message } = msg {
+                return Err(refused(code, message));
+            }
+            if let Some(result) = pick(msg) {
+                return result;
+            }
+        }
+    }
+
+    /// The server's candidates, until gathering completes (or its time is up). An error
+    /// meanwhile (publishing refused after the answer: `forbidden`, `limit_exceeded`)
+    /// refuses the request.
+    async fn gather(&mut self) -> Result<Vec<String>, Refused> {
+        let deadline = tokio::time::Instant::now() + GATHER_TIMEOUT;
+        let mut candidates = Vec::new();
+        while let Some(msg) = self.next(deadline).await? {
+            match msg {
+                ServerMessage::Candidate { candidate: None } => break,
+                ServerMessage::Candidate { candidate: Some(c) } if c.is_end_of_candidates() => {
+                    break
+                }
+                ServerMessage::Candidate { candidate: Some(c) } => candidates.push(c.candidate),
+                ServerMessage::Error { code, message } => return Err(refused(code, message)),
+                _ => {}
+            }
+        }
+        Ok(candidates)
+    }
+
+    /// The session's next message; `None` when `deadline` passed.
+    async fn next(
+        &mut self,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<ServerMessage>, Refused> {
+        loop {
+            let frame = tokio::select! {
+                frame = self.out.recv() => frame,
+                _ = tokio::time::sleep_until(deadline) => return Ok(None),
+            };
+            let Some(frame) = frame else {
+                return Err(refused(ErrorCode::InternalError, "the session ended"));
+            };
+            if let Some(msg) = frame.decode() {
+                return Ok(Some(msg));
+            }
+        }
+    }
+}
+
+/// Drains what the session says until it ends, then forgets the resource. At shutdown the
+/// session is told to leave.
+async fn pump(
+    sessions: Arc<Sessions>,
+    resources: Arc<Resources>,
+    id: String,
+    mut out: OutboxReceiver,
+    mut task: JoinHandle<roomcast_sfu::signaling::session::SessionEnd>,
+) {
+    let shutdown = sessions.resume.shutdown_token().clone();
+    let mut told_to_leave = false;
+    let mut open = true;
+    let end = loop {
+        tokio::select! {
+            end = &mut task => break end.ok(),
+            frame = out.recv(), if open => match frame {
+                None => open = false,
+                Some(frame) => {
+                    if let Some(ServerMessage::Error { code, .. }) = frame.decode() {
+                        tracing::info!(resource = %id, code = code.as_str(), "WHIP session told");
+                    }
+                }
+            },
+            _ = shutdown.cancelled(), if !told_to_leave => {
+                told_to_leave = true;
+                if let Some(resource) = resources.get(&id) {
+                    resource.tell(&ClientMessage::Leave).await;
+                }
+            }
+        }
+    };
+    let resource = resources.remove(&id);
+    tracing::info!(
+        resource = %id,
+        participant = resource.as_ref().map(|r| r.participant_id.as_str()).unwrap_or(""),
+        ?end,
+        "WHIP session ended"
+    );
+}
+
+fn leave() -> String {
+    serde_json::to_string(&ClientMessage::Leave).unwrap_or_default()
+}
+
+/// 24 characters of an unambiguous alphabet: about 120 bits, so a resource's URL cannot be
+/// guessed.
+fn random_id() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..24)
+        .map(|_| char::from(b"abcdefghijkmnopqrstuvwxyz23456789"[rng.random_range(0..33)]))
+        .collect()
+}

@@ -1,0 +1,547 @@
+//! WHIP ingest (RFC 9725) with a real third-party encoder: Meetecho's `whip-client`
+//! (Debian's simple-whip-client, GStreamer's webrtcbin) publishes a VP8 test pattern and an
+//! Opus tone into a room with a join token; a bot in the room receives both. Then the
+//! requests a broken or hostile client sends, each with its status, while a bystander pair's
+//! media goes on; and moderation ends a WHIP session like any other.
+//!
+//! Needs `whip-client` and the GStreamer plugins (`bash tests/whip/setup.sh`, run by
+//! `tests/run.sh`).
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::http::{request, Reply};
+use common::*;
+use roomcast::{RunningServer, ServeArgs};
+use roomcast_bots::Bot;
+use roomcast_protocol::{ClientMessage, Role, ServerMessage, TrackKind};
+use roomcast_sfu::auth::{mint, unix_now};
+use webrtc::api::media_engine::MediaEngine;
+use webrtc::api::APIBuilder;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
+use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
+
+const SECRET: &str = "whip-integration-test-secret-0123456789";
+
+async fn start_secured() -> RunningServer {
+    let mut args = ServeArgs::local_ephemeral();
+    args.jwt_secret = Some(SECRET.to_owned());
+    start_with(args).await
+}
+
+fn token(room: &str, name: &str, role: Role, ttl_secs: i64) -> String {
+    let exp = (unix_now() as i64 + ttl_secs).max(0) as u64;
+    mint(SECRET, room, name, role, exp).expect("minted")
+}
+
+/// The participant id of the one named `name` that `bot` saw join.
+async fn joined_as(bot: &Bot, name: &str) -> String {
+    let named = |msg: &ServerMessage| matches!(msg, ServerMessage::ParticipantJoined { participant } if participant.name == name);
+    if let Some(p) = bot.joined_participants().iter().find(|p| p.name == name) {
+        return p.id.clone();
+    }
+    let cursor_start = bot.messages().into_iter().find(|m| named(m)).or(None);
+    let msg = match cursor_start {
+        Some(msg) => msg,
+        None => bot
+            .wait_for_message(named, MESSAGE_TIMEOUT)
+            .await
+            .unwrap_or_else(|e| panic!("{name} never joined: {e}")),
+    };
+    match msg {
+        ServerMessage::ParticipantJoined { participant } => participant.id,
+        _ => unreachable!(),
+    }
+}
+
+async fn wait_left(bot: &Bot, cursor: roomcast_bots::MessageCursor, id: &str) {
+    bot.wait_for_message_after(
+        cursor,
+        |m| matches!(m, ServerMessage::ParticipantLeft { participant_id } if participant_id == id),
+        MEDIA_TIMEOUT,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{id} did not leave: {e}"));
+}
+
+/// The preload that lets Debian 12's `whip-client` start (see `tests/whip/soupcheck.c`),
+/// compiled with the C compiler Rust links with.
+fn soup_shim() -> std::path::PathBuf {
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("whip-soupcheck.so");
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/whip/soupcheck.c");
+    let built = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&out)
+        .arg(source)
+        .arg("-ldl")
+        .status()
+        .expect("cc runs");
+    assert!(built.success(), "the whip-client preload compiles");
+    out
+}
+
+/// `whip-client` publishing a 320×240 VP8 ball and an Opus tone, killed with the test.
+fn whip_client(url: &str, token: &str) -> tokio::process::Child {
+    tokio::process::Command::new("whip-client")
+        .env("LD_PRELOAD", soup_shim())
+        .args([
+            "-u",
+            url,
+            "-t",
+            token,
+            "-l",
+            "3",
+            "-A",
+            "audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample ! queue ! \
+             opusenc ! rtpopuspay pt=111 ssrc=1 ! queue ! \
+             application/x-rtp,media=audio,encoding-name=OPUS,payload=111",
+            "-V",
+            "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=15/1 ! \
+             videoconvert ! queue ! vp8enc deadline=1 keyframe-max-dist=30 ! rtpvp8pay pt=96 ssrc=2 ! \
+             queue ! application/x-rtp,media=video,encoding-name=VP8,payload=96",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("whip-client starts (bash tests/whip/setup.sh installs it)")
+}
+
+/// Asks a running `whip-client` to stop as Ctrl-C would: it sends DELETE, then exits.
+fn interrupt(child: &tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) on our own child's pid has no memory effects.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGINT);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_client_publishes_vp8_and_opus_that_a_bot_receives() {
+    let server = start_secured().await;
+    let room = "whip-room";
+    let viewer = join_with(
+        viewer(&server, room, "viewer", Role::Audience).with_token(token(
+            room,
+            "viewer",
+            Role::Audience,
+            600,
+        )),
+    )
+    .await;
+    let url = format!("http://{}/whip/{room}", server.http_addr);
+    let started = Instant::now();
+    let mut encoder = whip_client(&url, &token(room, "OBS", Role::Presenter, 600));
+    let id = joined_as(&viewer, "OBS").await;
+    let tracks = viewer
+        .wait_for_media(
+            |t| has_audio_from(t, &id, 50) && has_video_from(t, &id, 30, 320, 240),
+            MEDIA_TIMEOUT,
+        )
+        .await;
+    let tracks = match tracks {
+        Ok(tracks) => tracks,
+        Err(e) => {
+            encoder.start_kill().ok();
+            let out = encoder
+                .wait_with_output()
+                .await
+                .expect("whip-client output");
+            panic!(
+                "the viewer did not get the encoder's audio and video: {e}\n{:?}\nwhip-client said:\n{}\n{}",
+                viewer.remote_tracks(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    };
+    let first = tracks
+        .iter()
+        .filter(|t| t.publisher_id == id)
+        .filter_map(|t| t.first_packet_at)
+        .min()
+        .expect("a first packet");
+    println!(
+        "whip-client start to first media at the viewer: {} ms",
+        first.saturating_duration_since(started).as_millis()
+    );
+    let video = tracks
+        .iter()
+        .find(|t| t.publisher_id == id && t.kind == TrackKind::Video)
+        .expect("video");
+    assert_eq!(video.codec_mime.to_ascii_lowercase(), "video/vp8");
+    let audio = tracks
+        .iter()
+        .find(|t| t.publisher_id == id && t.kind == TrackKind::Audio)
+        .expect("audio");
+    assert_eq!(audio.codec_mime.to_ascii_lowercase(), "audio/opus");
+    assert_media_keeps_flowing(&viewer, &[id.as_str()]).await;
+
+    // Ctrl-C: whip-client sends DELETE and the participant leaves at once (not after an ICE
+    // timeout).
+    let cursor = viewer.message_cursor();
+    let asked = Instant::now();
+    interrupt(&encoder);
+    wait_left(&viewer, cursor, &id).await;
+    println!(
+        "whip-client interrupted to participant_left: {} ms",
+        asked.elapsed().as_millis()
+    );
+    let _ = tokio::time::timeout(MESSAGE_TIMEOUT, encoder.wait()).await;
+    server.shutdown().await;
+}
+
+/// A webrtc-rs offer publishing audio and video, as an encoder would send it.
+async fn offer() -> (Arc<RTCPeerConnection>, String) {
+    let mut media = MediaEngine::default();
+    media.register_default_codecs().expect("codecs");
+    let api = APIBuilder::new().with_media_engine(media).build();
+    let pc = Arc::new(
+        api.new_peer_connection(RTCConfiguration::default())
+            .await
+            .expect("a PeerConnection"),
+    );
+    for kind in [RTPCodecType::Audio, RTPCodecType::Video] {
+        pc.add_transceiver_from_kind(
+            kind,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                send_encodings: Vec::new(),
+            }),
+        )
+        .await
+        .expect("a transceiver");
+    }
+    let offer = pc.create_offer(None).await.expect("an offer");
+    pc.set_local_description(offer.clone())
+        .await
+        .expect("offer applied");
+    (pc, offer.sdp)
+}
+
+struct Http(SocketAddr);
+
+impl Http {
+    async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+        let mut raw = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (name, value) in headers {
+            raw.push_str(&format!("{name}: {value}\r\n"));
+        }
+        raw.push_str("\r\n");
+        raw.push_str(body);
+        request(self.0, &raw).await
+    }
+}
+
+fn header<'a>(reply: &'a Reply, name: &str) -> Vec<&'a str> {
+    reply
+        .head
+        .lines()
+        .filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+        .collect()
+}
+
+fn expect(reply: &Reply, status: u16, what: &str) {
+    assert_eq!(
+        reply.status, status,
+        "{what}: got {}\n{}\n\n{}",
+        reply.status, reply.head, reply.body
+    );
+    if status >= 400 {
+        assert!(!reply.body.trim().is_empty(), "{what}: an error says why");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_whip_requests_get_their_status_and_the_room_plays_on() {
+    let server = start_secured().await;
+    let http = Http(server.http_addr);
+    let room = "whip-bad";
+    let path = format!("/whip/{room}");
+    // A bystander pair exchanging media the whole time.
+    let speaker = join_with(
+        config(&server, room, "speaker", Role::Host).with_token(token(
+            room,
+            "speaker",
+            Role::Host,
+            600,
+        )),
+    )
+    .await;
+    let listener = join_with(
+        viewer(&server, room, "listener", Role::Audience).with_token(token(
+            room,
+            "listener",
+            Role::Audience,
+            600,
+        )),
+    )
+    .await;
+    let speaker_id = speaker.participant_id().to_owned();
+    listener
+        .wait_for_media(|t| has_audio_from(t, &speaker_id, 20), MEDIA_TIMEOUT)
+        .await
+        .expect("the bystanders' media flows");
+
+    let (_pc, sdp) = offer().await;
+    let presenter = token(room, "enc-a", Role::Presenter, 600);
+    let bearer = format!("Bearer {presenter}");
+    let auth = ("Authorization", bearer.as_str());
+    let sdp_type = ("Content-Type", "application/sdp");
+
+    // The refusals, none of which joins anyone.
+    let cases: Vec<(&str, Vec<(&str, &str)>, String, u16)> = vec![
+        (
+            "a JSON body",
+            vec![sdp_type, auth],
+            "{\"sdp\":\"v=0\"}".into(),
+            400,
+        ),
+        ("junk", vec![sdp_type, auth], "hello".into(), 400),
+        ("no content type", vec![auth], sdp.clone(), 415),
+        (
+            "text/plain",
+            vec![("Content-Type", "text/plain"), auth],
+            sdp.clone(),
+            415,
+        ),
+        ("no token", vec![sdp_type], sdp.clone(), 401),
+        (
+            "a malformed token",
+            vec![sdp_type, ("Authorization", "Bearer not.a.jwt")],
+            sdp.clone(),
+            401,
+        ),
+        (
+            "an expired token",
+            vec![
+                sdp_type,
+                (
+                    "Authorization",
+                    &*Box::leak(
+                        format!("Bearer {}", token(room, "late", Role::Presenter, -60))
+                            .into_boxed_str(),
+                    ),
+                ),
+            ],
+            sdp.clone(),
+            401,
+        ),
+        (
+            "another room's token",
+            vec![
+                sdp_type,
+                (
+                    "Authorization",
+                    &*Box::leak(
+                        format!("Bearer {}", token("elsewhere", "x", Role::Presenter, 600))
+                            .into_boxed_str(),
+                    ),
+                ),
+            ],
+            sdp.clone(),
+            401,
+        ),
+        (
+            "an audience token",
+            vec![
+                sdp_type,
+                (
+                    "Authorization",
+                    &*Box::leak(
+                        format!("Bearer {}", token(room, "watcher", Role::Audience, 600))
+                            .into_boxed_str(),
+                    ),
+                ),
+            ],
+            sdp.clone(),
+            403,
+        ),
+    ];
+    for (what, headers, body, status) in &cases {
+        let reply = http.send("POST", &path, headers, body).await;
+        expect(&reply, *status, what);
+        if *status == 401 {
+            assert_eq!(header(&reply, "www-authenticate"), ["Bearer"], "{what}");
+        }
+    }
+    let oversized = "v=0\r\n".to_owned() + &"a=x\r\n".repeat(20_000);
+    expect(
+        &http
+            .send("POST", &path, &[sdp_type, auth], &oversized)
+            .await,
+        413,
+        "a 100 kB body",
+    );
+
+    // Two real sessions.
+    let a = http.send("POST", &path, &[sdp_type, auth], &sdp).await;
+    expect(&a, 201, "a good offer");
+    assert_eq!(header(&a, "content-type"), ["application/sdp"]);
+    assert!(a.body.starts_with("v=0"), "{}", a.body);
+    assert!(
+        a.body.contains("a=candidate:"),
+        "non-trickle: candidates in the answer\n{}",
+        a.body
+    );
+    assert!(a.body.contains("a=end-of-candidates"), "{}", a.body);
+    let location_a = header(&a, "location")[0].to_owned();
+    assert!(location_a.starts_with(&format!("{path}/")), "{location_a}");
+    let etag_a = header(&a, "etag")[0].to_owned();
+    let id_a = joined_as(&listener, "enc-a").await;
+
+    let (_pc_b, sdp_b) = offer().await;
+    let bearer_b = format!("Bearer {}", token(room, "enc-b", Role::Presenter, 600));
+    let b = http
+        .send(
+            "POST",
+            &path,
+            &[sdp_type, ("Authorization", &bearer_b)],
+            &sdp_b,
+        )
+        .await;
+    expect(&b, 201, "a second encoder");
+    let location_b = header(&b, "location")[0].to_owned();
+    let id_b = joined_as(&listener, "enc-b").await;
+
+    let frag = "a=ice-ufrag:zzzz\r\na=ice-pwd:zzzzzzzzzzzzzzzzzzzzzzzz\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n";
+    let frag_type = ("Content-Type", "application/trickle-ice-sdpfrag");
+    let own_ufrag = a
+        .body
+        .lines()
+        .next()
+        .map(|_| ())
+        .and(
+            sdp.lines()
+                .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:")),
+        )
+        .expect("the offer's ufrag")
+        .to_owned();
+    let trickle = format!(
+        "a=ice-ufrag:{own_ufrag}\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\na=end-of-candidates\r\n"
+    );
+    let patches: Vec<(&str, &str, Vec<(&str, &str)>, &str, u16)> = vec![
+        (
+            "a trickle",
+            &location_a,
+            vec![frag_type, ("If-Match", &etag_a)],
+            &trickle,
+            204,
+        ),
+        (
+            "a trickle without If-Match",
+            &location_a,
+            vec![frag_type],
+            &trickle,
+            204,
+        ),
+        (
+            "If-Match naming another session",
+            &location_b,
+            vec![frag_type, ("If-Match", &etag_a)],
+            &trickle,
+            412,
+        ),
+        ("an ICE restart", &location_a, vec![frag_type], frag, 422),
+        (
+            "JSON as a fragment",
+            &location_a,
+            vec![frag_type],
+            "{\"candidate\":1}",
+            400,
+        ),
+        (
+            "the wrong content type",
+            &location_a,
+            vec![("Content-Type", "application/sdp")],
+            &trickle,
+            415,
+        ),
+        (
+            "an unknown session",
+            &*Box::leak(format!("{path}/nosuchsession").into_boxed_str()),
+            vec![frag_type],
+            &trickle,
+            404,
+        ),
+        (
+            "a session under another room's path",
+            &*Box::leak(location_a.replacen(room, "other-room", 1).into_boxed_str()),
+            vec![frag_type],
+            &trickle,
+            404,
+        ),
+    ];
+    for (what, location, headers, body, status) in &patches {
+        expect(
+            &http.send("PATCH", location, headers, body).await,
+            *status,
+            what,
+        );
+    }
+    let options = http.send("OPTIONS", &path, &[], "").await;
+    expect(&options, 204, "OPTIONS");
+    assert!(header(&options, "allow")[0].contains("POST"));
+
+    // DELETE: the participant leaves; a second DELETE and a PATCH find nothing.
+    let cursor = listener.message_cursor();
+    expect(
+        &http.send("DELETE", &location_a, &[], "").await,
+        200,
+        "DELETE",
+    );
+    wait_left(&listener, cursor, &id_a).await;
+    expect(
+        &http.send("DELETE", &location_a, &[], "").await,
+        404,
+        "DELETE twice",
+    );
+    expect(
+        &http
+            .send("PATCH", &location_a, &[frag_type], &trickle)
+            .await,
+        404,
+        "PATCH after DELETE",
+    );
+
+    // A host's kick ends a WHIP session as any other: its resource is gone too.
+    let cursor = listener.message_cursor();
+    speaker
+        .send(&ClientMessage::Kick {
+            participant_id: id_b.clone(),
+        })
+        .await
+        .expect("kick sent");
+    wait_left(&listener, cursor, &id_b).await;
+    let deadline = Instant::now() + MESSAGE_TIMEOUT;
+    loop {
+        let reply = http.send("DELETE", &location_b, &[], "").await;
+        if reply.status == 404 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the kicked session's resource stays: {}",
+            reply.status
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The bystanders noticed nothing.
+    assert_media_keeps_flowing(&listener, &[speaker_id.as_str()]).await;
+    server.shutdown().await;
+}
