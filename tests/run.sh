@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test roomcast has, after installing what they need on a fresh Debian machine
 # (Chromium and the browser-test npm packages, iproute2 for the network-namespace test,
-# redis-server for the cluster tests, whip-client and GStreamer for the WHIP tests). Safe to run again: installs are skipped when already
-# done.
+# redis-server for the cluster tests, whip-client and GStreamer for the WHIP tests). Safe to
+# run again: installs are skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -199,6 +199,48 @@ async fn whip_client_publishes_vp8_and_opus_that_a_bot_receives() {
     server.shutdown().await;
 }
 
+/// An encoder that vanishes without DELETE (killed, unplugged) is removed when ICE gives up
+/// on it, as any participant is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_client_that_vanishes_leaves_when_ice_fails() {
+    let server = start_secured().await;
+    let room = "whip-gone";
+    let viewer = join_with(
+        viewer(&server, room, "viewer", Role::Audience).with_token(token(
+            room,
+            "viewer",
+            Role::Audience,
+            600,
+        )),
+    )
+    .await;
+    let url = format!("http://{}/whip/{room}", server.http_addr);
+    let mut encoder = whip_client(&url, &token(room, "OBS", Role::Presenter, 600));
+    let id = joined_as(&viewer, "OBS").await;
+    viewer
+        .wait_for_media(|t| has_audio_from(t, &id, 20), MEDIA_TIMEOUT)
+        .await
+        .expect("the encoder's audio flows");
+    let cursor = viewer.message_cursor();
+    let killed = Instant::now();
+    encoder.start_kill().expect("SIGKILL");
+    let _ = encoder.wait().await;
+    // ICE's consent runs out after its disconnected (5 s) and failed (25 s) timeouts at most.
+    viewer
+        .wait_for_message_after(
+            cursor,
+            |m| matches!(m, ServerMessage::ParticipantLeft { participant_id } if *participant_id == id),
+            Duration::from_secs(45),
+        )
+        .await
+        .expect("the vanished encoder leaves");
+    println!(
+        "whip-client killed to participant_left: {} ms",
+        killed.elapsed().as_millis()
+    );
+    server.shutdown().await;
+}
+
 /// A webrtc-rs offer publishing audio and video, as an encoder would send it.
 async fn offer() -> (Arc<RTCPeerConnection>, String) {
     let mut media = MediaEngine::default();

@@ -862,3 +862,26 @@ fn a_sender_chats_within_its_rate() {
         .count();
     assert_eq!(heard, rate.burst as usize + 1);
 }
+
+#[test]
+fn a_publish_only_session_publishes_but_is_never_subscribed_nor_offered() {
+    let mut h = Harness::new(Role::Presenter);
+    h.core.publish_only();
+    h.publisher("ann");
+    h.resubscribe();
+    assert!(h.take_log().is_empty(), "nothing to subscribe, no offer");
+    h.client(offer(CLIENT_OFFER));
+    let log = h.take_log();
+    assert_eq!(&log[..3], ["apply_offer", "create_answer", "publish"]);
+    assert!(
+        !log.iter()
+            .any(|c| *c == "subscribe" || *c == "create_offer"),
+        "{log:?}"
+    );
+    assert_eq!(h.room.tracks_of("me").map(|t| t.len()), Some(2));
+    h.publisher("bob");
+    h.resubscribe();
+    h.input(Input::Tick);
+    assert!(h.take_log().is_empty());
+    assert!(Harness::offers(&h.take_sent()).is_empty());
+}
