@@ -40,24 +40,26 @@ fn token(room: &str, name: &str, role: Role, ttl_secs: i64) -> String {
     mint(SECRET, room, name, role, exp).expect("minted")
 }
 
-/// The participant id of the one named `name` that `bot` saw join.
+/// The participant id of the one named `name` that `bot` saw join (before or after now).
 async fn joined_as(bot: &Bot, name: &str) -> String {
-    let named = |msg: &ServerMessage| matches!(msg, ServerMessage::ParticipantJoined { participant } if participant.name == name);
+    let id_of = |msg: &ServerMessage| match msg {
+        ServerMessage::ParticipantJoined { participant } if participant.name == name => {
+            Some(participant.id.clone())
+        }
+        _ => None,
+    };
     if let Some(p) = bot.joined_participants().iter().find(|p| p.name == name) {
         return p.id.clone();
     }
-    let cursor_start = bot.messages().into_iter().find(|m| named(m)).or(None);
-    let msg = match cursor_start {
-        Some(msg) => msg,
-        None => bot
-            .wait_for_message(named, MESSAGE_TIMEOUT)
-            .await
-            .unwrap_or_else(|e| panic!("{name} never joined: {e}")),
-    };
-    match msg {
-        ServerMessage::ParticipantJoined { participant } => participant.id,
-        _ => unreachable!(),
+    let cursor = bot.message_cursor();
+    if let Some(id) = bot.messages().iter().find_map(id_of) {
+        return id;
     }
+    let msg = bot
+        .wait_for_message_after(cursor, |m| id_of(m).is_some(), MESSAGE_TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("{name} never joined: {e}"));
+    id_of(&msg).expect("the message matched")
 }
 
 async fn wait_left(bot: &Bot, cursor: roomcast_bots::MessageCursor, id: &str) {
@@ -286,6 +288,25 @@ impl Http {
     }
 }
 
+/// One request of a table: what it is, its headers and body, the status it must get.
+struct Case<'a> {
+    what: &'a str,
+    headers: Vec<(&'a str, &'a str)>,
+    body: &'a str,
+    status: u16,
+}
+
+impl<'a> Case<'a> {
+    fn new(what: &'a str, headers: &[(&'a str, &'a str)], body: &'a str, status: u16) -> Case<'a> {
+        Case {
+            what,
+            headers: headers.to_vec(),
+            body,
+            status,
+        }
+    }
+}
+
 fn header<'a>(reply: &'a Reply, name: &str) -> Vec<&'a str> {
     reply
         .head
@@ -346,79 +367,57 @@ async fn bad_whip_requests_get_their_status_and_the_room_plays_on() {
     let sdp_type = ("Content-Type", "application/sdp");
 
     // The refusals, none of which joins anyone.
-    let cases: Vec<(&str, Vec<(&str, &str)>, String, u16)> = vec![
-        (
-            "a JSON body",
-            vec![sdp_type, auth],
-            "{\"sdp\":\"v=0\"}".into(),
-            400,
-        ),
-        ("junk", vec![sdp_type, auth], "hello".into(), 400),
-        ("no content type", vec![auth], sdp.clone(), 415),
-        (
+    let bearer_of = |t: String| format!("Bearer {t}");
+    let expired = bearer_of(token(room, "late", Role::Presenter, -60));
+    let elsewhere = bearer_of(token("elsewhere", "x", Role::Presenter, 600));
+    let audience = bearer_of(token(room, "watcher", Role::Audience, 600));
+    let json = "{\"sdp\":\"v=0\"}";
+    let cases = [
+        Case::new("a JSON body", &[sdp_type, auth], json, 400),
+        Case::new("junk", &[sdp_type, auth], "hello", 400),
+        Case::new("no content type", &[auth], &sdp, 415),
+        Case::new(
             "text/plain",
-            vec![("Content-Type", "text/plain"), auth],
-            sdp.clone(),
+            &[("Content-Type", "text/plain"), auth],
+            &sdp,
             415,
         ),
-        ("no token", vec![sdp_type], sdp.clone(), 401),
-        (
+        Case::new("no token", &[sdp_type], &sdp, 401),
+        Case::new(
             "a malformed token",
-            vec![sdp_type, ("Authorization", "Bearer not.a.jwt")],
-            sdp.clone(),
+            &[sdp_type, ("Authorization", "Bearer not.a.jwt")],
+            &sdp,
             401,
         ),
-        (
+        Case::new(
             "an expired token",
-            vec![
-                sdp_type,
-                (
-                    "Authorization",
-                    &*Box::leak(
-                        format!("Bearer {}", token(room, "late", Role::Presenter, -60))
-                            .into_boxed_str(),
-                    ),
-                ),
-            ],
-            sdp.clone(),
+            &[sdp_type, ("Authorization", &expired)],
+            &sdp,
             401,
         ),
-        (
+        Case::new(
             "another room's token",
-            vec![
-                sdp_type,
-                (
-                    "Authorization",
-                    &*Box::leak(
-                        format!("Bearer {}", token("elsewhere", "x", Role::Presenter, 600))
-                            .into_boxed_str(),
-                    ),
-                ),
-            ],
-            sdp.clone(),
+            &[sdp_type, ("Authorization", &elsewhere)],
+            &sdp,
             401,
         ),
-        (
+        Case::new(
             "an audience token",
-            vec![
-                sdp_type,
-                (
-                    "Authorization",
-                    &*Box::leak(
-                        format!("Bearer {}", token(room, "watcher", Role::Audience, 600))
-                            .into_boxed_str(),
-                    ),
-                ),
-            ],
-            sdp.clone(),
+            &[sdp_type, ("Authorization", &audience)],
+            &sdp,
             403,
         ),
     ];
-    for (what, headers, body, status) in &cases {
-        let reply = http.send("POST", &path, headers, body).await;
-        expect(&reply, *status, what);
-        if *status == 401 {
-            assert_eq!(header(&reply, "www-authenticate"), ["Bearer"], "{what}");
+    for case in &cases {
+        let reply = http.send("POST", &path, &case.headers, case.body).await;
+        expect(&reply, case.status, case.what);
+        if case.status == 401 {
+            assert_eq!(
+                header(&reply, "www-authenticate"),
+                ["Bearer"],
+                "{}",
+                case.what
+            );
         }
     }
     let oversized = "v=0\r\n".to_owned() + &"a=x\r\n".repeat(20_000);
@@ -462,78 +461,73 @@ async fn bad_whip_requests_get_their_status_and_the_room_plays_on() {
 
     let frag = "a=ice-ufrag:zzzz\r\na=ice-pwd:zzzzzzzzzzzzzzzzzzzzzzzz\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n";
     let frag_type = ("Content-Type", "application/trickle-ice-sdpfrag");
-    let own_ufrag = a
-        .body
+    let own_ufrag = sdp
         .lines()
-        .next()
-        .map(|_| ())
-        .and(
-            sdp.lines()
-                .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:")),
-        )
+        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
         .expect("the offer's ufrag")
         .to_owned();
     let trickle = format!(
         "a=ice-ufrag:{own_ufrag}\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\na=end-of-candidates\r\n"
     );
-    let patches: Vec<(&str, &str, Vec<(&str, &str)>, &str, u16)> = vec![
+    let unknown = format!("{path}/nosuchsession");
+    let other_room = location_a.replacen(room, "other-room", 1);
+    let patches = [
         (
-            "a trickle",
             &location_a,
-            vec![frag_type, ("If-Match", &etag_a)],
-            &trickle,
-            204,
+            Case::new(
+                "a trickle",
+                &[frag_type, ("If-Match", &etag_a)],
+                &trickle,
+                204,
+            ),
         ),
         (
-            "a trickle without If-Match",
             &location_a,
-            vec![frag_type],
-            &trickle,
-            204,
+            Case::new("a trickle without If-Match", &[frag_type], &trickle, 204),
         ),
         (
-            "If-Match naming another session",
             &location_b,
-            vec![frag_type, ("If-Match", &etag_a)],
-            &trickle,
-            412,
+            Case::new(
+                "If-Match naming another session",
+                &[frag_type, ("If-Match", &etag_a)],
+                &trickle,
+                412,
+            ),
         ),
-        ("an ICE restart", &location_a, vec![frag_type], frag, 422),
         (
-            "JSON as a fragment",
             &location_a,
-            vec![frag_type],
-            "{\"candidate\":1}",
-            400,
+            Case::new("an ICE restart", &[frag_type], frag, 422),
         ),
         (
-            "the wrong content type",
             &location_a,
-            vec![("Content-Type", "application/sdp")],
-            &trickle,
-            415,
+            Case::new("JSON as a fragment", &[frag_type], "{\"candidate\":1}", 400),
         ),
         (
-            "an unknown session",
-            &*Box::leak(format!("{path}/nosuchsession").into_boxed_str()),
-            vec![frag_type],
-            &trickle,
-            404,
+            &location_a,
+            Case::new(
+                "the wrong content type",
+                &[("Content-Type", "application/sdp")],
+                &trickle,
+                415,
+            ),
         ),
         (
-            "a session under another room's path",
-            &*Box::leak(location_a.replacen(room, "other-room", 1).into_boxed_str()),
-            vec![frag_type],
-            &trickle,
-            404,
+            &unknown,
+            Case::new("an unknown session", &[frag_type], &trickle, 404),
+        ),
+        (
+            &other_room,
+            Case::new(
+                "a session under another room's path",
+                &[frag_type],
+                &trickle,
+                404,
+            ),
         ),
     ];
-    for (what, location, headers, body, status) in &patches {
-        expect(
-            &http.send("PATCH", location, headers, body).await,
-            *status,
-            what,
-        );
+    for (location, case) in &patches {
+        let reply = http.send("PATCH", location, &case.headers, case.body).await;
+        expect(&reply, case.status, case.what);
     }
     let options = http.send("OPTIONS", &path, &[], "").await;
     expect(&options, 204, "OPTIONS");
