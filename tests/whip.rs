@@ -143,6 +143,7 @@ async fn whip_client_publishes_vp8_and_opus_that_a_bot_receives() {
     let started = Instant::now();
     let mut encoder = whip_client(&url, &token(room, "OBS", Role::Presenter, 600));
     let id = joined_as(&viewer, "OBS").await;
+    let joined = Instant::now();
     let tracks = viewer
         .wait_for_media(
             |t| has_audio_from(t, &id, 50) && has_video_from(t, &id, 30, 320, 240),
@@ -172,8 +173,10 @@ async fn whip_client_publishes_vp8_and_opus_that_a_bot_receives() {
         .min()
         .expect("a first packet");
     println!(
-        "whip-client start to first media at the viewer: {} ms",
-        first.saturating_duration_since(started).as_millis()
+        "whip-client start to first media at the viewer: {} ms; its join (participant_joined \
+         at the viewer) to first media: {} ms",
+        first.saturating_duration_since(started).as_millis(),
+        first.saturating_duration_since(joined).as_millis()
     );
     let video = tracks
         .iter()
