@@ -374,10 +374,18 @@ async fn bad_whip_requests_get_their_status_and_the_room_plays_on() {
     let expired = bearer_of(token(room, "late", Role::Presenter, -60));
     let elsewhere = bearer_of(token("elsewhere", "x", Role::Presenter, 600));
     let audience = bearer_of(token(room, "watcher", Role::Audience, 600));
+    // It joins before its offer is refused, and leaves again.
+    let broken = bearer_of(token(room, "enc-broken", Role::Presenter, 600));
     let json = "{\"sdp\":\"v=0\"}";
     let cases = [
         Case::new("a JSON body", &[sdp_type, auth], json, 400),
         Case::new("junk", &[sdp_type, auth], "hello", 400),
+        Case::new(
+            "a broken SDP",
+            &[sdp_type, ("Authorization", &broken)],
+            "v=0\r\nm=audio x\r\n",
+            400,
+        ),
         Case::new("no content type", &[auth], &sdp, 415),
         Case::new(
             "text/plain",
