@@ -116,6 +116,24 @@ fn whip_client(url: &str, token: &str) -> tokio::process::Child {
         .expect("whip-client starts (bash tests/whip/setup.sh installs it)")
 }
 
+/// A bot watching `room` with an audience token.
+async fn audience_bot(server: &RunningServer, room: &str) -> Bot {
+    let token = token(room, "viewer", Role::Audience, 600);
+    join_with(viewer(server, room, "viewer", Role::Audience).with_token(token)).await
+}
+
+/// `whip-client` publishing into `room` as "OBS" with a presenter token, and its
+/// participant id as `viewer` saw it join.
+async fn encoder_in(
+    server: &RunningServer,
+    room: &str,
+    viewer: &Bot,
+) -> (tokio::process::Child, String) {
+    let url = format!("http://{}/whip/{room}", server.http_addr);
+    let encoder = whip_client(&url, &token(room, "OBS", Role::Presenter, 600));
+    (encoder, joined_as(viewer, "OBS").await)
+}
+
 /// Asks a running `whip-client` to stop as Ctrl-C would: it sends DELETE, then exits.
 fn interrupt(child: &tokio::process::Child) {
     if let Some(pid) = child.id() {
@@ -130,19 +148,9 @@ fn interrupt(child: &tokio::process::Child) {
 async fn whip_client_publishes_vp8_and_opus_that_a_bot_receives() {
     let server = start_secured().await;
     let room = "whip-room";
-    let viewer = join_with(
-        viewer(&server, room, "viewer", Role::Audience).with_token(token(
-            room,
-            "viewer",
-            Role::Audience,
-            600,
-        )),
-    )
-    .await;
-    let url = format!("http://{}/whip/{room}", server.http_addr);
+    let viewer = audience_bot(&server, room).await;
     let started = Instant::now();
-    let mut encoder = whip_client(&url, &token(room, "OBS", Role::Presenter, 600));
-    let id = joined_as(&viewer, "OBS").await;
+    let (mut encoder, id) = encoder_in(&server, room, &viewer).await;
     let joined = Instant::now();
     let tracks = viewer
         .wait_for_media(
@@ -210,18 +218,8 @@ async fn whip_client_publishes_vp8_and_opus_that_a_bot_receives() {
 async fn a_whip_client_that_vanishes_leaves_when_ice_fails() {
     let server = start_secured().await;
     let room = "whip-gone";
-    let viewer = join_with(
-        viewer(&server, room, "viewer", Role::Audience).with_token(token(
-            room,
-            "viewer",
-            Role::Audience,
-            600,
-        )),
-    )
-    .await;
-    let url = format!("http://{}/whip/{room}", server.http_addr);
-    let mut encoder = whip_client(&url, &token(room, "OBS", Role::Presenter, 600));
-    let id = joined_as(&viewer, "OBS").await;
+    let viewer = audience_bot(&server, room).await;
+    let (mut encoder, id) = encoder_in(&server, room, &viewer).await;
     viewer
         .wait_for_media(|t| has_audio_from(t, &id, 20), MEDIA_TIMEOUT)
         .await

@@ -313,20 +313,21 @@ fn add_links(headers: &mut HeaderMap, servers: &[IceServer]) {
 /// Browsers on other origins may use WHIP: the bearer token is a header, never a cookie,
 /// so any origin may send it.
 fn cors(headers: &mut HeaderMap) {
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("OPTIONS, POST, PATCH, DELETE"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Authorization, Content-Type, If-Match"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Location, ETag, Link, Accept-Patch"),
-    );
+    for (name, value) in [
+        (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        (
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            "OPTIONS, POST, PATCH, DELETE",
+        ),
+        (
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            "Authorization, Content-Type, If-Match",
+        ),
+        (
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            "Location, ETag, Link, Accept-Patch",
+        ),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
 }
