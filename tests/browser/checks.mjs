@@ -162,7 +162,9 @@ export async function followsTileSize({
     .find((r) => r.participantId === publisherId && r.source === 'camera')?.quality ?? null;
   const publisherFacts = async () => {
     const layers = await readOutboundVideo(publisher);
-    return `the publisher sends ${JSON.stringify(layers.map((l) => [l.rid, l.frameWidth, l.bytesSent, l.active]))}`
+    // [rid, frameWidth, bytesSent, active, framesEncoded, keyFramesEncoded, pliCount]
+    return `the publisher sends ${JSON.stringify(layers.map((l) => [l.rid, l.frameWidth, l.bytesSent, l.active,
+      l.framesEncoded, l.keyFramesEncoded, l.pliCount]))}`
       + `${await describePublisher()}`;
   };
   const phases = [];

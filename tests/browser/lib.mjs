@@ -245,7 +245,8 @@ export function readInboundVideo(page, mid) {
 
 /**
  * The page's outbound video RTP streams (its simulcast layers): `[{ rid, frameWidth,
- * frameHeight, framesPerSecond, bytesSent, active, qualityLimitationReason }]`.
+ * frameHeight, framesPerSecond, bytesSent, framesEncoded, keyFramesEncoded, pliCount, active,
+ * qualityLimitationReason }]` (a field the browser does not report is null).
  */
 export function readOutboundVideo(page) {
   return page.evaluate(async () => {
@@ -261,6 +262,9 @@ export function readOutboundVideo(page) {
         frameHeight: r.frameHeight ?? 0,
         framesPerSecond: r.framesPerSecond ?? 0,
         bytesSent: r.bytesSent ?? 0,
+        framesEncoded: r.framesEncoded ?? null,
+        keyFramesEncoded: r.keyFramesEncoded ?? null,
+        pliCount: r.pliCount ?? null,
         active: r.active ?? null,
         qualityLimitationReason: r.qualityLimitationReason ?? null,
       });
