@@ -8,14 +8,19 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
+use common::MEDIA_TIMEOUT;
 use futures_util::{SinkExt, StreamExt};
 use harness::{Bounds, Bystanders, ServerProcess, Watch, SERIAL};
 use roomcast_bots::{Bot, BotConfig};
-use roomcast_protocol::{ErrorCode, ServerMessage};
+use roomcast_protocol::{ErrorCode, ServerMessage, TrackKind};
+use roomcast_sfu::egress::retransmit_budget::{BURST, SHARE};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+use webrtc::rtcp;
+use webrtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
+use webrtc::util::MarshalSize;
 
 /// The README's defaults this suite relies on.
 const MAX_WEBSOCKETS_PER_IP: usize = 500;
@@ -628,5 +633,196 @@ async fn panicking_sessions() {
     report.check(Bounds {
         rss_growth_mib: 24.0,
         log_bytes: 16 * 1024,
+    });
+}
+
+/// How long the bot's NACK storm lasts, and how often it NACKs each video track it receives.
+const NACK_STORM: Duration = Duration::from_secs(5);
+const NACK_EVERY: Duration = Duration::from_millis(10);
+/// Each NACK lists the newest sequence numbers the bot received, this many (8 times what
+/// the server caches per track), and each RTCP packet carries it twice: about 1 KB.
+const NACK_WINDOW: u16 = 2048;
+/// Most an outgoing RTP header (with its extensions and SRTP tag) adds to a payload: the
+/// server earns retransmission budget on whole packets, `bytes_out` counts payloads.
+const RTP_HEADER_ALLOWANCE: f64 = 64.0;
+
+/// A generic NACK from `media_ssrc`'s receiver for every sequence number from `first` on,
+/// `count` of them.
+fn nack_covering(media_ssrc: u32, first: u16, count: u16) -> TransportLayerNack {
+    let nacks = (0..count.div_ceil(17))
+        .map(|i| NackPair {
+            packet_id: first.wrapping_add(i * 17),
+            lost_packets: 0xffff,
+        })
+        .collect();
+    TransportLayerNack {
+        sender_ssrc: 1,
+        media_ssrc,
+        nacks,
+    }
+}
+
+/// The counters of the server's retransmissions and forwarding, from `/metrics`.
+#[derive(Debug, Default, Clone, Copy)]
+struct ResendCounters {
+    nacked: f64,
+    resent: f64,
+    resent_bytes: f64,
+    misses: f64,
+    refused_duplicate: f64,
+    refused_budget: f64,
+    forwarded_bytes: f64,
+    forwarded_packets: f64,
+}
+
+impl ResendCounters {
+    async fn read(server: &ServerProcess) -> ResendCounters {
+        let refused =
+            |reason: &str| format!("roomcast_retransmits_refused_total{{reason=\"{reason}\"}}");
+        ResendCounters {
+            nacked: server.metric("roomcast_nacks_received_total").await,
+            resent: server.metric("roomcast_retransmits_total").await,
+            resent_bytes: server.metric("roomcast_retransmit_bytes_total").await,
+            misses: server.metric("roomcast_retransmit_misses_total").await,
+            refused_duplicate: server.metric(&refused("duplicate")).await,
+            refused_budget: server.metric(&refused("budget")).await,
+            forwarded_bytes: server.metric("roomcast_bytes_out_total").await,
+            forwarded_packets: server
+                .metric("roomcast_packets_out_total{kind=\"audio\"}")
+                .await
+                + server
+                    .metric("roomcast_packets_out_total{kind=\"video\"}")
+                    .await,
+        }
+    }
+
+    fn since(self, before: ResendCounters) -> ResendCounters {
+        ResendCounters {
+            nacked: self.nacked - before.nacked,
+            resent: self.resent - before.resent,
+            resent_bytes: self.resent_bytes - before.resent_bytes,
+            misses: self.misses - before.misses,
+            refused_duplicate: self.refused_duplicate - before.refused_duplicate,
+            refused_budget: self.refused_budget - before.refused_budget,
+            forwarded_bytes: self.forwarded_bytes - before.forwarded_bytes,
+            forwarded_packets: self.forwarded_packets - before.forwarded_packets,
+        }
+    }
+}
+
+/// Payload bytes and packets the bystanders received.
+fn bystanders_received(bystanders: &Bystanders) -> (f64, f64) {
+    let mut tracks = bystanders.a.remote_tracks();
+    tracks.extend(bystanders.b.remote_tracks());
+    tracks.iter().fold((0.0, 0.0), |(bytes, packets), t| {
+        (bytes + t.bytes as f64, packets + t.packets as f64)
+    })
+}
+
+/// A bot subscribed to the bystanders NACKs, for five seconds, 100 times a second per video
+/// track, the newest 2048 sequence numbers it received, twice in each RTCP packet. The
+/// server resends each packet at most once per round trip (the second copy is a
+/// `duplicate`) and no more than the bot's budget: a quarter of the bytes forwarded to it,
+/// plus what it saved up (128 KiB at most); the rest is refused for the `budget`. The
+/// bystanders notice nothing; their loss and jitter over the storm and the server's
+/// retransmission counters are printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nack_storm() {
+    let _serial = SERIAL.lock().await;
+    let server = ServerProcess::start(&[], &[]).await;
+    let bystanders = Bystanders::join(&server, "abuse-nack").await;
+    let bot = common::join_with(
+        BotConfig::new(server.ws_url(), &bystanders.room, "nack-bot").with_publish(false, None),
+    )
+    .await;
+    let (a, b) = (
+        bystanders.a.participant_id().to_owned(),
+        bystanders.b.participant_id().to_owned(),
+    );
+    bot.wait_for_media(
+        |t| {
+            common::has_video_from(t, &a, 50, 640, 360)
+                && common::has_video_from(t, &b, 50, 640, 360)
+        },
+        MEDIA_TIMEOUT,
+    )
+    .await
+    .expect("the bot receives both bystanders' video");
+
+    let before = ResendCounters::read(&server).await;
+    let received_before = bystanders_received(&bystanders);
+    let watch = Watch::start("NACK storm", &server, &bystanders);
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(NACK_EVERY);
+    let (mut rtcp_packets, mut rtcp_bytes, mut numbers) = (0u64, 0usize, 0u64);
+    while started.elapsed() < NACK_STORM {
+        tick.tick().await;
+        for track in bot.remote_tracks() {
+            let (TrackKind::Video, Some(highest)) = (track.kind, track.highest_sequence_number)
+            else {
+                continue;
+            };
+            let first = highest.wrapping_sub(NACK_WINDOW - 1);
+            let nack = nack_covering(track.ssrc, first, NACK_WINDOW);
+            numbers += 2 * 17 * nack.nacks.len() as u64;
+            rtcp_bytes += 2 * nack.marshal_size();
+            let twice: Vec<Box<dyn rtcp::packet::Packet + Send + Sync>> =
+                vec![Box::new(nack.clone()), Box::new(nack)];
+            bot.send_rtcp(&twice).await.expect("NACKs sent");
+            rtcp_packets += 1;
+        }
+    }
+    let storm = started.elapsed();
+    let report = watch.finish(&server, &bystanders).await;
+    let counted = ResendCounters::read(&server).await.since(before);
+    let received_after = bystanders_received(&bystanders);
+
+    // What was forwarded to the bot: everything forwarded, less what the bystanders got.
+    let to_bot_bytes = counted.forwarded_bytes - (received_after.0 - received_before.0);
+    let to_bot_packets = counted.forwarded_packets - (received_after.1 - received_before.1);
+    let budget = BURST as f64 + SHARE * (to_bot_bytes + RTP_HEADER_ALLOWANCE * to_bot_packets);
+    eprintln!(
+        "NACK storm: {rtcp_packets} RTCP packets ({:.0} KiB) in {:.1} s listing {numbers} \
+         sequence numbers; the server counted {} NACKed, resent {} packets ({:.0} KiB) and \
+         refused {} as duplicates and {} over the budget ({} not cached); {:.0} KiB were \
+         forwarded to the bot meanwhile, so its budget was at most {:.0} KiB; bystanders' \
+         loss {:.2} %, highest jitter {:.1} ms",
+        rtcp_bytes as f64 / 1024.0,
+        storm.as_secs_f64(),
+        counted.nacked,
+        counted.resent,
+        counted.resent_bytes / 1024.0,
+        counted.refused_duplicate,
+        counted.refused_budget,
+        counted.misses,
+        to_bot_bytes / 1024.0,
+        budget / 1024.0,
+        report.loss() * 100.0,
+        report.max_jitter_ms,
+    );
+    assert!(counted.nacked > 0.0, "the server never read a NACK");
+    assert!(
+        counted.resent > 0.0,
+        "nothing was resent: the NACKs missed the cache"
+    );
+    assert!(
+        counted.refused_budget > 0.0,
+        "no refusal for the budget counted"
+    );
+    assert!(
+        counted.refused_duplicate > 0.0,
+        "no refusal of a packet NACKed twice at once counted"
+    );
+    assert!(
+        counted.resent_bytes <= budget,
+        "resent {:.0} KiB, over the budget of {:.0} KiB",
+        counted.resent_bytes / 1024.0,
+        budget / 1024.0
+    );
+    assert!(bot.closed().is_none(), "the bot is still connected");
+    report.check(Bounds {
+        rss_growth_mib: 16.0,
+        // Refusals are counted, never logged.
+        log_bytes: 4 * 1024,
     });
 }
