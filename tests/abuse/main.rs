@@ -826,3 +826,158 @@ async fn nack_storm() {
         log_bytes: 4 * 1024,
     });
 }
+
+/// Clients that send WebSocket pings as fast as they can and never read, half of them
+/// joined: the server answers every ping with a pong that waits for the client. Pings count
+/// against the message rate, so each flooder is cut off with `rate_limited` at its burst,
+/// and what waits for it is bounded meanwhile: the server's memory stays flat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_floods() {
+    const FLOODERS: usize = 10;
+    /// Pings per flooder, of 125 bytes (the most a ping may carry): 5 MB of pongs each.
+    const PINGS: usize = 40_000;
+    let _serial = SERIAL.lock().await;
+    let server = ServerProcess::start(&[], &[]).await;
+    let bystanders = Bystanders::join(&server, "abuse-pings").await;
+    let watch = Watch::start("ping floods", &server, &bystanders);
+    // Unmasked pings (a zero mask key), a thousand to a write.
+    let mut pings = Vec::new();
+    for _ in 0..1000 {
+        pings.extend_from_slice(&[0x89, 0x80 | 125, 0, 0, 0, 0]);
+        pings.extend_from_slice(&[b'p'; 125]);
+    }
+    let pings = std::sync::Arc::new(pings);
+    let mut floods = Vec::new();
+    for i in 0..FLOODERS {
+        // A small receive buffer: the kernel holds little, the server the rest.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket.connect(server.http).await.unwrap();
+        let (mut ws, _) = tokio_tungstenite::client_async(server.ws_url(), stream)
+            .await
+            .expect("WebSocket opens");
+        if i % 2 == 0 {
+            send_join(&mut ws, &bystanders.room, &format!("pinger{i}")).await;
+            assert_eq!(joined(&mut ws).await["type"], "joined");
+        }
+        let pings = std::sync::Arc::clone(&pings);
+        floods.push(tokio::spawn(async move {
+            let mut written = 0;
+            while written < PINGS {
+                // The server drops the connection once it has closed it.
+                if ws.get_mut().write_all(&pings).await.is_err() {
+                    break;
+                }
+                written += 1000;
+            }
+            // Then whatever the server sent, to its end.
+            let ended = tokio::time::timeout(common::MESSAGE_TIMEOUT, async {
+                while let Some(Ok(_)) = ws.next().await {}
+            })
+            .await;
+            (written, ended.is_ok())
+        }));
+    }
+    let mut written = Vec::new();
+    for flood in floods {
+        let (pings, ended) = flood.await.expect("the flooder ran");
+        assert!(ended, "a ping flooder was never disconnected");
+        written.push(pings);
+    }
+    server
+        .wait_for_metric(
+            "roomcast_signaling_errors_total{code=\"rate_limited\"}",
+            FLOODERS as f64,
+            common::MESSAGE_TIMEOUT,
+        )
+        .await;
+    server
+        .wait_for_metric("roomcast_websockets", 2.0, common::MESSAGE_TIMEOUT)
+        .await;
+    eprintln!("ping floods: pings written before the server closed each: {written:?}");
+    let report = watch.finish(&server, &bystanders).await;
+    report.check(Bounds {
+        // Without a bound, the pongs alone would be 50 MB.
+        rss_growth_mib: 24.0,
+        log_bytes: 8 * 1024,
+    });
+}
+
+/// STUN binding requests at the media port from addresses with no session, naming a
+/// bystander's session (its server ufrag, from the SDP the server sent it) with the wrong
+/// password, or naming nobody. The ICE agent discards them; the bystanders' connections
+/// carry on and the log does not grow with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stun_with_wrong_credentials() {
+    const REQUESTS: usize = 20_000;
+    let _serial = SERIAL.lock().await;
+    let server = ServerProcess::start(&[], &[]).await;
+    let bystanders = Bystanders::join(&server, "abuse-stun").await;
+    let server_ufrag = bystanders
+        .a
+        .messages()
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            ServerMessage::Answer { sdp } | ServerMessage::Offer { sdp } => sdp
+                .lines()
+                .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+                .map(str::to_owned),
+            _ => None,
+        })
+        .expect("the server's ufrag in its SDP");
+    let watch = Watch::start("STUN with wrong credentials", &server, &bystanders);
+    let mut sockets = Vec::new();
+    for _ in 0..16 {
+        sockets.push(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    }
+    let mut pace = tokio::time::interval(Duration::from_millis(10));
+    let mut sent = 0;
+    while sent < REQUESTS {
+        pace.tick().await;
+        for _ in 0..50 {
+            let username = match sent % 3 {
+                0 => format!("{server_ufrag}:abcd"),
+                1 => format!("{server_ufrag}:{sent}\nINFO forged"),
+                _ => format!("nobody{sent}:abcd"),
+            };
+            let request = stun_binding_request(&username, "not the password");
+            let socket = &sockets[sent % sockets.len()];
+            socket.send_to(&request, server.udp).await.expect("sent");
+            sent += 1;
+        }
+    }
+    let report = watch.finish(&server, &bystanders).await;
+    eprintln!("STUN with wrong credentials: {sent} binding requests");
+    for bot in [&bystanders.a, &bystanders.b] {
+        assert_eq!(
+            bot.peer_connection_state(),
+            webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState::Connected
+        );
+    }
+    report.check(Bounds {
+        rss_growth_mib: 16.0,
+        log_bytes: 4 * 1024,
+    });
+}
+
+/// A STUN binding request from an ICE controlling agent, signed with `password`.
+fn stun_binding_request(username: &str, password: &str) -> Vec<u8> {
+    use webrtc::stun::attributes::ATTR_USERNAME;
+    use webrtc::stun::fingerprint::FINGERPRINT;
+    use webrtc::stun::integrity::MessageIntegrity;
+    use webrtc::stun::message::{Message as StunMessage, Setter, BINDING_REQUEST};
+    use webrtc::stun::textattrs::TextAttribute;
+    let mut m = StunMessage::new();
+    let attributes: Vec<Box<dyn Setter>> = vec![
+        Box::new(BINDING_REQUEST),
+        Box::new(webrtc::stun::agent::TransactionId::new()),
+        Box::new(TextAttribute::new(ATTR_USERNAME, username.to_owned())),
+        Box::new(MessageIntegrity::new_short_term_integrity(
+            password.to_owned(),
+        )),
+        Box::new(FINGERPRINT),
+    ];
+    m.build(&attributes).expect("a STUN message");
+    m.raw
+}
