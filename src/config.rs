@@ -83,9 +83,9 @@ pub struct ServeArgs {
     #[arg(long, env = "ROOMCAST_MAX_ROOMS", default_value_t = 10_000)]
     pub max_rooms: usize,
 
-    /// Messages per second one WebSocket connection may send, sustained (0: no limit). A
-    /// client that goes over it (e.g. a chat flood) gets `rate_limited` and is disconnected
-    /// (close 1008).
+    /// Messages per second one WebSocket connection may send, sustained (0: no limit);
+    /// WebSocket pings and pongs count as messages. A client that goes over it (e.g. a chat
+    /// or ping flood) gets `rate_limited` and is disconnected (close 1008).
     #[arg(long, env = "ROOMCAST_MAX_MESSAGES_PER_SECOND", default_value_t = 20)]
     pub max_messages_per_second: u32,
 

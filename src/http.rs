@@ -13,7 +13,9 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use futures_util::{SinkExt, StreamExt};
 use roomcast_protocol::{ErrorCode, ServerMessage, MAX_FRAME_BYTES};
-use roomcast_sfu::signaling::outbox::{Frame, Outbox, OutboxReceiver, LAGGING_CLOSE_CODE};
+use roomcast_sfu::signaling::outbox::{
+    Frame, Outbox, OutboxReceiver, LAGGING_CLOSE_CODE, MAX_QUEUED_BYTES,
+};
 use roomcast_sfu::signaling::session::SessionEnd;
 use roomcast_sfu::{run_session, Client, Inbound, JoinGate, Sessions, Sfu};
 use tokio::sync::{mpsc, watch, Notify};
@@ -63,6 +65,11 @@ pub const DEFAULT_JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// memory an idle WebSocket held; signaling frames are small, and a larger frame still
 /// arrives whole (the buffer grows for it).
 const WS_READ_BUFFER: usize = 4 * 1024;
+/// The most the WebSocket layer holds unsent for one connection: a message as large as
+/// the outbox may queue, plus room. Pongs to a client that pings and does not read wait
+/// there; past this they are not queued (the latest one is kept), so a ping flood (cut off
+/// by the message rate, but read until the close) cannot grow it.
+const WS_MAX_WRITE_BUFFER: usize = MAX_QUEUED_BYTES + 128 * 1024;
 /// How long a shutting-down connection may take to write its last frames.
 const SHUTDOWN_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long writing the close frame may take.
@@ -385,6 +392,7 @@ async fn ws_upgrade(
     ws.max_frame_size(MAX_FRAME_BYTES * 16)
         .max_message_size(MAX_FRAME_BYTES * 16)
         .read_buffer_size(WS_READ_BUFFER)
+        .max_write_buffer_size(WS_MAX_WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
             match cluster {
                 Some(node) => {
@@ -652,7 +660,13 @@ pub(crate) async fn serve_socket(
             (LAGGING_CLOSE_CODE, "fell behind; resume")
         }
         End::Session(end) => {
-            flush(&mut sink, &mut outgoing, &sfu, keepalive.timeout).await;
+            // A flooder gets as long as the close to read why; it may still be flooding.
+            let timeout = if flooded.load(Ordering::SeqCst) {
+                CLOSE_WRITE_TIMEOUT
+            } else {
+                keepalive.timeout
+            };
+            flush(&mut sink, &mut outgoing, &sfu, timeout).await;
             match end {
                 _ if flooded.load(Ordering::SeqCst) => (RATE_LIMIT_CLOSE_CODE, "rate limited"),
                 SessionEnd::Normal => (1000, "bye"),
@@ -766,8 +780,10 @@ async fn read_frames(r: Reader) {
         let Some(tx) = in_tx.as_ref() else {
             continue;
         };
-        let is_data = matches!(msg, Message::Text(_) | Message::Binary(_));
-        if let (true, Some(bucket), Some(rate)) = (is_data, bucket.as_mut(), messages) {
+        // Every frame counts, pings and pongs too: each ping is answered with a pong that
+        // waits in the write buffer for a client that does not read, so a ping flood would
+        // grow it without bound. A real client pongs once per keepalive ping.
+        if let (Some(bucket), Some(rate)) = (bucket.as_mut(), messages) {
             if !bucket.try_take(std::time::Instant::now()) {
                 tracing::info!(?ip, "client went over its message rate; disconnecting it");
                 flooded.store(true, Ordering::SeqCst);

@@ -39,9 +39,12 @@ enum Command {
 /// extension it does not know, for every handshake of a browser that offers DTLS 1.3 and falls
 /// back (Firefox: `Unsupported Extension Type 0 43` …): a normal handshake, so that one module
 /// logs errors only. Failed handshakes still show (the peer connection's and the session's
-/// warnings).
+/// warnings). The ICE agent warns once per STUN message it discards (wrong credentials, an
+/// unknown transaction): anyone who learns a session's ufrag could fill the log with them,
+/// and with the username they sent, so those two modules log errors only.
 const SERVE_LOG_FILTER: &str = "info,webrtc=warn,webrtc_ice=warn,dtls=warn,\
-    dtls::handshake::handshake_message_client_hello=error,webrtc_srtp=error,interceptor=warn";
+    dtls::handshake::handshake_message_client_hello=error,webrtc_srtp=error,interceptor=warn,\
+    webrtc_ice::agent::agent_internal=error,webrtc_ice::agent::agent_selector=error";
 
 /// Logs filtered by `RUST_LOG`, or `default_filter` without it.
 fn init_logs<W>(format: LogFormat, default_filter: &str, ansi: bool, writer: W)

@@ -107,6 +107,11 @@ pub fn render(sfu: &Sfu, admission: &AdmissionGauges<'_>) -> String {
         m.retransmits,
     );
     out.counter(
+        "roomcast_retransmit_bytes_total",
+        "Payload bytes of those retransmissions (not in roomcast_bytes_out_total).",
+        m.retransmit_bytes,
+    );
+    out.counter(
         "roomcast_retransmit_misses_total",
         "NACKed packets no longer in the cache.",
         m.retransmit_misses,

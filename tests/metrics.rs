@@ -294,6 +294,7 @@ async fn metrics_follow_the_room_and_its_media() {
     for name in [
         "roomcast_nacks_received_total",
         "roomcast_retransmits_total",
+        "roomcast_retransmit_bytes_total",
         "roomcast_retransmit_misses_total",
         "roomcast_plis_received_total",
         "roomcast_plis_sent_total",

@@ -32,6 +32,8 @@ pub const MAX_LOSS: f64 = 0.02;
 pub struct ServerProcess {
     child: Child,
     pub http: SocketAddr,
+    /// The media port, on loopback.
+    pub udp: SocketAddr,
     log: PathBuf,
 }
 
@@ -62,12 +64,13 @@ impl ServerProcess {
         let mut server = ServerProcess {
             child,
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
+            udp: SocketAddr::from(([127, 0, 0, 1], 0)),
             log,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        let port = loop {
-            if let Some(port) = server.listening_port() {
-                break port;
+        let (port, udp_port) = loop {
+            if let Some(ports) = server.listening_ports() {
+                break ports;
             }
             if let Ok(Some(status)) = server.child.try_wait() {
                 panic!("the server exited ({status}):\n{}", server.log_tail(40));
@@ -76,15 +79,18 @@ impl ServerProcess {
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         server.http = SocketAddr::from(([127, 0, 0, 1], port));
+        server.udp = SocketAddr::from(([127, 0, 0, 1], udp_port));
         server
     }
 
-    /// The port from the log's `roomcast listening http_addr=0.0.0.0:PORT`.
-    fn listening_port(&self) -> Option<u16> {
+    /// The ports from the log's `roomcast listening http_addr=0.0.0.0:PORT udp_port=PORT`.
+    fn listening_ports(&self) -> Option<(u16, u16)> {
         let log = std::fs::read_to_string(&self.log).ok()?;
         let line = log.lines().find(|l| l.contains("roomcast listening"))?;
         let addr = line.split("http_addr=").nth(1)?.split_whitespace().next()?;
-        addr.rsplit(':').next()?.parse().ok()
+        let http = addr.rsplit(':').next()?.parse().ok()?;
+        let udp = line.split("udp_port=").nth(1)?.split_whitespace().next()?;
+        Some((http, udp.parse().ok()?))
     }
 
     pub fn ws_url(&self) -> String {
@@ -93,6 +99,11 @@ impl ServerProcess {
 
     pub fn rss_kib(&self) -> u64 {
         rss_of(self.child.id())
+    }
+
+    /// CPU time the server has used so far (user and system).
+    pub fn cpu_time(&self) -> Duration {
+        cpu_time_of(self.child.id())
     }
 
     pub fn log_bytes(&self) -> u64 {
@@ -201,6 +212,8 @@ pub struct CaseReport {
     pub rss_before_mib: f64,
     pub rss_peak_mib: f64,
     pub rss_after_mib: f64,
+    /// CPU time the server used over the case.
+    pub server_cpu: Duration,
     pub log_bytes: u64,
     /// Media packets the bystanders received, and lost, over the case.
     pub received: u64,
@@ -251,7 +264,7 @@ impl CaseReport {
     pub fn print(&self) {
         eprintln!(
             "abuse case {}: {:.1} s; server RSS {:.1} MiB before, {:.1} peak, {:.1} after; \
-             log +{} bytes; bystanders received {} packets, lost {} ({:.2} %), longest gap \
+             server CPU {:.2} s; log +{} bytes; bystanders received {} packets, lost {} ({:.2} %), longest gap \
              {} audio, {} video, highest jitter {:.1} ms, video paused for bandwidth {} times; \
              this process: longest send stall {} ms, sampler late by {} ms at worst",
             self.name,
@@ -259,6 +272,7 @@ impl CaseReport {
             self.rss_before_mib,
             self.rss_peak_mib,
             self.rss_after_mib,
+            self.server_cpu.as_secs_f64(),
             self.log_bytes,
             self.received,
             self.lost,
@@ -329,6 +343,7 @@ pub struct Watch {
     name: String,
     started: Instant,
     rss_before: u64,
+    cpu_before: Duration,
     log_before: u64,
     packets_before: u64,
     gaps_before: u64,
@@ -448,6 +463,7 @@ impl Watch {
             name: name.to_owned(),
             started: Instant::now(),
             rss_before,
+            cpu_before: server.cpu_time(),
             log_before: server.log_bytes(),
             packets_before,
             gaps_before,
@@ -468,6 +484,7 @@ impl Watch {
             rss_before_mib: mib(self.rss_before),
             rss_peak_mib: mib(sampled.rss_peak),
             rss_after_mib: mib(server.rss_kib()),
+            server_cpu: server.cpu_time().saturating_sub(self.cpu_before),
             log_bytes: server.log_bytes().saturating_sub(self.log_before),
             received: packets.saturating_sub(self.packets_before),
             lost: gaps.saturating_sub(self.gaps_before),
@@ -488,4 +505,20 @@ fn rss_of(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// User and system CPU time of process `pid` (fields 14 and 15 of `/proc/PID/stat`, after
+/// the command name in parentheses).
+fn cpu_time_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_secs_f64(ticks as f64 / per_second as f64)
 }

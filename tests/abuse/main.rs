@@ -8,14 +8,19 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
+use common::MEDIA_TIMEOUT;
 use futures_util::{SinkExt, StreamExt};
 use harness::{Bounds, Bystanders, ServerProcess, Watch, SERIAL};
 use roomcast_bots::{Bot, BotConfig};
-use roomcast_protocol::{ErrorCode, ServerMessage};
+use roomcast_protocol::{ErrorCode, ServerMessage, TrackKind};
+use roomcast_sfu::egress::retransmit_budget::{BURST, SHARE};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+use webrtc::rtcp;
+use webrtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
+use webrtc::util::MarshalSize;
 
 /// The README's defaults this suite relies on.
 const MAX_WEBSOCKETS_PER_IP: usize = 500;
@@ -629,4 +634,369 @@ async fn panicking_sessions() {
         rss_growth_mib: 24.0,
         log_bytes: 16 * 1024,
     });
+}
+
+/// How long the bot's NACK storm lasts, and how often it NACKs each video track it receives.
+const NACK_STORM: Duration = Duration::from_secs(5);
+const NACK_EVERY: Duration = Duration::from_millis(20);
+/// Each NACK lists the newest sequence numbers the bot received, this many (8 times what
+/// the server caches per track), and each RTCP packet carries it twice: about 1 KB.
+const NACK_WINDOW: u16 = 2048;
+/// Most an outgoing RTP header (with its extensions and SRTP tag) adds to a payload: the
+/// server earns retransmission budget on whole packets, `bytes_out` counts payloads.
+const RTP_HEADER_ALLOWANCE: f64 = 64.0;
+
+/// A generic NACK from `media_ssrc`'s receiver for every sequence number from `first` on,
+/// `count` of them.
+fn nack_covering(media_ssrc: u32, first: u16, count: u16) -> TransportLayerNack {
+    let nacks = (0..count.div_ceil(17))
+        .map(|i| NackPair {
+            packet_id: first.wrapping_add(i * 17),
+            lost_packets: 0xffff,
+        })
+        .collect();
+    TransportLayerNack {
+        sender_ssrc: 1,
+        media_ssrc,
+        nacks,
+    }
+}
+
+/// The counters of the server's retransmissions and forwarding, from `/metrics`.
+#[derive(Debug, Default, Clone, Copy)]
+struct ResendCounters {
+    nacked: f64,
+    resent: f64,
+    resent_bytes: f64,
+    misses: f64,
+    refused_duplicate: f64,
+    refused_budget: f64,
+    forwarded_bytes: f64,
+    forwarded_packets: f64,
+}
+
+impl ResendCounters {
+    /// All from one `/metrics` scrape, so they agree with each other.
+    async fn read(server: &ServerProcess) -> ResendCounters {
+        let reply = common::http::get(server.http, "/metrics", "").await;
+        assert_eq!(reply.status, 200, "{}", reply.head);
+        let sample = |name: &str| -> f64 {
+            reply
+                .body
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in /metrics"))
+        };
+        ResendCounters {
+            nacked: sample("roomcast_nacks_received_total"),
+            resent: sample("roomcast_retransmits_total"),
+            resent_bytes: sample("roomcast_retransmit_bytes_total"),
+            misses: sample("roomcast_retransmit_misses_total"),
+            refused_duplicate: sample("roomcast_retransmits_refused_total{reason=\"duplicate\"}"),
+            refused_budget: sample("roomcast_retransmits_refused_total{reason=\"budget\"}"),
+            forwarded_bytes: sample("roomcast_bytes_out_total"),
+            forwarded_packets: sample("roomcast_packets_out_total{kind=\"audio\"}")
+                + sample("roomcast_packets_out_total{kind=\"video\"}"),
+        }
+    }
+
+    /// Once the server has handled every NACK that reached it (on a loaded machine it may
+    /// be behind the storm): nothing more counted for a while.
+    async fn settled(server: &ServerProcess) -> ResendCounters {
+        let deadline = Instant::now() + common::MESSAGE_TIMEOUT;
+        let mut last = ResendCounters::read(server).await;
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = ResendCounters::read(server).await;
+            if now.nacked == last.nacked || Instant::now() > deadline {
+                return now;
+            }
+            last = now;
+        }
+    }
+
+    fn since(self, before: ResendCounters) -> ResendCounters {
+        ResendCounters {
+            nacked: self.nacked - before.nacked,
+            resent: self.resent - before.resent,
+            resent_bytes: self.resent_bytes - before.resent_bytes,
+            misses: self.misses - before.misses,
+            refused_duplicate: self.refused_duplicate - before.refused_duplicate,
+            refused_budget: self.refused_budget - before.refused_budget,
+            forwarded_bytes: self.forwarded_bytes - before.forwarded_bytes,
+            forwarded_packets: self.forwarded_packets - before.forwarded_packets,
+        }
+    }
+}
+
+/// Payload bytes and packets the bystanders received.
+fn bystanders_received(bystanders: &Bystanders) -> (f64, f64) {
+    let mut tracks = bystanders.a.remote_tracks();
+    tracks.extend(bystanders.b.remote_tracks());
+    tracks.iter().fold((0.0, 0.0), |(bytes, packets), t| {
+        (bytes + t.bytes as f64, packets + t.packets as f64)
+    })
+}
+
+/// A bot subscribed to the bystanders NACKs, for five seconds, 50 times a second per video
+/// track, the newest 2048 sequence numbers it received, twice in each RTCP packet. The
+/// server resends each packet at most once per round trip (the second copy is a
+/// `duplicate`) and no more than the bot's budget: a quarter of the bytes forwarded to it,
+/// plus what it saved up (128 KiB at most); the rest is refused for the `budget`. The
+/// bystanders notice nothing; their loss and jitter over the storm and the server's
+/// retransmission counters are printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nack_storm() {
+    let _serial = SERIAL.lock().await;
+    let server = ServerProcess::start(&[], &[]).await;
+    let bystanders = Bystanders::join(&server, "abuse-nack").await;
+    let bot = common::join_with(
+        BotConfig::new(server.ws_url(), &bystanders.room, "nack-bot").with_publish(false, None),
+    )
+    .await;
+    let (a, b) = (
+        bystanders.a.participant_id().to_owned(),
+        bystanders.b.participant_id().to_owned(),
+    );
+    bot.wait_for_media(
+        |t| {
+            common::has_video_from(t, &a, 50, 640, 360)
+                && common::has_video_from(t, &b, 50, 640, 360)
+        },
+        MEDIA_TIMEOUT,
+    )
+    .await
+    .expect("the bot receives both bystanders' video");
+
+    let before = ResendCounters::read(&server).await;
+    let received_before = bystanders_received(&bystanders);
+    let watch = Watch::start("NACK storm", &server, &bystanders);
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(NACK_EVERY);
+    let (mut rtcp_packets, mut rtcp_bytes, mut numbers) = (0u64, 0usize, 0u64);
+    while started.elapsed() < NACK_STORM {
+        tick.tick().await;
+        for track in bot.remote_tracks() {
+            let (TrackKind::Video, Some(highest)) = (track.kind, track.highest_sequence_number)
+            else {
+                continue;
+            };
+            let first = highest.wrapping_sub(NACK_WINDOW - 1);
+            let nack = nack_covering(track.ssrc, first, NACK_WINDOW);
+            numbers += 2 * 17 * nack.nacks.len() as u64;
+            rtcp_bytes += 2 * nack.marshal_size();
+            let twice: Vec<Box<dyn rtcp::packet::Packet + Send + Sync>> =
+                vec![Box::new(nack.clone()), Box::new(nack)];
+            bot.send_rtcp(&twice).await.expect("NACKs sent");
+            rtcp_packets += 1;
+        }
+    }
+    let storm = started.elapsed();
+    let report = watch.finish(&server, &bystanders).await;
+    let counted = ResendCounters::settled(&server).await.since(before);
+    let received_after = bystanders_received(&bystanders);
+
+    // What was forwarded to the bot: everything forwarded, less what the bystanders got.
+    let to_bot_bytes = counted.forwarded_bytes - (received_after.0 - received_before.0);
+    let to_bot_packets = counted.forwarded_packets - (received_after.1 - received_before.1);
+    let budget = BURST as f64 + SHARE * (to_bot_bytes + RTP_HEADER_ALLOWANCE * to_bot_packets);
+    eprintln!(
+        "NACK storm: {rtcp_packets} RTCP packets ({:.0} KiB) in {:.1} s listing {numbers} \
+         sequence numbers; the server counted {} NACKed, resent {} packets ({:.0} KiB) and \
+         refused {} as duplicates and {} over the budget ({} not cached); {:.0} KiB were \
+         forwarded to the bot meanwhile, so its budget was at most {:.0} KiB; bystanders' \
+         loss {:.2} %, highest jitter {:.1} ms",
+        rtcp_bytes as f64 / 1024.0,
+        storm.as_secs_f64(),
+        counted.nacked,
+        counted.resent,
+        counted.resent_bytes / 1024.0,
+        counted.refused_duplicate,
+        counted.refused_budget,
+        counted.misses,
+        to_bot_bytes / 1024.0,
+        budget / 1024.0,
+        report.loss() * 100.0,
+        report.max_jitter_ms,
+    );
+    assert!(counted.nacked > 0.0, "the server never read a NACK");
+    assert!(
+        counted.resent > 0.0,
+        "nothing was resent: the NACKs missed the cache"
+    );
+    assert!(
+        counted.refused_budget > 0.0,
+        "no refusal for the budget counted"
+    );
+    assert!(
+        counted.refused_duplicate > 0.0,
+        "no refusal of a packet NACKed twice at once counted"
+    );
+    assert!(
+        counted.resent_bytes <= budget,
+        "resent {:.0} KiB, over the budget of {:.0} KiB",
+        counted.resent_bytes / 1024.0,
+        budget / 1024.0
+    );
+    assert!(bot.closed().is_none(), "the bot is still connected");
+    report.check(Bounds {
+        rss_growth_mib: 16.0,
+        // Refusals are counted, never logged.
+        log_bytes: 4 * 1024,
+    });
+}
+
+/// Clients that send WebSocket pings as fast as they can and never read, half of them
+/// joined: the server answers every ping with a pong that waits for the client. Pings count
+/// against the message rate, so each flooder is cut off with `rate_limited` at its burst,
+/// and what waits for it is bounded meanwhile: the server's memory stays flat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_floods() {
+    const FLOODERS: usize = 10;
+    /// Pings per flooder, of 125 bytes (the most a ping may carry): 5 MB of pongs each.
+    const PINGS: usize = 40_000;
+    let _serial = SERIAL.lock().await;
+    let server = ServerProcess::start(&[], &[]).await;
+    let bystanders = Bystanders::join(&server, "abuse-pings").await;
+    let watch = Watch::start("ping floods", &server, &bystanders);
+    // Unmasked pings (a zero mask key), a thousand to a write.
+    let mut pings = Vec::new();
+    for _ in 0..1000 {
+        pings.extend_from_slice(&[0x89, 0x80 | 125, 0, 0, 0, 0]);
+        pings.extend_from_slice(&[b'p'; 125]);
+    }
+    let pings = std::sync::Arc::new(pings);
+    let mut floods = Vec::new();
+    for i in 0..FLOODERS {
+        // A small receive buffer: the kernel holds little, the server the rest.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let stream = socket.connect(server.http).await.unwrap();
+        let (mut ws, _) = tokio_tungstenite::client_async(server.ws_url(), stream)
+            .await
+            .expect("WebSocket opens");
+        if i % 2 == 0 {
+            send_join(&mut ws, &bystanders.room, &format!("pinger{i}")).await;
+            assert_eq!(joined(&mut ws).await["type"], "joined");
+        }
+        let pings = std::sync::Arc::clone(&pings);
+        floods.push(tokio::spawn(async move {
+            let mut written = 0;
+            while written < PINGS {
+                // The server drops the connection once it has closed it.
+                if ws.get_mut().write_all(&pings).await.is_err() {
+                    break;
+                }
+                written += 1000;
+            }
+            // Then whatever the server sent, to its end.
+            let ended = tokio::time::timeout(common::MESSAGE_TIMEOUT, async {
+                while let Some(Ok(_)) = ws.next().await {}
+            })
+            .await;
+            (written, ended.is_ok())
+        }));
+    }
+    let mut written = Vec::new();
+    for flood in floods {
+        let (pings, ended) = flood.await.expect("the flooder ran");
+        assert!(ended, "a ping flooder was never disconnected");
+        written.push(pings);
+    }
+    server
+        .wait_for_metric(
+            "roomcast_signaling_errors_total{code=\"rate_limited\"}",
+            FLOODERS as f64,
+            common::MESSAGE_TIMEOUT,
+        )
+        .await;
+    server
+        .wait_for_metric("roomcast_websockets", 2.0, common::MESSAGE_TIMEOUT)
+        .await;
+    eprintln!("ping floods: pings written before the server closed each: {written:?}");
+    let report = watch.finish(&server, &bystanders).await;
+    report.check(Bounds {
+        // Without a bound, the pongs alone would be 50 MB.
+        rss_growth_mib: 24.0,
+        log_bytes: 8 * 1024,
+    });
+}
+
+/// STUN binding requests at the media port from addresses with no session, naming a
+/// bystander's session (its server ufrag, from the SDP the server sent it) with the wrong
+/// password, or naming nobody. The ICE agent discards them; the bystanders' connections
+/// carry on and the log does not grow with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stun_with_wrong_credentials() {
+    const REQUESTS: usize = 20_000;
+    let _serial = SERIAL.lock().await;
+    let server = ServerProcess::start(&[], &[]).await;
+    let bystanders = Bystanders::join(&server, "abuse-stun").await;
+    let server_ufrag = bystanders
+        .a
+        .messages()
+        .iter()
+        .rev()
+        .find_map(|m| match m {
+            ServerMessage::Answer { sdp } | ServerMessage::Offer { sdp } => sdp
+                .lines()
+                .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+                .map(str::to_owned),
+            _ => None,
+        })
+        .expect("the server's ufrag in its SDP");
+    let watch = Watch::start("STUN with wrong credentials", &server, &bystanders);
+    let mut sockets = Vec::new();
+    for _ in 0..16 {
+        sockets.push(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    }
+    let mut pace = tokio::time::interval(Duration::from_millis(10));
+    let mut sent = 0;
+    while sent < REQUESTS {
+        pace.tick().await;
+        for _ in 0..50 {
+            let username = match sent % 3 {
+                0 => format!("{server_ufrag}:abcd"),
+                1 => format!("{server_ufrag}:{sent}\nINFO forged"),
+                _ => format!("nobody{sent}:abcd"),
+            };
+            let request = stun_binding_request(&username, "not the password");
+            let socket = &sockets[sent % sockets.len()];
+            socket.send_to(&request, server.udp).await.expect("sent");
+            sent += 1;
+        }
+    }
+    let report = watch.finish(&server, &bystanders).await;
+    eprintln!("STUN with wrong credentials: {sent} binding requests");
+    for bot in [&bystanders.a, &bystanders.b] {
+        assert_eq!(
+            bot.peer_connection_state(),
+            webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState::Connected
+        );
+    }
+    report.check(Bounds {
+        rss_growth_mib: 16.0,
+        log_bytes: 4 * 1024,
+    });
+}
+
+/// A STUN binding request from an ICE controlling agent, signed with `password`.
+fn stun_binding_request(username: &str, password: &str) -> Vec<u8> {
+    use webrtc::stun::attributes::ATTR_USERNAME;
+    use webrtc::stun::fingerprint::FINGERPRINT;
+    use webrtc::stun::integrity::MessageIntegrity;
+    use webrtc::stun::message::{Message as StunMessage, Setter, BINDING_REQUEST};
+    use webrtc::stun::textattrs::TextAttribute;
+    let mut m = StunMessage::new();
+    let attributes: Vec<Box<dyn Setter>> = vec![
+        Box::new(BINDING_REQUEST),
+        Box::new(webrtc::stun::agent::TransactionId::new()),
+        Box::new(TextAttribute::new(ATTR_USERNAME, username.to_owned())),
+        Box::new(MessageIntegrity::new_short_term_integrity(
+            password.to_owned(),
+        )),
+        Box::new(FINGERPRINT),
+    ];
+    m.build(&attributes).expect("a STUN message");
+    m.raw
 }

@@ -363,6 +363,16 @@ impl Bot {
         self.signaling.send_text(text.into()).await
     }
 
+    /// Sends RTCP on the bot's connection as it is: feedback a browser would not send, for
+    /// tests of how the server takes it (the abuse suite's NACK storm).
+    pub async fn send_rtcp(
+        &self,
+        packets: &[Box<dyn webrtc::rtcp::packet::Packet + Send + Sync>],
+    ) -> Result<(), BotError> {
+        self.pc.write_rtcp(packets).await?;
+        Ok(())
+    }
+
     /// How the signaling connection ended, if it has.
     pub fn closed(&self) -> Option<CloseInfo> {
         self.log.closed()

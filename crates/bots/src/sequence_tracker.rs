@@ -18,6 +18,11 @@ pub(crate) struct SequenceTracker {
 }
 
 impl SequenceTracker {
+    /// The highest sequence number seen (in the sequence space's order, across wraps).
+    pub(crate) fn highest(&self) -> Option<u16> {
+        self.highest
+    }
+
     pub(crate) fn record(&mut self, seq: u16) {
         let Some(highest) = self.highest else {
             self.highest = Some(seq);

@@ -81,6 +81,8 @@ pub struct RemoteTrackStats {
     /// jump backwards).
     pub out_of_order: u64,
     pub duplicates: u64,
+    /// The highest sequence number received (of the current SSRC), if any.
+    pub highest_sequence_number: Option<u16>,
     /// RTP clock rate the jitter is measured in (48 000 for Opus, 90 000 for video).
     pub clock_rate: u32,
     /// RFC 3550 interarrival jitter of the current SSRC, in milliseconds.
@@ -123,6 +125,7 @@ impl RemoteTrackStats {
             max_seq_jump: 0,
             out_of_order: 0,
             duplicates: 0,
+            highest_sequence_number: None,
             clock_rate: 0,
             jitter_ms: 0.0,
             freezes: 0,
@@ -273,6 +276,7 @@ impl TrackCounters {
             max_seq_jump: self.sequence.max_jump,
             out_of_order: self.sequence.out_of_order,
             duplicates: self.sequence.duplicates,
+            highest_sequence_number: self.sequence.highest(),
             clock_rate: self.jitter.clock_rate(),
             jitter_ms: self.jitter.jitter_ms(),
             freezes: self.gaps.freezes,

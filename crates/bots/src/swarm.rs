@@ -1030,6 +1030,7 @@ mod tests {
             max_seq_jump: 0,
             out_of_order: 0,
             duplicates: 0,
+            highest_sequence_number: None,
             clock_rate: 0,
             jitter_ms: 0.0,
             freezes: 0,

@@ -25,6 +25,8 @@ pub struct MediaCounters {
     pub dropped_not_connected: AtomicU64,
     pub nacks_received: AtomicU64,
     pub retransmits: AtomicU64,
+    /// Payload bytes of those retransmissions.
+    pub retransmit_bytes: AtomicU64,
     pub retransmit_misses: AtomicU64,
     /// NACKed packets not resent: asked for again within a round trip of the last resend.
     pub retransmits_refused_duplicate: AtomicU64,
@@ -50,6 +52,8 @@ pub struct MediaStats {
     pub dropped: DroppedStats,
     pub nacks_received: u64,
     pub retransmits: u64,
+    /// Payload bytes retransmitted (not in `bytes_out`).
+    pub retransmit_bytes: u64,
     pub retransmit_misses: u64,
     pub retransmits_refused: RefusedStats,
     pub plis_received: u64,
@@ -104,6 +108,7 @@ impl MediaCounters {
             },
             nacks_received: get(&self.nacks_received),
             retransmits: get(&self.retransmits),
+            retransmit_bytes: get(&self.retransmit_bytes),
             retransmit_misses: get(&self.retransmit_misses),
             retransmits_refused: RefusedStats {
                 duplicate: get(&self.retransmits_refused_duplicate),
@@ -131,6 +136,7 @@ impl MediaCounters {
         Self::add(&self.dropped_not_connected, s.dropped.not_connected);
         Self::add(&self.nacks_received, s.nacks_received);
         Self::add(&self.retransmits, s.retransmits);
+        Self::add(&self.retransmit_bytes, s.retransmit_bytes);
         Self::add(&self.retransmit_misses, s.retransmit_misses);
         Self::add(
             &self.retransmits_refused_duplicate,
@@ -162,6 +168,7 @@ impl std::ops::AddAssign for MediaStats {
         self.dropped.not_connected += o.dropped.not_connected;
         self.nacks_received += o.nacks_received;
         self.retransmits += o.retransmits;
+        self.retransmit_bytes += o.retransmit_bytes;
         self.retransmit_misses += o.retransmit_misses;
         self.retransmits_refused.duplicate += o.retransmits_refused.duplicate;
         self.retransmits_refused.budget += o.retransmits_refused.budget;

@@ -379,6 +379,7 @@ impl PublishedTrack {
             };
             if down.retransmit(&incoming, out_seq, rewind, buf) == Forwarded::Sent {
                 MediaCounters::add(&c.retransmits, 1);
+                MediaCounters::add(&c.retransmit_bytes, packet.payload.len() as u64);
             }
         }
     }
