@@ -58,6 +58,9 @@ const RTCP_SR: u8 = 200;
 /// RFC 3550 allows 31 report blocks in one receiver report.
 const MAX_REPORT_BLOCKS: usize = 31;
 
+/// A layer some subscriber waits for a keyframe of.
+type KeyframeRequest = (Arc<PublishedTrack>, u8);
+
 /// One layer the fast path forwards.
 struct Stream {
     track: Arc<PublishedTrack>,
@@ -93,8 +96,8 @@ pub struct Ingress {
     streams: ArcSwap<Vec<Arc<Stream>>>,
     /// Where each subscriber's copy is built. Only the socket's reader task takes it.
     scratch: Mutex<Vec<u8>>,
-    keyframes: mpsc::Sender<(Arc<PublishedTrack>, u8)>,
-    keyframe_queue: Mutex<Option<mpsc::Receiver<(Arc<PublishedTrack>, u8)>>>,
+    keyframes: mpsc::Sender<KeyframeRequest>,
+    keyframe_queue: Mutex<Option<mpsc::Receiver<KeyframeRequest>>>,
     keyframe_task: Mutex<Option<JoinHandle<()>>>,
     /// Our SSRC in NACKs and receiver reports.
     sender_ssrc: u32,
@@ -380,7 +383,7 @@ impl RtpFields {
 }
 
 /// The connection's keyframe requests, sent one after another off the socket's task.
-async fn request_keyframes(mut queue: mpsc::Receiver<(Arc<PublishedTrack>, u8)>) {
+async fn request_keyframes(mut queue: mpsc::Receiver<KeyframeRequest>) {
     while let Some((track, layer)) = queue.recv().await {
         track.request_keyframe(layer).await;
     }

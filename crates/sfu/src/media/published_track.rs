@@ -477,15 +477,7 @@ impl PublishedTrack {
         if self.muted.load(Ordering::Relaxed) {
             return LayerSet::default();
         }
-        let wanted = self.forward(
-            &packet,
-            input.layer,
-            input.video,
-            input.extensions,
-            &input.codecs,
-            now,
-            scratch,
-        );
+        let wanted = self.forward(&packet, input, now, scratch);
         if let Some(cache) = self
             .layers
             .get(usize::from(input.layer))
@@ -501,13 +493,17 @@ impl PublishedTrack {
     fn forward(
         &self,
         packet: &Packet,
-        layer: u8,
-        video: Option<VideoCodec>,
-        extensions: IncomingExtensions,
-        codecs: &[RTCRtpCodecParameters],
+        input: &LayerInput,
         received_at: Instant,
         scratch: &mut Vec<u8>,
     ) -> LayerSet {
+        let LayerInput {
+            layer,
+            video,
+            extensions,
+            ref codecs,
+            ..
+        } = *input;
         let c = &self.counters;
         MediaCounters::add(&c.packets_in, 1);
         MediaCounters::add(&c.bytes_in, packet.payload.len() as u64);
@@ -671,23 +667,20 @@ mod tests {
             ..Default::default()
         };
         let mut scratch = Vec::new();
-        let ext = IncomingExtensions::default();
-        track.forward(
-            &packet(&[]),
-            2,
-            Some(VideoCodec::Vp8),
-            ext,
-            &[],
-            Instant::now(),
-            &mut scratch,
-        );
+        let vp8 = RTCRtpCodecParameters {
+            capability: webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability {
+                mime_type: "video/VP8".into(),
+                clock_rate: 90_000,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let layer = |layer| LayerInput::for_codec(layer, 1, vp8.clone());
+        track.forward(&packet(&[]), &layer(2), Instant::now(), &mut scratch);
         assert_eq!(track.arriving_layers(Instant::now()), LayerSet(0));
         track.forward(
             &packet(&[0x90, 0, 0]),
-            0,
-            Some(VideoCodec::Vp8),
-            ext,
-            &[],
+            &layer(0),
             Instant::now(),
             &mut scratch,
         );
