@@ -1,7 +1,8 @@
 //! roomcast's Selective Forwarding Unit: rooms of participants, each with one
 //! PeerConnection, whose published tracks are forwarded unchanged to everyone else.
 //!
-//! Reading order for one packet: [`media::published_track`] (read from the publisher) →
+//! Reading order for one packet: [`ingress`] (taken off the media socket, decrypted) →
+//! [`media::published_track`] (fanned out to subscribers) →
 //! [`media::down_track`] (rewrite for one subscriber) → [`egress`] (encrypt, send) → [`media::subscriber_rtcp`]
 //! (the subscriber's PLI/NACK coming back). The media port under them is `roomcast_udp`.
 //!
@@ -16,6 +17,7 @@ pub mod auth;
 pub mod bandwidth;
 pub mod egress;
 pub mod error;
+pub mod ingress;
 pub mod media;
 pub mod peer;
 pub mod rate;

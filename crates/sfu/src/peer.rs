@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use interceptor::nack::generator::Generator;
 use interceptor::registry::Registry;
-use interceptor::report::receiver::ReceiverReport;
 use interceptor::{Interceptor, InterceptorBuilder};
 use parking_lot::Mutex;
 use roomcast_udp::UdpMux;
@@ -273,13 +272,14 @@ impl InterceptorBuilder for CaptureChain {
 
 fn interceptor_registry() -> Registry {
     let mut r = Registry::new();
-    // Towards publishers: ask for lost packets, report reception. Their bandwidth
-    // estimate is fed by `TransportFeedback`, from the socket, for every SSRC. Nothing for
-    // subscribers: their RTP goes out through `Egress`, which adds transport-cc sequence
-    // numbers itself; sender reports come from the down tracks, and NACKs are answered from
-    // our own per-track cache.
+    // Towards publishers: ask for lost packets of the streams webrtc-rs still receives (a
+    // layer before its reader starts). Once it has started, the socket's fast path
+    // (`crate::ingress`) receives the layer and sends its NACKs and receiver reports, and
+    // their bandwidth estimate is fed by `TransportFeedback`, from the socket, for every
+    // SSRC. Nothing for subscribers: their RTP goes out through `Egress`, which adds
+    // transport-cc sequence numbers itself; sender reports come from the down tracks, and
+    // NACKs are answered from our own per-track cache.
     r.add(Box::new(Generator::builder()));
-    r.add(Box::new(ReceiverReport::builder()));
     r
 }
 

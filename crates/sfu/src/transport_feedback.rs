@@ -12,7 +12,9 @@
 //! connection's [`FastPath`] on the shared [`UdpMux`]), whatever its SSRC: its sequence
 //! number and the kernel's arrival time go into a [`FeedbackRecorder`], and one timer per
 //! connection sends what was recorded every [`INTERVAL`]. The datagram then goes on to
-//! webrtc-rs unchanged.
+//! the connection's receive fast path ([`Ingress`]), which forwards the RTP of the layers
+//! it knows and leaves the rest to webrtc-rs unchanged. The same timer sends the fast
+//! path's NACKs and receiver reports.
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -24,6 +26,8 @@ use rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use tokio::task::JoinHandle;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::sdp::extmap::TRANSPORT_CC_URI;
+
+use crate::ingress::Ingress;
 
 /// How often feedback is sent: Chrome's own rate at video bitrates is 50–100 ms.
 pub const INTERVAL: Duration = Duration::from_millis(50);
@@ -47,6 +51,8 @@ pub struct TransportFeedback {
     /// Our SSRC in the feedback.
     sender_ssrc: u32,
     running: Mutex<Running>,
+    /// Offered every datagram after it is recorded.
+    ingress: Arc<Ingress>,
 }
 
 #[derive(Default)]
@@ -67,7 +73,13 @@ impl TransportFeedback {
             }),
             sender_ssrc: rand::random::<u32>().max(1),
             running: Mutex::default(),
+            ingress: Arc::new(Ingress::new(epoch)),
         }
+    }
+
+    /// The connection's receive fast path.
+    pub fn ingress(&self) -> &Arc<Ingress> {
+        &self.ingress
     }
 
     /// Notes one datagram received at `at` (the kernel's time).
@@ -103,6 +115,7 @@ impl TransportFeedback {
         };
         let (ufrag, id) = negotiated(&local.sdp);
         self.set_extension_id(id);
+        self.ingress.connect(pc).await;
         let mut running = self.running.lock();
         if let Some(ufrag) = ufrag.filter(|u| running.ufrag.as_deref() != Some(*u)) {
             let handler: Arc<dyn FastPath> = Arc::clone(self) as Arc<dyn FastPath>;
@@ -133,18 +146,20 @@ impl TransportFeedback {
         if let Some(ufrag) = running.ufrag.take() {
             self.mux.set_fast_path(&ufrag, None);
         }
+        self.ingress.stop();
     }
 }
 
 impl FastPath for TransportFeedback {
     fn receive(&self, packet: &mut [u8], received: &Received) -> Verdict {
         self.on_datagram(packet, received.at);
-        Verdict::Pass
+        self.ingress.receive(packet, received.at)
     }
 }
 
-/// The connection's timer: sends the feedback through the connection's RTCP path until the
-/// connection or the receiver is gone.
+/// The connection's timer: sends the feedback, and the fast path's NACKs and receiver
+/// reports, through the connection's RTCP path until the connection or the receiver is
+/// gone.
 async fn send_feedback(feedback: Weak<TransportFeedback>, pc: Weak<RTCPeerConnection>) {
     let mut ticks = tokio::time::interval(INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -155,13 +170,14 @@ async fn send_feedback(feedback: Weak<TransportFeedback>, pc: Weak<RTCPeerConnec
             return;
         };
         feedback.build(&mut built);
-        if built.is_empty() {
-            continue;
-        }
-        let packets: Vec<Box<dyn rtcp::packet::Packet + Send + Sync>> = built
+        let mut packets: Vec<Box<dyn rtcp::packet::Packet + Send + Sync>> = built
             .drain(..)
             .map(|p| Box::new(p) as Box<dyn rtcp::packet::Packet + Send + Sync>)
             .collect();
+        feedback.ingress.build_rtcp(Instant::now(), &mut packets);
+        if packets.is_empty() {
+            continue;
+        }
         if let Err(e) = pc.write_rtcp(&packets).await {
             tracing::debug!(error = %e, "transport-cc feedback not sent");
         }

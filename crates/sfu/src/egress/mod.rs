@@ -146,35 +146,10 @@ impl Egress {
     /// Takes the SRTP keys from the finished DTLS handshake and the address from ICE's
     /// selected pair, and follows ICE if it later selects another pair.
     pub async fn connect(self: &Arc<Self>, pc: &RTCPeerConnection) -> Result<(), String> {
+        let keys = srtp_keys(pc).await?;
+        let profile = keys.profile;
+        let srtp = keys.local()?;
         let dtls = pc.dtls_transport();
-        let conn = dtls.conn().await.ok_or("DTLS has not started")?;
-        let (profile, theirs) = match conn.selected_srtpprotection_profile() {
-            SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => {
-                (SrtpProfile::AeadAes128Gcm, ProtectionProfile::AeadAes128Gcm)
-            }
-            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => (
-                SrtpProfile::Aes128CmHmacSha1_80,
-                ProtectionProfile::Aes128CmHmacSha1_80,
-            ),
-            other => return Err(format!("unsupported SRTP profile {other:?}")),
-        };
-        let mut config = webrtc::srtp::config::Config {
-            profile: theirs,
-            ..Default::default()
-        };
-        config
-            .extract_session_keys_from_dtls(
-                conn.connection_state().await,
-                dtls.role().await == DTLSRole::Client,
-            )
-            .await
-            .map_err(|e| format!("cannot export SRTP keys: {e}"))?;
-        let srtp = SrtpSession::new(
-            profile,
-            &config.keys.local_master_key,
-            &config.keys.local_master_salt,
-        )
-        .map_err(|e| e.to_string())?;
         let ice = dtls.ice_transport();
         let pair = ice
             .get_selected_candidate_pair()
@@ -231,6 +206,66 @@ impl Egress {
     pub fn disconnect(&self) {
         self.route.store(None);
     }
+}
+
+/// The SRTP master keys of both directions, exported from a connection's finished DTLS
+/// handshake (RFC 5764 §4.2).
+pub struct SrtpKeys {
+    pub profile: SrtpProfile,
+    keys: webrtc::srtp::config::SessionKeys,
+}
+
+impl SrtpKeys {
+    /// What the server sends with.
+    pub fn local(&self) -> Result<SrtpSession, String> {
+        SrtpSession::new(
+            self.profile,
+            &self.keys.local_master_key,
+            &self.keys.local_master_salt,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// What the peer sends with.
+    pub fn remote(&self) -> Result<SrtpSession, String> {
+        SrtpSession::new(
+            self.profile,
+            &self.keys.remote_master_key,
+            &self.keys.remote_master_salt,
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// Exports the SRTP keys once DTLS has finished (an error before).
+pub async fn srtp_keys(pc: &RTCPeerConnection) -> Result<SrtpKeys, String> {
+    let dtls = pc.dtls_transport();
+    let conn = dtls.conn().await.ok_or("DTLS has not started")?;
+    let (profile, theirs) = match conn.selected_srtpprotection_profile() {
+        SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => {
+            (SrtpProfile::AeadAes128Gcm, ProtectionProfile::AeadAes128Gcm)
+        }
+        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => (
+            SrtpProfile::Aes128CmHmacSha1_80,
+            ProtectionProfile::Aes128CmHmacSha1_80,
+        ),
+        other => return Err(format!("unsupported SRTP profile {other:?}")),
+    };
+    let mut config = webrtc::srtp::config::Config {
+        profile: theirs,
+        ..Default::default()
+    };
+    config
+        .extract_session_keys_from_dtls(
+            conn.connection_state().await,
+            dtls.role().await == DTLSRole::Client,
+        )
+        .await
+        .map_err(|e| format!("cannot export SRTP keys: {e}"))?;
+    Ok(SrtpKeys {
+        profile,
+        keys: config.keys,
+    })
 }
 
 fn address_of(candidate: &RTCIceCandidate) -> Result<SocketAddr, String> {

@@ -29,11 +29,39 @@ use crate::stats::MediaCounters;
 
 /// A forwarded packet's largest size: an MTU-sized packet, our header extensions, the
 /// SRTP tag, with room to spare.
-const SEND_BUFFER_BYTES: usize = 1600;
+pub const SEND_BUFFER_BYTES: usize = 1600;
 /// What a forwarded packet costs beyond its payload: RTP header, extensions, SRTP tag.
 const PACKET_OVERHEAD: usize = 40;
 /// A layer with no packet for this long counts as stopped: subscribers move off it.
 const LAYER_TIMEOUT_MICROS: u64 = 600_000;
+
+/// What a layer's packets are read with, fixed when its reader starts
+/// ([`PublishedTrack::start_layer`]).
+#[derive(Debug, Clone)]
+pub struct LayerInput {
+    pub layer: u8,
+    pub ssrc: u32,
+    video: Option<VideoCodec>,
+    extensions: IncomingExtensions,
+    codecs: Vec<RTCRtpCodecParameters>,
+    /// The RTP clock rate, for the receiver reports' jitter.
+    pub clock_rate: u32,
+}
+
+impl LayerInput {
+    /// A layer whose stream carries `codec` alone, with no header extensions the server
+    /// reads (for tests and benchmarks; the server takes them from webrtc-rs).
+    pub fn for_codec(layer: u8, ssrc: u32, codec: RTCRtpCodecParameters) -> Self {
+        LayerInput {
+            layer,
+            ssrc,
+            video: VideoCodec::from_mime(&codec.capability.mime_type),
+            extensions: IncomingExtensions::default(),
+            clock_rate: codec.capability.clock_rate,
+            codecs: vec![codec],
+        }
+    }
+}
 
 /// One simulcast layer (or the one stream of a track without simulcast).
 struct Layer {
@@ -384,22 +412,40 @@ impl PublishedTrack {
         }
     }
 
-    /// Reads one layer's RTP until the track ends or is closed, forwarding each packet.
-    pub async fn run_reader(self: Arc<Self>, remote: Arc<TrackRemote>, layer: u8) {
-        let Some(this_layer) = self.layers.get(usize::from(layer)) else {
-            return;
-        };
+    /// Binds `layer` to the stream webrtc-rs found for it: its SSRC (for keyframe
+    /// requests) and the header extensions the publisher negotiated. What it returns is
+    /// what both ways of receiving the layer ([`PublishedTrack::run_reader`] and the
+    /// connection's fast path, [`crate::ingress`]) read its packets with.
+    pub fn start_layer(&self, remote: &TrackRemote, layer: u8) -> Option<LayerInput> {
+        let this_layer = self.layers.get(usize::from(layer))?;
         this_layer.ssrc.store(remote.ssrc(), Ordering::Relaxed);
         let params = remote.params();
         let extensions = IncomingExtensions::from_negotiated(&params.header_extensions);
         *self.extensions.lock() = extensions;
-        let codecs = params.codecs;
-        let video = VideoCodec::from_mime(&remote.codec().capability.mime_type);
+        let codec = remote.codec();
+        tracing::debug!(track_id = %self.info.id, rid = %crate::untrusted::Untrusted(&this_layer.rid), layer, ssrc = remote.ssrc(), "layer reader started");
+        Some(LayerInput {
+            layer,
+            ssrc: remote.ssrc(),
+            video: VideoCodec::from_mime(&codec.capability.mime_type),
+            extensions,
+            codecs: params.codecs,
+            clock_rate: codec.capability.clock_rate,
+        })
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    /// Reads one layer's RTP from webrtc-rs until the track ends or is closed, forwarding
+    /// each packet. Once the connection's fast path has the layer, webrtc-rs gets none of
+    /// its packets and this only drains what it had queued.
+    pub async fn run_reader(self: Arc<Self>, remote: Arc<TrackRemote>, input: LayerInput) {
         let mut buf = vec![0u8; 1500];
         // Where each subscriber's copy is built: room for a full packet, our header
         // extensions and the SRTP tag, so it never grows.
         let mut scratch = Vec::with_capacity(SEND_BUFFER_BYTES);
-        tracing::debug!(track_id = %self.info.id, rid = %crate::untrusted::Untrusted(&this_layer.rid), layer, ssrc = remote.ssrc(), "layer reader started");
         loop {
             let packet = tokio::select! {
                 _ = self.closed.cancelled() => break,
@@ -408,19 +454,39 @@ impl PublishedTrack {
                     Err(_) => break,
                 },
             };
-            if self.muted.load(Ordering::Relaxed) {
-                continue;
-            }
-            let wanted = self.forward(&packet, layer, video, extensions, &codecs, &mut scratch);
+            let wanted = self.receive(packet, &input, Instant::now(), &mut scratch);
             for wanted in wanted.iter() {
                 // Throttled inside: a subscriber stuck without a keyframe keeps asking.
                 self.request_keyframe(wanted).await;
             }
-            if let Some(cache) = &this_layer.cache {
-                cache.lock().insert(packet);
-            }
         }
-        tracing::debug!(track_id = %self.info.id, publisher = %self.publisher_id, layer, "layer reader ended");
+        tracing::debug!(track_id = %self.info.id, publisher = %self.publisher_id, layer = input.layer, "layer reader ended");
+    }
+
+    /// One packet of a layer, received at `now`: forwarded to every subscriber, then kept
+    /// for their NACKs. Returns the layers some subscriber waits for a keyframe of (the
+    /// caller asks the publisher, without holding up the packets behind this one).
+    /// `scratch` is where each subscriber's copy is built ([`SEND_BUFFER_BYTES`] of
+    /// capacity, so it never grows).
+    pub fn receive(
+        &self,
+        packet: Packet,
+        input: &LayerInput,
+        now: Instant,
+        scratch: &mut Vec<u8>,
+    ) -> LayerSet {
+        if self.muted.load(Ordering::Relaxed) {
+            return LayerSet::default();
+        }
+        let wanted = self.forward(&packet, input, now, scratch);
+        if let Some(cache) = self
+            .layers
+            .get(usize::from(input.layer))
+            .and_then(|l| l.cache.as_ref())
+        {
+            cache.lock().insert(packet);
+        }
+        wanted
     }
 
     /// Sends `packet` to every subscriber; returns the layers some subscriber waits for a
@@ -428,14 +494,18 @@ impl PublishedTrack {
     fn forward(
         &self,
         packet: &Packet,
-        layer: u8,
-        video: Option<VideoCodec>,
-        extensions: IncomingExtensions,
-        codecs: &[RTCRtpCodecParameters],
+        input: &LayerInput,
+        received_at: Instant,
         scratch: &mut Vec<u8>,
     ) -> LayerSet {
+        let LayerInput {
+            layer,
+            video,
+            extensions,
+            ref codecs,
+            ..
+        } = *input;
         let c = &self.counters;
-        let received_at = Instant::now();
         MediaCounters::add(&c.packets_in, 1);
         MediaCounters::add(&c.bytes_in, packet.payload.len() as u64);
         let mut wanted = LayerSet::default();
@@ -598,22 +668,21 @@ mod tests {
             ..Default::default()
         };
         let mut scratch = Vec::new();
-        let ext = IncomingExtensions::default();
-        track.forward(
-            &packet(&[]),
-            2,
-            Some(VideoCodec::Vp8),
-            ext,
-            &[],
-            &mut scratch,
-        );
+        let vp8 = RTCRtpCodecParameters {
+            capability: webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability {
+                mime_type: "video/VP8".into(),
+                clock_rate: 90_000,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let layer = |layer| LayerInput::for_codec(layer, 1, vp8.clone());
+        track.forward(&packet(&[]), &layer(2), Instant::now(), &mut scratch);
         assert_eq!(track.arriving_layers(Instant::now()), LayerSet(0));
         track.forward(
             &packet(&[0x90, 0, 0]),
-            0,
-            Some(VideoCodec::Vp8),
-            ext,
-            &[],
+            &layer(0),
+            Instant::now(),
             &mut scratch,
         );
         assert_eq!(track.arriving_layers(Instant::now()), LayerSet(0b001));

@@ -386,9 +386,15 @@ impl Shell {
             tracing::debug!(participant = %self.participant_id, track_id = %track.info.id, layer, "layer already has a reader");
             return;
         }
+        let Some(input) = track.start_layer(&remote, layer) else {
+            return;
+        };
+        // From now on the socket's fast path forwards the layer; the reader forwards what
+        // webrtc-rs had queued before, and anything the fast path leaves to it.
+        self.peer.feedback.ingress().register(track, input.clone());
         self.readers.retain(|r| !r.is_finished());
         self.readers
-            .push(tokio::spawn(Arc::clone(track).run_reader(remote, layer)));
+            .push(tokio::spawn(Arc::clone(track).run_reader(remote, input)));
     }
 
     /// Dynacast for what this participant publishes, bandwidth allocation for what it
