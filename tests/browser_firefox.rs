@@ -35,26 +35,35 @@ use tokio::process::Command;
 /// to the small layer did not come within 20 s in two of three runs (Chromium kept Firefox's
 /// 640 or 1280 layer, waiting for a keyframe of `q`; Firefox had also scaled its layers down to
 /// 960/480/240 for CPU), while the two browsers alone switched within 12 s in five runs of
-/// five. Not run yet (in the script, `--steps resume,rejoin`): `resume` and `rejoin`, see
-/// [`REQUIRED`].
-const STEPS: [&str; 7] = [
+/// five.
+const STEPS: [&str; 9] = [
     "join",
     "simulcast",
     "receive",
     "meet",
     "mute",
     "screen",
+    "resume",
+    "rejoin",
     "codec",
 ];
 
-/// The steps that must pass. `screen` runs and is reported, but is not required yet, nor are
-/// `resume` and `rejoin` run: once Firefox's PeerConnection has been renegotiated in the
-/// three-party room (the camera turned off and on in `mute`), its media connection went
-/// `disconnected` and the client restarted ICE every 15 s or so in two runs of two, so Chromium
-/// never played Firefox's new screen tile and the resumed and reloaded Firefox showed no video.
-/// That is the renegotiation bug of this round's main (docs/network.md, "Where main stands");
-/// these steps are required again once it is fixed.
-const REQUIRED: [&str; 6] = ["join", "simulcast", "receive", "meet", "mute", "codec"];
+/// The steps that must pass: all of them. `screen`, `resume` and `rejoin` were left out for a
+/// while: once Firefox's PeerConnection had been renegotiated in the three-party room, the
+/// server's ICE agent declared it failed while media flowed (it kept watching the first pair
+/// Firefox nominated, not the one Firefox moved to after its ICE restart; see
+/// vendor/webrtc-ice/ROOMCAST-PATCH.md), so the client restarted ICE every 15 s or so.
+const REQUIRED: [&str; 9] = [
+    "join",
+    "simulcast",
+    "receive",
+    "meet",
+    "mute",
+    "screen",
+    "resume",
+    "rejoin",
+    "codec",
+];
 
 /// `publisher`'s audio and VP8 video (a keyframe with its size seen) reach the bot.
 fn receives_from(tracks: &[RemoteTrackStats], publisher: &str) -> bool {
