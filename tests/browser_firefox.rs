@@ -4,10 +4,10 @@
 //! checks what each browser shows (see its header): both browsers play each other's video and
 //! audio; each one's tile of the other follows its size (Firefox's simulcast layers at
 //! Chromium, Chromium's at Firefox: `getStats` frameWidth <= 320 small, >= 640 large); with the
-//! bot in, both play the other two; mute, camera off and on, screen share, and a Safari-shaped
-//! publisher sending H.264 only (see [`STEPS`] and [`REQUIRED`]): Chromium plays it, Firefox
-//! (Debian's has no H.264) shows its tile as unplayable (`track_unsupported`). This test
-//! checks that the bot receives both browsers' audio and
+//! bot in, both play the other two; mute, camera off and on, screen share, a resume after a
+//! dropped connection, a reload, and a Safari-shaped publisher sending H.264 only (see
+//! [`STEPS`]): Chromium plays it, Firefox (Debian's has no H.264) shows its tile as unplayable
+//! (`track_unsupported`). This test checks that the bot receives both browsers' audio and
 //! video, and that the server logged no DTLS warning for Firefox's handshakes (it offers DTLS
 //! 1.3 and falls back, a normal handshake).
 //!
@@ -35,25 +35,12 @@ use tokio::process::Command;
 /// to the small layer did not come within 20 s in two of three runs (Chromium kept Firefox's
 /// 640 or 1280 layer, waiting for a keyframe of `q`; Firefox had also scaled its layers down to
 /// 960/480/240 for CPU), while the two browsers alone switched within 12 s in five runs of
-/// five.
-const STEPS: [&str; 9] = [
-    "join",
-    "simulcast",
-    "receive",
-    "meet",
-    "mute",
-    "screen",
-    "resume",
-    "rejoin",
-    "codec",
-];
-
-/// The steps that must pass: all of them. `screen`, `resume` and `rejoin` were left out for a
-/// while: once Firefox's PeerConnection had been renegotiated in the three-party room, the
-/// server's ICE agent declared it failed while media flowed (it kept watching the first pair
-/// Firefox nominated, not the one Firefox moved to after its ICE restart; see
+/// five. Every step must pass. `screen`, `resume` and `rejoin` were left out for a while: once
+/// Firefox's PeerConnection had been renegotiated in the three-party room, the server's ICE
+/// agent declared it failed while media flowed (it kept watching the first pair Firefox
+/// nominated, not the one Firefox moved to after its ICE restart; see
 /// vendor/webrtc-ice/ROOMCAST-PATCH.md), so the client restarted ICE every 15 s or so.
-const REQUIRED: [&str; 9] = [
+const STEPS: [&str; 9] = [
     "join",
     "simulcast",
     "receive",
@@ -150,7 +137,7 @@ async fn firefox_chromium_and_a_bot_meet() {
     let stderr = progress.await.expect("stderr read");
     let result = result.expect("the script printed a result");
     report("firefox meeting", &result);
-    let mut failures = failed_steps(&result, &REQUIRED);
+    let mut failures = failed_steps(&result, &STEPS);
     failures.extend(check(&result));
     match bot_check {
         None => failures.push("the script never said both browsers had joined".into()),

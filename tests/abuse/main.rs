@@ -50,6 +50,18 @@ where
     .expect("joined in time")
 }
 
+/// A WebSocket client with a small receive buffer: the kernel holds little of what the
+/// server writes to it, the server the rest, for as long as the client does not read.
+async fn slow_reader(server: &ServerProcess) -> WebSocketStream<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(server.http).await.unwrap();
+    let (ws, _) = tokio_tungstenite::client_async(server.ws_url(), stream)
+        .await
+        .expect("WebSocket opens");
+    ws
+}
+
 async fn send_join<S>(socket: &mut WebSocketStream<S>, room: &str, name: &str)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -231,13 +243,7 @@ async fn join_never_read() {
 
     let mut readers = Vec::new();
     for i in 0..5 {
-        // A small receive buffer: the kernel holds little, the server's queue the rest.
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        let stream = socket.connect(server.http).await.unwrap();
-        let (mut ws, _) = tokio_tungstenite::client_async(server.ws_url(), stream)
-            .await
-            .expect("WebSocket opens");
+        let mut ws = slow_reader(&server).await;
         send_join(&mut ws, &room, &format!("reader{i}")).await;
         assert_eq!(joined(&mut ws).await["type"], "joined");
         readers.push(ws);
@@ -868,13 +874,7 @@ async fn ping_floods() {
     let pings = std::sync::Arc::new(pings);
     let mut floods = Vec::new();
     for i in 0..FLOODERS {
-        // A small receive buffer: the kernel holds little, the server the rest.
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        let stream = socket.connect(server.http).await.unwrap();
-        let (mut ws, _) = tokio_tungstenite::client_async(server.ws_url(), stream)
-            .await
-            .expect("WebSocket opens");
+        let mut ws = slow_reader(&server).await;
         if i % 2 == 0 {
             send_join(&mut ws, &bystanders.room, &format!("pinger{i}")).await;
             assert_eq!(joined(&mut ws).await["type"], "joined");
