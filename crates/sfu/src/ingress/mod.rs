@@ -299,7 +299,12 @@ impl Ingress {
         };
         let mut wanted = {
             let mut scratch = self.scratch.lock();
-            stream.track.receive(rtp, &stream.input, at, &mut scratch)
+            // Read once per packet: when every subscriber's copy is sent, for the send
+            // history its transport-cc feedback is read against.
+            let now = Instant::now();
+            stream
+                .track
+                .receive(rtp, &stream.input, at, now, &mut scratch)
         };
         c.forwarded.fetch_add(1, Ordering::Relaxed);
         if arrival == Arrival::TooLarge {
