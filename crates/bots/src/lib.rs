@@ -49,6 +49,7 @@ mod subscriber;
 mod subscriber_stats;
 mod swarm;
 mod transport_cc;
+pub mod whep;
 
 pub use arrival::FREEZE_GAP;
 pub use bot::Bot;
@@ -62,6 +63,7 @@ pub use report::{
     JoinFailure, MissingTrack, Percentiles, Report, Summary, SwarmSnapshot, TrackRow,
 };
 pub use subscriber_stats::{KeyframeSize, RemoteTrackStats, KEYFRAME_SIZES_KEPT};
+pub use whep::WhepViewer;
 pub use swarm::{
     classify, probe, ExpectedTracks, LeaveResult, Progress, Swarm, SwarmConfig, TokenMinter,
     DEFAULT_MAX_CONCURRENT_JOINS,
