@@ -8,11 +8,10 @@
 //! with its status.
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::browser::{assert_no_failures, failed_steps, report, run_script};
-use common::http::{request, Reply};
+use common::http::{expect, header, Case, Http};
 use common::*;
 use roomcast::{RunningServer, ServeArgs};
 use roomcast_bots::{Bot, RemoteTrackStats, WhepViewer};
@@ -82,8 +81,7 @@ fn video_of(viewer: &WhepViewer) -> RemoteTrackStats {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_whep_viewer_receives_the_presenter_and_follows_a_screen_share_without_renegotiation(
-) {
+async fn a_whep_viewer_receives_the_presenter_and_follows_a_screen_share_without_renegotiation() {
     let server = start_secured().await;
     let room = "whep-room";
     let ann = presenter(&server, room, "ann", false).await;
@@ -100,7 +98,9 @@ async fn a_whep_viewer_receives_the_presenter_and_follows_a_screen_share_without
     println!(
         "WHEP POST to first media: {} ms (201 to first media: {} ms)",
         first.saturating_duration_since(posted).as_millis(),
-        first.saturating_duration_since(viewer.answered_at).as_millis()
+        first
+            .saturating_duration_since(viewer.answered_at)
+            .as_millis()
     );
     // Pinned to ann, by name: she stays whatever happens to the room's presenter.
     let pinned = watch(&server, &format!("/whep/{room}/ann"), room).await;
@@ -177,34 +177,6 @@ async fn chromium_plays_a_presenter_through_the_whep_player_page() {
     server.shutdown().await;
 }
 
-struct Http(SocketAddr);
-
-impl Http {
-    async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-        let mut raw = format!(
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (name, value) in headers {
-            raw.push_str(&format!("{name}: {value}\r\n"));
-        }
-        raw.push_str("\r\n");
-        raw.push_str(body);
-        request(self.0, &raw).await
-    }
-}
-
-fn expect(reply: &Reply, status: u16, what: &str) {
-    assert_eq!(
-        reply.status, status,
-        "{what}: got {}\n{}\n\n{}",
-        reply.status, reply.head, reply.body
-    );
-    if status >= 400 {
-        assert!(!reply.body.trim().is_empty(), "{what}: an error says why");
-    }
-}
-
 const RECVONLY: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
 a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n\
 a=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\n\
@@ -223,52 +195,46 @@ async fn bad_whep_requests_get_their_status() {
     let expired = format!("Bearer {}", token(room, "late", Role::Audience, -60));
     let elsewhere = format!("Bearer {}", token("elsewhere", "x", Role::Audience, 600));
     let sendonly = RECVONLY.replace("a=recvonly", "a=sendonly");
-    let cases: [(&str, Vec<(&str, &str)>, &str, u16); 8] = [
-        ("junk", vec![sdp_type, auth], "hello", 400),
-        ("an offer that sends", vec![sdp_type, auth], &sendonly, 400),
-        ("no content type", vec![auth], RECVONLY, 415),
-        (
+    let cases = [
+        Case::new("junk", &[sdp_type, auth], "hello", 400),
+        Case::new("an offer that sends", &[sdp_type, auth], &sendonly, 400),
+        Case::new("no content type", &[auth], RECVONLY, 415),
+        Case::new(
             "text/plain",
-            vec![("Content-Type", "text/plain"), auth],
+            &[("Content-Type", "text/plain"), auth],
             RECVONLY,
             415,
         ),
-        ("no token", vec![sdp_type], RECVONLY, 401),
-        (
+        Case::new("no token", &[sdp_type], RECVONLY, 401),
+        Case::new(
             "an expired token",
-            vec![sdp_type, ("Authorization", &expired)],
+            &[sdp_type, ("Authorization", &expired)],
             RECVONLY,
             401,
         ),
-        (
+        Case::new(
             "another room's token",
-            vec![sdp_type, ("Authorization", &elsewhere)],
+            &[sdp_type, ("Authorization", &elsewhere)],
             RECVONLY,
             401,
         ),
-        (
+        Case::new(
             "a malformed token",
-            vec![sdp_type, ("Authorization", "Bearer x.y.z")],
+            &[sdp_type, ("Authorization", "Bearer x.y.z")],
             RECVONLY,
             401,
         ),
     ];
-    for (what, headers, body, status) in &cases {
-        let reply = http.send("POST", &path, headers, body).await;
-        expect(&reply, *status, what);
+    for case in &cases {
+        let reply = http.send("POST", &path, &case.headers, case.body).await;
+        expect(&reply, case.status, case.what);
     }
 
     // A good viewer: its resource takes PATCH and one DELETE.
     let good = http.send("POST", &path, &[sdp_type, auth], RECVONLY).await;
     expect(&good, 201, "a recvonly offer with an audience token");
     assert!(good.body.contains("a=sendonly"), "{}", good.body);
-    let location = good
-        .head
-        .lines()
-        .find_map(|l| l.strip_prefix("location: ").or(l.strip_prefix("Location: ")))
-        .expect("a Location")
-        .trim()
-        .to_owned();
+    let location = header(&good, "location")[0].to_owned();
     let frag_type = ("Content-Type", "application/trickle-ice-sdpfrag");
     let trickle = "a=ice-ufrag:abcd\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n";
     expect(
@@ -289,14 +255,23 @@ async fn bad_whep_requests_get_their_status() {
     );
     expect(
         &http
-            .send("PATCH", &format!("{path}/nosuchsession"), &[frag_type], trickle)
+            .send(
+                "PATCH",
+                &format!("{path}/nosuchsession"),
+                &[frag_type],
+                trickle,
+            )
             .await,
         404,
         "an unknown session",
     );
     let options = http.send("OPTIONS", &path, &[], "").await;
     expect(&options, 204, "OPTIONS");
-    expect(&http.send("DELETE", &location, &[], "").await, 200, "DELETE");
+    expect(
+        &http.send("DELETE", &location, &[], "").await,
+        200,
+        "DELETE",
+    );
     expect(
         &http.send("DELETE", &location, &[], "").await,
         404,

@@ -8,12 +8,11 @@
 //! `tests/run.sh`).
 mod common;
 
-use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::http::{request, Reply};
+use common::http::{expect, header, Case, Http};
 use common::*;
 use roomcast::{RunningServer, ServeArgs};
 use roomcast_bots::Bot;
@@ -270,64 +269,6 @@ async fn offer() -> (Arc<RTCPeerConnection>, String) {
         .await
         .expect("offer applied");
     (pc, offer.sdp)
-}
-
-struct Http(SocketAddr);
-
-impl Http {
-    async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-        let mut raw = format!(
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (name, value) in headers {
-            raw.push_str(&format!("{name}: {value}\r\n"));
-        }
-        raw.push_str("\r\n");
-        raw.push_str(body);
-        request(self.0, &raw).await
-    }
-}
-
-/// One request of a table: what it is, its headers and body, the status it must get.
-struct Case<'a> {
-    what: &'a str,
-    headers: Vec<(&'a str, &'a str)>,
-    body: &'a str,
-    status: u16,
-}
-
-impl<'a> Case<'a> {
-    fn new(what: &'a str, headers: &[(&'a str, &'a str)], body: &'a str, status: u16) -> Case<'a> {
-        Case {
-            what,
-            headers: headers.to_vec(),
-            body,
-            status,
-        }
-    }
-}
-
-fn header<'a>(reply: &'a Reply, name: &str) -> Vec<&'a str> {
-    reply
-        .head
-        .lines()
-        .filter_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-        .collect()
-}
-
-fn expect(reply: &Reply, status: u16, what: &str) {
-    assert_eq!(
-        reply.status, status,
-        "{what}: got {}\n{}\n\n{}",
-        reply.status, reply.head, reply.body
-    );
-    if status >= 400 {
-        assert!(!reply.body.trim().is_empty(), "{what}: an error says why");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -354,10 +354,7 @@ async fn options_resource(State(state): State<WhipState>) -> Response {
     };
     let mut response = (
         StatusCode::NO_CONTENT,
-        [
-            (header::ALLOW, allow),
-            (ACCEPT_PATCH, SDPFRAG),
-        ],
+        [(header::ALLOW, allow), (ACCEPT_PATCH, SDPFRAG)],
     )
         .into_response();
     cors(response.headers_mut());

@@ -63,8 +63,8 @@ pub use report::{
     JoinFailure, MissingTrack, Percentiles, Report, Summary, SwarmSnapshot, TrackRow,
 };
 pub use subscriber_stats::{KeyframeSize, RemoteTrackStats, KEYFRAME_SIZES_KEPT};
-pub use whep::WhepViewer;
 pub use swarm::{
     classify, probe, ExpectedTracks, LeaveResult, Progress, Swarm, SwarmConfig, TokenMinter,
     DEFAULT_MAX_CONCURRENT_JOINS,
 };
+pub use whep::WhepViewer;

@@ -336,7 +336,11 @@ mod tests {
         let (more, _) = run(&mut next, 40_000, 123_456_789, 10, at);
         out.extend(more);
         assert_continuous(&out);
-        assert_eq!(next.rewind(out[0].0), None, "the old source's packets are gone");
+        assert_eq!(
+            next.rewind(out[0].0),
+            None,
+            "the old source's packets are gone"
+        );
     }
 
     #[test]

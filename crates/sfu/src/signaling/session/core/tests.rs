@@ -956,7 +956,10 @@ fn a_viewer_is_answered_on_its_own_receivers_and_follows_the_presenter_without_o
     assert_eq!(h.viewed(), (Some(bob[0].clone()), Some(screen.clone())));
     // Ann speaks: heard at the next look at the speakers, the screen stays.
     h.room.set_active_speakers(vec!["ann".into()]);
-    let due = h.core.next_deadline().expect("a look at the speakers is due");
+    let due = h
+        .core
+        .next_deadline()
+        .expect("a look at the speakers is due");
     h.now = due;
     h.input(Input::Tick);
     assert_eq!(h.viewed(), (Some(ann[0].clone()), Some(screen)));

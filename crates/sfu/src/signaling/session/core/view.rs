@@ -100,7 +100,11 @@ impl SessionCore {
         });
         let candidates: Vec<Candidate<'_>> = tracks
             .iter()
-            .filter(|t| pinned.as_ref().is_none_or(|ids| ids.contains(&t.publisher_id)))
+            .filter(|t| {
+                pinned
+                    .as_ref()
+                    .is_none_or(|ids| ids.contains(&t.publisher_id))
+            })
             .map(|t| Candidate {
                 track_id: &t.info.id,
                 publisher_id: &t.publisher_id,
