@@ -12,6 +12,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::browser::{run_script, tail};
 use common::http::{expect, header, Case, Http};
 use common::*;
 use roomcast::{RunningServer, ServeArgs};
@@ -208,6 +209,53 @@ async fn whip_client_publishes_vp8_and_opus_that_a_bot_receives() {
         asked.elapsed().as_millis()
     );
     let _ = tokio::time::timeout(MESSAGE_TIMEOUT, encoder.wait()).await;
+    server.shutdown().await;
+}
+
+/// A Chromium participant (the web client, `tests/browser/interop.mjs`) in the room plays
+/// the encoder's video and hears its audio. On an open server: the encoder's bearer is
+/// anything, its name comes from the URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_plays_a_whip_client() {
+    let server = start_server().await;
+    let room = "whip-chromium";
+    let viewer = join_with(viewer(&server, room, "viewer", Role::Audience)).await;
+    let url = format!("http://{}/whip/{room}?name=OBS", server.http_addr);
+    let mut encoder = whip_client(&url, "any");
+    let id = joined_as(&viewer, "OBS").await;
+    let page = format!("http://localhost:{}", server.http_addr.port());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/interop.mjs");
+    let args = [
+        "--url",
+        page.as_str(),
+        "--room",
+        room,
+        "--name",
+        "Chromium",
+        "--expect-remote",
+        id.as_str(),
+        "--timeout-ms",
+        "40000",
+        "--hold-ms",
+        "2000",
+    ];
+    let (result, stderr) = run_script(script, &args, Duration::from_secs(90)).await;
+    println!("Chromium playing whip-client: {result}");
+    assert_eq!(
+        result["ok"],
+        true,
+        "Chromium did not play the encoder: {result}\n{}",
+        tail(&stderr, 40)
+    );
+    assert!(
+        result["frames_decoded"].as_u64().unwrap_or(0) > 10,
+        "{result}"
+    );
+    assert!(
+        result["audio_bytes_received"].as_u64().unwrap_or(0) > 0,
+        "{result}"
+    );
+    encoder.start_kill().ok();
     server.shutdown().await;
 }
 
