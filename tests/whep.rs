@@ -4,19 +4,21 @@
 //! presenter's audio and video; when a screen share starts it gets the screen on the same
 //! stream, without a new offer; a viewer pinned to one participant keeps that participant.
 //! Chromium, driven by `docs/whep-player.html` (the POST and DELETE, nothing else), decodes
-//! what it gets (`tests/browser/whep.mjs`). Then the requests a broken client sends, each
+//! what it gets, and the screen share on the same stream when it starts
+//! (`tests/browser/whep.mjs`). Then the requests a broken client sends, each
 //! with its status.
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::browser::{assert_no_failures, failed_steps, report, run_script};
+use common::browser::{failed_steps, report};
 use common::http::{expect, header, Case, Http};
 use common::*;
 use roomcast::{RunningServer, ServeArgs};
 use roomcast_bots::{Bot, RemoteTrackStats, WhepViewer};
 use roomcast_protocol::{Role, TrackKind};
 use roomcast_sfu::auth::{mint, unix_now};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 const SECRET: &str = "whep-integration-test-secret-0123456789";
 
@@ -152,8 +154,9 @@ async fn a_viewer_waiting_in_an_empty_room_gets_the_first_presenter() {
     server.shutdown().await;
 }
 
-/// Chromium plays the room's presenter through the WHEP player page, then stops it with
-/// DELETE, after which the server forgets the viewer.
+/// Chromium plays the room's presenter through the WHEP player page; when a screen share
+/// starts, the same video stream shows it (no new receiver, same SSRC); then the page stops
+/// with DELETE, after which the server forgets the viewer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_plays_a_presenter_through_the_whep_player_page() {
     let server = start_secured().await;
@@ -162,16 +165,47 @@ async fn chromium_plays_a_presenter_through_the_whep_player_page() {
     let url = format!("http://localhost:{}", server.http_addr.port());
     let token = token(room, "chromium", Role::Audience, 600);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/whep.mjs");
-    let args = ["--url", &url, "--room", room, "--token", &token];
-    let (result, stderr) = run_script(script, &args, Duration::from_secs(90)).await;
+    let mut child = tokio::process::Command::new("node")
+        .arg(script)
+        .args(["--url", &url, "--room", room, "--token", &token])
+        .args(["--switch-width", "1280", "--switch-height", "720"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs (is tests/browser set up?)");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut sharer = None;
+    let mut result = None;
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(90), lines.next_line())
+        .await
+        .expect("the browser script reports in time")
+        .expect("stdout readable")
+    {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if v["event"] == "watching" {
+            sharer = Some(presenter(&server, room, "bob", true).await);
+        } else if v.get("ok").is_some() {
+            result = Some(v);
+        }
+    }
+    let result = result.expect("a JSON result");
     report("WHEP player", &result);
-    let failures = failed_steps(&result, &["watch", "delete"]);
-    assert_no_failures("the WHEP player", &failures, &result, &stderr);
+    let failures = failed_steps(&result, &["watch", "switch", "delete"]);
+    assert!(
+        failures.is_empty(),
+        "the WHEP player failed: {failures:?}\n{result}"
+    );
     let room_state = server.sfu.room(room).expect("the room");
     let deadline = Instant::now() + MESSAGE_TIMEOUT;
-    while room_state.member_count() > 1 {
+    while room_state.member_count() > 2 {
         assert!(Instant::now() < deadline, "the DELETEd viewer stays");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if let Some(bob) = sharer {
+        bob.leave().await.expect("bob leaves");
     }
     ann.leave().await.expect("ann leaves");
     server.shutdown().await;

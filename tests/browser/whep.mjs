@@ -2,9 +2,13 @@
 // A WHEP player in Chromium: `docs/whep-player.html`, served at the server's origin, POSTs a
 // receive-only offer to `/whep/{room}` and plays what comes back. Step `watch`: the page's
 // video receiver decodes frames (framesDecoded grows by at least 10 in 2 s, the frame has a
-// size) and audio bytes arrive. Step `delete`: the page's Stop sends DELETE, answered 200.
+// size) and audio bytes arrive. With `--switch-width W --switch-height H`, it then prints
+// `{"event":"watching"}` and step `switch` waits for the caller's change of presenter: the
+// same video stream (same SSRC, no new receiver) decodes frames of W x H and keeps going.
+// Step `delete`: the page's Stop sends DELETE, answered 200.
 //
 //   node whep.mjs --url http://localhost:PORT --room R [--token JWT] [--timeout-ms 30000]
+//                 [--switch-width W --switch-height H]
 //
 // stdout: one JSON line `{"ok":bool,"steps":{"watch":{ok, ms, frames_decoded, frame_width,
 // frame_height, audio_bytes, location},"delete":{ok, ms, status}}}`.
@@ -26,11 +30,12 @@ function inbound(page) {
   return page.evaluate(async () => {
     const pc = window.whep?.pc;
     if (!pc) return null;
-    const out = { frames: 0, width: 0, height: 0, audioBytes: 0 };
+    const out = { frames: 0, width: 0, height: 0, audioBytes: 0, videoSsrcs: [], receivers: pc.getReceivers().length };
     for (const s of (await pc.getStats()).values()) {
       if (s.type !== 'inbound-rtp') continue;
       if (s.kind === 'video') {
         out.frames += s.framesDecoded ?? 0;
+        out.videoSsrcs.push(s.ssrc);
         out.width = s.frameWidth ?? out.width;
         out.height = s.frameHeight ?? out.height;
       } else if (s.kind === 'audio') {
@@ -79,6 +84,23 @@ async function run(options, browser, result) {
     };
   }, log);
   if (!watching) return;
+  if (options.switchWidth) {
+    const before = await inbound(page);
+    process.stdout.write(`${JSON.stringify({ event: 'watching' })}\n`);
+    const switched = await runStep(result.steps, 'switch', options.timeoutMs, async (deadline) => {
+      let seen = null;
+      await waitFor(`frames of ${options.switchWidth}x${options.switchHeight}`, async () => {
+        seen = await inbound(page);
+        return seen.width === Number(options.switchWidth) && seen.height === Number(options.switchHeight)
+          && seen.frames > before.frames + 10;
+      }, { deadline, describe: () => JSON.stringify(seen) });
+      if (seen.receivers !== before.receivers || JSON.stringify(seen.videoSsrcs) !== JSON.stringify(before.videoSsrcs)) {
+        throw new Error(`the stream changed: before ${JSON.stringify(before)}, after ${JSON.stringify(seen)}`);
+      }
+      return { frame_width: seen.width, frame_height: seen.height, frames_decoded: seen.frames, video_ssrcs: seen.videoSsrcs };
+    }, log);
+    if (!switched) return;
+  }
   await runStep(result.steps, 'delete', 10000, async () => {
     const status = await page.evaluate(() => window.whep.stop());
     if (status !== 200) throw new Error(`DELETE answered ${status}`);
@@ -86,5 +108,5 @@ async function run(options, browser, result) {
   }, log);
 }
 
-const options = optionsOrExit({ room: '', token: '', timeoutMs: 30000 }, USAGE);
-await runStepScript({ options, run, result: { steps: {} }, expectedSteps: 2 });
+const options = optionsOrExit({ room: '', token: '', timeoutMs: 30000, switchWidth: '', switchHeight: '' }, USAGE);
+await runStepScript({ options, run, result: { steps: {} }, expectedSteps: options.switchWidth ? 3 : 2 });
