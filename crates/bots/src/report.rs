@@ -161,6 +161,10 @@ pub struct MissingTrack {
     pub room: String,
     pub publisher: String,
     pub kind: TrackKind,
+    /// The subscriber's media connection when the track was found missing (`new`,
+    /// `connecting`, `connected`, `failed`…): `connected` points at forwarding, anything
+    /// else at ICE/DTLS.
+    pub connection: String,
 }
 
 /// A bot that did not join.
@@ -277,6 +281,8 @@ pub(crate) struct Observation {
     pub tracks: Vec<RemoteTrackStats>,
     /// The tracks the bot's room lists (publishers outside the swarm among them).
     pub listed: Vec<ListedTrack>,
+    /// The bot's media connection state (`None` before it has a bot).
+    pub connection: Option<String>,
 }
 
 /// Counts that `progress` needs, cheap enough for several times a second.
@@ -405,7 +411,7 @@ pub(crate) fn tally(plans: &[BotPlan], obs: &[Observation], list_missing: bool) 
                 if is_received(track) {
                     tally.tracks_received += 1;
                 } else if list_missing {
-                    tally.missing.push(missing(plans, i, listed));
+                    tally.missing.push(missing(plans, i, o, listed));
                 }
                 continue;
             }
@@ -426,7 +432,7 @@ pub(crate) fn tally(plans: &[BotPlan], obs: &[Observation], list_missing: bool) 
                     t.publisher_id == listed.publisher_id && t.track_id == listed.track_id
                 });
                 if !arrived {
-                    tally.missing.push(missing(plans, i, listed));
+                    tally.missing.push(missing(plans, i, o, listed));
                 }
             }
             for (&publisher_id, &p) in &publishers {
@@ -440,6 +446,7 @@ pub(crate) fn tally(plans: &[BotPlan], obs: &[Observation], list_missing: bool) 
                             room: plans[i].room.clone(),
                             publisher: plans[p].name.clone(),
                             kind,
+                            connection: o.connection.clone().unwrap_or_else(|| "none".into()),
                         });
                     }
                 }
@@ -456,12 +463,21 @@ pub(crate) fn tally(plans: &[BotPlan], obs: &[Observation], list_missing: bool) 
     tally
 }
 
-fn missing(plans: &[BotPlan], receiver: usize, listed: &ListedTrack) -> MissingTrack {
+fn missing(
+    plans: &[BotPlan],
+    receiver: usize,
+    observation: &Observation,
+    listed: &ListedTrack,
+) -> MissingTrack {
     MissingTrack {
         subscriber: plans[receiver].name.clone(),
         room: plans[receiver].room.clone(),
         publisher: listed.publisher_name.clone(),
         kind: listed.kind,
+        connection: observation
+            .connection
+            .clone()
+            .unwrap_or_else(|| "none".into()),
     }
 }
 
@@ -830,6 +846,7 @@ mod tests {
             failure: None,
             tracks,
             listed: Vec::new(),
+            connection: Some("connected".into()),
         };
         let now = ms(start, 2000);
         let obs = vec![
@@ -903,6 +920,7 @@ mod tests {
                 room: "r".into(),
                 publisher: "pub".into(),
                 kind: TrackKind::Video,
+                connection: "connected".into(),
             }]
         );
         assert_eq!(t.packets, 100 + 100 + 99 + 300 + 100);

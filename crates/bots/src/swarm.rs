@@ -292,6 +292,7 @@ impl Inner {
                             failure: slot.failure.clone(),
                             tracks: Vec::new(),
                             listed: Vec::new(),
+                            connection: None,
                         },
                         slot.bot.clone(),
                     )
@@ -302,6 +303,7 @@ impl Inner {
             if let Some(bot) = bot {
                 observation.tracks = bot.remote_tracks();
                 observation.listed = bot.listed_tracks();
+                observation.connection = Some(bot.peer_connection_state().to_string());
             }
         }
         observations
