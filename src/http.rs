@@ -399,7 +399,7 @@ async fn ws_upgrade(
         client: Client {
             ip,
             join_gate: state.join_limiter,
-            publish_only: false,
+            mode: roomcast_sfu::Mode::Full,
         },
         limits: state.control.limits,
         shutdown: state.control.shutdown,

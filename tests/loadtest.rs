@@ -200,6 +200,62 @@ async fn two_publishers_and_eight_subscribers_receive_every_track() {
     );
 }
 
+/// Subscribers alone watch what the room lists: here a presenter that is not one of the
+/// swarm's bots (as an encoder over WHIP or a browser would be). Each of the three
+/// subscribers must report the presenter's audio and video.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_alone_measure_a_presenter_outside_the_swarm() {
+    let server = start_server().await;
+    let url = server.ws_url();
+    let presenter = join_with(config(
+        &server,
+        "stage",
+        "Stage",
+        roomcast_protocol::Role::Presenter,
+    ))
+    .await;
+    let json = json_path("outside");
+    let out = bots(
+        &[
+            "--url",
+            &url,
+            "--publishers",
+            "0",
+            "--subscribers",
+            "3",
+            "--room",
+            "stage",
+            "--duration",
+            "3s",
+            "--timeout",
+            "30s",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        Duration::from_secs(50),
+    )
+    .await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let report = read_json(&json);
+    let summary = &report["summary"];
+    assert_eq!(summary["tracks_expected"], 6, "{summary}");
+    assert_eq!(summary["tracks_received"], 6, "{summary}");
+    let rows = report["tracks"].as_array().expect("tracks is a list");
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    for row in rows {
+        assert_eq!(row["publisher"], "Stage", "{row}");
+        assert!(row["packets"].as_u64().unwrap() > 0, "{row}");
+    }
+    assert_eq!(summary["first_media_ms"]["count"], 3, "{summary}");
+    presenter.leave().await.expect("the presenter leaves");
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_server_is_one_clear_line() {
     let port = closed_port();
@@ -220,9 +276,8 @@ async fn an_unreachable_server_is_one_clear_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_errors_exit_2_with_a_clear_line() {
     let url = format!("ws://127.0.0.1:{}/ws", closed_port());
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["--publishers", "0", "--subscribers", "0"], "no bots"),
-        (&["--subscribers", "5"], "no publisher"),
         (
             &[
                 "--publishers",

@@ -8,12 +8,12 @@
 //! `tests/run.sh`).
 mod common;
 
-use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::http::{request, Reply};
+use common::browser::{run_script, tail};
+use common::http::{expect, header, Case, Http};
 use common::*;
 use roomcast::{RunningServer, ServeArgs};
 use roomcast_bots::Bot;
@@ -212,6 +212,53 @@ async fn whip_client_publishes_vp8_and_opus_that_a_bot_receives() {
     server.shutdown().await;
 }
 
+/// A Chromium participant (the web client, `tests/browser/interop.mjs`) in the room plays
+/// the encoder's video and hears its audio. On an open server: the encoder's bearer is
+/// anything, its name comes from the URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_plays_a_whip_client() {
+    let server = start_server().await;
+    let room = "whip-chromium";
+    let viewer = join_with(viewer(&server, room, "viewer", Role::Audience)).await;
+    let url = format!("http://{}/whip/{room}?name=OBS", server.http_addr);
+    let mut encoder = whip_client(&url, "any");
+    let id = joined_as(&viewer, "OBS").await;
+    let page = format!("http://localhost:{}", server.http_addr.port());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/interop.mjs");
+    let args = [
+        "--url",
+        page.as_str(),
+        "--room",
+        room,
+        "--name",
+        "Chromium",
+        "--expect-remote",
+        id.as_str(),
+        "--timeout-ms",
+        "40000",
+        "--hold-ms",
+        "2000",
+    ];
+    let (result, stderr) = run_script(script, &args, Duration::from_secs(90)).await;
+    println!("Chromium playing whip-client: {result}");
+    assert_eq!(
+        result["ok"],
+        true,
+        "Chromium did not play the encoder: {result}\n{}",
+        tail(&stderr, 40)
+    );
+    assert!(
+        result["frames_decoded"].as_u64().unwrap_or(0) > 10,
+        "{result}"
+    );
+    assert!(
+        result["audio_bytes_received"].as_u64().unwrap_or(0) > 0,
+        "{result}"
+    );
+    encoder.start_kill().ok();
+    server.shutdown().await;
+}
+
 /// An encoder that vanishes without DELETE (killed, unplugged) is removed when ICE gives up
 /// on it, as any participant is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,64 +317,6 @@ async fn offer() -> (Arc<RTCPeerConnection>, String) {
         .await
         .expect("offer applied");
     (pc, offer.sdp)
-}
-
-struct Http(SocketAddr);
-
-impl Http {
-    async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-        let mut raw = format!(
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (name, value) in headers {
-            raw.push_str(&format!("{name}: {value}\r\n"));
-        }
-        raw.push_str("\r\n");
-        raw.push_str(body);
-        request(self.0, &raw).await
-    }
-}
-
-/// One request of a table: what it is, its headers and body, the status it must get.
-struct Case<'a> {
-    what: &'a str,
-    headers: Vec<(&'a str, &'a str)>,
-    body: &'a str,
-    status: u16,
-}
-
-impl<'a> Case<'a> {
-    fn new(what: &'a str, headers: &[(&'a str, &'a str)], body: &'a str, status: u16) -> Case<'a> {
-        Case {
-            what,
-            headers: headers.to_vec(),
-            body,
-            status,
-        }
-    }
-}
-
-fn header<'a>(reply: &'a Reply, name: &str) -> Vec<&'a str> {
-    reply
-        .head
-        .lines()
-        .filter_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-        .collect()
-}
-
-fn expect(reply: &Reply, status: u16, what: &str) {
-    assert_eq!(
-        reply.status, status,
-        "{what}: got {}\n{}\n\n{}",
-        reply.status, reply.head, reply.body
-    );
-    if status >= 400 {
-        assert!(!reply.body.trim().is_empty(), "{what}: an error says why");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -217,11 +217,9 @@ impl BotsArgs {
                 "no bots: give --publishers, --audio-publishers and/or --subscribers".to_owned(),
             );
         }
-        if self.publishers + self.audio_publishers == 0 {
-            return Err("no publisher: nothing to measure without --publishers or \
-                        --audio-publishers"
-                .to_owned());
-        }
+        // Without bot publishers the subscribers watch whatever the rooms list (an encoder
+        // over WHIP, a presenter in a browser): the expected tracks are those.
+        let watching = self.publishers + self.audio_publishers == 0;
         let mut config = SwarmConfig::new(url);
         config.rooms = self.rooms();
         config.publishers = self.publishers;
@@ -234,7 +232,7 @@ impl BotsArgs {
         config.quality = self.quality.map(Quality::from);
         config.media_dir = self.media_dir();
         config.join_timeout = self.timeout;
-        if nothing_to_receive(&config.plan()) {
+        if !watching && nothing_to_receive(&config.plan()) {
             return Err(
                 "nothing to measure: no room has a publisher and another bot to \
                         receive it (add bots or use fewer --rooms)"
@@ -442,7 +440,11 @@ mod tests {
     fn usage_errors_say_what_is_wrong() {
         let err = |args: &[&str]| parse(args).unwrap().swarm_config().unwrap_err();
         assert!(err(&[]).contains("no bots"));
-        assert!(err(&["--subscribers", "5"]).contains("no publisher"));
+        // Subscribers alone watch what the rooms list (a WHIP encoder, a browser).
+        assert!(parse(&["--subscribers", "5"])
+            .unwrap()
+            .swarm_config()
+            .is_ok());
         assert!(err(&["--publishers", "1"]).contains("nothing to measure"));
         assert!(
             err(&["--publishers", "1", "--subscribers", "1", "--rooms", "2"])

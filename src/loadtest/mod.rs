@@ -204,6 +204,7 @@ fn exit_code(report: &Report) -> i32 {
     if s.bots_failed == 0
         && s.bots_joined == s.bots_expected
         && s.tracks_received == s.tracks_expected
+        && s.tracks_expected > 0
         && !churn_failed
     {
         EXIT_OK
@@ -231,6 +232,9 @@ fn verdict(report: &Report, exit_code: i32) -> String {
             s.tracks_expected - s.tracks_received,
             s.tracks_expected
         ));
+    }
+    if s.tracks_expected == 0 && s.bots_joined > 0 {
+        reasons.push("the rooms list no track to receive".to_owned());
     }
     if let Some(churn) = report.churn.as_ref().filter(|c| c.failures > 0) {
         reasons.push(format!(

@@ -1,5 +1,9 @@
 //! WHIP ingest (RFC 9725): an encoder (OBS, GStreamer, a hardware box) publishes into a room
-//! with one HTTP POST of its SDP offer, and the answer comes back in the response.
+//! with one HTTP POST of its SDP offer, and the answer comes back in the response. WHEP
+//! egress is the same exchange the other way: a player POSTs a receive-only offer to
+//! `/whep/{room}` (the room's presenter, followed as it changes without renegotiation) or
+//! `/whep/{room}/{participant}` (that participant, by id or name), and watches; the
+//! resource (PATCH, DELETE, OPTIONS) and the status codes are the same.
 //!
 //! - `POST /whip/{room}` (`application/sdp`, `Authorization: Bearer <join token>`) → 201
 //!   with the answer (the server's candidates in it), `Location: /whip/{room}/{id}`, an
@@ -10,8 +14,9 @@
 //! - `OPTIONS` on both, for CORS preflights and to read the ICE servers (without
 //!   credentials).
 //!
-//! The publisher is a session like a WebSocket client's (see `session.rs`): same tokens,
-//! room rules, forwarding and moderation.
+//! The publisher or viewer is a session like a WebSocket client's (see `session.rs`): same
+//! tokens (a viewer's may be an audience token), room rules, forwarding, bandwidth
+//! estimation and moderation.
 pub mod sdp;
 pub mod session;
 
@@ -26,49 +31,89 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Router};
 use roomcast_protocol::{ClientMessage, ErrorCode, IceServer};
-use roomcast_sfu::{Client, JoinGate, Sessions};
+use roomcast_sfu::signaling::sdp_media::media_sections;
+use roomcast_sfu::{Client, JoinGate, Mode, Sessions};
 
 use crate::admission::proxy::TrustedProxies;
-use session::{Publish, Refused, Resources};
+use session::{Refused, Request, Resources};
 
-/// Largest body a WHIP request may have (an offer with many m-lines stays far below).
+/// Largest body a WHIP or WHEP request may have (an offer with many m-lines stays far below).
 const MAX_BODY: usize = 64 * 1024;
 const SDP: &str = "application/sdp";
 const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
-/// The name a publisher gets on an open server when the request names none.
+/// The name a publisher or viewer gets on an open server when the request names none.
 const DEFAULT_NAME: &str = "WHIP";
+const DEFAULT_VIEWER_NAME: &str = "WHEP viewer";
 const ACCEPT_PATCH: header::HeaderName = header::HeaderName::from_static("accept-patch");
 const ACCEPT_POST: header::HeaderName = header::HeaderName::from_static("accept-post");
 
+/// Which of the two protocols a route serves: each has its own resources.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Whip,
+    Whep,
+}
+
+impl Endpoint {
+    fn path(self) -> &'static str {
+        match self {
+            Endpoint::Whip => "whip",
+            Endpoint::Whep => "whep",
+        }
+    }
+
+    fn no_such_session(self) -> &'static str {
+        match self {
+            Endpoint::Whip => "no such WHIP session",
+            Endpoint::Whep => "no such WHEP session",
+        }
+    }
+}
+
 #[derive(Clone)]
 struct WhipState {
+    endpoint: Endpoint,
     sessions: Arc<Sessions>,
     resources: Arc<Resources>,
     join_gate: Option<Arc<dyn JoinGate>>,
     trusted: TrustedProxies,
 }
 
-/// The WHIP routes; `join_gate` is the per-address join rate WebSocket joins share.
-pub fn routes<S>(
+/// The WHIP and WHEP routes; `join_gate` is the per-address join rate WebSocket joins share.
+pub fn routes<S: Clone + Send + Sync + 'static>(
     sessions: Arc<Sessions>,
     join_gate: Option<Arc<dyn JoinGate>>,
     trusted: TrustedProxies,
 ) -> Router<S> {
-    Router::new()
+    let state = |endpoint| WhipState {
+        endpoint,
+        sessions: Arc::clone(&sessions),
+        resources: Arc::default(),
+        join_gate: join_gate.clone(),
+        trusted: trusted.clone(),
+    };
+    let resource = || {
+        axum::routing::patch(patch)
+            .delete(delete)
+            .options(options_resource)
+    };
+    let whip = Router::new()
         .route("/whip/{room}", post(publish).options(options_endpoint))
-        .route(
-            "/whip/{room}/{id}",
-            axum::routing::patch(patch)
-                .delete(delete)
-                .options(options_resource),
-        )
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(WhipState {
-            sessions,
-            resources: Arc::default(),
-            join_gate,
-            trusted,
-        })
+        .route("/whip/{room}/{id}", resource())
+        .with_state(state(Endpoint::Whip));
+    let whep = Router::new()
+        .route("/whep/{room}", post(view).options(options_endpoint))
+        .route("/whep/{room}/{id}", resource().post(view_participant))
+        .with_state(state(Endpoint::Whep));
+    whip.merge(whep).layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+/// What every POST carries besides its path.
+struct Post {
+    query: HashMap<String, String>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
 }
 
 async fn publish(
@@ -79,6 +124,60 @@ async fn publish(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let post = Post {
+        query,
+        peer,
+        headers,
+        body,
+    };
+    start(state, room, Mode::PublishOnly, post).await
+}
+
+async fn view(
+    State(state): State<WhipState>,
+    Path(room): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let post = Post {
+        query,
+        peer,
+        headers,
+        body,
+    };
+    start(state, room, Mode::View { pinned: None }, post).await
+}
+
+async fn view_participant(
+    State(state): State<WhipState>,
+    Path((room, participant)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let post = Post {
+        query,
+        peer,
+        headers,
+        body,
+    };
+    let mode = Mode::View {
+        pinned: Some(participant),
+    };
+    start(state, room, mode, post).await
+}
+
+/// A POST of either endpoint: checks the offer, runs the session in `mode` and answers.
+async fn start(state: WhipState, room: String, mode: Mode, post: Post) -> Response {
+    let Post {
+        query,
+        peer,
+        headers,
+        body,
+    } = post;
     if !content_type_is(&headers, SDP) {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -89,6 +188,11 @@ async fn publish(
         Ok(text) if sdp::looks_like_sdp(text) => text.to_owned(),
         _ => return error(StatusCode::BAD_REQUEST, "the body is not an SDP offer"),
     };
+    if matches!(mode, Mode::View { .. }) {
+        if let Err(why) = receive_only(&offer) {
+            return error(StatusCode::BAD_REQUEST, &why);
+        }
+    }
     if state.sessions.resume.shutdown_token().is_cancelled() {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -99,20 +203,25 @@ async fn publish(
     let client = Client {
         ip,
         join_gate: state.join_gate.clone(),
-        publish_only: true,
+        mode: mode.clone(),
     };
-    let request = Publish {
+    let default_name = match mode {
+        Mode::View { .. } => DEFAULT_VIEWER_NAME,
+        _ => DEFAULT_NAME,
+    };
+    let request = Request {
         name: query
             .get("name")
             .cloned()
-            .unwrap_or_else(|| DEFAULT_NAME.to_owned()),
+            .unwrap_or_else(|| default_name.to_owned()),
         token: bearer(&headers).map(str::to_owned),
         offer,
         room: room.clone(),
+        mode,
     };
     match session::start(&state.sessions, &state.resources, client, request).await {
         Ok(started) => {
-            let location = format!("/whip/{room}/{}", started.id);
+            let location = format!("/{}/{room}/{}", state.endpoint.path(), started.id);
             let mut response = (
                 StatusCode::CREATED,
                 [
@@ -139,7 +248,7 @@ async fn patch(
     body: Bytes,
 ) -> Response {
     let Some(resource) = state.resources.get(&id).filter(|r| r.room == room) else {
-        return error(StatusCode::NOT_FOUND, "no such WHIP session");
+        return error(StatusCode::NOT_FOUND, state.endpoint.no_such_session());
     };
     if !content_type_is(&headers, SDPFRAG) {
         return error(
@@ -182,7 +291,7 @@ async fn patch(
             candidate: Some(candidate),
         };
         if !resource.tell(&msg).await {
-            return error(StatusCode::NOT_FOUND, "no such WHIP session");
+            return error(StatusCode::NOT_FOUND, state.endpoint.no_such_session());
         }
     }
     if fragment.end {
@@ -201,10 +310,10 @@ async fn delete(
 ) -> Response {
     let known = state.resources.get(&id).is_some_and(|r| r.room == room);
     let Some(resource) = known.then(|| state.resources.remove(&id)).flatten() else {
-        return error(StatusCode::NOT_FOUND, "no such WHIP session");
+        return error(StatusCode::NOT_FOUND, state.endpoint.no_such_session());
     };
     resource.tell(&ClientMessage::Leave).await;
-    tracing::info!(room = %resource.room, participant = %resource.participant_id, "WHIP session deleted");
+    tracing::info!(room = %resource.room, participant = %resource.participant_id, endpoint = state.endpoint.path(), "session deleted");
     let mut response = StatusCode::OK.into_response();
     cors(response.headers_mut());
     response
@@ -236,13 +345,16 @@ async fn options_endpoint(State(state): State<WhipState>) -> Response {
     response
 }
 
-async fn options_resource() -> Response {
+/// A resource's OPTIONS. On WHEP, `/whep/{room}/{x}` is also the endpoint that watches
+/// participant `x`, so POST is allowed there too.
+async fn options_resource(State(state): State<WhipState>) -> Response {
+    let allow = match state.endpoint {
+        Endpoint::Whip => "OPTIONS, PATCH, DELETE",
+        Endpoint::Whep => "OPTIONS, POST, PATCH, DELETE",
+    };
     let mut response = (
         StatusCode::NO_CONTENT,
-        [
-            (header::ALLOW, "OPTIONS, PATCH, DELETE"),
-            (ACCEPT_PATCH, SDPFRAG),
-        ],
+        [(header::ALLOW, allow), (ACCEPT_PATCH, SDPFRAG)],
     )
         .into_response();
     cors(response.headers_mut());
@@ -281,6 +393,18 @@ fn error(status: StatusCode, message: &str) -> Response {
         .into_response();
     cors(response.headers_mut());
     response
+}
+
+/// A WHEP offer receives and sends nothing: at least one audio or video m-line, none sending.
+fn receive_only(offer: &str) -> Result<(), String> {
+    let sections = media_sections(offer)?;
+    if sections.iter().any(|s| s.sends) {
+        return Err("a WHEP offer only receives: its m-lines must be recvonly".into());
+    }
+    if !sections.iter().any(|s| s.receives && s.kind.is_some()) {
+        return Err("a WHEP offer needs a recvonly audio or video m-line".into());
+    }
+    Ok(())
 }
 
 /// Whether the request's `Content-Type` is `mime` (parameters ignored).

@@ -1,10 +1,13 @@
-//! One WHIP session: a participant whose signaling is HTTP requests instead of a WebSocket.
+//! One WHIP or WHEP session: a participant whose signaling is HTTP requests instead of a
+//! WebSocket.
 //!
-//! It runs the same session as a WebSocket client ([`run_session`]): the POST becomes a
-//! `join` and an `offer` on the session's input, and what the session says back (`joined`,
+//! It runs the same session as a WebSocket client ([`run_session`]), publish-only for WHIP
+//! and viewing for WHEP ([`Mode`]): the POST becomes a `join` and an `offer` on the
+//! session's input, and what the session says back (`joined`,
 //! `answer`, its candidates, an `error`) comes out of its outbox. Admission, tokens, room
 //! rules, publishing, moderation and leaving are therefore the session's own; this file
-//! only translates. After the answer, a pump drains the outbox (an encoder reads nothing)
+//! only translates. After the answer, a pump drains the outbox (an encoder or player reads
+//! nothing)
 //! until the session ends (DELETE, a kick, the room ending, ICE failing), and then the
 //! resource is gone.
 use std::collections::HashMap;
@@ -14,13 +17,13 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use roomcast_protocol::{ClientMessage, ErrorCode, IceServer, Role, ServerMessage};
 use roomcast_sfu::signaling::outbox::{Outbox, OutboxReceiver};
-use roomcast_sfu::{run_session, Client, Inbound, Sessions};
+use roomcast_sfu::{run_session, Client, Inbound, Mode, Sessions};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::sdp;
 
-/// WHIP sessions open at once; beyond it a POST gets 503.
+/// Sessions of one endpoint open at once; beyond it a POST gets 503.
 pub const MAX_RESOURCES: usize = 1024;
 /// How long the session has to answer each step of a POST (join, offer).
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,7 +44,7 @@ fn refused(code: ErrorCode, message: impl Into<String>) -> Refused {
     }
 }
 
-/// A WHIP session's handle, as PATCH and DELETE find it.
+/// A session's handle, as PATCH and DELETE find it.
 pub struct Resource {
     pub room: String,
     pub participant_id: String,
@@ -60,7 +63,7 @@ impl Resource {
     }
 }
 
-/// The WHIP sessions of the server, by resource id.
+/// The sessions of one endpoint (WHIP or WHEP), by resource id.
 #[derive(Default)]
 pub struct Resources {
     by_id: Mutex<HashMap<String, Arc<Resource>>>,
@@ -85,11 +88,21 @@ impl Resources {
 }
 
 /// What a POST asks for.
-pub struct Publish {
+pub struct Request {
     pub room: String,
     pub name: String,
     pub token: Option<String>,
     pub offer: String,
+    /// [`Mode::PublishOnly`] (WHIP) or [`Mode::View`] (WHEP).
+    pub mode: Mode,
+}
+
+/// The protocol a session's mode is reached by, for logs and messages.
+pub fn protocol(mode: &Mode) -> &'static str {
+    match mode {
+        Mode::View { .. } => "WHEP",
+        _ => "WHIP",
+    }
 }
 
 /// A session that answered.
@@ -105,12 +118,13 @@ pub async fn start(
     sessions: &Arc<Sessions>,
     resources: &Arc<Resources>,
     client: Client,
-    publish: Publish,
+    request: Request,
 ) -> Result<Started, Refused> {
+    let protocol = protocol(&request.mode);
     if resources.len() >= MAX_RESOURCES {
         return Err(refused(
             ErrorCode::ServerShutdown,
-            "the server holds its maximum of WHIP sessions; try again later",
+            format!("the server holds its maximum of {protocol} sessions; try again later"),
         ));
     }
     let (outbox, mut out) = Outbox::new();
@@ -118,7 +132,7 @@ pub async fn start(
     let task = tokio::spawn(run_session(
         Arc::clone(sessions),
         Client {
-            publish_only: true,
+            mode: request.mode.clone(),
             ..client
         },
         in_rx,
@@ -128,7 +142,7 @@ pub async fn start(
         out: &mut out,
         inbound: &in_tx,
     };
-    let begun = steps.begin(publish).await;
+    let begun = steps.begin(request).await;
     let (joined, answer) = match begun {
         Ok(ok) => ok,
         Err(e) => {
@@ -151,13 +165,14 @@ pub async fn start(
         .by_id
         .lock()
         .insert(id.clone(), Arc::clone(&resource));
-    tracing::info!(room = %joined.room, participant = %joined.participant_id, "WHIP session started");
+    tracing::info!(room = %joined.room, participant = %joined.participant_id, protocol, "session started");
     tokio::spawn(pump(
         Arc::clone(sessions),
         Arc::clone(resources),
         id.clone(),
         out,
         task,
+        protocol,
     ));
     Ok(Started {
         id,
@@ -185,17 +200,19 @@ struct Steps<'a> {
 }
 
 impl Steps<'_> {
-    async fn begin(&mut self, publish: Publish) -> Result<(Joined, Answered), Refused> {
-        let role = if publish.token.is_some() {
-            None
-        } else {
-            Some(Role::Presenter)
+    async fn begin(&mut self, request: Request) -> Result<(Joined, Answered), Refused> {
+        let publishes = request.mode == Mode::PublishOnly;
+        // On an open server the request names no role: an encoder presents, a player watches.
+        let role = match (&request.token, publishes) {
+            (Some(_), _) => None,
+            (None, true) => Some(Role::Presenter),
+            (None, false) => Some(Role::Audience),
         };
         self.tell(&ClientMessage::Join {
-            room: publish.room,
-            name: publish.name,
+            room: request.room,
+            name: request.name,
             role,
-            token: publish.token,
+            token: request.token,
             room_settings: None,
         })
         .await?;
@@ -219,15 +236,15 @@ impl Steps<'_> {
             })
             .await?;
         let (joined, role) = joined;
-        if role == Some(Role::Audience) {
+        if publishes && role == Some(Role::Audience) {
             return Err(refused(
                 ErrorCode::Forbidden,
                 "the audience role cannot publish; WHIP needs a presenter or host token",
             ));
         }
-        let remote_ufrag = sdp::ice_credentials(&publish.offer).0.map(str::to_owned);
+        let remote_ufrag = sdp::ice_credentials(&request.offer).0.map(str::to_owned);
         self.tell(&ClientMessage::Offer {
-            sdp: publish.offer,
+            sdp: request.offer,
             tracks: Vec::new(),
         })
         .await?;
@@ -325,6 +342,7 @@ async fn pump(
     id: String,
     mut out: OutboxReceiver,
     mut task: JoinHandle<roomcast_sfu::signaling::session::SessionEnd>,
+    protocol: &'static str,
 ) {
     let shutdown = sessions.resume.shutdown_token().clone();
     let mut told_to_leave = false;
@@ -336,7 +354,7 @@ async fn pump(
                 None => open = false,
                 Some(frame) => {
                     if let Some(ServerMessage::Error { code, .. }) = frame.decode() {
-                        tracing::info!(resource = %id, code = code.as_str(), "WHIP session told");
+                        tracing::info!(resource = %id, code = code.as_str(), protocol, "session told");
                     }
                 }
             },
@@ -353,7 +371,8 @@ async fn pump(
         resource = %id,
         participant = resource.as_ref().map(|r| r.participant_id.as_str()).unwrap_or(""),
         ?end,
-        "WHIP session ended"
+        protocol,
+        "session ended"
     );
 }
 

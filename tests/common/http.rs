@@ -84,3 +84,75 @@ pub async fn ws_connect(url: &str, headers: &[(&str, &str)]) -> Result<Socket, u
         Err(e) => panic!("WebSocket to {url} failed without an HTTP status: {e}"),
     }
 }
+
+/// Requests to one server address, `Connection: close` each.
+pub struct Http(pub SocketAddr);
+
+impl Http {
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
+        let mut raw = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (name, value) in headers {
+            raw.push_str(&format!("{name}: {value}\r\n"));
+        }
+        raw.push_str("\r\n");
+        raw.push_str(body);
+        request(self.0, &raw).await
+    }
+}
+
+/// One request of a table: what it is, its headers and body, the status it must get.
+pub struct Case<'a> {
+    pub what: &'a str,
+    pub headers: Vec<(&'a str, &'a str)>,
+    pub body: &'a str,
+    pub status: u16,
+}
+
+impl<'a> Case<'a> {
+    pub fn new(
+        what: &'a str,
+        headers: &[(&'a str, &'a str)],
+        body: &'a str,
+        status: u16,
+    ) -> Case<'a> {
+        Case {
+            what,
+            headers: headers.to_vec(),
+            body,
+            status,
+        }
+    }
+}
+
+/// The values of header `name` in `reply`.
+pub fn header<'a>(reply: &'a Reply, name: &str) -> Vec<&'a str> {
+    reply
+        .head
+        .lines()
+        .filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+        .collect()
+}
+
+/// `reply` has `status`; an error status comes with a body that says why.
+pub fn expect(reply: &Reply, status: u16, what: &str) {
+    assert_eq!(
+        reply.status, status,
+        "{what}: got {}\n{}\n\n{}",
+        reply.status, reply.head, reply.body
+    );
+    if status >= 400 {
+        assert!(!reply.body.trim().is_empty(), "{what}: an error says why");
+    }
+}

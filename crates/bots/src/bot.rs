@@ -15,6 +15,7 @@ use webrtc::peer_connection::RTCPeerConnection;
 use crate::layers::LayerDirectory;
 use crate::message_log::{CloseInfo, MessageCursor, MessageLog};
 use crate::publisher::{self, AudioStyle, OutgoingTrack, PublishedTrackStats, Publisher};
+use crate::roster::{ListedTrack, Roster};
 use crate::session::{Command, Session};
 use crate::signaling::Signaling;
 use crate::subscriber_stats::{RemoteTrackStats, Subscriptions};
@@ -31,6 +32,7 @@ pub struct Bot {
     session_token: Option<String>,
     room: String,
     participants: Vec<Participant>,
+    roster: Arc<Roster>,
     timeout: Duration,
     log: Arc<MessageLog>,
     signaling: Arc<Signaling>,
@@ -122,10 +124,12 @@ impl Bot {
         let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
         install_handlers(&pc, &subscriptions, &commands, &receive, &span);
         receive.start(Arc::clone(&pc));
+        let roster = Arc::new(Roster::new(&participants));
         let session = Session::spawn(
             Arc::clone(&pc),
             Arc::clone(&signaling),
             Arc::clone(&subscriptions),
+            Arc::clone(&roster),
             inbox,
             command_rx,
             span.clone(),
@@ -136,6 +140,7 @@ impl Bot {
             session_token,
             room,
             participants,
+            roster,
             timeout,
             log,
             signaling,
@@ -280,6 +285,11 @@ impl Bot {
 
     pub fn room(&self) -> &str {
         &self.room
+    }
+
+    /// The tracks the room lists now (the others'), as the bot was told.
+    pub fn listed_tracks(&self) -> Vec<ListedTrack> {
+        self.roster.tracks()
     }
 
     /// The other participants as `joined` listed them.

@@ -33,6 +33,9 @@ pub struct BotConfig {
     /// webrtc-rs 0.17 race (see `peer_connection::new_peer_connection`): a track whose
     /// packets beat the server's offer can end early.
     pub simulcast: bool,
+    /// Publish the video (without simulcast) as a screen share, at 1280x720 (a shared
+    /// screen is larger than a camera), instead of a 640x360 camera.
+    pub screen_share: bool,
     /// Makes the bot a quieter speaker: added to every RFC 6464 level it sends (in dB below
     /// full scale, so larger is quieter), clamped to 127 (silence).
     pub audio_attenuation_db: u8,
@@ -61,6 +64,7 @@ impl BotConfig {
             publish_audio: true,
             publish_video: Some(VideoCodec::Vp8),
             simulcast: false,
+            screen_share: false,
             audio_attenuation_db: 0,
             dtx: false,
             media_dir: Self::default_media_dir(),
@@ -103,6 +107,13 @@ impl BotConfig {
         self
     }
 
+    /// Publish the video as a 1280x720 screen share instead of a 640x360 camera (without
+    /// simulcast).
+    pub fn with_screen_share(mut self, screen_share: bool) -> Self {
+        self.screen_share = screen_share;
+        self
+    }
+
     /// Send audio levels `db` dB quieter than the loop's (the voice activity flag is kept:
     /// a quieter speaker is still speaking).
     pub fn with_audio_attenuation_db(mut self, db: u8) -> Self {
@@ -131,10 +142,19 @@ impl BotConfig {
                         .map(|&(_, size)| LoopSource::Video(codec, size).file_name()),
                 );
             } else {
-                files.push(LoopSource::Video(codec, VideoSize::Half).file_name());
+                files.push(LoopSource::Video(codec, self.single_video_size()).file_name());
             }
         }
         files.into_iter().map(|f| self.media_dir.join(f)).collect()
+    }
+
+    /// The size of the one video encoding without simulcast.
+    pub(crate) fn single_video_size(&self) -> VideoSize {
+        if self.screen_share {
+            VideoSize::Full
+        } else {
+            VideoSize::Half
+        }
     }
 
     pub fn with_media_dir(mut self, dir: impl Into<PathBuf>) -> Self {

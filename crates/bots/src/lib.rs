@@ -41,6 +41,7 @@ mod opus;
 mod peer_connection;
 mod publisher;
 mod report;
+mod roster;
 mod sequence_tracker;
 mod session;
 mod signaling;
@@ -49,6 +50,7 @@ mod subscriber;
 mod subscriber_stats;
 mod swarm;
 mod transport_cc;
+pub mod whep;
 
 pub use arrival::FREEZE_GAP;
 pub use bot::Bot;
@@ -61,8 +63,10 @@ pub use report::{
     expected_tracks_in_room, loss_percent, percentiles, BotFailure, BotPlan, BotRole, ChurnResult,
     JoinFailure, MissingTrack, Percentiles, Report, Summary, SwarmSnapshot, TrackRow,
 };
+pub use roster::ListedTrack;
 pub use subscriber_stats::{KeyframeSize, RemoteTrackStats, KEYFRAME_SIZES_KEPT};
 pub use swarm::{
     classify, probe, ExpectedTracks, LeaveResult, Progress, Swarm, SwarmConfig, TokenMinter,
     DEFAULT_MAX_CONCURRENT_JOINS,
 };
+pub use whep::WhepViewer;

@@ -95,7 +95,7 @@ pub(crate) async fn prepare(config: &BotConfig) -> Result<Vec<OutgoingTrack>, Bo
                 .map(|&(rid, size)| (Some(rid), size))
                 .collect()
         } else {
-            vec![(None, VideoSize::Half)]
+            vec![(None, config.single_video_size())]
         };
         let mut layers = Vec::with_capacity(sizes.len());
         for (rid, size) in sizes {
@@ -105,9 +105,14 @@ pub(crate) async fn prepare(config: &BotConfig) -> Result<Vec<OutgoingTrack>, Bo
                 media: media_loop::load(&config.media_dir, LoopSource::Video(video, size)).await?,
             });
         }
+        let source = if config.screen_share && !config.simulcast {
+            TrackSource::Screen
+        } else {
+            TrackSource::Camera
+        };
         tracks.push(OutgoingTrack {
             kind: TrackKind::Video,
-            source: TrackSource::Camera,
+            source,
             codec,
             layers,
         });

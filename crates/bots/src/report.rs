@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::arrival::FREEZE_GAP;
 use crate::load::{CpuSample, CpuUse};
+use crate::roster::ListedTrack;
 use crate::RemoteTrackStats;
 
 /// What a swarm bot does in its room.
@@ -278,6 +279,8 @@ pub(crate) struct Observation {
     pub failure: Option<JoinFailure>,
     /// Empty once the bot has left.
     pub tracks: Vec<RemoteTrackStats>,
+    /// The tracks the bot's room lists (publishers outside the swarm among them).
+    pub listed: Vec<ListedTrack>,
     /// The bot's media connection state (`None` before it has a bot).
     pub connection: Option<String>,
 }
@@ -319,6 +322,44 @@ fn swarm_publisher(
         .filter(|&p| p != receiver && plans[p].room == plans[receiver].room)
 }
 
+/// The listed track of a publisher outside the swarm (an encoder, a browser) that `track`
+/// is, if it is one.
+fn outside_publisher<'a>(
+    publishers: &HashMap<&str, usize>,
+    observation: &'a Observation,
+    track: &RemoteTrackStats,
+) -> Option<&'a ListedTrack> {
+    outside_tracks(publishers, observation)
+        .into_iter()
+        .find(|l| l.publisher_id == track.publisher_id && l.track_id == track.track_id)
+}
+
+/// The tracks the bot's room lists from publishers outside the swarm.
+fn outside_tracks<'a>(
+    publishers: &HashMap<&str, usize>,
+    observation: &'a Observation,
+) -> Vec<&'a ListedTrack> {
+    observation
+        .listed
+        .iter()
+        .filter(|l| !publishers.contains_key(l.publisher_id.as_str()))
+        .filter(|l| observation.participant_id.as_deref() != Some(l.publisher_id.as_str()))
+        .collect()
+}
+
+/// Whose track a bot receives: a swarm publisher's of its room, or a listed one of the
+/// room's other publishers.
+fn counted(
+    publishers: &HashMap<&str, usize>,
+    plans: &[BotPlan],
+    receiver: usize,
+    observation: &Observation,
+    track: &RemoteTrackStats,
+) -> bool {
+    swarm_publisher(publishers, plans, receiver, track).is_some()
+        || outside_publisher(publishers, observation, track).is_some()
+}
+
 fn is_received(track: &RemoteTrackStats) -> bool {
     track.packets > 0 && !track.ended
 }
@@ -344,6 +385,17 @@ pub(crate) fn tally(plans: &[BotPlan], obs: &[Observation], list_missing: bool) 
         tally.expected_per_room.insert((*room).to_owned(), expected);
         tally.tracks_expected += expected;
     }
+    for (i, o) in obs.iter().enumerate() {
+        if o.participant_id.is_none() {
+            continue;
+        }
+        let outside = outside_tracks(&publishers, o).len();
+        *tally
+            .expected_per_room
+            .entry(plans[i].room.clone())
+            .or_default() += outside;
+        tally.tracks_expected += outside;
+    }
 
     let mut flowing: HashSet<(usize, TrackKind)> = HashSet::new();
     for (i, o) in obs.iter().enumerate() {
@@ -352,6 +404,17 @@ pub(crate) fn tally(plans: &[BotPlan], obs: &[Observation], list_missing: bool) 
         };
         flowing.clear();
         for track in &o.tracks {
+            if let Some(listed) = outside_publisher(&publishers, o, track) {
+                tally.packets += track.packets;
+                tally.bytes += track.bytes;
+                tally.lost += track.seq_gaps;
+                if is_received(track) {
+                    tally.tracks_received += 1;
+                } else if list_missing {
+                    tally.missing.push(missing(plans, i, o, listed));
+                }
+                continue;
+            }
             let Some(p) = swarm_publisher(&publishers, plans, i, track) else {
                 continue;
             };
@@ -364,6 +427,14 @@ pub(crate) fn tally(plans: &[BotPlan], obs: &[Observation], list_missing: bool) 
         }
         tally.tracks_received += flowing.len();
         if list_missing {
+            for listed in outside_tracks(&publishers, o) {
+                let arrived = o.tracks.iter().any(|t| {
+                    t.publisher_id == listed.publisher_id && t.track_id == listed.track_id
+                });
+                if !arrived {
+                    tally.missing.push(missing(plans, i, o, listed));
+                }
+            }
             for (&publisher_id, &p) in &publishers {
                 if publisher_id == own_id || plans[p].room != plans[i].room {
                     continue;
@@ -392,12 +463,30 @@ pub(crate) fn tally(plans: &[BotPlan], obs: &[Observation], list_missing: bool) 
     tally
 }
 
+fn missing(
+    plans: &[BotPlan],
+    receiver: usize,
+    observation: &Observation,
+    listed: &ListedTrack,
+) -> MissingTrack {
+    MissingTrack {
+        subscriber: plans[receiver].name.clone(),
+        room: plans[receiver].room.clone(),
+        publisher: listed.publisher_name.clone(),
+        kind: listed.kind,
+        connection: observation
+            .connection
+            .clone()
+            .unwrap_or_else(|| "none".into()),
+    }
+}
+
 pub(crate) fn snapshot(plans: &[BotPlan], obs: &[Observation], at: Instant) -> SwarmSnapshot {
     let publishers = publishers(plans, obs);
     let mut tracks = HashMap::new();
     for (i, o) in obs.iter().enumerate() {
         for t in &o.tracks {
-            if swarm_publisher(&publishers, plans, i, t).is_none() {
+            if !counted(&publishers, plans, i, o, t) {
                 continue;
             }
             tracks.insert(
@@ -518,8 +607,12 @@ pub(crate) fn build_report(
         };
         let mut first_packet: Option<Instant> = None;
         for t in &o.tracks {
-            let Some(p) = swarm_publisher(&publishers, plans, i, t) else {
-                continue;
+            let publisher = match swarm_publisher(&publishers, plans, i, t) {
+                Some(p) => plans[p].name.clone(),
+                None => match outside_publisher(&publishers, o, t) {
+                    Some(listed) => listed.publisher_name.clone(),
+                    None => continue,
+                },
             };
             if let Some(at) = t.first_packet_at {
                 first_packet = Some(first_packet.map_or(at, |f| f.min(at)));
@@ -538,12 +631,13 @@ pub(crate) fn build_report(
             row.subscriber = plans[i].name.clone();
             row.subscriber_id = own_id.to_owned();
             row.room = plans[i].room.clone();
-            row.publisher = plans[p].name.clone();
+            row.publisher = publisher;
             rows.push(row);
         }
         let expects_media = publishers
             .values()
-            .any(|&p| p != i && plans[p].room == plans[i].room);
+            .any(|&p| p != i && plans[p].room == plans[i].room)
+            || !outside_tracks(&publishers, o).is_empty();
         if let (true, Some(start), Some(first)) = (expects_media, o.join_started, first_packet) {
             first_media.push(millis(first.saturating_duration_since(start)));
         }
@@ -751,6 +845,7 @@ mod tests {
             join_took: Some(Duration::from_millis(100)),
             failure: None,
             tracks,
+            listed: Vec::new(),
             connection: Some("connected".into()),
         };
         let now = ms(start, 2000);

@@ -20,6 +20,7 @@ use webrtc::rtp_transceiver::{RTCRtpTransceiver, RTCRtpTransceiverInit};
 
 use crate::negotiation::{Negotiation, Phase, Step};
 use crate::publisher::{NegotiatedTrack, OutgoingTrack};
+use crate::roster::Roster;
 use crate::signaling::Signaling;
 use crate::subscriber_stats::Subscriptions;
 use crate::BotError;
@@ -64,6 +65,8 @@ pub(crate) struct Session {
     pc: Arc<RTCPeerConnection>,
     signaling: Arc<Signaling>,
     subscriptions: Arc<Subscriptions>,
+    /// What the room lists, kept from the messages.
+    roster: Arc<Roster>,
     negotiation: Negotiation,
     /// Publishes not offered yet; the front one is what a pending grant is for.
     queue: VecDeque<PublishJob>,
@@ -76,6 +79,7 @@ impl Session {
         pc: Arc<RTCPeerConnection>,
         signaling: Arc<Signaling>,
         subscriptions: Arc<Subscriptions>,
+        roster: Arc<Roster>,
         inbox: mpsc::Receiver<ServerMessage>,
         commands: mpsc::Receiver<Command>,
         span: Span,
@@ -84,6 +88,7 @@ impl Session {
             pc,
             signaling,
             subscriptions,
+            roster,
             negotiation: Negotiation::new(),
             queue: VecDeque::new(),
             offered: None,
@@ -133,6 +138,7 @@ impl Session {
     }
 
     async fn on_server_message(&mut self, message: ServerMessage) {
+        self.roster.on_message(&message);
         match message {
             ServerMessage::Offer { sdp } => match self.negotiation.remote_offer() {
                 Step::AnswerRemoteOffer => {

@@ -35,4 +35,4 @@ pub mod untrusted;
 pub use error::SfuError;
 pub use peer::MediaConfig;
 pub use sfu::{RoomStats, ServerStats, Sfu, SfuConfig};
-pub use signaling::session::{run_session, Client, Inbound, JoinGate, Sessions};
+pub use signaling::session::{run_session, Client, Inbound, JoinGate, Mode, Sessions};

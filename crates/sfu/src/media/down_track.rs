@@ -489,6 +489,20 @@ impl DownTrack {
         state.selector.set_allowed(selector.allowed());
     }
 
+    /// Takes over the stream `previous` sent on the same sender (a switch of source without
+    /// renegotiation): the next packet continues its sequence numbers, timestamps, VP8 ids,
+    /// SRTP rollover and sender-report counts. Call after binding, before forwarding.
+    pub fn continue_from(&self, previous: &DownTrack) {
+        let (munger, rollover, sent) = {
+            let p = previous.state.lock();
+            (p.munger.continuation(), p.rollover, p.sent)
+        };
+        let mut state = self.state.lock();
+        state.munger = munger;
+        state.rollover = rollover;
+        state.sent = sent;
+    }
+
     /// An RTCP sender report for this stream (RFC 3550 §6.4.1), once something was sent:
     /// the RTP timestamp that corresponds to `now`, extrapolated from the latest packet.
     pub fn sender_report(&self, now: Instant, wall: SystemTime) -> Option<SenderReport> {

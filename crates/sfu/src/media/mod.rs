@@ -13,6 +13,7 @@ pub mod keyframe_requester;
 pub mod layer_control;
 pub mod layer_selector;
 pub mod packet_cache;
+pub mod presenter;
 pub mod published_track;
 pub mod retransmission;
 pub mod rtp_munger;

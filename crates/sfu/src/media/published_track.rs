@@ -79,6 +79,14 @@ struct Layer {
     has_reader: AtomicBool,
 }
 
+/// webrtc-rs's name for a kind of track.
+pub fn rtp_kind_of(kind: TrackKind) -> RTPCodecType {
+    match kind {
+        TrackKind::Audio => RTPCodecType::Audio,
+        TrackKind::Video => RTPCodecType::Video,
+    }
+}
+
 pub struct PublishedTrack {
     pub info: Track,
     pub publisher_id: String,
@@ -196,10 +204,7 @@ impl PublishedTrack {
     }
 
     pub fn rtp_kind(&self) -> RTPCodecType {
-        match self.info.kind {
-            TrackKind::Audio => RTPCodecType::Audio,
-            TrackKind::Video => RTPCodecType::Video,
-        }
+        rtp_kind_of(self.info.kind)
     }
 
     pub fn layer_count(&self) -> u8 {

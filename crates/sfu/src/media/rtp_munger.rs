@@ -169,6 +169,17 @@ impl RtpMunger {
         });
     }
 
+    /// A munger for another source sent on the same stream (a viewer's one receiver
+    /// switching presenter): its first segment continues this one's numbers, as a layer
+    /// switch does. NACKs for packets sent before are not answered by it.
+    pub fn continuation(&self) -> RtpMunger {
+        RtpMunger {
+            segments: [None; SEGMENTS],
+            newest: 0,
+            last: self.last,
+        }
+    }
+
     /// The outgoing numbers for a packet of the current segment's layer, or `None` before
     /// any segment or for a packet older than the segment's first (a late reordered one).
     pub fn munge(&mut self, seq: u16, ts: u32, vp8: Vp8Ids, at: Instant) -> Option<Munged> {
@@ -309,6 +320,26 @@ mod tests {
             m.rewind(50).map(|r| r.in_seq),
             Some(50),
             "a recent packet can still be NACKed"
+        );
+    }
+
+    #[test]
+    fn another_source_continues_the_stream() {
+        let t0 = Instant::now();
+        let mut first = RtpMunger::default();
+        first.start_segment(start(0, 100, 5_000, t0));
+        let (mut out, at) = run(&mut first, 100, 5_000, 10, t0);
+        // A different publisher: unrelated numbers, a new clock.
+        let mut next = first.continuation();
+        assert!(!next.is_started());
+        next.start_segment(start(0, 40_000, 123_456_789, at));
+        let (more, _) = run(&mut next, 40_000, 123_456_789, 10, at);
+        out.extend(more);
+        assert_continuous(&out);
+        assert_eq!(
+            next.rewind(out[0].0),
+            None,
+            "the old source's packets are gone"
         );
     }
 

@@ -13,6 +13,8 @@ pub struct MediaSection {
     pub kind: Option<TrackKind>,
     /// The client sends media on this m-line (sendonly or sendrecv, not rejected).
     pub sends: bool,
+    /// The client receives media on this m-line (recvonly or sendrecv, not rejected).
+    pub receives: bool,
     /// The simulcast layers' rids, lowest first; empty without simulcast.
     pub rids: Vec<String>,
 }
@@ -57,6 +59,7 @@ pub fn media_sections(sdp: &str) -> Result<Vec<MediaSection>, String> {
             mid,
             kind,
             sends: !rejected && matches!(direction, "sendrecv" | "sendonly"),
+            receives: !rejected && matches!(direction, "sendrecv" | "recvonly"),
             rids,
         });
     }
@@ -78,6 +81,7 @@ m=video 0 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\na=sendonly\r\na
         assert_eq!(s.len(), 3);
         assert_eq!(s[0].kind, Some(TrackKind::Audio));
         assert!(s[0].sends);
+        assert!(!s[0].receives);
         assert_eq!(s[1].rids, vec!["q", "h", "f"]);
         assert!(!s[2].sends, "port 0 is rejected");
     }

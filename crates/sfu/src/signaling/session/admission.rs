@@ -22,9 +22,21 @@ pub trait JoinGate: Send + Sync {
 pub struct Client {
     pub ip: Option<IpAddr>,
     pub join_gate: Option<Arc<dyn JoinGate>>,
-    /// The client publishes and receives nothing (a WHIP encoder: it cannot take the
-    /// server's offers), so the session never subscribes it to the room's tracks.
-    pub publish_only: bool,
+    pub mode: Mode,
+}
+
+/// How the client takes part, by what its transport can do.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Publishes and receives, taking the server's offers (a WebSocket client).
+    #[default]
+    Full,
+    /// Publishes and receives nothing (a WHIP encoder: it cannot take the server's offers),
+    /// so the session never subscribes it to the room's tracks.
+    PublishOnly,
+    /// Receives the room's presenter (or `pinned`'s tracks: a participant id or name) on the
+    /// receivers of its one offer, switched in place (a WHEP player).
+    View { pinned: Option<String> },
 }
 
 /// A `join`'s fields.
@@ -247,7 +259,7 @@ mod tests {
         let gated = Client {
             ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             join_gate: Some(Arc::new(Allow(1.into()))),
-            publish_only: false,
+            mode: Mode::Full,
         };
         assert!(admit(&config(None), &gated, &request("r", "x"), now, 0).is_ok());
         assert_eq!(

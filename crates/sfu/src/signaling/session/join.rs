@@ -6,7 +6,7 @@ use std::time::Instant;
 use roomcast_protocol::ServerMessage;
 use tokio::sync::{mpsc, Notify};
 
-use super::admission::{self, Admitted, Client, JoinRequest};
+use super::admission::{self, Admitted, Client, JoinRequest, Mode};
 use super::core::SessionCore;
 use super::mailbox::SessionMailbox;
 use super::shell::Shell;
@@ -95,8 +95,10 @@ pub(super) async fn join(
     resubscribe.notify_one();
     let shell = Shell::new(id.clone(), Arc::clone(&room), Arc::clone(sfu), peer);
     let mut core = SessionCore::new(id, room, sessions.limits);
-    if client.publish_only {
-        core.publish_only();
+    match &client.mode {
+        Mode::Full => {}
+        Mode::PublishOnly => core.publish_only(),
+        Mode::View { pinned } => core.view(pinned.clone()),
     }
     Some(Box::new(Session {
         sessions: Arc::clone(sessions),

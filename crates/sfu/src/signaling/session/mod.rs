@@ -23,7 +23,7 @@ use std::time::Instant;
 use roomcast_protocol::{decode_client_message, ClientMessage, ErrorCode, ServerMessage};
 use tokio::sync::{mpsc, oneshot, Notify};
 
-pub use admission::{Client, JoinGate};
+pub use admission::{Client, JoinGate, Mode};
 pub use resume::ResumeRegistry;
 
 #[cfg(feature = "fault-injection")]

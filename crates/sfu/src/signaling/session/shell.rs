@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use roomcast_protocol::{ErrorCode, IceCandidate, Track};
+use roomcast_protocol::{ErrorCode, IceCandidate, Track, TrackKind};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
@@ -25,7 +25,7 @@ use super::core::{Command, Done, NewTrack, Subscribe, TrackRoute, Transceiver, T
 use crate::media::down_track::DownTrack;
 use crate::media::layer_control::{self, LayerControl};
 use crate::media::layer_selector::MAX_LAYERS;
-use crate::media::published_track::PublishedTrack;
+use crate::media::published_track::{rtp_kind_of, PublishedTrack};
 use crate::media::subscriber_rtcp;
 use crate::peer::Peer;
 use crate::room::Room;
@@ -48,6 +48,27 @@ struct Subscription {
     rtcp: JoinHandle<()>,
 }
 
+/// A viewer's receiver (WHEP): one sender whose track is replaced when the source changes.
+struct ViewSlot {
+    sender: Arc<RTCRtpSender>,
+    /// What is on the sender now: a copy of `track`, or a placeholder while there is none.
+    down: Arc<DownTrack>,
+    track: Option<Arc<PublishedTrack>>,
+    rtcp: Option<JoinHandle<()>>,
+}
+
+impl ViewSlot {
+    /// Stops feeding and reading the current source.
+    fn detach(&mut self) {
+        if let Some(track) = self.track.take() {
+            track.remove_down_track(&self.down);
+        }
+        if let Some(rtcp) = self.rtcp.take() {
+            rtcp.abort();
+        }
+    }
+}
+
 pub(super) struct Shell {
     participant_id: String,
     room: Arc<Room>,
@@ -56,6 +77,8 @@ pub(super) struct Shell {
     pub events: mpsc::UnboundedReceiver<PeerEvent>,
     /// By track id.
     subscriptions: HashMap<String, Subscription>,
+    /// A viewer's receivers, by transceiver.
+    views: HashMap<TransceiverId, ViewSlot>,
     /// Tracks whose RTP arrived before the answer that publishes them was done, by mid.
     early_tracks: HashMap<String, Vec<Arc<TrackRemote>>>,
     readers: Vec<JoinHandle<()>>,
@@ -86,6 +109,7 @@ impl Shell {
             peer,
             events,
             subscriptions: HashMap::new(),
+            views: HashMap::new(),
             early_tracks: HashMap::new(),
             readers: Vec::new(),
             layers: LayerControl::default(),
@@ -224,6 +248,15 @@ impl Shell {
             Command::EndRoom => {
                 self.sfu.end_room(&self.room);
             }
+            Command::View {
+                transceiver,
+                kind,
+                track,
+            } => {
+                if let Err(e) = self.view(transceiver, kind, track).await {
+                    tracing::warn!(participant = %self.participant_id, error = %e, "cannot switch the viewer's source");
+                }
+            }
             Command::Connect => {
                 if let Err(e) = self.peer.egress.connect(pc).await {
                     tracing::warn!(participant = %self.participant_id, error = %e, "cannot send media to this participant");
@@ -351,6 +384,74 @@ impl Shell {
         Ok(id_of(&transceiver))
     }
 
+    /// Puts `track` (or a placeholder) on a viewer's receiver. The first time, the sender is
+    /// set before the answer, which starts it; after that the track is replaced on the
+    /// running sender (same SSRC) and continues its predecessor's numbering, so the client
+    /// sees one stream. The new source starts at a keyframe, which forwarding asks for.
+    async fn view(
+        &mut self,
+        transceiver: TransceiverId,
+        kind: TrackKind,
+        track: Option<Arc<PublishedTrack>>,
+    ) -> Result<(), webrtc::Error> {
+        let egress = Arc::clone(&self.peer.egress);
+        let down = match &track {
+            Some(track) => track.new_down_track(egress),
+            None => Arc::new(DownTrack::new(
+                match kind {
+                    TrackKind::Audio => "audio".to_owned(),
+                    TrackKind::Video => "video".to_owned(),
+                },
+                "roomcast".to_owned(),
+                rtp_kind_of(kind),
+                RTCRtpCodecParameters::default(),
+                1,
+                egress,
+            )),
+        };
+        let as_local: Arc<dyn TrackLocal + Send + Sync> = Arc::clone(&down) as _;
+        let sender = match self.views.get_mut(&transceiver) {
+            Some(slot) => {
+                slot.detach();
+                slot.sender.replace_track(Some(as_local)).await?;
+                down.continue_from(&slot.down);
+                slot.down = Arc::clone(&down);
+                Arc::clone(&slot.sender)
+            }
+            None => {
+                let t = self
+                    .transceiver(transceiver)
+                    .await
+                    .ok_or_else(|| webrtc::Error::new("the viewer's transceiver is gone".into()))?;
+                let sender = self.peer.new_sender(Arc::clone(&as_local)).await;
+                t.set_sender_track(Arc::clone(&sender), Some(as_local))
+                    .await?;
+                self.views.insert(
+                    transceiver,
+                    ViewSlot {
+                        sender: Arc::clone(&sender),
+                        down: Arc::clone(&down),
+                        track: None,
+                        rtcp: None,
+                    },
+                );
+                sender
+            }
+        };
+        // The client has the answer by the time media can flow (DTLS needs it).
+        down.activate();
+        if let (Some(track), Some(slot)) = (track, self.views.get_mut(&transceiver)) {
+            track.add_down_track(Arc::clone(&down));
+            slot.rtcp = Some(tokio::spawn(subscriber_rtcp::run(
+                sender,
+                Arc::clone(&track),
+                down,
+            )));
+            slot.track = Some(track);
+        }
+        Ok(())
+    }
+
     async fn unsubscribe(&mut self, track_id: &str) {
         let Some(sub) = self.subscriptions.remove(track_id) else {
             return;
@@ -412,7 +513,14 @@ impl Shell {
         let bandwidth = &self.peer.egress.bandwidth;
         let probed = self.layers.subscriber_tick(
             now,
-            self.subscriptions.values().map(|s| (&s.track, &s.down)),
+            self.subscriptions
+                .values()
+                .map(|s| (&s.track, &s.down))
+                .chain(
+                    self.views
+                        .values()
+                        .filter_map(|v| v.track.as_ref().map(|t| (t, &v.down))),
+                ),
             &speakers,
             bandwidth.estimate().filter(|_| self.congestion_control),
             outbox,
@@ -438,6 +546,9 @@ impl Drop for Shell {
         for (_, sub) in self.subscriptions.drain() {
             sub.track.remove_down_track(&sub.down);
             sub.rtcp.abort();
+        }
+        for (_, mut slot) in self.views.drain() {
+            slot.detach();
         }
         for reader in self.readers.drain(..) {
             reader.abort();

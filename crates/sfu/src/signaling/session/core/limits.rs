@@ -98,6 +98,7 @@ mod tests {
             mid: mid.into(),
             kind: Some(TrackKind::Video),
             sends,
+            receives: false,
             rids: vec![],
         }
     }

@@ -19,6 +19,7 @@ mod subscriptions;
 #[cfg(test)]
 mod tests;
 mod transceivers;
+mod view;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub use limits::ParticipantLimits;
 pub use publications::NewTrack;
 pub use subscriptions::Subscribe;
 pub use transceivers::{Transceiver, TransceiverId};
+pub use view::CHECK_INTERVAL as VIEW_CHECK_INTERVAL;
 
 use super::SessionEnd;
 use crate::media::published_track::PublishedTrack;
@@ -128,6 +130,13 @@ pub enum Command {
     EndRoom,
     /// The connection is up: start sending media on it.
     Connect,
+    /// A viewer's receiver of `kind` (the client's transceiver) gets `track`'s media from
+    /// now on, continuing the stream it had (`None`: nothing, until there is a source).
+    View {
+        transceiver: TransceiverId,
+        kind: TrackKind,
+        track: Option<Arc<PublishedTrack>>,
+    },
 }
 
 /// Outcomes of commands. An `Err` carries what the PeerConnection said.
@@ -201,6 +210,8 @@ pub struct SessionCore {
     parked_until: Option<Instant>,
     /// The client only publishes (WHIP): it is never subscribed nor sent an offer.
     publish_only: bool,
+    /// The client only watches (WHEP): see [`view`].
+    view: Option<view::View>,
     limits: ParticipantLimits,
     /// Remote candidates taken so far (applied or kept for a remote description).
     candidates: usize,
@@ -227,6 +238,7 @@ impl SessionCore {
             outstanding_offer: None,
             parked_until: None,
             publish_only: false,
+            view: None,
             limits,
             candidates: 0,
             chat: None,
@@ -252,12 +264,17 @@ impl SessionCore {
         self.published.values()
     }
 
-    /// The next time [`Input::Tick`] is due: a negotiation grant or a parking running out.
+    /// The next time [`Input::Tick`] is due: a negotiation grant, a parking running out, or
+    /// a viewer's next look at the speakers.
     pub fn next_deadline(&self) -> Option<Instant> {
-        match (self.negotiator.grant_deadline(), self.parked_until) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.negotiator.grant_deadline(),
+            self.parked_until,
+            self.view.as_ref().and_then(|v| v.next_check),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Handles one input; returns what to do, in order.
@@ -326,7 +343,7 @@ impl SessionCore {
 
     fn on_done(&mut self, done: Done, now: Instant) {
         match done {
-            Done::OfferApplied(result) => self.on_offer_applied(result),
+            Done::OfferApplied(result) => self.on_offer_applied(result, now),
             Done::AnswerCreated(result) => self.on_answer_created(result, now),
             Done::AnswerApplied(result) => self.on_answer_applied(result, now),
             Done::OfferCreated(result) => self.on_offer_created(result, now),

@@ -26,8 +26,12 @@ impl SessionCore {
     /// Brings the subscriptions in line with the room and offers the change, when the
     /// negotiation rules allow an offer now; otherwise this runs again once they do. A
     /// parked session has nobody to offer to: it renegotiates when resumed. A publish-only
-    /// client (WHIP) receives nothing and is never offered to.
+    /// client (WHIP) receives nothing and is never offered to; a viewer (WHEP) is never
+    /// offered to either, its sources are switched in place.
     pub(super) fn renegotiate(&mut self, now: Instant) {
+        if self.view.is_some() {
+            return self.reconcile_view(now);
+        }
         if self.is_parked() || self.publish_only || !self.negotiator.may_offer(now) {
             return;
         }

@@ -32,6 +32,8 @@ struct FakePeer {
     offers: usize,
     /// Each command, by name, in order.
     log: Vec<&'static str>,
+    /// What each viewer's receiver (by transceiver) was last given.
+    viewed: HashMap<TransceiverId, Option<String>>,
 }
 
 impl FakePeer {
@@ -187,6 +189,17 @@ impl FakePeer {
             }
             Command::Connect => {
                 self.log.push("connect");
+                None
+            }
+            Command::View {
+                transceiver, track, ..
+            } => {
+                self.log.push("view");
+                let t = self.get(transceiver);
+                t.direction = Direction::Sendonly;
+                t.sending = true;
+                self.viewed
+                    .insert(transceiver, track.map(|t| t.info.id.clone()));
                 None
             }
         }
@@ -884,4 +897,91 @@ fn a_publish_only_session_publishes_but_is_never_subscribed_nor_offered() {
     h.input(Input::Tick);
     assert!(h.take_log().is_empty());
     assert!(Harness::offers(&h.take_sent()).is_empty());
+}
+
+const VIEWER_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=recvonly\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=recvonly\r\n";
+
+impl Harness {
+    /// What the viewer's audio and video receivers (mids 0 and 1) were last given.
+    fn viewed(&self) -> (Option<String>, Option<String>) {
+        let on = |mid: &str| {
+            let t = self
+                .peer
+                .transceivers
+                .iter()
+                .find(|t| t.mid.as_deref() == Some(mid))
+                .expect("the offer's m-line");
+            self.peer.viewed.get(&t.id).cloned().flatten()
+        };
+        (on("0"), on("1"))
+    }
+
+    fn share_screen(&mut self, id: &str) -> String {
+        let t = crate::room::testing::track(id, &self.room.next_track_id(), "2", TrackKind::Video);
+        let mut info = t.info.clone();
+        info.source = roomcast_protocol::TrackSource::Screen;
+        let screen = Arc::new(crate::media::published_track::PublishedTrack::new(
+            info,
+            id.to_owned(),
+            "2".to_owned(),
+            Default::default(),
+            &[],
+            std::sync::Weak::new(),
+        ));
+        self.room.publish(Arc::clone(&screen));
+        screen.info.id.clone()
+    }
+}
+
+#[test]
+fn a_viewer_is_answered_on_its_own_receivers_and_follows_the_presenter_without_offers() {
+    let mut h = Harness::new(Role::Audience);
+    h.core.view(None);
+    h.resubscribe();
+    assert!(h.take_log().is_empty(), "nothing before the offer");
+    // Nobody publishes yet: both receivers get a placeholder before the answer.
+    h.client(offer(VIEWER_OFFER));
+    let log = h.take_log();
+    assert_eq!(log, ["apply_offer", "view", "view", "create_answer"]);
+    assert_eq!(h.viewed(), (None, None));
+    let ann = h.publisher("ann");
+    h.resubscribe();
+    assert_eq!(h.viewed(), (Some(ann[0].clone()), Some(ann[1].clone())));
+    // Bob shares his screen: the video switches in place, and the presenter is heard.
+    let bob = h.publisher("bob");
+    let screen = h.share_screen("bob");
+    h.resubscribe();
+    assert_eq!(h.viewed(), (Some(bob[0].clone()), Some(screen.clone())));
+    // Ann speaks: heard at the next look at the speakers, the screen stays.
+    h.room.set_active_speakers(vec!["ann".into()]);
+    let due = h
+        .core
+        .next_deadline()
+        .expect("a look at the speakers is due");
+    h.now = due;
+    h.input(Input::Tick);
+    assert_eq!(h.viewed(), (Some(ann[0].clone()), Some(screen)));
+    let log = h.take_log();
+    assert!(log.iter().all(|c| *c == "view"), "{log:?}");
+    assert!(Harness::offers(&h.take_sent()).is_empty(), "never an offer");
+    // Everyone leaves: nothing is shown, still without an offer.
+    h.room.leave("ann");
+    h.room.leave("bob");
+    h.resubscribe();
+    assert_eq!(h.viewed(), (None, None));
+    assert!(Harness::offers(&h.take_sent()).is_empty());
+}
+
+#[test]
+fn a_pinned_viewer_sees_only_its_participant() {
+    let mut h = Harness::new(Role::Audience);
+    h.core.view(Some("bob".into()));
+    h.publisher("ann");
+    h.client(offer(VIEWER_OFFER));
+    assert_eq!(h.viewed(), (None, None));
+    let bob = h.publisher("bob");
+    h.resubscribe();
+    assert_eq!(h.viewed(), (Some(bob[0].clone()), Some(bob[1].clone())));
 }

@@ -41,7 +41,7 @@ impl SessionCore {
         self.order(Command::ApplyOffer(sdp));
     }
 
-    pub(in super::super) fn on_offer_applied(&mut self, result: Result<(), String>) {
+    pub(in super::super) fn on_offer_applied(&mut self, result: Result<(), String>, now: Instant) {
         if let Err(e) = result {
             self.offer = None;
             return self.error(ErrorCode::BadSdp, e);
@@ -75,6 +75,7 @@ impl SessionCore {
         if let Some(offer) = self.offer.as_mut() {
             offer.may_publish = may_publish;
         }
+        self.attach_view(now);
         self.order(Command::CreateAnswer);
     }
 
