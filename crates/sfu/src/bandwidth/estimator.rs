@@ -237,6 +237,17 @@ impl BandwidthEstimator {
         self.recompute();
     }
 
+    /// A probe made the path congested and stopped: the estimate goes back to at least
+    /// what it was before (`bps`), and so does the loss-based cap.
+    pub fn on_probe_failed(&mut self, bps: u64) {
+        let bps = (bps as f64).min(self.max_bps as f64);
+        self.rate.bps = self.rate.bps.max(bps);
+        if self.loss.cap.is_some_and(|cap| cap < bps) {
+            self.loss.cap = None;
+        }
+        self.recompute();
+    }
+
     fn tcc_active(&self, now: Instant) -> bool {
         self.last_tcc
             .is_some_and(|at| now.saturating_duration_since(at) < TCC_TIMEOUT)
@@ -252,7 +263,8 @@ impl BandwidthEstimator {
 
     fn apply_loss(&mut self, now: Instant, fractions: LossFractions) {
         let current = self.estimate_bps as f64;
-        match self.loss.apply(now, fractions, current, self.rtt) {
+        let acked = self.acked.bps().filter(|_| self.using_tcc);
+        match self.loss.apply(now, fractions, current, acked, self.rtt) {
             LossAction::Decreased => {
                 self.last_overuse = Some(now);
                 self.last_loss_cut = Some(now);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use roomcast_protocol::{PauseReason, Quality, ServerMessage, TrackKind, TrackSource};
 
-use crate::bandwidth::Estimate;
+use crate::bandwidth::{Estimate, ProbeOutcome};
 use crate::media::allocator::{Demand, Priority, SubscriberAllocator};
 use crate::media::down_track::DownTrack;
 use crate::media::dynacast::Dynacast;
@@ -81,8 +81,7 @@ impl LayerControl {
     }
 
     /// Subscriber side: allocates the bandwidth estimate over the received video tracks and
-    /// announces pauses and resumptions. Returns a successful probe's rate, for the
-    /// estimator.
+    /// announces pauses and resumptions. Returns how a probe ended, for the estimator.
     pub fn subscriber_tick<'a>(
         &mut self,
         now: Instant,
@@ -90,7 +89,7 @@ impl LayerControl {
         speakers: &[String],
         estimate: Option<Estimate>,
         outbox: &Outbox,
-    ) -> Option<u64> {
+    ) -> Option<ProbeOutcome> {
         let mut audio_bps = 0;
         let mut videos = Vec::new();
         let mut demands = Vec::new();
@@ -153,7 +152,7 @@ impl LayerControl {
         self.told_layer
             .retain(|id, _| videos.iter().any(|(t, _)| t.info.id == *id));
         self.unsupported.retain(|id| live.contains(id.as_str()));
-        allocation.probe_result_bps
+        allocation.probe
     }
 
     /// Sends `track_unsupported` once the subscriber's connection is known to lack a codec
@@ -243,6 +242,7 @@ mod tests {
                 acked_bps: bps,
                 last_congestion: Some(t0),
                 last_severe: Some(t0),
+                last_overuse: Some(t0),
             })
         };
         let tick = |control: &mut LayerControl, at, bps| {
@@ -376,6 +376,7 @@ mod tests {
                 acked_bps: 1,
                 last_congestion: Some(t0),
                 last_severe: Some(t0),
+                last_overuse: Some(t0),
             }),
             &outbox,
         );

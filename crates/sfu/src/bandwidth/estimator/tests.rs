@@ -124,7 +124,7 @@ impl Sim {
     }
 
     fn feedback(&mut self) {
-        let Some(feedback) = self.path.feedback(self.now_us) else {
+        let Some((feedback, _)) = self.path.feedback(self.now_us) else {
             return;
         };
         self.parser

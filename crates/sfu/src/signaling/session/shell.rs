@@ -415,8 +415,8 @@ impl Shell {
             bandwidth.estimate().filter(|_| self.congestion_control),
             outbox,
         );
-        if let Some(bps) = probed {
-            bandwidth.on_probe_result(bps);
+        if let Some(outcome) = probed {
+            bandwidth.on_probe(outcome);
         }
     }
 
