@@ -420,6 +420,17 @@ impl Shell {
         }
     }
 
+    /// When a bandwidth probe's padding is due next, if one pads.
+    pub fn next_padding(&self) -> Option<Instant> {
+        self.layers.next_padding()
+    }
+
+    /// Sends a bandwidth probe's padding.
+    pub fn on_padding_tick(&mut self) {
+        let downs = self.subscriptions.values().map(|s| &s.down);
+        self.layers.send_padding(Instant::now(), downs);
+    }
+
     /// The PeerConnection, for the caller to close and wait for; dropping the shell then
     /// frees the rest without closing it again.
     pub fn close_here(&mut self) -> Arc<RTCPeerConnection> {
