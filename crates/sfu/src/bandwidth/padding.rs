@@ -11,8 +11,8 @@ pub const PADDING_BYTES: usize = 255;
 /// What one padding packet costs on the wire as the send history counts it: the padding,
 /// an RTP header with extensions and the SRTP tag.
 pub const PADDING_PACKET_BYTES: usize = PADDING_BYTES + 45;
-/// Credit never builds up beyond this much time at the rate: a late tick does not turn
-/// into a burst.
+/// Credit never builds up beyond this much time at the rate (or two packets): a late tick
+/// does not turn into a burst.
 const MAX_CREDIT: Duration = Duration::from_millis(20);
 /// The rate grows from nothing to its full value over this long.
 pub const RAMP: Duration = Duration::from_millis(400);
@@ -54,7 +54,8 @@ impl PaddingPacer {
         let ramp =
             (now.saturating_duration_since(started).as_secs_f64() / RAMP.as_secs_f64()).min(1.0);
         let bps = self.bps as f64 * ramp;
-        let max = bps / 8.0 * MAX_CREDIT.as_secs_f64();
+        // At least two packets' worth, or a low rate would lose credit (or send nothing).
+        let max = (bps / 8.0 * MAX_CREDIT.as_secs_f64()).max(2.0 * PADDING_PACKET_BYTES as f64);
         self.credit_bytes = (self.credit_bytes + bps / 8.0 * elapsed.as_secs_f64()).min(max);
         let packets = (self.credit_bytes / PADDING_PACKET_BYTES as f64).floor();
         self.credit_bytes -= packets * PADDING_PACKET_BYTES as f64;
@@ -90,11 +91,20 @@ mod tests {
         );
         // Half the ramp's worth, then the full rate for a second.
         let bps = (sent * PADDING_PACKET_BYTES * 8) as f64 / 1.2;
-        assert!((1_130_000.0..=1_200_000.0).contains(&bps), "{bps}");
+        assert!((1_130_000.0..=1_210_000.0).contains(&bps), "{bps}");
         // A tick 500 ms late sends 20 ms worth, not 500.
         assert!(pacer.due(t0 + Duration::from_millis(1_500)) <= 10);
         pacer.set_rate(t0, 0);
         assert!(!pacer.is_active());
+        // A rate below one packet per 20 ms still goes out, evenly.
+        pacer.set_rate(t0, 100_000);
+        let low: usize = (15..=2_400)
+            .step_by(15)
+            .map(|ms| pacer.due(t0 + Duration::from_millis(ms)))
+            .sum();
+        let bps = (low * PADDING_PACKET_BYTES * 8) as f64 / 2.2;
+        assert!((90_000.0..=100_000.0).contains(&bps), "{bps}");
+        pacer.set_rate(t0, 0);
         assert_eq!(pacer.due(t0 + Duration::from_secs(2)), 0);
     }
 }

@@ -29,6 +29,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3);
 const AFTER_SUCCESS: Duration = Duration::from_millis(500);
 /// A probe succeeded if the receiver acknowledged this share of its target.
 const DELIVERED: f64 = 0.85;
+/// Short of that, a probe still raises the estimate to what was acknowledged if that is
+/// this many times what the path was believed to carry.
+const RAISED: f64 = 1.2;
 
 #[derive(Debug, Clone, Copy)]
 struct Probe {
@@ -88,7 +91,15 @@ impl Prober {
             return None;
         }
         self.probe = None;
-        if (estimate.acked_bps as f64) < DELIVERED * probe.target_bps as f64 {
+        let acked = estimate.acked_bps as f64;
+        if acked < DELIVERED * probe.target_bps as f64 {
+            if acked >= RAISED * probe.before_bps as f64 {
+                // Short of the target (a busy sender paces late), but clearly more than
+                // was believed, without congestion: trust that much and go on from it.
+                self.backoff = FIRST_BACKOFF;
+                self.next_at = Some(now + AFTER_SUCCESS);
+                return Some(ProbeOutcome::Carried(estimate.acked_bps));
+            }
             // Too little went out to tell (nothing to pad, say): try again later.
             self.next_at = Some(now + self.backoff);
             return None;
@@ -201,12 +212,13 @@ mod tests {
     }
 
     #[test]
-    fn a_probe_that_was_not_delivered_raises_nothing() {
+    fn a_probe_raises_the_estimate_only_as_far_as_it_was_delivered() {
         let t0 = Instant::now();
         let mut p = Prober::default();
         p.start_if_due(t0, &estimate(100_000, None), 500_000, 800_000);
         let end = t0 + PROBE_DURATION;
         assert_eq!(p.check(end, &estimate(400_000, None)), None);
+        assert!(!p.is_probing());
         p.start_if_due(
             end + FIRST_BACKOFF,
             &estimate(100_000, None),
@@ -214,5 +226,11 @@ mod tests {
             800_000,
         );
         assert!(p.is_probing());
+        // Short of the target but well above the budget: that much is trusted.
+        let end = end + FIRST_BACKOFF + PROBE_DURATION;
+        assert_eq!(
+            p.check(end, &estimate(650_000, None)),
+            Some(ProbeOutcome::Carried(650_000))
+        );
     }
 }
