@@ -25,6 +25,7 @@
 //! and [`BandwidthEstimator::on_receiver_loss`].
 
 mod acked_rate;
+mod acked_throughput;
 #[cfg(test)]
 mod adaptation_tests;
 mod delay;
