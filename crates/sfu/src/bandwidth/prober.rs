@@ -24,11 +24,15 @@ const MAX_RAISE: f64 = 3.0;
 /// No congestion signal for this long before a probe starts.
 const QUIET_BEFORE_PROBE: Duration = Duration::from_secs(2);
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
-const MAX_BACKOFF: Duration = Duration::from_secs(3);
+const MAX_BACKOFF: Duration = Duration::from_secs(4);
 /// After a probe that succeeded, the next one (for the layer after) may start this soon.
 const AFTER_SUCCESS: Duration = Duration::from_millis(500);
-/// A probe succeeded if the receiver acknowledged this share of its target.
-const DELIVERED: f64 = 0.85;
+/// A probe succeeds if the receiver acknowledged what it was for (one more layer), and the
+/// estimate rises to what was acknowledged. It aims this far past what it is for. Just past a cap, a probe at exactly what a
+/// layer needs builds its queue too slowly to be seen, and delivers nearly all of it; well
+/// past, the queue shows within the probe, and a clear path delivers what is needed even
+/// when a busy server paces the padding short of its target.
+const OVERSHOOT: f64 = 1.25;
 /// Short of that, a probe still raises the estimate to what was acknowledged if that is
 /// this many times what the path was believed to carry.
 const RAISED: f64 = 1.2;
@@ -37,6 +41,8 @@ const RAISED: f64 = 1.2;
 struct Probe {
     started: Instant,
     target_bps: u64,
+    /// What it is for: the rate one more layer needs.
+    wanted_bps: u64,
     /// The budget when it started: what the path carried before the probe.
     before_bps: u64,
 }
@@ -91,24 +97,22 @@ impl Prober {
             return None;
         }
         self.probe = None;
-        let acked = estimate.acked_bps as f64;
-        if acked < DELIVERED * probe.target_bps as f64 {
-            if acked >= RAISED * probe.before_bps as f64 {
-                // Short of the target (a busy sender paces late), but clearly more than
-                // was believed, without congestion: trust that much and go on from it.
-                self.backoff = FIRST_BACKOFF;
-                self.next_at = Some(now + AFTER_SUCCESS);
-                return Some(ProbeOutcome::Carried(estimate.acked_bps));
-            }
-            // Too little went out to tell (nothing to pad, say): try again later.
-            self.next_at = Some(now + self.backoff);
-            return None;
+        let acked = estimate.acked_bps;
+        if acked >= probe.wanted_bps {
+            self.backoff = FIRST_BACKOFF;
+            self.next_at = Some(now + AFTER_SUCCESS);
+            return Some(ProbeOutcome::Carried(acked));
         }
-        self.backoff = FIRST_BACKOFF;
-        self.next_at = Some(now + AFTER_SUCCESS);
-        Some(ProbeOutcome::Carried(
-            probe.target_bps.max(estimate.acked_bps),
-        ))
+        // Short of what the layer needs: not again at once (padding past a cap costs the
+        // media a queue each time).
+        self.next_at = Some(now + self.backoff);
+        if acked as f64 >= RAISED * probe.before_bps as f64 {
+            // Clearly more than was believed, without congestion (a busy sender paces
+            // late, or the path carries something in between): trust that much.
+            return Some(ProbeOutcome::Carried(acked));
+        }
+        // Too little went out to tell (nothing to pad, say).
+        None
     }
 
     /// Starts a probe towards `wanted_bps` (what one more layer would need; at most three
@@ -126,9 +130,11 @@ impl Prober {
             .is_none_or(|at| now.saturating_duration_since(at) >= QUIET_BEFORE_PROBE);
         if self.probe.is_none() && quiet && self.next_at.is_none_or(|at| now >= at) {
             let most = (budget_bps.max(1) as f64 * MAX_RAISE) as u64;
+            let aim = (wanted_bps as f64 * OVERSHOOT) as u64;
             self.probe = Some(Probe {
                 started: now,
-                target_bps: wanted_bps.min(most),
+                target_bps: aim.min(most),
+                wanted_bps,
                 before_bps: budget_bps,
             });
         }
@@ -170,12 +176,13 @@ mod tests {
         let t1 = t0 + QUIET_BEFORE_PROBE;
         p.start_if_due(t1, &quiet, 500_000, 800_000);
         assert!(p.is_probing());
-        assert_eq!(p.padding_bps(300_000), 500_000);
+        assert_eq!(p.padding_bps(300_000), 700_000, "25 % past 800k");
         assert_eq!(p.check(t1 + Duration::from_millis(500), &quiet), None);
         let t2 = t1 + PROBE_DURATION;
         assert_eq!(
-            p.check(t2, &estimate(790_000, Some(t0))),
-            Some(ProbeOutcome::Carried(800_000))
+            p.check(t2, &estimate(900_000, Some(t0))),
+            Some(ProbeOutcome::Carried(900_000)),
+            "what was delivered"
         );
         assert_eq!(p.padding_bps(300_000), 0);
         // The next one soon, and no higher than twice the budget.
@@ -188,7 +195,7 @@ mod tests {
         let t0 = Instant::now();
         let mut p = Prober::default();
         let mut at = t0;
-        for backoff in [3, 3, 3] {
+        for backoff in [4, 4, 4] {
             p.start_if_due(at, &estimate(300_000, None), 500_000, 800_000);
             assert!(p.is_probing());
             let congested = at + Duration::from_millis(300);

@@ -58,6 +58,20 @@ impl Demand {
             _ => NOMINAL_BPS[i.min(NOMINAL_BPS.len() - 1)],
         }
     }
+
+    /// What going up to `layer` is priced at: its measured rate, but no less than its
+    /// nominal one. The measurement covers a quarter second, so a layer read between two
+    /// keyframes looks cheaper than it is, and granting it on that reading overflows the
+    /// path it was measured to fit.
+    fn cost_up(&self, layer: u8) -> u64 {
+        let i = usize::from(layer);
+        let nominal = if self.layer_bps.len() == 1 {
+            NOMINAL_BPS[1]
+        } else {
+            NOMINAL_BPS[i.min(NOMINAL_BPS.len() - 1)]
+        };
+        self.cost(layer).max(nominal)
+    }
 }
 
 /// Each track's allowed layer, in the order of the demands; `None` pauses it. Without
@@ -122,7 +136,11 @@ pub fn allocate(
         let kept = d.current.unwrap_or(0);
         for layer in (base + 1)..=wish {
             let step = d.cost(layer).saturating_sub(d.cost(now));
-            let needed = if layer > kept { headroom(step) } else { step };
+            let needed = if layer > kept {
+                headroom(d.cost_up(layer).saturating_sub(d.cost(now)))
+            } else {
+                step
+            };
             if needed > left {
                 break;
             }
@@ -230,7 +248,10 @@ fn next_step(allowed: &[Option<u8>], demands: &[Demand]) -> Option<u64> {
                 None => 0,
             };
             let now_cost = a.map_or(0, |l| d.cost(l));
-            Some((d.priority, headroom(d.cost(next).saturating_sub(now_cost))))
+            Some((
+                d.priority,
+                headroom(d.cost_up(next).saturating_sub(now_cost)),
+            ))
         })
         .min_by_key(|(p, _)| *p)
         .map(|(_, step)| step)
@@ -316,17 +337,18 @@ mod tests {
     fn going_up_needs_headroom_but_staying_does_not() {
         let mut d = video(Priority::Other, Some(2));
         d.current = Some(1);
-        // 400k keeps h exactly; f (+800k) would need 1M of room to go up to.
+        // 400k keeps h exactly; f, priced at no less than its nominal 1.5M to go up to
+        // (+1.1M over h), needs 1.375M of room beyond h's 400k.
         assert_eq!(
             allocate(Some(400_000), 0, std::slice::from_ref(&d), true),
             [Some(1)]
         );
         assert_eq!(
-            allocate(Some(1_300_000), 0, std::slice::from_ref(&d), true),
+            allocate(Some(1_700_000), 0, std::slice::from_ref(&d), true),
             [Some(1)]
         );
         assert_eq!(
-            allocate(Some(1_400_000), 0, std::slice::from_ref(&d), true),
+            allocate(Some(1_775_000), 0, std::slice::from_ref(&d), true),
             [Some(2)]
         );
         // A paused track resumes only with 25 % to spare.
@@ -372,7 +394,8 @@ mod tests {
         // Congestion at t0: held at q, nothing padded yet.
         let first = a.allocate(t0, congested_at(t0, 200_000, 200_000), 0, &d);
         assert_eq!((first.allowed, first.padding_bps), (vec![Some(0)], 0));
-        // Once the path has been quiet, padding probes towards h: q's 100k + 1.25 × 300k.
+        // Once the path has been quiet, padding probes towards h: q's 100k + 1.25 × 400k
+        // (h priced at its nominal 500k to go up to).
         let t1 = t0 + Duration::from_secs(3);
         let probing = a.allocate(t1, congested_at(t0, 200_000, 100_000), 0, &d);
         assert_eq!(
@@ -380,12 +403,14 @@ mod tests {
             [Some(0)],
             "no layer is tried before it is carried"
         );
-        assert_eq!(probing.padding_bps, 375_000);
-        // The receiver acknowledged more than that with no congestion: h is granted,
-        // padding stops.
+        assert_eq!(
+            probing.padding_bps, 500_000,
+            "25 % past that, at most 3 × 200k"
+        );
+        // The receiver acknowledged that with no congestion: h is granted, padding stops.
         let t2 = t1 + Duration::from_secs(1);
-        let done = a.allocate(t2, congested_at(t0, 200_000, 480_000), 0, &d);
-        assert_eq!(done.probe, Some(ProbeOutcome::Carried(480_000)));
+        let done = a.allocate(t2, congested_at(t0, 200_000, 610_000), 0, &d);
+        assert_eq!(done.probe, Some(ProbeOutcome::Carried(610_000)));
         assert_eq!(done.allowed, [Some(1)]);
         assert_eq!(done.padding_bps, 0);
     }
