@@ -7,8 +7,9 @@
 //! so much is lost (over a quarter) that the path is useless at this rate either way.
 //!
 //! Over windows of at least 50 packets and 250 ms: more than 10 % congestion loss cuts the
-//! estimate by (1 − 0.5 × loss), and to at most 0.85 × what the receiver acknowledged (a
-//! queue overflowing means the bottleneck is full, so what gets through is its capacity),
+//! estimate to 0.85 × the smoothed acknowledged throughput (a queue overflowing means the
+//! bottleneck is full, so what gets through is its capacity; `acked_throughput.rs`), other
+//! loss over a quarter by (1 − 0.5 × loss),
 //! at most once per 300 ms + RTT; 2–10 % holds it; less lets it grow again (8 %/s) until
 //! the delay-based estimate takes over.
 
@@ -140,10 +141,13 @@ impl LossControl {
                 .is_none_or(|at| now.saturating_duration_since(at) >= interval)
             {
                 self.last_decrease = Some(now);
-                let mut cap = current * (1.0 - 0.5 * fraction);
-                if let Some(acked) = acked.filter(|_| fractions.is_congestion()) {
-                    cap = cap.min(ACKED_SHARE * acked);
-                }
+                let cap = match acked.filter(|_| fractions.is_congestion()) {
+                    // The bottleneck is full, so what gets through is its capacity: go just
+                    // below it, however much is lost. Compounding (1 − loss / 2) cuts while
+                    // a queue overfilled by a burst drains took the estimate to the floor.
+                    Some(acked) => current.min(ACKED_SHARE * acked),
+                    None => current * (1.0 - 0.5 * fraction),
+                };
                 self.cap = Some(cap);
                 return LossAction::Decreased;
             }
@@ -192,6 +196,32 @@ mod tests {
         assert_eq!(window(&mut control, t1, 15, 15), LossAction::Decreased);
         // 0.85 × the 900k that got through is below 1 M × (1 − 0.5 × 0.15).
         assert_eq!(control.cap, Some(0.85 * 900_000.0));
+    }
+
+    #[test]
+    fn heavy_congestion_loss_cuts_to_below_the_throughput_not_to_the_floor() {
+        // A burst overfilled a 600 kbit/s bottleneck: 70 % lost window after window while
+        // its queue drains, 600k getting through.
+        let mut control = LossControl::default();
+        let mut current = 2_000_000.0;
+        let t0 = Instant::now();
+        for i in 0..10u32 {
+            let at = t0 + Duration::from_secs(u64::from(i));
+            let fractions = control
+                .add(at, 70, 70, 100)
+                .or_else(|| control.add(at + MAX_WINDOW, 0, 0, 0))
+                .expect("a complete window");
+            let action = control.apply(
+                at,
+                fractions,
+                current,
+                Some(600_000.0),
+                Duration::from_millis(50),
+            );
+            assert_eq!(action, LossAction::Decreased);
+            current = control.cap.expect("capped");
+        }
+        assert_eq!(current, 0.85 * 600_000.0);
     }
 
     #[test]
