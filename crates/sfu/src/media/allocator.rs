@@ -408,7 +408,7 @@ mod tests {
             "25 % past that, at most 3 × 200k"
         );
         // The receiver acknowledged that with no congestion: h is granted, padding stops.
-        let t2 = t1 + Duration::from_secs(1);
+        let t2 = t1 + crate::bandwidth::prober::PROBE_DURATION;
         let done = a.allocate(t2, congested_at(t0, 200_000, 610_000), 0, &d);
         assert_eq!(done.probe, Some(ProbeOutcome::Carried(610_000)));
         assert_eq!(done.allowed, [Some(1)]);
