@@ -3,7 +3,7 @@
 //!
 //! When the allocator holds a track below its wish and the path has been quiet for a
 //! while, a probe sends padding on top of the media, up to the rate the next layer would
-//! need (at most three times what is believed now), for [`PROBE_DURATION`]. Padding only adds
+//! need (at most four times what is believed now), for [`PROBE_DURATION`]. Padding only adds
 //! packets: if the path cannot carry them, the queue grows, the delay signal sees it within
 //! a few hundred ms and the padding stops, having cost a brief queue rather than a frozen
 //! picture; what that did to the estimate is the probe's fault, not the path's, and is
@@ -21,7 +21,7 @@ use super::Estimate;
 pub const PROBE_DURATION: Duration = Duration::from_millis(1_500);
 /// A probe aims at most this many times what is believed now. Its padding ramps up, so a
 /// target far beyond what the path carries is found out when the ramp crosses that.
-const MAX_RAISE: f64 = 3.0;
+const MAX_RAISE: f64 = 4.0;
 /// No congestion signal for this long before a probe starts.
 const QUIET_BEFORE_PROBE: Duration = Duration::from_secs(2);
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
@@ -116,7 +116,7 @@ impl Prober {
         None
     }
 
-    /// Starts a probe towards `wanted_bps` (what one more layer would need; at most three
+    /// Starts a probe towards `wanted_bps` (what one more layer would need; at most four
     /// times `budget_bps`, what is believed now) if the path has been quiet and the last probe is
     /// far enough behind.
     pub fn start_if_due(
@@ -186,9 +186,9 @@ mod tests {
             "what was delivered"
         );
         assert_eq!(p.padding_bps(300_000), 0);
-        // The next one soon, and no higher than twice the budget.
+        // The next one soon, and no higher than four times the budget.
         p.start_if_due(t2 + AFTER_SUCCESS, &quiet, 800_000, 3_000_000);
-        assert_eq!(p.padding_bps(300_000), 2_100_000);
+        assert_eq!(p.padding_bps(300_000), 2_900_000);
     }
 
     #[test]

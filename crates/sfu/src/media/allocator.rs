@@ -403,10 +403,7 @@ mod tests {
             [Some(0)],
             "no layer is tried before it is carried"
         );
-        assert_eq!(
-            probing.padding_bps, 500_000,
-            "25 % past that, at most 3 × 200k"
-        );
+        assert_eq!(probing.padding_bps, 650_000, "25 % past that");
         // The receiver acknowledged that with no congestion: h is granted, padding stops.
         let t2 = t1 + crate::bandwidth::prober::PROBE_DURATION;
         let done = a.allocate(t2, congested_at(t0, 200_000, 610_000), 0, &d);
