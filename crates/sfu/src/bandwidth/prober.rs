@@ -2,15 +2,15 @@
 //! climbs back without first trying a layer it may not afford.
 //!
 //! When the allocator holds a track below its wish and the path has been quiet for a
-//! while, a probe sends padding on top of the media, up to the rate the next layer would
-//! need (at most four times what is believed now), for [`PROBE_DURATION`]. Padding only adds
-//! packets: if the path cannot carry them, the queue grows, the delay signal sees it within
-//! a few hundred ms and the padding stops, having cost a brief queue rather than a frozen
-//! picture; what that did to the estimate is the probe's fault, not the path's, and is
-//! forgiven. If the receiver acknowledged the target with no sign of congestion, that rate
-//! is trusted (the next layer is granted when it covers it) and the next probe may follow
-//! soon. A failed probe doubles the wait before the next one, up to [`MAX_BACKOFF`], short
-//! enough to find a lifted cap within seconds.
+//! while, a probe sends padding on top of the media, up to 25 % past the rate the next
+//! layer would need (at most four times what is believed now), for [`PROBE_DURATION`].
+//! Padding only adds packets: if the path cannot carry them, the queue grows, the delay
+//! signal sees it within a few hundred ms and the padding stops, having cost a brief queue
+//! rather than a frozen picture; what that did to the estimate is the probe's fault, not
+//! the path's, and is forgiven. If the receiver acknowledged what the next layer needs with
+//! no sign of congestion, what it acknowledged is trusted (the next layer is granted when
+//! it covers it) and the next probe may follow soon. A failed probe doubles the wait before
+//! the next one, up to [`MAX_BACKOFF`], short enough to find a lifted cap within seconds.
 use std::time::{Duration, Instant};
 
 use super::Estimate;
