@@ -169,10 +169,11 @@ impl DelayDetector {
         };
         let floor_ms = floor.saturating_sub(base).max(0) as f64 / 1_000.0;
         let at_ms = number as f64 * (INTERVAL_US as f64 / 1_000.0);
+        let previous_ms = self.queue_ms();
         self.trend.add(at_ms, floor_ms);
         let slope = self.trend.slope_ms_per_s().unwrap_or(0.0);
         let threshold = self.threshold_ms();
-        if floor_ms > threshold && slope > MIN_SLOPE_MS_PER_S {
+        if floor_ms > threshold && slope > MIN_SLOPE_MS_PER_S && floor_ms > previous_ms {
             self.rising += 1;
             if self.rising >= OVERUSE_FLOORS {
                 self.usage = Usage::Overusing;
@@ -314,6 +315,23 @@ mod tests {
         }
         assert!(overuse_ms <= 400, "{overuse_ms} ms of overuse");
         assert_eq!(detector.usage(), Usage::Normal);
+    }
+
+    #[test]
+    fn a_burst_that_queues_for_a_moment_and_drains_is_not_overuse() {
+        // 10 ms packets on a path that carries them in 5 ms; every 2 s a burst of 12 packets
+        // at once (a keyframe) queues for up to 60 ms, then drains.
+        let mut detector = DelayDetector::default();
+        let mut free_at = 0i64;
+        for i in 0..1_000i64 {
+            let send = i * 10_000;
+            let burst = if i % 200 == 0 { 12 } else { 1 };
+            for _ in 0..burst {
+                free_at = free_at.max(send) + 5_000;
+                detector.on_packet(send, free_at);
+                assert_ne!(detector.usage(), Usage::Overusing, "packet {i}");
+            }
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use std::time::{Duration, Instant};
 
 use super::acked_rate::AckedRate;
+use super::acked_throughput::AckedThroughput;
 use super::delay::{DelayDetector, Usage};
 use super::feedback::PacketResult;
 use super::loss::{
@@ -55,6 +56,8 @@ pub struct BandwidthEstimator {
     epoch: Instant,
     delay: DelayDetector,
     acked: AckedRate,
+    /// The smoothed acknowledged rate that decreases go to.
+    throughput: AckedThroughput,
     rate: DelayRate,
     loss: LossControl,
     remb_bps: Option<u64>,
@@ -81,6 +84,7 @@ impl BandwidthEstimator {
             epoch: now,
             delay: DelayDetector::default(),
             acked: AckedRate::default(),
+            throughput: AckedThroughput::default(),
             rate: DelayRate::new(initial as f64),
             loss: LossControl::default(),
             remb_bps: None,
@@ -154,6 +158,7 @@ impl BandwidthEstimator {
             };
             received = true;
             self.acked.add(arrival, result.size);
+            self.throughput.add(arrival, result.size);
             self.delay.on_packet(self.micros(result.sent_at), arrival);
             if self.delay.queue_building() {
                 self.last_queue = Some(now);
@@ -178,6 +183,7 @@ impl BandwidthEstimator {
             let step = RateStep {
                 now,
                 acked: self.acked.bps(),
+                throughput: self.throughput.bps(),
                 rtt: self.rtt,
                 packet_bits: self.packet_bytes * 8.0,
                 min: self.min_bps as f64,
@@ -237,6 +243,17 @@ impl BandwidthEstimator {
         self.recompute();
     }
 
+    /// A probe made the path congested and stopped: the estimate goes back to at least
+    /// what it was before (`bps`), and so does the loss-based cap.
+    pub fn on_probe_failed(&mut self, bps: u64) {
+        let bps = (bps as f64).min(self.max_bps as f64);
+        self.rate.bps = self.rate.bps.max(bps);
+        if self.loss.cap.is_some_and(|cap| cap < bps) {
+            self.loss.cap = None;
+        }
+        self.recompute();
+    }
+
     fn tcc_active(&self, now: Instant) -> bool {
         self.last_tcc
             .is_some_and(|at| now.saturating_duration_since(at) < TCC_TIMEOUT)
@@ -252,7 +269,8 @@ impl BandwidthEstimator {
 
     fn apply_loss(&mut self, now: Instant, fractions: LossFractions) {
         let current = self.estimate_bps as f64;
-        match self.loss.apply(now, fractions, current, self.rtt) {
+        let acked = self.throughput.bps().filter(|_| self.using_tcc);
+        match self.loss.apply(now, fractions, current, acked, self.rtt) {
             LossAction::Decreased => {
                 self.last_overuse = Some(now);
                 self.last_loss_cut = Some(now);

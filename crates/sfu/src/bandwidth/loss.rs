@@ -7,8 +7,11 @@
 //! so much is lost (over a quarter) that the path is useless at this rate either way.
 //!
 //! Over windows of at least 50 packets and 250 ms: more than 10 % congestion loss cuts the
-//! estimate by (1 − 0.5 × loss), at most once per 300 ms + RTT; 2–10 % holds it; less lets
-//! it grow again (8 %/s) until the delay-based estimate takes over.
+//! estimate to 0.85 × the smoothed acknowledged throughput (a queue overflowing means the
+//! bottleneck is full, so what gets through is its capacity; `acked_throughput.rs`), other
+//! loss over a quarter by (1 − 0.5 × loss),
+//! at most once per 300 ms + RTT; 2–10 % holds it; less lets it grow again (8 %/s) until
+//! the delay-based estimate takes over.
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +23,8 @@ const MIN_PACKETS: u32 = 50;
 const MIN_WINDOW: Duration = Duration::from_millis(250);
 const MAX_WINDOW: Duration = Duration::from_secs(1);
 const DECREASE_INTERVAL: Duration = Duration::from_millis(300);
+/// After congestion loss, the estimate is at most this share of the acknowledged rate.
+const ACKED_SHARE: f64 = 0.85;
 pub(super) const INCREASE_PER_SECOND: f64 = 1.08;
 /// Every increase adds at least this, so very low estimates still move.
 pub(super) const MIN_INCREASE_BPS_PER_SECOND: f64 = 1_000.0;
@@ -42,6 +47,11 @@ impl LossFractions {
             congestion: fraction,
             all: fraction,
         }
+    }
+
+    /// Whether enough was lost to congestion for a cut on its own.
+    fn is_congestion(&self) -> bool {
+        self.congestion > LOSS_HIGH
     }
 
     /// The share of the packets that loss-based control acts on.
@@ -107,11 +117,14 @@ impl LossControl {
         Some(fractions)
     }
 
+    /// Acts on one window: `current` is the estimate, `acked` the acknowledged rate if
+    /// known.
     pub fn apply(
         &mut self,
         now: Instant,
         fractions: LossFractions,
         current: f64,
+        acked: Option<f64>,
         rtt: Duration,
     ) -> LossAction {
         let seconds = self.last_update.map_or(0.0, |at| {
@@ -128,7 +141,14 @@ impl LossControl {
                 .is_none_or(|at| now.saturating_duration_since(at) >= interval)
             {
                 self.last_decrease = Some(now);
-                self.cap = Some(current * (1.0 - 0.5 * fraction));
+                let cap = match acked.filter(|_| fractions.is_congestion()) {
+                    // The bottleneck is full, so what gets through is its capacity: go just
+                    // below it, however much is lost. Compounding (1 − loss / 2) cuts while
+                    // a queue overfilled by a burst drains took the estimate to the floor.
+                    Some(acked) => current.min(ACKED_SHARE * acked),
+                    None => current * (1.0 - 0.5 * fraction),
+                };
+                self.cap = Some(cap);
                 return LossAction::Decreased;
             }
             self.cap.get_or_insert(current);
@@ -154,7 +174,13 @@ mod tests {
             .add(at, congested, lost, 100)
             .or_else(|| control.add(at + MAX_WINDOW, 0, 0, 0))
             .expect("a complete window");
-        control.apply(at, fractions, 1_000_000.0, Duration::from_millis(50))
+        control.apply(
+            at,
+            fractions,
+            1_000_000.0,
+            Some(900_000.0),
+            Duration::from_millis(50),
+        )
     }
 
     #[test]
@@ -168,7 +194,34 @@ mod tests {
         assert_eq!(control.cap, None);
         let t1 = t0 + Duration::from_secs(2);
         assert_eq!(window(&mut control, t1, 15, 15), LossAction::Decreased);
-        assert_eq!(control.cap, Some(1_000_000.0 * (1.0 - 0.5 * 0.15)));
+        // 0.85 × the 900k that got through is below 1 M × (1 − 0.5 × 0.15).
+        assert_eq!(control.cap, Some(0.85 * 900_000.0));
+    }
+
+    #[test]
+    fn heavy_congestion_loss_cuts_to_below_the_throughput_not_to_the_floor() {
+        // A burst overfilled a 600 kbit/s bottleneck: 70 % lost window after window while
+        // its queue drains, 600k getting through.
+        let mut control = LossControl::default();
+        let mut current = 2_000_000.0;
+        let t0 = Instant::now();
+        for i in 0..10u32 {
+            let at = t0 + Duration::from_secs(u64::from(i));
+            let fractions = control
+                .add(at, 70, 70, 100)
+                .or_else(|| control.add(at + MAX_WINDOW, 0, 0, 0))
+                .expect("a complete window");
+            let action = control.apply(
+                at,
+                fractions,
+                current,
+                Some(600_000.0),
+                Duration::from_millis(50),
+            );
+            assert_eq!(action, LossAction::Decreased);
+            current = control.cap.expect("capped");
+        }
+        assert_eq!(current, 0.85 * 600_000.0);
     }
 
     #[test]
@@ -178,6 +231,7 @@ mod tests {
             window(&mut control, Instant::now(), 0, 40),
             LossAction::Decreased
         );
+        assert_eq!(control.cap, Some(1_000_000.0 * 0.8));
     }
 
     #[test]

@@ -25,10 +25,15 @@
 //! and [`BandwidthEstimator::on_receiver_loss`].
 
 mod acked_rate;
+mod acked_throughput;
+#[cfg(test)]
+mod adaptation_tests;
 mod delay;
 pub mod estimator;
 pub mod feedback;
 mod loss;
+pub mod padding;
+pub mod prober;
 mod rate;
 pub mod send_history;
 pub mod subscriber;
@@ -38,5 +43,7 @@ pub(crate) mod test_util;
 pub use delay::Usage;
 pub use estimator::{BandwidthEstimator, EstimatorConfig};
 pub use feedback::{FeedbackParser, PacketResult};
+pub use padding::PaddingPacer;
+pub use prober::{ProbeOutcome, Prober};
 pub use send_history::{SendHistory, SentPacket, HISTORY_SLOTS};
 pub use subscriber::{Estimate, SubscriberBandwidth};

@@ -1,6 +1,7 @@
 //! The delay-based AIMD controller: what the delay signal does to the estimate.
 //!
-//! Overuse cuts the estimate to 0.85 × the acknowledged bitrate (at most once per RTT);
+//! Overuse cuts the estimate to 0.85 × the smoothed acknowledged throughput (at most once per
+//! RTT; see `acked_throughput.rs`);
 //! underuse holds it (the queue is draining); otherwise it grows: faster (18 %/s) until the
 //! first congestion signal, 8 %/s afterwards, and only additively (half a packet per
 //! response time) while the acknowledged rate is near the capacity measured at earlier
@@ -34,7 +35,10 @@ enum RateState {
 /// The inputs of one delay-based update.
 pub(super) struct RateStep {
     pub now: Instant,
+    /// What the receiver acknowledged over the last half second: bounds increases.
     pub acked: Option<f64>,
+    /// The smoothed acknowledged throughput (`acked_throughput.rs`): what decreases go to.
+    pub throughput: Option<f64>,
     pub rtt: Duration,
     pub packet_bits: f64,
     pub min: f64,
@@ -100,21 +104,21 @@ impl DelayRate {
         }
         self.last_decrease = Some(step.now);
         self.startup = false;
-        let Some(acked) = step.acked else {
+        let Some(throughput) = step.throughput else {
             self.bps *= DECREASE_FACTOR;
             return;
         };
         match self.capacity.as_mut() {
-            Some(capacity) if acked >= capacity.lower() => capacity.add(acked),
+            Some(capacity) if throughput >= capacity.lower() => capacity.add(throughput),
             // Far below what the link did before: that estimate is out of date.
-            _ => self.capacity = Some(Capacity::new(acked)),
+            _ => self.capacity = Some(Capacity::new(throughput)),
         }
-        self.bps = self.bps.min(DECREASE_FACTOR * acked);
+        self.bps = self.bps.min(DECREASE_FACTOR * throughput);
     }
 
     fn increase(&mut self, seconds: f64, step: &RateStep) {
-        if let (Some(capacity), Some(acked)) = (&self.capacity, step.acked) {
-            if acked > capacity.upper() {
+        if let (Some(capacity), Some(throughput)) = (&self.capacity, step.throughput) {
+            if throughput > capacity.upper() {
                 // Beyond the old limit: the path changed, search multiplicatively again.
                 self.capacity = None;
             }

@@ -13,13 +13,19 @@ use rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimat
 use rtcp::receiver_report::ReceiverReport;
 use rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 
-use super::{BandwidthEstimator, EstimatorConfig, FeedbackParser, PacketResult, SendHistory};
+use super::{
+    BandwidthEstimator, EstimatorConfig, FeedbackParser, PacketResult, ProbeOutcome, SendHistory,
+};
 
 /// Delay-only congestion counts once its signals have lasted this long: a transient delay
 /// spike, such as the keyframe burst when a subscriber joins a busy room, limits nobody.
 const SUSTAINED: Duration = Duration::from_secs(1);
-/// Signals further apart than this belong to separate episodes.
-const EPISODE_GAP: Duration = Duration::from_secs(2);
+/// Signals further apart than this belong to separate episodes: overuse that goes on is
+/// signalled with every feedback, while blips (a keyframe's queue) come seconds apart.
+const EPISODE_GAP: Duration = Duration::from_millis(500);
+/// A failed probe's queue may still overflow after its padding stopped: signals this long
+/// after the failure are the probe's too.
+const PROBE_AFTERMATH: Duration = Duration::from_secs(1);
 
 /// Where the estimate starts; the allocator does not limit anyone until the estimator has
 /// seen congestion, by which time the estimate follows what was delivered.
@@ -37,6 +43,9 @@ struct Inner {
     /// Whether any feedback arrived: without it there is nothing to go on.
     heard: bool,
     episode: Episode,
+    /// Signals in this span were caused by a failed probe, which found the path carried
+    /// the rate (bps) it started from: (started, until, bps).
+    forgiven: Option<(Instant, Instant, u64)>,
 }
 
 /// What the estimator says, as far as allocation cares.
@@ -49,6 +58,8 @@ pub struct Estimate {
     pub last_congestion: Option<Instant>,
     /// The last signal of congestion strong enough to pause a track: packets lost to it.
     pub last_severe: Option<Instant>,
+    /// The last signal of any kind, however brief: it ends a probe.
+    pub last_overuse: Option<Instant>,
 }
 
 /// A run of congestion signals (delay overuse or loss cuts) no more than
@@ -101,6 +112,7 @@ impl SubscriberBandwidth {
                 results: Vec::new(),
                 heard: false,
                 episode: Episode::default(),
+                forgiven: None,
             }),
         }
     }
@@ -143,8 +155,15 @@ impl SubscriberBandwidth {
         }
         if let Some(at) = inner.estimator.last_overuse() {
             if Some(at) != congested_before {
+                let forgiven = inner
+                    .forgiven
+                    .filter(|(started, until, _)| (*started..=*until).contains(&at));
+                if let Some((_, _, bps)) = forgiven {
+                    // The probe's queue still draining: no evidence against the media.
+                    inner.estimator.on_probe_failed(bps);
+                }
                 let lossy = inner.estimator.last_loss_cut() != loss_cut_before;
-                inner.episode.signal(at, lossy);
+                inner.episode.signal(at, lossy && forgiven.is_none());
             }
         }
     }
@@ -158,12 +177,31 @@ impl SubscriberBandwidth {
             acked_bps: inner.estimator.acked_bps(),
             last_congestion: inner.episode.sustained,
             last_severe: inner.episode.severe,
+            last_overuse: inner.estimator.last_overuse(),
         })
     }
 
-    /// A probe delivered `bps` without congestion.
-    pub fn on_probe_result(&self, bps: u64) {
-        self.inner.lock().estimator.on_probe_result(bps);
+    /// How a probe of the allocator ended: a rate the path carried, or a failure whose
+    /// congestion (since it started) was the probe's own doing.
+    pub fn on_probe(&self, outcome: ProbeOutcome) {
+        let mut inner = self.inner.lock();
+        match outcome {
+            ProbeOutcome::Carried(bps) => inner.estimator.on_probe_result(bps),
+            ProbeOutcome::Failed {
+                started,
+                before_bps,
+            } => {
+                inner.estimator.on_probe_failed(before_bps);
+                let severe = &mut inner.episode.severe;
+                *severe = severe.filter(|&at| at < started);
+                let until = inner
+                    .estimator
+                    .last_overuse()
+                    .map_or(started, |at| at.max(started))
+                    + PROBE_AFTERMATH;
+                inner.forgiven = Some((started, until, before_bps));
+            }
+        }
     }
 }
 
@@ -180,8 +218,9 @@ mod tests {
         assert_eq!(e.sustained, None, "a join burst");
         // A new episode after a quiet gap starts over.
         let t1 = t0 + Duration::from_secs(5);
-        e.signal(t1, false);
-        e.signal(t1 + Duration::from_millis(600), false);
+        for ms in [0, 300, 600, 900] {
+            e.signal(t1 + Duration::from_millis(ms), false);
+        }
         assert_eq!(e.sustained, None);
         e.signal(t1 + Duration::from_millis(1100), false);
         assert_eq!(e.sustained, Some(t1 + Duration::from_millis(1100)));
@@ -194,15 +233,21 @@ mod tests {
         let mut e = Episode::default();
         e.signal(t0, true);
         assert_eq!((e.sustained, e.severe), (Some(t0), Some(t0)));
-        // A busy machine: delay overuse every half second for ten seconds, nothing lost.
+        // A busy machine: delay overuse every 100 ms for ten seconds, nothing lost.
         // It limits layers, and pauses nothing.
         let t1 = t0 + Duration::from_secs(10);
-        for ms in (0..=10_000).step_by(500) {
+        for ms in (0..=10_000).step_by(100) {
             e.signal(t1 + Duration::from_millis(ms), false);
         }
         assert_eq!(e.sustained, Some(t1 + Duration::from_secs(10)));
         assert_eq!(e.severe, Some(t0), "still the lossy signal from before");
         e.signal(t1 + Duration::from_millis(10_200), true);
         assert_eq!(e.severe, Some(t1 + Duration::from_millis(10_200)));
+        // Blips a second apart are no episode at all.
+        let t2 = t1 + Duration::from_secs(20);
+        for s in 0..10 {
+            e.signal(t2 + Duration::from_secs(s), false);
+        }
+        assert_eq!(e.sustained, Some(t1 + Duration::from_millis(10_200)));
     }
 }

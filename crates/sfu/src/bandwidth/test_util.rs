@@ -165,7 +165,7 @@ pub(crate) struct Path {
     pub stamping: Stamping,
     pub rng: Lcg,
     /// (transport seq, arrival stamp on the receiver's clock), in sending order.
-    in_flight: VecDeque<(u16, Option<i64>)>,
+    in_flight: VecDeque<Report>,
     /// Per stream (a receiver reads each track on its own), the last stamp and the next
     /// stall (start, end).
     readers: [(i64, (i64, i64)); STREAMS],
@@ -173,8 +173,12 @@ pub(crate) struct Path {
     pub return_delay_us: i64,
 }
 
+/// What the receiver said about one packet: (transport seq, arrival stamp or `None` if
+/// lost).
+pub(crate) type Report = (u16, Option<i64>);
+
 /// The receiver's clock is unrelated to ours; only differences may matter.
-const RECEIVER_CLOCK_OFFSET_US: i64 = 1_000_000_000;
+pub(crate) const RECEIVER_CLOCK_OFFSET_US: i64 = 1_000_000_000;
 /// Streams a [`Path`] tells apart (e.g. audio and video).
 pub(crate) const STREAMS: usize = 4;
 
@@ -242,8 +246,9 @@ impl Path {
     }
 
     /// The feedback a receiver sends at `now_us`: every packet up to the last one it has
-    /// written down by then (`None` if there is nothing new).
-    pub fn feedback(&mut self, now_us: i64) -> Option<TransportLayerCc> {
+    /// written down by then (`None` if there is nothing new), and those packets' (transport
+    /// seq, arrival stamp or `None` if lost).
+    pub fn feedback(&mut self, now_us: i64) -> Option<(TransportLayerCc, Vec<Report>)> {
         let cutoff = now_us - self.return_delay_us + RECEIVER_CLOCK_OFFSET_US;
         let mut last = None;
         for (i, (_, stamp)) in self.in_flight.iter().enumerate() {
@@ -255,6 +260,6 @@ impl Path {
         }
         let reported: Vec<_> = self.in_flight.drain(..=last?).collect();
         let arrivals: Vec<_> = reported.iter().map(|(_, at)| *at).collect();
-        Some(build_feedback(reported[0].0, &arrivals))
+        Some((build_feedback(reported[0].0, &arrivals), reported))
     }
 }

@@ -10,27 +10,24 @@
 //! any sustained congestion the budget is unlimited, so a clear path never holds anyone
 //! back.
 //!
-//! When tracks are held below their wish, the allocator probes: every so often it grants
-//! the most important held track its next layer for a few seconds. If the estimator shows
-//! no overuse meanwhile, the probe's delivered rate becomes the new estimate; if it does,
-//! the probe ends and the next one waits twice as long.
+//! When tracks are held below their wish, the allocator probes (`bandwidth/prober.rs`):
+//! padding up to what the most important held track's next layer would need. A probe the
+//! path carried raises the budget to its rate.
 use std::time::{Duration, Instant};
 
 use super::layer_selector::MAX_LAYERS;
-use crate::bandwidth::Estimate;
+use crate::bandwidth::{Estimate, ProbeOutcome, Prober};
 
 /// Nominal bitrates per layer, used until a layer's rate has been measured.
 const NOMINAL_BPS: [u64; MAX_LAYERS as usize] = [150_000, 500_000, 1_500_000];
-const QUIET_BEFORE_PROBE: Duration = Duration::from_secs(3);
-const PROBE_DURATION: Duration = Duration::from_secs(3);
-const FIRST_PROBE_BACKOFF: Duration = Duration::from_secs(5);
-const MAX_PROBE_BACKOFF: Duration = Duration::from_secs(60);
 /// Going up (resuming a paused track, or raising one above its current layer) needs this
 /// much more room than staying, so an estimate wobbling around one layer's cost does not
 /// flip the track back and forth.
 const UP_HEADROOM: f64 = 1.25;
-/// How long after the estimator's last severe congestion signal a track may be paused.
-const PAUSE_EVIDENCE: Duration = Duration::from_secs(5);
+/// How long after the estimator's last severe congestion signal a track may be paused:
+/// pauses follow congestion that is going on, not an estimate that sits a little low
+/// once the congestion is over.
+const PAUSE_EVIDENCE: Duration = Duration::from_millis(1_500);
 
 /// Who gets bandwidth first; lower is more important.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -60,6 +57,20 @@ impl Demand {
             _ if self.layer_bps.len() == 1 => NOMINAL_BPS[1],
             _ => NOMINAL_BPS[i.min(NOMINAL_BPS.len() - 1)],
         }
+    }
+
+    /// What going up to `layer` is priced at: its measured rate, but no less than its
+    /// nominal one. The measurement covers a quarter second, so a layer read between two
+    /// keyframes looks cheaper than it is, and granting it on that reading overflows the
+    /// path it was measured to fit.
+    fn cost_up(&self, layer: u8) -> u64 {
+        let i = usize::from(layer);
+        let nominal = if self.layer_bps.len() == 1 {
+            NOMINAL_BPS[1]
+        } else {
+            NOMINAL_BPS[i.min(NOMINAL_BPS.len() - 1)]
+        };
+        self.cost(layer).max(nominal)
     }
 }
 
@@ -125,7 +136,11 @@ pub fn allocate(
         let kept = d.current.unwrap_or(0);
         for layer in (base + 1)..=wish {
             let step = d.cost(layer).saturating_sub(d.cost(now));
-            let needed = if layer > kept { headroom(step) } else { step };
+            let needed = if layer > kept {
+                headroom(d.cost_up(layer).saturating_sub(d.cost(now)))
+            } else {
+                step
+            };
             if needed > left {
                 break;
             }
@@ -142,41 +157,24 @@ fn headroom(bps: u64) -> u64 {
 }
 
 /// One subscriber's allocation over time: the budget, and probing for more.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct SubscriberAllocator {
-    probe: Option<Probe>,
-    next_probe_at: Option<Instant>,
-    backoff: Duration,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Probe {
-    started: Instant,
-    /// Extra bits per second granted for the probe.
-    extra_bps: u64,
+    prober: Prober,
 }
 
 /// The outcome of one allocation round.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Allocation {
     pub allowed: Vec<Option<u8>>,
-    /// Set when a probe ended well: the estimator may trust this delivered rate.
-    pub probe_result_bps: Option<u64>,
-}
-
-impl Default for SubscriberAllocator {
-    fn default() -> Self {
-        SubscriberAllocator {
-            probe: None,
-            next_probe_at: None,
-            backoff: FIRST_PROBE_BACKOFF,
-        }
-    }
+    /// Set when a probe ended, for the estimator: a rate to trust, or a failure to forgive.
+    pub probe: Option<ProbeOutcome>,
+    /// Padding to send on top of the media while a probe runs (0: none).
+    pub padding_bps: u64,
 }
 
 impl SubscriberAllocator {
     pub fn is_probing(&self) -> bool {
-        self.probe.is_some()
+        self.prober.is_probing()
     }
 
     /// Allocates for `now`. `estimate` is `None` while the subscriber gives no feedback.
@@ -187,59 +185,53 @@ impl SubscriberAllocator {
         audio_bps: u64,
         demands: &[Demand],
     ) -> Allocation {
-        let mut probe_result_bps = None;
         // Unlimited until congestion has been seen once.
         let Some(estimate) = estimate.filter(|e| e.last_congestion.is_some()) else {
-            self.probe = None;
+            self.prober.stop();
             return Allocation {
                 allowed: allocate(None, audio_bps, demands, false),
-                probe_result_bps,
+                probe: None,
+                padding_bps: 0,
             };
         };
-        if let Some(probe) = self.probe {
-            let congested = estimate
-                .last_congestion
-                .is_some_and(|at| at >= probe.started);
-            if congested {
-                self.probe = None;
-                self.backoff = (self.backoff * 2).min(MAX_PROBE_BACKOFF);
-                self.next_probe_at = Some(now + self.backoff);
-            } else if now.saturating_duration_since(probe.started) >= PROBE_DURATION {
-                self.probe = None;
-                self.backoff = FIRST_PROBE_BACKOFF;
-                self.next_probe_at = Some(now + FIRST_PROBE_BACKOFF);
-                probe_result_bps = Some(estimate.acked_bps.max(estimate.bps));
+        let probe = self.prober.check(now, &estimate);
+        let mut budget = estimate.bps;
+        let mut severe = estimate.last_severe;
+        match probe {
+            Some(ProbeOutcome::Carried(bps)) => budget = budget.max(bps),
+            Some(ProbeOutcome::Failed {
+                started,
+                before_bps,
+            }) => {
+                // What the probe did to the path is no evidence against the media.
+                budget = budget.max(before_bps);
+                severe = severe.filter(|&at| at < started);
             }
+            None => {}
         }
-        let budget = probe_result_bps.unwrap_or(estimate.bps);
-        let extra = self.probe.map_or(0, |p| p.extra_bps);
-        let may_pause = estimate
-            .last_severe
-            .is_some_and(|at| now.saturating_duration_since(at) <= PAUSE_EVIDENCE);
-        let allowed = allocate(Some(budget + extra), audio_bps, demands, may_pause);
-        if self.probe.is_none() && self.may_probe(now, &estimate) {
-            if let Some(step) = next_step(&allowed, demands) {
-                self.probe = Some(Probe {
-                    started: now,
-                    extra_bps: step,
-                });
-                return Allocation {
-                    allowed: allocate(Some(budget + step), audio_bps, demands, may_pause),
-                    probe_result_bps,
-                };
+        let may_pause =
+            severe.is_some_and(|at| now.saturating_duration_since(at) <= PAUSE_EVIDENCE);
+        let allowed = allocate(Some(budget), audio_bps, demands, may_pause);
+        let media_bps = audio_bps
+            + demands
+                .iter()
+                .zip(&allowed)
+                .filter(|(d, _)| d.requested.is_some())
+                .filter_map(|(d, a)| a.map(|layer| d.cost(layer)))
+                .sum::<u64>();
+        match next_step(&allowed, demands) {
+            Some(step) => {
+                let believed = budget.max(media_bps);
+                self.prober
+                    .start_if_due(now, &estimate, believed, media_bps + step);
             }
+            None => self.prober.stop(),
         }
         Allocation {
             allowed,
-            probe_result_bps,
+            probe,
+            padding_bps: self.prober.padding_bps(media_bps),
         }
-    }
-
-    fn may_probe(&self, now: Instant, estimate: &Estimate) -> bool {
-        let quiet = estimate
-            .last_congestion
-            .is_none_or(|at| now.saturating_duration_since(at) >= QUIET_BEFORE_PROBE);
-        quiet && self.next_probe_at.is_none_or(|at| now >= at)
     }
 }
 
@@ -256,7 +248,10 @@ fn next_step(allowed: &[Option<u8>], demands: &[Demand]) -> Option<u64> {
                 None => 0,
             };
             let now_cost = a.map_or(0, |l| d.cost(l));
-            Some((d.priority, headroom(d.cost(next).saturating_sub(now_cost))))
+            Some((
+                d.priority,
+                headroom(d.cost_up(next).saturating_sub(now_cost)),
+            ))
         })
         .min_by_key(|(p, _)| *p)
         .map(|(_, step)| step)
@@ -342,17 +337,18 @@ mod tests {
     fn going_up_needs_headroom_but_staying_does_not() {
         let mut d = video(Priority::Other, Some(2));
         d.current = Some(1);
-        // 400k keeps h exactly; f (+800k) would need 1M of room to go up to.
+        // 400k keeps h exactly; f, priced at no less than its nominal 1.5M to go up to
+        // (+1.1M over h), needs 1.375M of room beyond h's 400k.
         assert_eq!(
             allocate(Some(400_000), 0, std::slice::from_ref(&d), true),
             [Some(1)]
         );
         assert_eq!(
-            allocate(Some(1_300_000), 0, std::slice::from_ref(&d), true),
+            allocate(Some(1_700_000), 0, std::slice::from_ref(&d), true),
             [Some(1)]
         );
         assert_eq!(
-            allocate(Some(1_400_000), 0, std::slice::from_ref(&d), true),
+            allocate(Some(1_775_000), 0, std::slice::from_ref(&d), true),
             [Some(2)]
         );
         // A paused track resumes only with 25 % to spare.
@@ -379,70 +375,69 @@ mod tests {
         assert_eq!(allocate(Some(1_500_000), 0, &[d], true), [Some(2)]);
     }
 
-    fn congested_at(at: Instant, bps: u64) -> Option<Estimate> {
+    fn congested_at(at: Instant, bps: u64, acked_bps: u64) -> Option<Estimate> {
         Some(Estimate {
             bps,
-            acked_bps: bps,
+            acked_bps,
             last_congestion: Some(at),
             last_severe: Some(at),
+            last_overuse: Some(at),
         })
     }
 
     #[test]
-    fn probing_lifts_a_held_track_once_the_path_stays_clear() {
+    fn a_held_track_is_probed_for_with_padding_and_raised_once_it_is_carried() {
         let t0 = Instant::now();
         let mut a = SubscriberAllocator::default();
         let mut d = [video(Priority::Other, Some(2))];
         d[0].current = Some(0);
-        // Congestion at t0: held at q.
-        let first = a.allocate(t0, congested_at(t0, 200_000), 0, &d);
-        assert_eq!(first.allowed, [Some(0)]);
-        assert!(!a.is_probing());
-        // 3 s later with no new congestion, a probe grants h.
+        // Congestion at t0: held at q, nothing padded yet.
+        let first = a.allocate(t0, congested_at(t0, 200_000, 200_000), 0, &d);
+        assert_eq!((first.allowed, first.padding_bps), (vec![Some(0)], 0));
+        // Once the path has been quiet, padding probes towards h: q's 100k + 1.25 × 400k
+        // (h priced at its nominal 500k to go up to).
         let t1 = t0 + Duration::from_secs(3);
-        let probing = a.allocate(t1, congested_at(t0, 200_000), 0, &d);
-        assert_eq!(probing.allowed, [Some(1)]);
-        assert!(a.is_probing());
-        // The probe delivered 520k without congestion: that becomes the budget.
-        let t2 = t1 + PROBE_DURATION;
-        let done = a.allocate(
-            t2,
-            Some(Estimate {
-                bps: 200_000,
-                acked_bps: 520_000,
-                last_congestion: Some(t0),
-                last_severe: Some(t0),
-            }),
-            0,
-            &d,
+        let probing = a.allocate(t1, congested_at(t0, 200_000, 100_000), 0, &d);
+        assert_eq!(
+            probing.allowed,
+            [Some(0)],
+            "no layer is tried before it is carried"
         );
-        assert_eq!(done.probe_result_bps, Some(520_000));
+        assert_eq!(probing.padding_bps, 650_000, "25 % past that");
+        // The receiver acknowledged that with no congestion: h is granted, padding stops.
+        let t2 = t1 + crate::bandwidth::prober::PROBE_DURATION;
+        let done = a.allocate(t2, congested_at(t0, 200_000, 610_000), 0, &d);
+        assert_eq!(done.probe, Some(ProbeOutcome::Carried(610_000)));
         assert_eq!(done.allowed, [Some(1)]);
+        assert_eq!(done.padding_bps, 0);
     }
 
     #[test]
-    fn a_probe_that_congests_ends_and_backs_off() {
+    fn a_probe_that_congests_stops_its_padding() {
         let t0 = Instant::now();
         let mut a = SubscriberAllocator::default();
         let mut d = [video(Priority::Other, Some(2))];
         d[0].current = Some(0);
-        a.allocate(t0, congested_at(t0, 200_000), 0, &d);
         let t1 = t0 + Duration::from_secs(3);
-        assert!(a.allocate(t1, congested_at(t0, 200_000), 0, &d).allowed == [Some(1)]);
-        let t2 = t1 + Duration::from_secs(1);
-        let after = a.allocate(t2, congested_at(t2, 180_000), 0, &d);
-        assert_eq!(after.allowed, [Some(0)], "back down at once");
-        assert_eq!(after.probe_result_bps, None);
-        // Not again before the (doubled) backoff, even once the path is quiet.
-        let t3 = t2 + Duration::from_secs(5);
-        assert_eq!(
-            a.allocate(t3, congested_at(t2, 180_000), 0, &d).allowed,
-            [Some(0)]
+        assert!(
+            a.allocate(t1, congested_at(t0, 200_000, 100_000), 0, &d)
+                .padding_bps
+                > 0
         );
-        let t4 = t2 + Duration::from_secs(10);
+        let t2 = t1 + Duration::from_millis(300);
+        let after = a.allocate(t2, congested_at(t2, 80_000, 300_000), 0, &d);
+        assert_eq!(after.padding_bps, 0);
         assert_eq!(
-            a.allocate(t4, congested_at(t2, 180_000), 0, &d).allowed,
-            [Some(1)]
+            after.probe,
+            Some(ProbeOutcome::Failed {
+                started: t1,
+                before_bps: 200_000
+            })
+        );
+        assert_eq!(
+            after.allowed,
+            [Some(0)],
+            "the probe's own loss pauses nothing"
         );
     }
 
@@ -455,6 +450,7 @@ mod tests {
             acked_bps: 10_000,
             last_congestion: Some(t0),
             last_severe: None,
+            last_overuse: Some(t0),
         };
         let allowed = |at, estimate| {
             SubscriberAllocator::default()
@@ -480,6 +476,7 @@ mod tests {
             acked_bps: 10_000,
             last_congestion: None,
             last_severe: None,
+            last_overuse: None,
         });
         assert_eq!(
             a.allocate(Instant::now(), estimate, 0, &d).allowed,

@@ -24,6 +24,7 @@ use super::header_extensions::{ExtensionList, IncomingExtensions, OutgoingExtens
 use super::layer_selector::{Decision, LayerSelector, LayerSet};
 use super::retransmission::{NotResent, ResendLog};
 use super::rtp_munger::{Munged, Rewind, RtpMunger, SegmentStart, Vp8Ids};
+use crate::bandwidth::padding::PADDING_BYTES;
 use crate::egress::rtp_header::{write_rtp_header_at, RtpHeader};
 use crate::egress::{Egress, Prepared, SendError};
 use crate::srtp::RolloverCounter;
@@ -46,6 +47,8 @@ struct ForwardState {
     sent: SentCounters,
     /// When NACKed packets were last resent; made on the first NACK.
     resent: Option<Box<ResendLog>>,
+    /// The last packet forwarded ended a frame: padding may go in after it.
+    at_frame_end: bool,
 }
 
 impl ForwardState {
@@ -57,6 +60,7 @@ impl ForwardState {
             rollover: RolloverCounter::default(),
             sent: SentCounters::default(),
             resent: None,
+            at_frame_end: false,
         }
     }
 }
@@ -344,6 +348,7 @@ impl DownTrack {
                 None => return Err(Forwarded::NoCodec),
             },
         };
+        state.at_frame_end = src.header.marker;
         let sent = &mut state.sent;
         sent.packets = sent.packets.wrapping_add(1);
         sent.payload_octets = sent.payload_octets.wrapping_add(src.payload.len() as u32);
@@ -351,6 +356,76 @@ impl DownTrack {
         let roc = state.rollover.roc_for(munged.sequence_number);
         drop(state);
         Ok(self.write(binding, incoming, munged, out_pt, roc, buf, false))
+    }
+
+    /// Sends `count` padding-only packets (a bandwidth probe, see `bandwidth/prober.rs`) on
+    /// this video stream, numbered after the last packet forwarded, if that ended a frame
+    /// or the stream is paused (padding inside a frame would split it). Returns how many
+    /// went out.
+    pub fn send_padding(&self, count: usize, buf: &mut Vec<u8>, now: Instant) -> usize {
+        let binding = self.binding.load();
+        let Some(binding) = binding.as_ref() else {
+            return 0;
+        };
+        if count == 0 || !self.is_video() || !binding.extensions.has_transport_cc() {
+            return 0;
+        }
+        let (first, timestamp, payload_type) = {
+            let mut state = self.state.lock();
+            let Some((_, payload_type)) = state.payload_types else {
+                return 0;
+            };
+            // A paused stream's last frame stays unfinished: its next packet starts a keyframe.
+            if !state.at_frame_end && state.selector.current().is_some() {
+                return 0;
+            }
+            let Some((first, ts)) = state.munger.pad(count as u16) else {
+                return 0;
+            };
+            (first, ts, payload_type)
+        };
+        let no_extensions = rtp::header::Header::default();
+        let mut sent = 0;
+        for i in 0..count {
+            let sequence_number = first.wrapping_add(i as u16);
+            let roc = self.state.lock().rollover.roc_for(sequence_number);
+            // The egress numbers it for transport-cc as it sends it.
+            let transport_seq = [0, 0];
+            let mut extensions: ExtensionList = [(0, &[]); 4];
+            let n = binding.extensions.collect(
+                Default::default(),
+                &no_extensions,
+                &transport_seq,
+                &mut extensions,
+            );
+            let header = RtpHeader {
+                marker: false,
+                payload_type,
+                sequence_number,
+                timestamp,
+                ssrc: binding.ssrc,
+                csrc: &[],
+            };
+            let (header_len, last_value_at) = write_rtp_header_at(buf, &header, &extensions[..n]);
+            buf[0] |= 0x20; // P: the payload is all padding
+            buf.resize(header_len + PADDING_BYTES, 0);
+            buf[header_len + PADDING_BYTES - 1] = PADDING_BYTES as u8;
+            let packet = Prepared {
+                header_len,
+                // Transport-cc is the last element (send_padding needs it negotiated).
+                transport_seq_at: last_value_at,
+                ssrc: binding.ssrc,
+                sequence_number,
+                roc,
+                // Padding is not media: it earns no retransmission budget either.
+                resend: true,
+            };
+            if self.send(&packet, buf, now) != Forwarded::Sent {
+                break;
+            }
+            sent += 1;
+        }
+        sent
     }
 
     /// Decides whether to resend the packet the subscriber NACKed as `out_seq`: not if it
@@ -638,6 +713,11 @@ mod tests {
     use crate::media::header_extensions::IncomingExtensions;
     use crate::media::layer_selector::LayerSet;
     use crate::srtp::{SrtpProfile, SrtpSession};
+    use bytes::Bytes;
+    use std::net::UdpSocket;
+    use webrtc::api::media_engine::MIME_TYPE_VP8;
+    use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
+    use webrtc::sdp::extmap::TRANSPORT_CC_URI;
 
     #[test]
     fn nothing_is_sent_until_the_subscriber_has_applied_the_offer() {
@@ -687,5 +767,119 @@ mod tests {
             .prepare(&incoming, &mut buf)
             .expect("sent once declared");
         assert_eq!(prepared.ssrc, 0x1234);
+    }
+
+    /// A bound VP8 down track sending (SRTP, headers in the clear) to `sink`.
+    fn bound(sink: &UdpSocket) -> DownTrack {
+        let mux = roomcast_udp::UdpMux::bind(std::net::Ipv4Addr::LOCALHOST.into(), 0)
+            .expect("bind media socket");
+        let egress = Arc::new(Egress::new(mux));
+        let srtp =
+            SrtpSession::new(SrtpProfile::AeadAes128Gcm, &[3; 16], &[4; 12]).expect("srtp keys");
+        egress.set_route(sink.local_addr().expect("sink address"), srtp);
+        let codec = RTCRtpCodecParameters {
+            capability: RTCRtpCodecCapability {
+                mime_type: MIME_TYPE_VP8.to_owned(),
+                clock_rate: 90_000,
+                ..Default::default()
+            },
+            payload_type: 96,
+            ..Default::default()
+        };
+        let down = DownTrack::new(
+            "TR_1".into(),
+            "PA_1".into(),
+            RTPCodecType::Video,
+            codec.clone(),
+            1,
+            egress,
+        );
+        let transport_cc = RTCRtpHeaderExtensionParameters {
+            uri: TRANSPORT_CC_URI.to_owned(),
+            id: 3,
+        };
+        down.bind_negotiated("ctx".into(), 0x1234, vec![codec], &[transport_cc], None);
+        down.activate();
+        down
+    }
+
+    /// (sequence number, padding bit, payload type) of the next datagram on `sink`.
+    fn receive(sink: &UdpSocket) -> (u16, bool, u8) {
+        let mut buf = [0u8; 1500];
+        let n = sink.recv(&mut buf).expect("a packet");
+        assert!(n >= 12, "{n} bytes");
+        (
+            u16::from_be_bytes([buf[2], buf[3]]),
+            buf[0] & 0x20 != 0,
+            buf[1] & 0x7f,
+        )
+    }
+
+    #[test]
+    fn padding_goes_between_frames_numbered_in_sequence_with_the_media() {
+        let sink = UdpSocket::bind("127.0.0.1:0").expect("bind sink");
+        sink.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let down = bound(&sink);
+        let codecs = [down.codec.clone()];
+        let mut packet = Packet::default();
+        packet.header.version = 2;
+        packet.header.payload_type = 96;
+        packet.header.sequence_number = 100;
+        packet.payload = Bytes::from_static(&[0x10, 0x00, 0x9d, 0x01, 0x2a]);
+        let mut buf = Vec::new();
+        let mut forward = |seq: u16, marker: bool, keyframe: bool| {
+            packet.header.sequence_number = seq;
+            packet.header.marker = marker;
+            let incoming = Incoming {
+                packet: &packet,
+                layer: 0,
+                arriving: LayerSet::all(1),
+                is_keyframe: keyframe,
+                vp8: None,
+                extensions: Default::default(),
+                codecs: &codecs,
+                received_at: Instant::now(),
+            };
+            assert_eq!(
+                down.forward(&incoming, &mut buf, Instant::now()),
+                Forwarded::Sent
+            );
+        };
+        let mut pad = Vec::new();
+        assert_eq!(
+            down.send_padding(2, &mut pad, Instant::now()),
+            0,
+            "nothing forwarded yet"
+        );
+        forward(100, false, true);
+        assert_eq!(receive(&sink), (100, false, 96));
+        assert_eq!(
+            down.send_padding(2, &mut pad, Instant::now()),
+            0,
+            "inside a frame"
+        );
+        forward(101, true, false);
+        assert_eq!(receive(&sink), (101, false, 96));
+        assert_eq!(
+            down.send_padding(2, &mut pad, Instant::now()),
+            2,
+            "after the frame's last packet"
+        );
+        assert_eq!(receive(&sink), (102, true, 96));
+        assert_eq!(receive(&sink), (103, true, 96));
+        forward(102, false, false);
+        assert_eq!(
+            receive(&sink),
+            (104, false, 96),
+            "the media continues after"
+        );
+        let resend = |seq| down.resend(seq, Duration::from_millis(100), Instant::now());
+        assert_eq!(
+            resend(103).map(|r| r.in_seq),
+            Err(NotResent::Unknown),
+            "padding is never resent"
+        );
+        assert_eq!(resend(104).map(|r| r.in_seq), Ok(102));
     }
 }

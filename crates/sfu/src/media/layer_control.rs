@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use roomcast_protocol::{PauseReason, Quality, ServerMessage, TrackKind, TrackSource};
 
-use crate::bandwidth::Estimate;
+use crate::bandwidth::{Estimate, PaddingPacer, ProbeOutcome};
 use crate::media::allocator::{Demand, Priority, SubscriberAllocator};
 use crate::media::down_track::DownTrack;
 use crate::media::dynacast::Dynacast;
@@ -18,6 +18,9 @@ use crate::signaling::outbox::Outbox;
 
 /// How often layers are reconsidered.
 pub const INTERVAL: Duration = Duration::from_millis(250);
+/// How often a probe's padding goes out while one runs: often enough to look like a steady
+/// rate to a shaper, rarely enough that each batch is a few packets.
+pub const PADDING_INTERVAL: Duration = Duration::from_millis(15);
 
 /// The layer a `set_quality` asks for at most; `None` is off.
 pub fn quality_layer(quality: Quality) -> Option<u8> {
@@ -40,6 +43,11 @@ pub struct LayerControl {
     told_layer: HashMap<String, Option<u8>>,
     /// Track ids this subscriber was told it has no codec for.
     unsupported: HashSet<String>,
+    /// A probe's padding: its pace, when it is due next (`None`: no probe pads), and the
+    /// buffer it is written in.
+    pacer: PaddingPacer,
+    padding_at: Option<Instant>,
+    padding_buf: Vec<u8>,
 }
 
 impl LayerControl {
@@ -81,8 +89,7 @@ impl LayerControl {
     }
 
     /// Subscriber side: allocates the bandwidth estimate over the received video tracks and
-    /// announces pauses and resumptions. Returns a successful probe's rate, for the
-    /// estimator.
+    /// announces pauses and resumptions. Returns how a probe ended, for the estimator.
     pub fn subscriber_tick<'a>(
         &mut self,
         now: Instant,
@@ -90,7 +97,7 @@ impl LayerControl {
         speakers: &[String],
         estimate: Option<Estimate>,
         outbox: &Outbox,
-    ) -> Option<u64> {
+    ) -> Option<ProbeOutcome> {
         let mut audio_bps = 0;
         let mut videos = Vec::new();
         let mut demands = Vec::new();
@@ -153,7 +160,39 @@ impl LayerControl {
         self.told_layer
             .retain(|id, _| videos.iter().any(|(t, _)| t.info.id == *id));
         self.unsupported.retain(|id| live.contains(id.as_str()));
-        allocation.probe_result_bps
+        self.pacer.set_rate(now, allocation.padding_bps);
+        self.padding_at = match allocation.padding_bps {
+            0 => None,
+            _ => self.padding_at.or(Some(now + PADDING_INTERVAL)),
+        };
+        allocation.probe
+    }
+
+    /// When a probe's padding is due next, if a probe pads.
+    pub fn next_padding(&self) -> Option<Instant> {
+        self.padding_at
+    }
+
+    /// Sends the padding due at `now` on the first of `received` that can take it (a
+    /// video stream between two frames).
+    pub fn send_padding<'a>(
+        &mut self,
+        now: Instant,
+        received: impl Iterator<Item = &'a Arc<DownTrack>>,
+    ) {
+        if self.padding_at.is_none() {
+            return;
+        }
+        self.padding_at = Some(now + PADDING_INTERVAL);
+        let due = self.pacer.due(now);
+        if due == 0 {
+            return;
+        }
+        for down in received {
+            if down.send_padding(due, &mut self.padding_buf, now) > 0 {
+                return;
+            }
+        }
     }
 
     /// Sends `track_unsupported` once the subscriber's connection is known to lack a codec
@@ -243,6 +282,7 @@ mod tests {
                 acked_bps: bps,
                 last_congestion: Some(t0),
                 last_severe: Some(t0),
+                last_overuse: Some(t0),
             })
         };
         let tick = |control: &mut LayerControl, at, bps| {
@@ -376,6 +416,7 @@ mod tests {
                 acked_bps: 1,
                 last_congestion: Some(t0),
                 last_severe: Some(t0),
+                last_overuse: Some(t0),
             }),
             &outbox,
         );

@@ -11,9 +11,9 @@ use std::time::Instant;
 
 /// Sequence-number distance that counts as "older" rather than "newer" (half the space).
 const SEQ_HALF: u16 = 0x8000;
-/// Segments remembered for answering NACKs (switches are seconds apart; NACKs come within
-/// a round trip).
-const SEGMENTS: usize = 4;
+/// Segments remembered for answering NACKs: switches are seconds apart, but while a probe
+/// pads, each batch of padding starts one (every 20 ms); NACKs come within a round trip.
+const SEGMENTS: usize = 32;
 const PICTURE_ID_MASK: u16 = 0x7fff;
 
 /// The VP8 ids of a packet, when it carries them.
@@ -215,6 +215,30 @@ impl RtpMunger {
         Some(munged)
     }
 
+    /// Takes `count` sequence numbers after the last packet sent, for padding-only packets
+    /// (a bandwidth probe); the packets forwarded after them continue behind, in a segment
+    /// of their own, so a NACK for a padding number finds nothing to resend. Returns the
+    /// first number and the timestamp to give them (the last packet's), or `None` before
+    /// anything was sent.
+    pub fn pad(&mut self, count: u16) -> Option<(u16, u32)> {
+        let mut last = self.last?;
+        let segment = self.segments[self.newest]?;
+        let first = last.seq + 1;
+        last.seq += u64::from(count);
+        self.last = Some(last);
+        self.newest = (self.newest + 1) % SEGMENTS;
+        self.segments[self.newest] = Some(Segment {
+            first_in: segment.highest_in + 1,
+            first_out: last.seq + 1,
+            offsets: Offsets {
+                seq: segment.offsets.seq.wrapping_add(u64::from(count)),
+                ..segment.offsets
+            },
+            ..segment
+        });
+        Some((first as u16, last.ts))
+    }
+
     /// Where an outgoing sequence number came from (for answering NACKs).
     pub fn rewind(&self, out_seq: u16) -> Option<Rewind> {
         let last = self.last?;
@@ -389,6 +413,31 @@ mod tests {
             (rewind.layer, rewind.in_seq),
             (0, 65_530u16.wrapping_add(10))
         );
+    }
+
+    #[test]
+    fn padding_takes_numbers_the_media_continues_after_and_nacks_do_not_resend() {
+        let t0 = Instant::now();
+        let mut m = RtpMunger::default();
+        assert_eq!(m.pad(3), None, "nothing sent yet");
+        m.start_segment(start(0, 500, 9000, t0));
+        let (before, at) = run(&mut m, 500, 9000, 5, t0);
+        assert_eq!(m.pad(3), Some((505, 9000 + 4 * 3000)));
+        let (after, _) = run(&mut m, 505, 9000 + 5 * 3000, 5, at);
+        assert_eq!(after[0].0, 508, "after the three padding numbers");
+        assert_continuous(&after);
+        assert_eq!(m.rewind(503).map(|r| r.in_seq), Some(503), "media before");
+        assert_eq!(m.rewind(509).map(|r| r.in_seq), Some(506), "media after");
+        for padding in 505..508 {
+            assert_eq!(m.rewind(padding), None, "padding {padding}");
+        }
+        // Many batches later the media of the last few hundred ms is still found.
+        for seq in (510..).take(SEGMENTS - 2) {
+            m.pad(2);
+            m.munge(seq, 0, NONE, t0);
+        }
+        assert_eq!(m.rewind(509).map(|r| r.in_seq), Some(506));
+        assert_continuous(&before);
     }
 
     #[test]

@@ -18,6 +18,8 @@ enum Sender {
     /// Like an SFU forwarding one video track at this rate (a burst of packets every
     /// 33 ms) and one audio track (a small packet every 20 ms), each its own stream.
     Media(f64),
+    /// Nothing at all (an outage, or a receiver that read nothing for a while).
+    Silent,
 }
 
 struct Sim {
@@ -80,7 +82,7 @@ impl Sim {
                 let rate = match sender {
                     Sender::Fixed(bps) => bps,
                     Sender::AtEstimate => self.estimator.estimate_bps() as f64,
-                    Sender::Media(_) => break,
+                    Sender::Media(_) | Sender::Silent => break,
                 };
                 self.send(PACKET, sent_us, 0);
                 self.next_send_us += PACKET as f64 * 8e6 / rate.max(10_000.0);
@@ -124,7 +126,7 @@ impl Sim {
     }
 
     fn feedback(&mut self) {
-        let Some(feedback) = self.path.feedback(self.now_us) else {
+        let Some((feedback, _)) = self.path.feedback(self.now_us) else {
             return;
         };
         self.parser
@@ -450,4 +452,29 @@ fn a_real_queue_is_noticed_at_once_even_behind_jitter() {
         max_stall_us: 150_000,
     });
     assert!(stalled <= 0.5, "{stalled} s");
+}
+
+/// The collapse the smoothed throughput fixes: 500 kbit/s of media over a 600 kbit/s link,
+/// then 1.2 s in which nothing arrives, then the sender resumes above the link's rate. The
+/// queue grows at once, and the delay-based decrease went to 0.85 × what the half-second
+/// window read just after the gap (a few packets' worth: tens of kbit/s), to the floor.
+/// It must go to 0.85 × what the link was seen to carry.
+#[test]
+fn a_decrease_right_after_a_gap_does_not_collapse_the_estimate() {
+    let mut link = Link::new(600_000.0);
+    link.max_queue_us = 10_000_000; // never drops: only delay can tell
+    let mut sim = Sim::new(link, 1_000_000);
+    sim.run(4.0, Sender::Media(500_000.0));
+    sim.run(1.2, Sender::Silent);
+    let resumed = sim.now_us;
+    let mut lowest = u64::MAX;
+    while sim.now_us < resumed + 1_500_000 {
+        sim.run(0.01, Sender::Media(1_500_000.0));
+        lowest = lowest.min(sim.estimate());
+    }
+    assert!(sim.overuse_seen, "the queue was noticed");
+    assert!(
+        lowest >= 350_000,
+        "lowest {lowest} after the gap (the link carries 600 kbit/s)"
+    );
 }

@@ -235,6 +235,7 @@ async fn next_input(
 ) -> Input {
     loop {
         let deadline = core.next_deadline();
+        let padding = shell.next_padding();
         tokio::select! {
             Some(order) = orders.recv() => return Input::Room(RoomEvent::Order(order)),
             Some(event) = shell.events.recv() => match event {
@@ -244,6 +245,7 @@ async fn next_input(
             },
             _ = resubscribe.notified() => return Input::Room(RoomEvent::Resubscribe),
             _ = shell.layer_tick.tick() => shell.on_layer_tick(core.published(), outbox),
+            _ = sleep_until_opt(padding) => shell.on_padding_tick(),
             _ = sleep_until_opt(deadline) => return Input::Tick,
         }
     }

@@ -525,9 +525,20 @@ impl Shell {
             bandwidth.estimate().filter(|_| self.congestion_control),
             outbox,
         );
-        if let Some(bps) = probed {
-            bandwidth.on_probe_result(bps);
+        if let Some(outcome) = probed {
+            bandwidth.on_probe(outcome);
         }
+    }
+
+    /// When a bandwidth probe's padding is due next, if one pads.
+    pub fn next_padding(&self) -> Option<Instant> {
+        self.layers.next_padding()
+    }
+
+    /// Sends a bandwidth probe's padding.
+    pub fn on_padding_tick(&mut self) {
+        let downs = self.subscriptions.values().map(|s| &s.down);
+        self.layers.send_padding(Instant::now(), downs);
     }
 
     /// The PeerConnection, for the caller to close and wait for; dropping the shell then
