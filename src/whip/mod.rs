@@ -100,6 +100,7 @@ async fn publish(
         ip,
         join_gate: state.join_gate.clone(),
         publish_only: true,
+        hidden: false,
     };
     let request = Publish {
         name: query

@@ -19,6 +19,7 @@ fn joining(id: &str, role: Option<Role>) -> Joining {
         role: role.unwrap_or_default(),
         role_given: role.is_some(),
         room_settings: None,
+        hidden: false,
     }
 }
 
@@ -31,6 +32,7 @@ fn webinar() -> RoomState {
     let mut room = RoomState::default();
     let host = Joining {
         room_settings: Some(RoomSettings {
+        hidden: false,
             webinar: true,
             ..RoomSettings::default()
         }),
@@ -186,6 +188,7 @@ fn settings_come_only_from_a_host_creating_the_room() {
     let mut room = RoomState::default();
     let presenter = Joining {
         room_settings: Some(RoomSettings {
+        hidden: false,
             webinar: true,
             ..RoomSettings::default()
         }),
@@ -195,6 +198,7 @@ fn settings_come_only_from_a_host_creating_the_room() {
     assert!(!room.settings().webinar, "not a host");
     let host = Joining {
         room_settings: Some(RoomSettings {
+        hidden: false,
             webinar: true,
             ..RoomSettings::default()
         }),
@@ -209,6 +213,7 @@ fn the_room_and_the_server_cap_members() {
     let mut room = RoomState::default();
     let host = Joining {
         room_settings: Some(RoomSettings {
+        hidden: false,
             max_participants: Some(2),
             ..RoomSettings::default()
         }),
@@ -285,6 +290,7 @@ fn publisher_places_are_capped_and_released() {
     let mut room = RoomState::default();
     let host = Joining {
         room_settings: Some(RoomSettings {
+        hidden: false,
             max_publishers: Some(1),
             ..RoomSettings::default()
         }),

@@ -25,6 +25,9 @@ pub struct Client {
     /// The client publishes and receives nothing (a WHIP encoder: it cannot take the
     /// server's offers), so the session never subscribes it to the room's tracks.
     pub publish_only: bool,
+    /// Another node's cascade relay (the HTTP layer believes it only from a registered
+    /// node): a hidden member (see [`crate::room::Joining::hidden`]).
+    pub hidden: bool,
 }
 
 /// A `join`'s fields.
@@ -248,6 +251,7 @@ mod tests {
             ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             join_gate: Some(Arc::new(Allow(1.into()))),
             publish_only: false,
+            hidden: false,
         };
         assert!(admit(&config(None), &gated, &request("r", "x"), now, 0).is_ok());
         assert_eq!(

@@ -213,6 +213,7 @@ fn joining(id: &str, role: Role) -> Joining {
         role,
         role_given: true,
         room_settings: None,
+        hidden: false,
     }
 }
 
@@ -586,6 +587,7 @@ fn a_full_room_of_publishers_refuses_one_more() {
     let room = Arc::new(Room::new("r".into()));
     let host = Joining {
         room_settings: Some(RoomSettings {
+        hidden: false,
             max_publishers: Some(1),
             ..RoomSettings::default()
         }),
