@@ -47,8 +47,7 @@ pub(crate) async fn serve(
                     Ok(mirror) if !webinar_only || mirror.settings.webinar => {
                         // Served from this node's mirror, as the audience it is.
                         let first = cascade::as_audience(&first);
-                        return serve_socket(socket, sessions, keepalive, conn, Some(first))
-                            .await;
+                        return serve_socket(socket, sessions, keepalive, conn, Some(first)).await;
                     }
                     Ok(_) => Route::Relay {
                         owner,

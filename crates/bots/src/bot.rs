@@ -329,7 +329,10 @@ impl Bot {
 
     /// The next server message after `cursor`, which moves past it (every message, in
     /// order); `Closed` once the connection ended and everything before was read.
-    pub async fn next_message(&self, cursor: &mut MessageCursor) -> Result<ServerMessage, BotError> {
+    pub async fn next_message(
+        &self,
+        cursor: &mut MessageCursor,
+    ) -> Result<ServerMessage, BotError> {
         self.log.next(cursor).await
     }
 

@@ -130,7 +130,10 @@ impl MessageLog {
             {
                 let inner = self.inner.lock();
                 if cursor.0 < inner.first_seq {
-                    tracing::warn!(lost = inner.first_seq - cursor.0, "server messages fell out of the log unread");
+                    tracing::warn!(
+                        lost = inner.first_seq - cursor.0,
+                        "server messages fell out of the log unread"
+                    );
                     cursor.0 = inner.first_seq;
                 }
                 let at = usize::try_from(cursor.0 - inner.first_seq).unwrap_or(usize::MAX);

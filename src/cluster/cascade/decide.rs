@@ -43,12 +43,24 @@ mod tests {
 
     #[test]
     fn only_the_audience_goes_to_edges_and_only_past_the_threshold() {
-        assert_eq!(choose(Some(Role::Audience), false, 9, 10), EdgeChoice::Owner);
-        assert_eq!(choose(Some(Role::Audience), false, 10, 10), EdgeChoice::Edge);
-        assert_eq!(choose(Some(Role::Audience), true, 10, 10), EdgeChoice::Owner);
+        assert_eq!(
+            choose(Some(Role::Audience), false, 9, 10),
+            EdgeChoice::Owner
+        );
+        assert_eq!(
+            choose(Some(Role::Audience), false, 10, 10),
+            EdgeChoice::Edge
+        );
+        assert_eq!(
+            choose(Some(Role::Audience), true, 10, 10),
+            EdgeChoice::Owner
+        );
         assert_eq!(choose(None, false, 10, 10), EdgeChoice::EdgeIfWebinar);
         assert_eq!(choose(None, true, 10, 10), EdgeChoice::Owner);
-        assert_eq!(choose(Some(Role::Presenter), false, 99, 10), EdgeChoice::Owner);
+        assert_eq!(
+            choose(Some(Role::Presenter), false, 99, 10),
+            EdgeChoice::Owner
+        );
         assert_eq!(choose(Some(Role::Host), false, 99, 0), EdgeChoice::Owner);
         assert_eq!(choose(Some(Role::Audience), false, 0, 0), EdgeChoice::Edge);
     }

@@ -288,10 +288,9 @@ impl Mirror {
             room_settings: Some(self.settings),
             hidden: false,
         };
-        match self
-            .sfu
-            .join(&self.room, joining, Arc::new(Ghost), |_| ServerMessage::RoomEnded)
-        {
+        match self.sfu.join(&self.room, joining, Arc::new(Ghost), |_| {
+            ServerMessage::RoomEnded
+        }) {
             Ok((room, role)) => {
                 if role != p.role {
                     let _ = room.set_role(&p.id, p.role);
@@ -311,7 +310,9 @@ impl Mirror {
     fn announce(&self, publisher_id: String, track: Track) {
         let mut state = self.state.lock();
         let remote = state.unannounced.remove(&track.id);
-        state.announced.insert(track.id.clone(), (publisher_id, track));
+        state
+            .announced
+            .insert(track.id.clone(), (publisher_id, track));
         drop(state);
         if let Some(remote) = remote {
             self.bind(remote);

@@ -72,7 +72,11 @@ impl Cascade {
 
     /// This node's mirror of `room`, opened on `owner` if there is none yet (concurrent
     /// joins share one opening).
-    pub async fn mirror(self: &Arc<Self>, owner: &NodeInfo, room: &str) -> anyhow::Result<Arc<Mirror>> {
+    pub async fn mirror(
+        self: &Arc<Self>,
+        owner: &NodeInfo,
+        room: &str,
+    ) -> anyhow::Result<Arc<Mirror>> {
         let cell = Arc::clone(
             self.mirrors
                 .lock()

@@ -32,7 +32,7 @@ fn webinar() -> RoomState {
     let mut room = RoomState::default();
     let host = Joining {
         room_settings: Some(RoomSettings {
-        hidden: false,
+            hidden: false,
             webinar: true,
             ..RoomSettings::default()
         }),
@@ -188,7 +188,7 @@ fn settings_come_only_from_a_host_creating_the_room() {
     let mut room = RoomState::default();
     let presenter = Joining {
         room_settings: Some(RoomSettings {
-        hidden: false,
+            hidden: false,
             webinar: true,
             ..RoomSettings::default()
         }),
@@ -198,7 +198,7 @@ fn settings_come_only_from_a_host_creating_the_room() {
     assert!(!room.settings().webinar, "not a host");
     let host = Joining {
         room_settings: Some(RoomSettings {
-        hidden: false,
+            hidden: false,
             webinar: true,
             ..RoomSettings::default()
         }),
@@ -213,7 +213,7 @@ fn the_room_and_the_server_cap_members() {
     let mut room = RoomState::default();
     let host = Joining {
         room_settings: Some(RoomSettings {
-        hidden: false,
+            hidden: false,
             max_participants: Some(2),
             ..RoomSettings::default()
         }),
@@ -290,7 +290,7 @@ fn publisher_places_are_capped_and_released() {
     let mut room = RoomState::default();
     let host = Joining {
         room_settings: Some(RoomSettings {
-        hidden: false,
+            hidden: false,
             max_publishers: Some(1),
             ..RoomSettings::default()
         }),
