@@ -32,7 +32,6 @@ fn webinar() -> RoomState {
     let mut room = RoomState::default();
     let host = Joining {
         room_settings: Some(RoomSettings {
-            hidden: false,
             webinar: true,
             ..RoomSettings::default()
         }),
@@ -169,6 +168,25 @@ fn the_audience_sees_only_staff_and_is_announced_only_to_staff() {
 }
 
 #[test]
+fn a_hidden_relay_sees_the_staff_and_is_never_announced_listed_or_counted() {
+    let mut room = webinar();
+    join(&mut room, "viewer", None);
+    let relay = Joining {
+        hidden: true,
+        ..joining("relay", Some(Role::Audience))
+    };
+    let (welcome, effects) = room.join(relay, CAP).expect("the relay joins");
+    assert_eq!(ids(&welcome), ["host"], "it sees what the audience sees");
+    assert!(told(&effects, "host").iter().all(|m| joined_id(m).is_none()));
+    assert_eq!(room.audience_count(), 1);
+    assert!(room.participants().iter().all(|p| p.id != "relay"));
+    let (welcome, _) = join(&mut room, "guest", Some(Role::Presenter));
+    assert_eq!(ids(&welcome), ["host", "viewer"], "staff joining later");
+    let effects = room.leave("relay");
+    assert!(told(&effects, "host").is_empty(), "it leaves unseen");
+}
+
+#[test]
 fn resuming_sees_the_room_as_it_is_now() {
     let mut room = webinar();
     join(&mut room, "viewer", None);
@@ -188,7 +206,6 @@ fn settings_come_only_from_a_host_creating_the_room() {
     let mut room = RoomState::default();
     let presenter = Joining {
         room_settings: Some(RoomSettings {
-            hidden: false,
             webinar: true,
             ..RoomSettings::default()
         }),
@@ -198,7 +215,6 @@ fn settings_come_only_from_a_host_creating_the_room() {
     assert!(!room.settings().webinar, "not a host");
     let host = Joining {
         room_settings: Some(RoomSettings {
-            hidden: false,
             webinar: true,
             ..RoomSettings::default()
         }),
@@ -213,7 +229,6 @@ fn the_room_and_the_server_cap_members() {
     let mut room = RoomState::default();
     let host = Joining {
         room_settings: Some(RoomSettings {
-            hidden: false,
             max_participants: Some(2),
             ..RoomSettings::default()
         }),
@@ -290,7 +305,6 @@ fn publisher_places_are_capped_and_released() {
     let mut room = RoomState::default();
     let host = Joining {
         room_settings: Some(RoomSettings {
-            hidden: false,
             max_publishers: Some(1),
             ..RoomSettings::default()
         }),

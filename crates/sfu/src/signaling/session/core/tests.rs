@@ -587,7 +587,6 @@ fn a_full_room_of_publishers_refuses_one_more() {
     let room = Arc::new(Room::new("r".into()));
     let host = Joining {
         room_settings: Some(RoomSettings {
-            hidden: false,
             max_publishers: Some(1),
             ..RoomSettings::default()
         }),
