@@ -193,13 +193,7 @@ impl Mirror {
     async fn apply(&self, msg: ServerMessage) -> Option<MirrorEnd> {
         match msg {
             ServerMessage::ParticipantJoined { participant } => self.ghost_joined(participant),
-            ServerMessage::ParticipantLeft { participant_id } => {
-                if self.state.lock().ghosts.remove(&participant_id) {
-                    if let Some(room) = self.local_room() {
-                        self.sfu.leave(&room, &participant_id);
-                    }
-                }
-            }
+            ServerMessage::ParticipantLeft { participant_id } => self.ghost_left(&participant_id),
             ServerMessage::TrackPublished {
                 participant_id,
                 track,
@@ -243,15 +237,9 @@ impl Mirror {
             }
             ServerMessage::Chat { .. } => self.broadcast(msg),
             ServerMessage::RoleChanged {
-                ref participant_id,
+                participant_id,
                 role,
-            } => {
-                if self.state.lock().ghosts.contains(participant_id) {
-                    if let Some(room) = self.local_room() {
-                        let _ = room.set_role(participant_id, role);
-                    }
-                }
-            }
+            } => self.ghost_role(&participant_id, role),
             ServerMessage::RoomLocked { locked } => {
                 if let Some(room) = self.local_room() {
                     room.set_locked(locked);
@@ -264,6 +252,24 @@ impl Mirror {
             _ => {}
         }
         None
+    }
+
+    fn ghost_left(&self, id: &str) {
+        let was_here = self.state.lock().ghosts.remove(id);
+        match self.local_room() {
+            Some(room) if was_here => self.sfu.leave(&room, id),
+            _ => {}
+        }
+    }
+
+    fn ghost_role(&self, id: &str, role: Role) {
+        let here = self.state.lock().ghosts.contains(id);
+        match self.local_room() {
+            Some(room) if here => {
+                let _ = room.set_role(id, role);
+            }
+            _ => {}
+        }
     }
 
     fn broadcast(&self, msg: ServerMessage) {

@@ -17,18 +17,6 @@ use tokio::sync::OnceCell;
 
 use mirror::Mirror;
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn an_edge_join_is_an_audience_join() {
-        let join = super::as_audience(r#"{"type":"join","room":"r","name":"n"}"#);
-        let value: serde_json::Value = serde_json::from_str(&join).unwrap();
-        assert_eq!(value["role"], "audience");
-        assert_eq!(value["room"], "r");
-        assert_eq!(super::as_audience("not json"), "not json");
-    }
-}
-
 /// The query a node's relay connects to the owner's `/ws` with (see
 /// [`super::ClusterNode::is_cascade_relay`]).
 pub const RELAY_QUERY: &str = "cascade_relay=1";
@@ -121,5 +109,17 @@ impl Cascade {
                 mirror.close();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_edge_join_is_an_audience_join() {
+        let join = super::as_audience(r#"{"type":"join","room":"r","name":"n"}"#);
+        let value: serde_json::Value = serde_json::from_str(&join).unwrap();
+        assert_eq!(value["role"], "audience");
+        assert_eq!(value["room"], "r");
+        assert_eq!(super::as_audience("not json"), "not json");
     }
 }

@@ -177,7 +177,9 @@ fn a_hidden_relay_sees_the_staff_and_is_never_announced_listed_or_counted() {
     };
     let (welcome, effects) = room.join(relay, CAP).expect("the relay joins");
     assert_eq!(ids(&welcome), ["host"], "it sees what the audience sees");
-    assert!(told(&effects, "host").iter().all(|m| joined_id(m).is_none()));
+    assert!(told(&effects, "host")
+        .iter()
+        .all(|m| joined_id(m).is_none()));
     assert_eq!(room.audience_count(), 1);
     assert!(room.participants().iter().all(|p| p.id != "relay"));
     let (welcome, _) = join(&mut room, "guest", Some(Role::Presenter));
