@@ -44,7 +44,7 @@ done
 urls="ws://127.0.0.1:${ports[0]}/ws,ws://127.0.0.1:${ports[1]}/ws,ws://127.0.0.1:${ports[2]}/ws"
 ramp=$(( N / 10 + 8 ))
 "$BIN" bots --url "$urls" --room cascade --publishers 1 --subscribers "$N" --join-rate 10 \
-  --duration "$(( ramp + 20 ))s" --quiet --json "$work/bots.json" > "$work/bots.out" 2>&1 &
+  --duration "$(( ramp + 30 ))s" --quiet --json "$work/bots.json" > "$work/bots.out" 2>&1 &
 bots=$!
 pids+=($bots)
 sleep "$ramp"
