@@ -7,7 +7,7 @@
 //! The owner's room events reach the local room in the order the relay receives them (one
 //! task applies them): staff joining and leaving ("ghost" members here, whose mailboxes
 //! drop everything), tracks, mutes, chat, roles, lock, end. Across the relay go: the layer
-//! the edge's subscribers want (the highest any of them takes, or `off` when none does),
+//! the edge's subscribers want (the highest any of them takes, or `off` when it has none),
 //! keyframe requests (the local track's per-layer requester throttles them, so a wave of
 //! edge viewers costs the publisher one request per layer), and NACKs (the relay's
 //! PeerConnection asks the owner; the local track's cache answers the edge's viewers).
@@ -389,8 +389,8 @@ impl Mirror {
             .is_some_and(|at| now.saturating_duration_since(at) >= IDLE)
     }
 
-    /// Asks the owner for the layer this node's subscribers want of each simulcast track
-    /// (the highest any of them takes), or `off` when none takes any.
+    /// Asks the owner for the layer this node's subscribers want of each video track (the
+    /// highest any of them takes, at least the lowest), or `off` when it has none here.
     async fn update_demand(&self) {
         let mut asks = Vec::new();
         {
@@ -399,7 +399,10 @@ impl Mirror {
                 if t.track.info.kind != TrackKind::Video {
                     continue;
                 }
-                let demand = t.track.demanded_layer();
+                // With subscribers, at least the lowest layer keeps coming even while they
+                // are all paused or off here: what they will want is measured from it.
+                let demand =
+                    (t.track.subscriber_count() > 0).then(|| t.track.demanded_layer().unwrap_or(0));
                 if t.asked != Some(demand) {
                     t.asked = Some(demand);
                     asks.push((id.clone(), demand));
