@@ -209,7 +209,7 @@ impl Setup {
         });
     }
 
-    fn prepare(&mut self, buf: &mut Vec<u8>) -> roomcast_sfu::media::down_track::Prepared {
+    fn prepare(&mut self, buf: &mut Vec<u8>) -> roomcast_sfu::egress::Prepared {
         self.next_packet();
         let incoming = self.incoming(Instant::now());
         self.down.prepare(&incoming, buf).expect("forwarded")
@@ -240,8 +240,9 @@ fn allocations_per_packet() {
         let before = ALLOCATIONS.load(Relaxed);
         for _ in 0..N {
             s.next_packet();
-            let incoming = s.incoming(Instant::now());
-            s.down.forward(&incoming, &mut buf);
+            let now = Instant::now();
+            let incoming = s.incoming(now);
+            s.down.forward(&incoming, &mut buf, now);
         }
         let forwarded = ALLOCATIONS.load(Relaxed) - before;
         println!(
@@ -281,8 +282,9 @@ fn bench(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("forward", name), |b| {
             b.iter(|| {
                 s.next_packet();
-                let incoming = s.incoming(Instant::now());
-                s.down.forward(&incoming, &mut buf)
+                let now = Instant::now();
+                let incoming = s.incoming(now);
+                s.down.forward(&incoming, &mut buf, now)
             })
         });
     }

@@ -259,6 +259,7 @@ pub fn router_with_control(
         .merge(cluster_api.unwrap_or_default())
         .route("/ws", get(ws_upgrade))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route("/api/stats", get(stats))
         .route("/metrics", get(metrics))
         .merge(admin_routes(&sfu, &control))
@@ -275,6 +276,28 @@ pub fn router_with_control(
             control,
             join_limiter,
         })
+}
+
+/// Whether a load balancer should send new clients here: 200 while serving, 503 once the
+/// server is shutting down or (on a cluster node) draining. `/healthz` stays 200 while the
+/// process runs, so a liveness check does not kill a draining node.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let draining = state
+        .control
+        .cluster
+        .as_ref()
+        .is_some_and(|node| node.cluster.state() == roomcast_cluster::NodeState::Draining);
+    let not_ready = if *state.control.shutdown.borrow() {
+        Some("shutting down\n")
+    } else if draining {
+        Some("draining\n")
+    } else {
+        None
+    };
+    match not_ready {
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
+        None => "ready\n".into_response(),
+    }
 }
 
 /// Every room's name and counters: with an admin key, only for requests that carry it.

@@ -27,13 +27,38 @@ const ROOMCAST: &str = env!("CARGO_BIN_EXE_roomcast");
 /// For a `roomcast bots` run: joining, the media it checks, leaving.
 const BOTS_LIMIT: Duration = Duration::from_secs(120);
 
+/// The namespace test adds addresses to this host and removes them when it ends. A server
+/// started meanwhile announces them, and a client on this host may pair with one; when the
+/// address goes, that pair goes, and the client's media connection fails (the server's
+/// sends get "network unreachable"). That is what a vanishing interface does to any ICE
+/// session, and browsers restart ICE for it; here it is one test changing another's host.
+/// So every other test holds this shared while its server runs, and the namespace test holds
+/// it exclusively.
+static HOST_ADDRESSES: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// A `roomcast` server process, killed when dropped.
 struct Server {
     child: Child,
+    /// Shared hold on [`HOST_ADDRESSES`] (none for the test that changes them).
+    _addresses: Option<tokio::sync::RwLockReadGuard<'static, ()>>,
     http_port: u16,
     udp_port: u16,
     /// Its log (JSON lines) so far.
     log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// The last `n` lines of its log above debug level (joins, media connections lost,
+    /// warnings), for a failure's message.
+    fn log_tail(&self, n: usize) -> String {
+        let log = self.log.lock().expect("log");
+        let kept: Vec<&str> = log
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !l.contains("\"level\":\"DEBUG\"") && !l.contains("\"level\":\"TRACE\""))
+            .collect();
+        kept[kept.len().saturating_sub(n)..].join("\n")
+    }
 }
 
 impl Drop for Server {
@@ -59,6 +84,14 @@ fn free_tcp_port(host: &str) -> u16 {
 /// ones), `http_host` is where HTTP listens (`0.0.0.0` as in the README, or `::` for
 /// clients that come over IPv6).
 async fn readme_server(http_host: &str) -> Server {
+    let addresses = HOST_ADDRESSES.read().await;
+    let mut server = readme_server_while_addresses_change(http_host).await;
+    server._addresses = Some(addresses);
+    server
+}
+
+/// [`readme_server`] for the test that holds [`HOST_ADDRESSES`] exclusively.
+async fn readme_server_while_addresses_change(http_host: &str) -> Server {
     let http_port = free_tcp_port(http_host);
     let http_addr = SocketAddr::new(http_host.parse().expect("host"), http_port);
     let udp_port = free_udp_port();
@@ -100,6 +133,7 @@ async fn readme_server(http_host: &str) -> Server {
     });
     Server {
         child,
+        _addresses: None,
         http_port,
         udp_port,
         log,
@@ -153,15 +187,20 @@ async fn run_bots(netns: Option<&str>, url: &str, room: &str, args: &[&str]) -> 
         .expect("roomcast bots runs")
 }
 
-fn assert_every_track_arrived(what: &str, out: &Output) {
+/// Fails with the bots' report, their errors and the server's log (its info and warnings:
+/// joins, media connections lost) if any track is missing.
+fn assert_every_track_arrived(what: &str, out: &Output, server: &Server) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("result: ok"),
-        "{what}: {}\n{}\n{}",
+    if out.status.success() && stdout.contains("result: ok") {
+        return;
+    }
+    panic!(
+        "{what}: {}\n{}\n{}\nserver log:\n{}",
         out.status,
         tail(&stdout, 30),
-        tail(&stderr, 30)
+        tail(&stderr, 30),
+        server.log_tail(60)
     );
 }
 
@@ -183,7 +222,7 @@ async fn the_readme_defaults_give_every_bot_every_track() {
         ],
     )
     .await;
-    assert_every_track_arrived("2 publishers, 8 subscribers over IPv4", &out);
+    assert_every_track_arrived("2 publishers, 8 subscribers over IPv4", &out, &server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,7 +247,7 @@ async fn bots_over_ipv6_get_every_track() {
         ],
     )
     .await;
-    assert_every_track_arrived("bots on ::1", &out);
+    assert_every_track_arrived("bots on ::1", &out, &server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,8 +280,9 @@ async fn chromium_and_a_bot_exchange_media_with_the_readme_defaults() {
     assert_eq!(
         result["ok"],
         true,
-        "browser side: {result}\n{}",
-        tail(&stderr, 30)
+        "browser side: {result}\n{}\nserver log:\n{}",
+        tail(&stderr, 30),
+        server.log_tail(60)
     );
     let browser = result["participant_id"].as_str().expect("participant id");
     bot.wait_for_media(
@@ -418,9 +458,10 @@ impl Drop for Namespace {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_behind_a_second_address_get_every_track() {
+    let _alone = HOST_ADDRESSES.write().await;
     let ns = Namespace::create();
     // HTTP on both families, for the IPv6 run; media as the README has it.
-    let server = readme_server("::").await;
+    let server = readme_server_while_addresses_change("::").await;
     let n = ns.n;
     let port = server.http_port;
     let v4 = format!("ws://10.214.{n}.1:{port}/ws");
@@ -438,7 +479,7 @@ async fn clients_behind_a_second_address_get_every_track() {
         ],
     )
     .await;
-    assert_every_track_arrived("bots reaching 10.214.N.1 from a namespace", &out);
+    assert_every_track_arrived("bots reaching 10.214.N.1 from a namespace", &out, &server);
     let v6 = format!("ws://[fd53:{n}::1]:{port}/ws");
     let out = run_bots(
         Some(&ns.name),
@@ -454,5 +495,5 @@ async fn clients_behind_a_second_address_get_every_track() {
         ],
     )
     .await;
-    assert_every_track_arrived("bots reaching fd53:N::1 from a namespace", &out);
+    assert_every_track_arrived("bots reaching fd53:N::1 from a namespace", &out, &server);
 }

@@ -161,11 +161,12 @@ pub fn summary(report: &Report, leave: Option<LeaveResult>, interrupted: bool) -
         add(
             "",
             format!(
-                "missing: {} ← {} {} (room {})",
+                "missing: {} ← {} {} (room {}; media connection {})",
                 missing.subscriber,
                 missing.publisher,
                 kind(missing.kind),
-                missing.room
+                missing.room,
+                missing.connection
             ),
         );
     }

@@ -132,6 +132,9 @@ fn video_codec(mime_type: &str, fmtp: String, payload_type: u8) -> RTCRtpCodecPa
     }
 }
 
+/// Connectivity checks per candidate pair (one per 200 ms) before the bot gives the pair up.
+const ICE_CHECKS_PER_PAIR: u16 = 40;
+
 /// Whether the server is on this machine; then ICE uses loopback addresses only.
 pub(crate) fn is_loopback_url(url: &str) -> bool {
     let Ok(uri) = url.parse::<Uri>() else {
@@ -234,6 +237,9 @@ pub(crate) async fn new_peer_connection(
         NetworkType::Udp4
     }]);
     settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
+    // Keep checking a pair for 8 s, not webrtc-ice's 1.6 s: a bot on a busy machine (the
+    // load tester's own) must not give up on a server that answers late.
+    settings.set_ice_max_binding_requests(Some(ICE_CHECKS_PER_PAIR));
     if loopback_only {
         settings.set_include_loopback_candidate(true);
         settings.set_ip_filter(Box::new(|ip: IpAddr| ip.is_loopback()));

@@ -160,6 +160,10 @@ pub struct MissingTrack {
     pub room: String,
     pub publisher: String,
     pub kind: TrackKind,
+    /// The subscriber's media connection when the track was found missing (`new`,
+    /// `connecting`, `connected`, `failed`…): `connected` points at forwarding, anything
+    /// else at ICE/DTLS.
+    pub connection: String,
 }
 
 /// A bot that did not join.
@@ -274,6 +278,8 @@ pub(crate) struct Observation {
     pub failure: Option<JoinFailure>,
     /// Empty once the bot has left.
     pub tracks: Vec<RemoteTrackStats>,
+    /// The bot's media connection state (`None` before it has a bot).
+    pub connection: Option<String>,
 }
 
 /// Counts that `progress` needs, cheap enough for several times a second.
@@ -369,6 +375,7 @@ pub(crate) fn tally(plans: &[BotPlan], obs: &[Observation], list_missing: bool) 
                             room: plans[i].room.clone(),
                             publisher: plans[p].name.clone(),
                             kind,
+                            connection: o.connection.clone().unwrap_or_else(|| "none".into()),
                         });
                     }
                 }
@@ -744,6 +751,7 @@ mod tests {
             join_took: Some(Duration::from_millis(100)),
             failure: None,
             tracks,
+            connection: Some("connected".into()),
         };
         let now = ms(start, 2000);
         let obs = vec![
@@ -817,6 +825,7 @@ mod tests {
                 room: "r".into(),
                 publisher: "pub".into(),
                 kind: TrackKind::Video,
+                connection: "connected".into(),
             }]
         );
         assert_eq!(t.packets, 100 + 100 + 99 + 300 + 100);

@@ -291,6 +291,7 @@ impl Inner {
                             join_took: slot.took,
                             failure: slot.failure.clone(),
                             tracks: Vec::new(),
+                            connection: None,
                         },
                         slot.bot.clone(),
                     )
@@ -300,6 +301,7 @@ impl Inner {
         for (observation, bot) in observations.iter_mut().zip(bots) {
             if let Some(bot) = bot {
                 observation.tracks = bot.remote_tracks();
+                observation.connection = Some(bot.peer_connection_state().to_string());
             }
         }
         observations

@@ -2,9 +2,11 @@
 //! PeerConnection, whose published tracks are forwarded unchanged to everyone else.
 //!
 //! Reading order for one packet: [`ingress`] (taken off the media socket, decrypted) →
-//! [`media::published_track`] (fanned out to subscribers) →
-//! [`media::down_track`] (rewrite for one subscriber) → [`egress`] (encrypt, send) → [`media::subscriber_rtcp`]
-//! (the subscriber's PLI/NACK coming back). The media port under them is `roomcast_udp`.
+//! [`media::published_track`] (the receiving half: layers, keyframes, cache) →
+//! [`media::fan_out`] (to every subscriber) → [`media::down_track`] (rewrite for one
+//! subscriber) → [`egress`] (number, encrypt, send, record) → [`ingress::rtcp`] (the
+//! subscriber's NACK/PLI and feedback coming back). The media port under them is
+//! `roomcast_udp`.
 //!
 //! Reading order for one client message: [`signaling::session`] (the session's task) →
 //! [`signaling::session::core`] (its decisions, without I/O) → [`signaling::session::core::cmd`]

@@ -130,15 +130,17 @@ impl PeerFactory {
             .lock()
             .take()
             .ok_or_else(|| SfuError::Internal("interceptor chain was not built".into()))?;
+        let egress = Arc::new(Egress::new(Arc::clone(&self.mux)));
         Ok(Peer {
             pc,
             api,
             interceptor,
-            egress: Arc::new(Egress::new(Arc::clone(&self.mux))),
             feedback: Arc::new(TransportFeedback::new(
                 Arc::clone(&self.mux),
+                Arc::clone(&egress),
                 Instant::now(),
             )),
+            egress,
         })
     }
 }

@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::sdp::extmap::TRANSPORT_CC_URI;
 
+use crate::egress::Egress;
 use crate::ingress::Ingress;
 
 /// How often feedback is sent: Chrome's own rate at video bitrates is 50–100 ms.
@@ -63,7 +64,9 @@ struct Running {
 }
 
 impl TransportFeedback {
-    pub fn new(mux: Arc<UdpMux>, epoch: Instant) -> Self {
+    /// `egress` is the same connection's send side (whose estimator the peer's feedback
+    /// feeds).
+    pub fn new(mux: Arc<UdpMux>, egress: Arc<Egress>, epoch: Instant) -> Self {
         TransportFeedback {
             mux,
             extension_id: AtomicU8::new(0),
@@ -73,7 +76,7 @@ impl TransportFeedback {
             }),
             sender_ssrc: rand::random::<u32>().max(1),
             running: Mutex::default(),
-            ingress: Arc::new(Ingress::new(epoch)),
+            ingress: Arc::new(Ingress::new(egress, epoch)),
         }
     }
 

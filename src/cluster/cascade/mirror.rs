@@ -491,7 +491,8 @@ async fn forward(
         let Some(input) = inputs.get(layer).or(inputs.first()) else {
             break;
         };
-        let wanted = track.receive(packet, input, Instant::now(), &mut scratch);
+        let now = Instant::now();
+        let wanted = track.receive(packet, input, now, now, &mut scratch);
         for layer in wanted.iter() {
             track.request_keyframe(layer).await;
         }

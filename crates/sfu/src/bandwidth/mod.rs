@@ -33,7 +33,7 @@ mod rate;
 pub mod send_history;
 pub mod subscriber;
 #[cfg(test)]
-mod test_util;
+pub(crate) mod test_util;
 
 pub use delay::Usage;
 pub use estimator::{BandwidthEstimator, EstimatorConfig};

@@ -14,7 +14,7 @@ pub mod rtp_header;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use parking_lot::Mutex;
@@ -60,6 +60,22 @@ impl Route {
     }
 }
 
+/// A packet written for one subscriber into the send buffer (header, then payload), ready
+/// for [`Egress::send`].
+#[derive(Debug, Clone, Copy)]
+pub struct Prepared {
+    pub header_len: usize,
+    /// Where the header leaves room for this packet's transport-wide sequence number, when
+    /// the subscriber uses transport-cc: the egress numbers packets in the order it sends
+    /// them.
+    pub transport_seq_at: Option<usize>,
+    pub ssrc: u32,
+    pub sequence_number: u16,
+    pub roc: u32,
+    /// A NACK answer, which spends the retransmission budget instead of earning it.
+    pub resend: bool,
+}
+
 /// Until a receiver report says otherwise.
 const DEFAULT_RTT: Duration = Duration::from_millis(100);
 
@@ -95,7 +111,7 @@ impl Egress {
         self.route.load().is_some()
     }
 
-    pub fn next_transport_seq(&self) -> u16 {
+    fn next_transport_seq(&self) -> u16 {
         self.transport_seq.fetch_add(1, Ordering::Relaxed)
     }
 
@@ -113,7 +129,7 @@ impl Egress {
     }
 
     /// Counts `bytes` of forwarded (first-time) RTP towards the retransmission budget.
-    pub fn note_forwarded(&self, bytes: usize) {
+    fn note_forwarded(&self, bytes: usize) {
         self.forwarded_bytes
             .fetch_add(bytes as u64, Ordering::Relaxed);
     }
@@ -125,22 +141,40 @@ impl Egress {
             .allow(self.forwarded_bytes.load(Ordering::Relaxed), bytes)
     }
 
-    /// Protects and sends the RTP packet in `packet` (`header_len` bytes of header, then
-    /// the payload, with room for the SRTP tag).
-    pub fn send_rtp(
+    /// Sends the packet a down track wrote into `buf`, at `now`: numbers it for
+    /// transport-cc, protects it in place, sends it, and records it in the send history
+    /// (which the subscriber's feedback is read against) and the retransmission budget.
+    pub fn send(
         &self,
-        packet: &mut Vec<u8>,
-        header_len: usize,
-        ssrc: u32,
-        seq: u16,
-        roc: u32,
+        packet: &Prepared,
+        buf: &mut Vec<u8>,
+        now: Instant,
     ) -> Result<(), SendError> {
         let route = self.route.load();
         let route = route.as_ref().ok_or(SendError::NotConnected)?;
-        route.protect(packet, header_len, ssrc, seq, roc)?;
+        let transport_seq = packet.transport_seq_at.and_then(|at| {
+            let slot = buf.get_mut(at..at + 2)?;
+            let seq = self.next_transport_seq();
+            slot.copy_from_slice(&seq.to_be_bytes());
+            Some(seq)
+        });
+        route.protect(
+            buf,
+            packet.header_len,
+            packet.ssrc,
+            packet.sequence_number,
+            packet.roc,
+        )?;
         self.mux
-            .send(packet, &route.path)
-            .map_err(|e| SendError::Socket(e.kind()))
+            .send(buf, &route.path)
+            .map_err(|e| SendError::Socket(e.kind()))?;
+        if let Some(seq) = transport_seq {
+            self.bandwidth.history.record(seq, buf.len(), now);
+        }
+        if !packet.resend {
+            self.note_forwarded(buf.len());
+        }
+        Ok(())
     }
 
     /// Takes the SRTP keys from the finished DTLS handshake and the address from ICE's
@@ -186,7 +220,7 @@ impl Egress {
         })));
     }
 
-    /// Protects a packet in place (what [`Egress::send_rtp`] does before the socket write;
+    /// Protects a packet in place (what [`Egress::send`] does before the socket write;
     /// benchmarks call it alone) and says where it goes.
     pub fn protect_rtp(
         &self,

@@ -16,7 +16,18 @@ pub struct RtpHeader<'a> {
 /// form when every id is 1–14 and every value 1–16 bytes, the two-byte form otherwise;
 /// elements that fit neither are skipped.
 pub fn write_rtp_header(buf: &mut Vec<u8>, h: &RtpHeader, extensions: &[(u8, &[u8])]) -> usize {
+    write_rtp_header_at(buf, h, extensions).0
+}
+
+/// [`write_rtp_header`], also saying where the last extension element's value was written
+/// (the transport-wide sequence number's place, which the egress fills in at the send).
+pub fn write_rtp_header_at(
+    buf: &mut Vec<u8>,
+    h: &RtpHeader,
+    extensions: &[(u8, &[u8])],
+) -> (usize, Option<usize>) {
     buf.clear();
+    let mut last_value_at = None;
     let csrc_count = h.csrc.len().min(15);
     let has_extensions = !extensions.is_empty();
     buf.push(0x80 | (u8::from(has_extensions) << 4) | csrc_count as u8);
@@ -45,6 +56,7 @@ pub fn write_rtp_header(buf: &mut Vec<u8>, h: &RtpHeader, extensions: &[(u8, &[u
                 buf.push(id);
                 buf.push(value.len() as u8);
             }
+            last_value_at = Some(buf.len());
             buf.extend_from_slice(value);
         }
         while !(buf.len() - start).is_multiple_of(4) {
@@ -53,7 +65,7 @@ pub fn write_rtp_header(buf: &mut Vec<u8>, h: &RtpHeader, extensions: &[(u8, &[u
         let words = ((buf.len() - start) / 4) as u16;
         buf[length_at..length_at + 2].copy_from_slice(&words.to_be_bytes());
     }
-    buf.len()
+    (buf.len(), last_value_at)
 }
 
 #[cfg(test)]

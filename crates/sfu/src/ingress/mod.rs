@@ -10,33 +10,41 @@
 //!
 //! What webrtc-rs's receive interceptors did for those streams is ours too: NACKs to the
 //! publisher ([`NackGenerator`]) and receiver reports ([`ReceptionStats`], with LSR from
-//! the publisher's sender reports, read from a decrypted copy of its SRTCP). They are sent
-//! by the connection's transport-cc timer ([`crate::transport_feedback`]), whose fast
-//! path offers every datagram here after recording it.
+//! the publisher's sender reports). They are sent by the connection's transport-cc timer
+//! ([`crate::transport_feedback`]), whose fast path offers every datagram here after
+//! recording it.
 //!
-//! Everything else still goes to webrtc-rs unchanged: RTCP, and RTP of SSRCs without a
-//! reader (a new simulcast layer before webrtc-rs has announced it, bandwidth probes),
-//! since webrtc-rs must see a stream's first packets to announce it.
+//! The peer's SRTCP is read here too ([`rtcp`]): a subscriber's NACKs are answered from
+//! the publisher's cache, its PLI/FIR become keyframe requests, and its receiver reports,
+//! transport-cc feedback and REMB go to the connection's estimator, all on the socket's
+//! reader task.
+//!
+//! Everything else still goes to webrtc-rs unchanged: RTCP the fast path does not know,
+//! and RTP of SSRCs without a reader (a new simulcast layer before webrtc-rs has announced
+//! it, bandwidth probes), since webrtc-rs must see a stream's first packets to announce it.
 pub mod nack_generator;
 pub mod reception_stats;
+pub mod rtcp;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ::rtcp::receiver_report::ReceiverReport;
+use ::rtcp::transport_feedbacks::transport_layer_nack::{
+    nack_pairs_from_sequence_numbers, TransportLayerNack,
+};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use parking_lot::Mutex;
 use roomcast_udp::Verdict;
-use rtcp::receiver_report::ReceiverReport;
-use rtcp::transport_feedbacks::transport_layer_nack::{
-    nack_pairs_from_sequence_numbers, TransportLayerNack,
-};
 use rtp::packet::Packet;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::util::Unmarshal;
 
+use crate::egress::Egress;
+use crate::media::down_track::DownTrack;
 use crate::media::published_track::{LayerInput, PublishedTrack, SEND_BUFFER_BYTES};
 use crate::srtp::index::roc_of;
 use crate::srtp::{RtpIndex, SrtpSession};
@@ -50,11 +58,6 @@ pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Keyframe requests waiting for the connection's task; more are dropped (the next packet
 /// of a waiting subscriber asks again).
 const KEYFRAME_QUEUE: usize = 64;
-/// SRTCP longer than this is not read for sender reports (browsers send a few hundred
-/// bytes).
-const MAX_SRTCP: usize = 1500;
-/// An RTCP sender report's packet type.
-const RTCP_SR: u8 = 200;
 /// RFC 3550 allows 31 report blocks in one receiver report.
 const MAX_REPORT_BLOCKS: usize = 31;
 
@@ -66,6 +69,13 @@ struct Stream {
     track: Arc<PublishedTrack>,
     input: LayerInput,
     state: Mutex<StreamState>,
+}
+
+/// A track the connection sends to its peer, found by the SSRC the peer knows it by.
+#[derive(Clone)]
+struct Subscribed {
+    track: Arc<PublishedTrack>,
+    down: Arc<DownTrack>,
 }
 
 struct StreamState {
@@ -87,6 +97,10 @@ pub struct IngressCounters {
     pub nacked: AtomicU64,
     /// Arrived after being missing.
     pub recovered: AtomicU64,
+    /// SRTCP compound packets handled here.
+    pub rtcp: AtomicU64,
+    /// SRTCP refused by the replay window.
+    pub rtcp_replayed: AtomicU64,
 }
 
 /// One publisher connection's receive fast path.
@@ -94,6 +108,11 @@ pub struct Ingress {
     /// The peer's SRTP keys, once DTLS has given them.
     keys: ArcSwapOption<SrtpSession>,
     streams: ArcSwap<Vec<Arc<Stream>>>,
+    /// The tracks the connection sends (its subscriptions), for the peer's RTCP.
+    subscribed: ArcSwap<Vec<Subscribed>>,
+    /// The connection's send side: its estimator and round trip.
+    egress: Arc<Egress>,
+    rtcp: Mutex<rtcp::RtcpState>,
     /// Where each subscriber's copy is built. Only the socket's reader task takes it.
     scratch: Mutex<Vec<u8>>,
     keyframes: mpsc::Sender<KeyframeRequest>,
@@ -107,11 +126,15 @@ pub struct Ingress {
 }
 
 impl Ingress {
-    pub fn new(epoch: Instant) -> Self {
+    /// `egress` is the same connection's send side.
+    pub fn new(egress: Arc<Egress>, epoch: Instant) -> Self {
         let (keyframes, queue) = mpsc::channel(KEYFRAME_QUEUE);
         Ingress {
             keys: ArcSwapOption::empty(),
             streams: ArcSwap::from_pointee(Vec::new()),
+            subscribed: ArcSwap::from_pointee(Vec::new()),
+            egress,
+            rtcp: Mutex::default(),
             scratch: Mutex::new(Vec::with_capacity(SEND_BUFFER_BYTES)),
             keyframes,
             keyframe_queue: Mutex::new(Some(queue)),
@@ -167,6 +190,30 @@ impl Ingress {
         });
     }
 
+    /// Hands the peer's RTCP about `down` (sent on this connection) to it from now on.
+    pub fn subscribe(&self, track: &Arc<PublishedTrack>, down: &Arc<DownTrack>) {
+        let sub = Subscribed {
+            track: Arc::clone(track),
+            down: Arc::clone(down),
+        };
+        self.subscribed.rcu(|list| {
+            let mut next = Vec::with_capacity(list.len() + 1);
+            next.extend(list.iter().cloned());
+            next.push(sub.clone());
+            next
+        });
+    }
+
+    /// No more RTCP about `down` here (the subscription ended).
+    pub fn unsubscribe(&self, down: &Arc<DownTrack>) {
+        self.subscribed.rcu(|list| {
+            list.iter()
+                .filter(|s| !Arc::ptr_eq(&s.down, down))
+                .cloned()
+                .collect::<Vec<_>>()
+        });
+    }
+
     /// Forgets the keys, the streams and the keyframe task (the connection is closing).
     pub fn stop(&self) {
         let c = &self.counters;
@@ -176,10 +223,13 @@ impl Ingress {
             unauthenticated = c.unauthenticated.load(Ordering::Relaxed),
             nacked = c.nacked.load(Ordering::Relaxed),
             recovered = c.recovered.load(Ordering::Relaxed),
+            rtcp = c.rtcp.load(Ordering::Relaxed),
+            rtcp_replayed = c.rtcp_replayed.load(Ordering::Relaxed),
             "receive fast path stopped"
         );
         self.keys.store(None);
         self.streams.store(Arc::new(Vec::new()));
+        self.subscribed.store(Arc::new(Vec::new()));
         if let Some(task) = self.keyframe_task.lock().take() {
             task.abort();
         }
@@ -199,8 +249,7 @@ impl Ingress {
             return Verdict::Pass;
         };
         if (192..=223).contains(&second) {
-            self.read_sender_reports(packet, at);
-            return Verdict::Pass;
+            return self.receive_rtcp(packet, at);
         }
         self.receive_rtp(packet, at)
     }
@@ -250,7 +299,12 @@ impl Ingress {
         };
         let mut wanted = {
             let mut scratch = self.scratch.lock();
-            stream.track.receive(rtp, &stream.input, at, &mut scratch)
+            // Read once per packet: when every subscriber's copy is sent, for the send
+            // history its transport-cc feedback is read against.
+            let now = Instant::now();
+            stream
+                .track
+                .receive(rtp, &stream.input, at, now, &mut scratch)
         };
         c.forwarded.fetch_add(1, Ordering::Relaxed);
         if arrival == Arrival::TooLarge {
@@ -263,48 +317,12 @@ impl Ingress {
         Verdict::Consumed
     }
 
-    /// Notes the sender reports of a compound SRTCP packet for the streams it names, from a
-    /// decrypted copy (the packet itself goes on to webrtc-rs).
-    fn read_sender_reports(&self, packet: &[u8], at: Instant) {
-        if packet.len() > MAX_SRTCP || self.streams.load().is_empty() {
-            return;
-        }
-        let keys = self.keys.load();
-        let Some(keys) = keys.as_ref() else {
-            return;
-        };
-        let mut copy = [0u8; MAX_SRTCP];
-        let copy = &mut copy[..packet.len()];
-        copy.copy_from_slice(packet);
-        let Ok(len) = keys.unprotect_rtcp(copy) else {
-            return;
-        };
-        let mut rest = &copy[..len];
-        while rest.len() >= 4 {
-            let words = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
-            let size = (words + 1) * 4;
-            if rest[1] == RTCP_SR && rest.len() >= 16 {
-                let ssrc = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]);
-                let mut ntp = [0u8; 8];
-                ntp.copy_from_slice(&rest[8..16]);
-                if let Some(stream) = self.stream(ssrc) {
-                    stream
-                        .state
-                        .lock()
-                        .stats
-                        .on_sender_report(u64::from_be_bytes(ntp), at);
-                }
-            }
-            rest = rest.get(size..).unwrap_or_default();
-        }
-    }
-
     /// Appends the RTCP due at `now` towards the publisher: NACKs for what is missing, and
     /// every [`REPORT_INTERVAL`] a receiver report.
     pub fn build_rtcp(
         &self,
         now: Instant,
-        out: &mut Vec<Box<dyn rtcp::packet::Packet + Send + Sync>>,
+        out: &mut Vec<Box<dyn ::rtcp::packet::Packet + Send + Sync>>,
     ) {
         let streams = self.streams.load();
         if streams.is_empty() {

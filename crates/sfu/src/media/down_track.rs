@@ -24,8 +24,8 @@ use super::header_extensions::{ExtensionList, IncomingExtensions, OutgoingExtens
 use super::layer_selector::{Decision, LayerSelector, LayerSet};
 use super::retransmission::{NotResent, ResendLog};
 use super::rtp_munger::{Munged, Rewind, RtpMunger, SegmentStart, Vp8Ids};
-use crate::egress::rtp_header::{write_rtp_header, RtpHeader};
-use crate::egress::{Egress, SendError};
+use crate::egress::rtp_header::{write_rtp_header_at, RtpHeader};
+use crate::egress::{Egress, Prepared, SendError};
 use crate::srtp::RolloverCounter;
 use roomcast_codec::vp8::{write_picture_id, DescriptorFields};
 
@@ -85,17 +85,6 @@ pub struct Incoming<'a> {
     pub extensions: IncomingExtensions,
     pub codecs: &'a [RTCRtpCodecParameters],
     pub received_at: Instant,
-}
-
-/// A packet written for one subscriber, ready to protect and send.
-#[derive(Debug, Clone, Copy)]
-pub struct Prepared {
-    pub header_len: usize,
-    /// This packet's transport-wide sequence number, when the subscriber uses transport-cc.
-    pub transport_seq: Option<u16>,
-    pub ssrc: u32,
-    pub sequence_number: u16,
-    pub roc: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,16 +248,13 @@ impl DownTrack {
         }
     }
 
-    /// Rewrites `incoming` for this subscriber into `buf` and sends it. `buf` is the
-    /// caller's reusable buffer, so the steady state allocates nothing here.
-    pub fn forward(&self, incoming: &Incoming<'_>, buf: &mut Vec<u8>) -> Forwarded {
+    /// Rewrites `incoming` for this subscriber into `buf` and sends it at `now`. `buf` is
+    /// the caller's reusable buffer, so the steady state allocates nothing here.
+    pub fn forward(&self, incoming: &Incoming<'_>, buf: &mut Vec<u8>, now: Instant) -> Forwarded {
         let outcome = match self.prepare(incoming, buf) {
-            Ok(packet) => self.send(packet, buf),
+            Ok(packet) => self.send(&packet, buf, now),
             Err(not_sent) => not_sent,
         };
-        if outcome == Forwarded::Sent {
-            self.egress.note_forwarded(buf.len());
-        }
         self.note_outcome(outcome, incoming.layer);
         outcome
     }
@@ -364,7 +350,7 @@ impl DownTrack {
         sent.last = Some((munged.timestamp, incoming.received_at));
         let roc = state.rollover.roc_for(munged.sequence_number);
         drop(state);
-        Ok(self.write(binding, incoming, munged, out_pt, roc, buf))
+        Ok(self.write(binding, incoming, munged, out_pt, roc, buf, false))
     }
 
     /// Decides whether to resend the packet the subscriber NACKed as `out_seq`: not if it
@@ -381,14 +367,15 @@ impl DownTrack {
         state.munger.rewind(out_seq).ok_or(NotResent::Unknown)
     }
 
-    /// Sends a cached packet again (a NACK answer), numbered as it was the first time, and
-    /// logs when (`incoming.received_at`).
+    /// Sends a cached packet again at `now` (a NACK answer), numbered as it was the first
+    /// time, and logs when.
     pub fn retransmit(
         &self,
         incoming: &Incoming<'_>,
         out_seq: u16,
         rewind: Rewind,
         buf: &mut Vec<u8>,
+        now: Instant,
     ) -> Forwarded {
         let binding = self.binding.load();
         let Some(binding) = binding.as_ref() else {
@@ -403,19 +390,20 @@ impl DownTrack {
             if from != src.header.payload_type {
                 return Forwarded::NoCodec;
             }
-            let at = incoming.received_at;
             state
                 .resent
-                .get_or_insert_with(|| Box::new(ResendLog::new(at)))
-                .record(out_seq, at);
+                .get_or_insert_with(|| Box::new(ResendLog::new(now)))
+                .record(out_seq, now);
             (to, state.rollover.roc_for(out_seq))
         };
         let munged = rewind.munged(out_seq, src.header.timestamp, vp8_ids(incoming.vp8));
-        let packet = self.write(binding, incoming, munged, out_pt, roc, buf);
-        self.send(packet, buf)
+        let packet = self.write(binding, incoming, munged, out_pt, roc, buf, true);
+        self.send(&packet, buf, now)
     }
 
-    /// Writes the outgoing header and the payload into `buf`.
+    /// Writes the outgoing header and the payload into `buf`, with room for the
+    /// transport-wide sequence number the egress gives it.
+    #[allow(clippy::too_many_arguments)]
     fn write(
         &self,
         binding: &Binding,
@@ -424,13 +412,10 @@ impl DownTrack {
         payload_type: u8,
         roc: u32,
         buf: &mut Vec<u8>,
+        resend: bool,
     ) -> Prepared {
         let src = incoming.packet;
-        let transport_seq = if binding.extensions.has_transport_cc() {
-            self.egress.next_transport_seq().to_be_bytes()
-        } else {
-            [0, 0]
-        };
+        let transport_seq = [0, 0];
         let mut extensions: ExtensionList = [(0, &[]); 4];
         let n = binding.extensions.collect(
             incoming.extensions,
@@ -446,42 +431,27 @@ impl DownTrack {
             ssrc: binding.ssrc,
             csrc: &src.header.csrc,
         };
-        let header_len = write_rtp_header(buf, &header, &extensions[..n]);
+        let (header_len, last_value_at) = write_rtp_header_at(buf, &header, &extensions[..n]);
         buf.extend_from_slice(&src.payload);
         if let Some(fields) = incoming.vp8 {
             rewrite_vp8_ids(&mut buf[header_len..], fields, munged.vp8);
         }
         Prepared {
             header_len,
-            transport_seq: binding
-                .extensions
-                .has_transport_cc()
-                .then(|| u16::from_be_bytes(transport_seq)),
+            // Transport-cc is the last element when negotiated.
+            transport_seq_at: last_value_at.filter(|_| binding.extensions.has_transport_cc()),
             ssrc: binding.ssrc,
             sequence_number: munged.sequence_number,
             roc,
+            resend,
         }
     }
 
-    /// Protects and sends a packet [`DownTrack::prepare`] wrote.
-    pub fn send(&self, packet: Prepared, buf: &mut Vec<u8>) -> Forwarded {
-        let sent = self.egress.send_rtp(
-            buf,
-            packet.header_len,
-            packet.ssrc,
-            packet.sequence_number,
-            packet.roc,
-        );
-        match sent {
-            Ok(()) => {
-                if let Some(seq) = packet.transport_seq {
-                    self.egress
-                        .bandwidth
-                        .history
-                        .record(seq, buf.len(), Instant::now());
-                }
-                Forwarded::Sent
-            }
+    /// Sends a packet [`DownTrack::prepare`] wrote, at `now`, through the connection's
+    /// egress.
+    pub fn send(&self, packet: &Prepared, buf: &mut Vec<u8>, now: Instant) -> Forwarded {
+        match self.egress.send(packet, buf, now) {
+            Ok(()) => Forwarded::Sent,
             Err(SendError::NotConnected) => Forwarded::NotConnected,
             Err(e) => {
                 if !self

@@ -7,6 +7,7 @@ pub mod audio_level;
 pub mod codec_map;
 pub mod down_track;
 pub mod dynacast;
+pub mod fan_out;
 pub mod header_extensions;
 pub mod keyframe_requester;
 pub mod layer_control;

@@ -1,12 +1,13 @@
-//! One track a participant publishes: reads its RTP from webrtc-rs (one reader per
-//! simulcast layer) and fans every packet out to the subscribers' down tracks, each of which
-//! decides whether it takes that layer. The subscriber list is swapped atomically, so the
-//! per packet path takes no room-wide lock and never waits on signaling.
+//! One track a participant publishes, the receiving half: its layers (the receive fast
+//! path, [`crate::ingress`], hands it their packets; before that, one webrtc-rs reader per
+//! simulcast layer does), whether each is arriving, their keyframes and the cache NACKs are
+//! answered from, mute and audio level. Each packet then goes to the track's [`FanOut`],
+//! which hands it to every subscriber's down track; each decides whether it takes that
+//! layer.
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use roomcast_codec::VideoCodec;
 use roomcast_protocol::{Track, TrackKind};
@@ -19,6 +20,7 @@ use webrtc::track::track_remote::TrackRemote;
 
 use super::audio_level::AudioLevelMeter;
 use super::down_track::{DownTrack, Forwarded, Incoming, LayerState};
+use super::fan_out::FanOut;
 use super::header_extensions::IncomingExtensions;
 use super::keyframe_requester::KeyframeRequester;
 use super::layer_selector::{LayerSet, MAX_LAYERS};
@@ -85,7 +87,8 @@ pub struct PublishedTrack {
     pub codec: RTCRtpCodecParameters,
     layers: Vec<Layer>,
     created: Instant,
-    down_tracks: ArcSwap<Vec<Arc<DownTrack>>>,
+    /// The subscribers.
+    fan_out: FanOut,
     extensions: Mutex<IncomingExtensions>,
     publisher_pc: Weak<RTCPeerConnection>,
     pub counters: MediaCounters,
@@ -147,7 +150,7 @@ impl PublishedTrack {
             codec,
             layers,
             created: now,
-            down_tracks: ArcSwap::from_pointee(Vec::new()),
+            fan_out: FanOut::new(video),
             extensions: Mutex::new(IncomingExtensions::default()),
             publisher_pc,
             counters: MediaCounters::default(),
@@ -182,7 +185,7 @@ impl PublishedTrack {
             return false;
         }
         // Reset first, then let packets through: no delta frame may slip out before it.
-        for down in self.down_tracks.load().iter() {
+        for down in self.fan_out.snapshot().iter() {
             down.restart_at_keyframe();
         }
         let changed = self.muted.swap(false, Ordering::Relaxed);
@@ -277,34 +280,20 @@ impl PublishedTrack {
     }
 
     pub fn add_down_track(&self, down: Arc<DownTrack>) {
-        self.down_tracks.rcu(|list| {
-            let mut next = Vec::with_capacity(list.len() + 1);
-            next.extend(list.iter().cloned());
-            next.push(Arc::clone(&down));
-            next
-        });
+        self.fan_out.add(down);
     }
 
     pub fn remove_down_track(&self, down: &Arc<DownTrack>) {
-        self.down_tracks.rcu(|list| {
-            list.iter()
-                .filter(|d| !Arc::ptr_eq(d, down))
-                .cloned()
-                .collect::<Vec<_>>()
-        });
+        self.fan_out.remove(down);
     }
 
     /// This track's copy for the subscriber connection that sends through `egress`.
     pub fn down_track_on(&self, egress: &Egress) -> Option<Arc<DownTrack>> {
-        self.down_tracks
-            .load()
-            .iter()
-            .find(|d| std::ptr::eq(d.egress(), egress))
-            .cloned()
+        self.fan_out.on(egress)
     }
 
     pub fn subscriber_count(&self) -> usize {
-        self.down_tracks.load().len()
+        self.fan_out.len()
     }
 
     /// The layers some subscriber takes or is heading for (dynacast). The lowest layer is
@@ -313,7 +302,7 @@ impl PublishedTrack {
         let mut needed = LayerSet::default();
         needed.insert(0);
         let top = self.layer_count().saturating_sub(1);
-        for down in self.down_tracks.load().iter() {
+        for down in self.fan_out.snapshot().iter() {
             needed = needed.union(needed_by(down.layer_state(), top));
         }
         needed
@@ -324,8 +313,8 @@ impl PublishedTrack {
     /// mirroring this track asks the room's node for (cascading).
     pub fn demanded_layer(&self) -> Option<u8> {
         let top = self.layer_count().saturating_sub(1);
-        self.down_tracks
-            .load()
+        self.fan_out
+            .snapshot()
             .iter()
             .filter_map(|down| {
                 let state = down.layer_state();
@@ -344,7 +333,7 @@ impl PublishedTrack {
     /// Ends forwarding: the reader tasks stop and subscribers get nothing more.
     pub fn close(&self) {
         self.closed.cancel();
-        self.down_tracks.store(Arc::new(Vec::new()));
+        self.fan_out.clear();
     }
 
     /// Asks the publisher for a keyframe on `layer`, aggregated with the requests of every
@@ -420,7 +409,7 @@ impl PublishedTrack {
                 codecs: std::slice::from_ref(&self.codec),
                 received_at: now,
             };
-            if down.retransmit(&incoming, out_seq, rewind, buf) == Forwarded::Sent {
+            if down.retransmit(&incoming, out_seq, rewind, buf, now) == Forwarded::Sent {
                 MediaCounters::add(&c.retransmits, 1);
                 MediaCounters::add(&c.retransmit_bytes, packet.payload.len() as u64);
             }
@@ -469,7 +458,8 @@ impl PublishedTrack {
                     Err(_) => break,
                 },
             };
-            let wanted = self.receive(packet, &input, Instant::now(), &mut scratch);
+            let now = Instant::now();
+            let wanted = self.receive(packet, &input, now, now, &mut scratch);
             for wanted in wanted.iter() {
                 // Throttled inside: a subscriber stuck without a keyframe keeps asking.
                 self.request_keyframe(wanted).await;
@@ -478,22 +468,23 @@ impl PublishedTrack {
         tracing::debug!(track_id = %self.info.id, publisher = %self.publisher_id, layer = input.layer, "layer reader ended");
     }
 
-    /// One packet of a layer, received at `now`: forwarded to every subscriber, then kept
-    /// for their NACKs. Returns the layers some subscriber waits for a keyframe of (the
-    /// caller asks the publisher, without holding up the packets behind this one).
-    /// `scratch` is where each subscriber's copy is built ([`SEND_BUFFER_BYTES`] of
-    /// capacity, so it never grows).
+    /// One packet of a layer, which arrived at `received_at`: forwarded to every
+    /// subscriber (sent at `now`), then kept for their NACKs. Returns the layers some
+    /// subscriber waits for a keyframe of (the caller asks the publisher, without holding
+    /// up the packets behind this one). `scratch` is where each subscriber's copy is built
+    /// ([`SEND_BUFFER_BYTES`] of capacity, so it never grows).
     pub fn receive(
         &self,
         packet: Packet,
         input: &LayerInput,
+        received_at: Instant,
         now: Instant,
         scratch: &mut Vec<u8>,
     ) -> LayerSet {
         if self.muted.load(Ordering::Relaxed) {
             return LayerSet::default();
         }
-        let wanted = self.forward(&packet, input, now, scratch);
+        let wanted = self.forward(&packet, input, received_at, now, scratch);
         if let Some(cache) = self
             .layers
             .get(usize::from(input.layer))
@@ -504,13 +495,15 @@ impl PublishedTrack {
         wanted
     }
 
-    /// Sends `packet` to every subscriber; returns the layers some subscriber waits for a
-    /// keyframe of.
+    /// Notes what `packet` says about its layer (arriving, keyframe, audio level) and
+    /// hands it to the fan-out, which sends it to every subscriber at `now`; returns the
+    /// layers some subscriber waits for a keyframe of.
     fn forward(
         &self,
         packet: &Packet,
         input: &LayerInput,
         received_at: Instant,
+        now: Instant,
         scratch: &mut Vec<u8>,
     ) -> LayerSet {
         let LayerInput {
@@ -523,13 +516,12 @@ impl PublishedTrack {
         let c = &self.counters;
         MediaCounters::add(&c.packets_in, 1);
         MediaCounters::add(&c.bytes_in, packet.payload.len() as u64);
-        let mut wanted = LayerSet::default();
         if packet.payload.is_empty() {
             // Padding (a browser probing its bandwidth) says nothing about the layer's media:
             // a layer the browser stopped encoding may still carry it, and counting it as
             // arriving would keep its subscribers on a layer that shows nothing.
             MediaCounters::add(&c.dropped_padding, 1);
-            return wanted;
+            return LayerSet::default();
         }
         let is_keyframe = video.is_none_or(|v| v.is_keyframe(&packet.payload));
         if let Some(l) = self.layers.get(usize::from(layer)) {
@@ -560,35 +552,7 @@ impl PublishedTrack {
             codecs,
             received_at,
         };
-        let down_tracks = self.down_tracks.load();
-        let mut sent = 0u64;
-        for down in down_tracks.iter() {
-            match down.forward(&incoming, scratch) {
-                Forwarded::Sent => sent += 1,
-                Forwarded::WaitingForKeyframe { layer: awaited } => {
-                    wanted.insert(awaited);
-                    if awaited == layer {
-                        MediaCounters::add(&c.dropped_waiting_keyframe, 1);
-                    }
-                }
-                Forwarded::NotSelected => {}
-                Forwarded::NoCodec => MediaCounters::add(&c.dropped_no_codec, 1),
-                Forwarded::TooOld => MediaCounters::add(&c.dropped_too_old, 1),
-                Forwarded::WriteFailed => MediaCounters::add(&c.dropped_write_failed, 1),
-                Forwarded::NotConnected => MediaCounters::add(&c.dropped_not_connected, 1),
-                Forwarded::NotBound => {}
-            }
-        }
-        if sent > 0 {
-            MediaCounters::add(&c.packets_out, sent);
-            let by_kind = match self.info.kind {
-                TrackKind::Video => &c.video_packets_out,
-                TrackKind::Audio => &c.audio_packets_out,
-            };
-            MediaCounters::add(by_kind, sent);
-            MediaCounters::add(&c.bytes_out, sent * packet.payload.len() as u64);
-        }
-        wanted
+        self.fan_out.forward(&incoming, now, scratch, c)
     }
 }
 
@@ -692,14 +656,10 @@ mod tests {
             ..Default::default()
         };
         let layer = |layer| LayerInput::for_codec(layer, 1, vp8.clone());
-        track.forward(&packet(&[]), &layer(2), Instant::now(), &mut scratch);
+        let now = Instant::now();
+        track.forward(&packet(&[]), &layer(2), now, now, &mut scratch);
         assert_eq!(track.arriving_layers(Instant::now()), LayerSet(0));
-        track.forward(
-            &packet(&[0x90, 0, 0]),
-            &layer(0),
-            Instant::now(),
-            &mut scratch,
-        );
+        track.forward(&packet(&[0x90, 0, 0]), &layer(0), now, now, &mut scratch);
         assert_eq!(track.arriving_layers(Instant::now()), LayerSet(0b001));
     }
 
@@ -768,7 +728,7 @@ mod tests {
                 codecs: std::slice::from_ref(&codec),
                 received_at: t0,
             };
-            assert_eq!(down.forward(&incoming, &mut buf), Forwarded::Sent);
+            assert_eq!(down.forward(&incoming, &mut buf, t0), Forwarded::Sent);
             cache.lock().insert(packet);
         }
         let wait_for = |n: usize| {

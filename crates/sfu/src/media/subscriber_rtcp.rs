@@ -2,6 +2,10 @@
 //! publisher (throttled there), NACKs are answered from the publisher's packet cache, and a
 //! sender report goes to the subscriber every second so it can sync audio with video; its
 //! receiver reports about those give the round trip, which paces retransmissions.
+//!
+//! Most of a subscriber's RTCP no longer comes this way: the connection's receive fast
+//! path ([`crate::ingress::rtcp`]) takes it off the socket and does the same. What it
+//! leaves to webrtc-rs (RTCP it does not know, or before it has the keys) arrives here.
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -47,10 +51,7 @@ pub async fn run(sender: Arc<RTCRtpSender>, track: Arc<PublishedTrack>, down: Ar
             if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
                 wants_keyframe = true;
             } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
-                lost.clear();
-                for pair in &nack.nacks {
-                    lost.extend(pair.packet_list());
-                }
+                lost_of(nack, &mut lost);
                 track.answer_nack(&down, &lost, now, &mut buf);
             } else if let Some(report) = any.downcast_ref::<ReceiverReport>() {
                 if let Some(rtt) = round_trip(report, down.ssrc(), SystemTime::now()) {
@@ -68,10 +69,18 @@ pub async fn run(sender: Arc<RTCRtpSender>, track: Arc<PublishedTrack>, down: Ar
     }
 }
 
+/// The sequence numbers `nack` asks for, into `lost` (cleared first).
+pub fn lost_of(nack: &TransportLayerNack, lost: &mut Vec<u16>) {
+    lost.clear();
+    for pair in &nack.nacks {
+        lost.extend(pair.packet_list());
+    }
+}
+
 /// The round trip from the subscriber's report about our sender reports on `ssrc`
 /// (RFC 3550 6.4.1: arrival - LSR - DLSR, in 1/65536 s). None before any sender report
 /// reached it, or for a value a clock step made absurd.
-fn round_trip(report: &ReceiverReport, ssrc: u32, wall: SystemTime) -> Option<Duration> {
+pub fn round_trip(report: &ReceiverReport, ssrc: u32, wall: SystemTime) -> Option<Duration> {
     let block = report
         .reports
         .iter()

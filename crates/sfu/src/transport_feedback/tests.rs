@@ -14,7 +14,8 @@ fn rtp(ssrc: u32, seq: u16) -> Vec<u8> {
 
 fn receiver(epoch: Instant) -> TransportFeedback {
     let mux = UdpMux::bind(IpAddr::V4(Ipv4Addr::LOCALHOST), 0).expect("a socket");
-    TransportFeedback::new(mux, epoch)
+    let egress = Arc::new(crate::egress::Egress::new(Arc::clone(&mux)));
+    TransportFeedback::new(mux, egress, epoch)
 }
 
 fn at(epoch: Instant, ms: u64) -> Received {

@@ -132,6 +132,8 @@ impl RTCIceGatherer {
                 .clone(),
             local_ufrag: self.setting_engine.candidates.username_fragment.clone(),
             local_pwd: self.setting_engine.candidates.password.clone(),
+            // roomcast patch: see `SettingEngine::set_ice_max_binding_requests`.
+            max_binding_requests: self.setting_engine.timeout.ice_max_binding_requests,
             //TODO: TCPMux:                 self.setting_engine.iceTCPMux,
             //TODO: ProxyDialer:            self.setting_engine.iceProxyDialer,
             ..Default::default()

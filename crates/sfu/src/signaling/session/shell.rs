@@ -333,6 +333,7 @@ impl Shell {
             }
         };
         track.add_down_track(Arc::clone(&down));
+        self.peer.feedback.ingress().subscribe(&track, &down);
         let rtcp = tokio::spawn(subscriber_rtcp::run(
             Arc::clone(&sender),
             Arc::clone(&track),
@@ -355,6 +356,7 @@ impl Shell {
             return;
         };
         sub.track.remove_down_track(&sub.down);
+        self.peer.feedback.ingress().unsubscribe(&sub.down);
         sub.rtcp.abort();
         if let Err(e) = self.peer.pc.remove_track(&sub.sender).await {
             tracing::debug!(participant = %self.participant_id, error = %e, "remove_track failed");

@@ -30,6 +30,9 @@ pub struct Timeout {
     pub ice_srflx_acceptance_min_wait: Option<Duration>,
     pub ice_prflx_acceptance_min_wait: Option<Duration>,
     pub ice_relay_acceptance_min_wait: Option<Duration>,
+    // roomcast patch: how many checks a candidate pair gets before it fails (webrtc-ice's
+    // `AgentConfig::max_binding_requests`; None keeps its default, 7).
+    pub ice_max_binding_requests: Option<u16>,
 }
 
 #[derive(Default, Clone)]
@@ -143,6 +146,13 @@ impl SettingEngine {
         self.timeout.ice_disconnected_timeout = disconnected_timeout;
         self.timeout.ice_failed_timeout = failed_timeout;
         self.timeout.ice_keepalive_interval = keep_alive_interval;
+    }
+
+    /// roomcast patch: set_ice_max_binding_requests sets how many connectivity checks a
+    /// candidate pair gets (one per check interval, 200 ms) before it is marked failed.
+    /// None keeps webrtc-ice's default of 7.
+    pub fn set_ice_max_binding_requests(&mut self, n: Option<u16>) {
+        self.timeout.ice_max_binding_requests = n;
     }
 
     /// set_host_acceptance_min_wait sets the icehost_acceptance_min_wait
