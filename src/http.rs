@@ -374,13 +374,16 @@ async fn ws_upgrade(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
+    uri: Uri,
 ) -> Response {
     let admission = &state.control.admission;
     let peer = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
     let mut ip = peer.map(|peer| admission.trusted.client_ip(peer, &headers));
     let cluster = state.control.cluster.clone();
+    let mut cascade_relay = false;
     if let (Some(node), Some(peer)) = (&cluster, peer) {
         ip = node.relayed_client_ip(peer, &headers).or(ip);
+        cascade_relay = node.is_cascade_relay(peer, &uri);
     }
     if !origin_allowed(&headers, peer, admission) {
         admission.refused.count(Refusal::Origin);
@@ -400,6 +403,7 @@ async fn ws_upgrade(
             ip,
             join_gate: state.join_limiter,
             mode: roomcast_sfu::Mode::Full,
+            hidden: cascade_relay,
         },
         limits: state.control.limits,
         shutdown: state.control.shutdown,

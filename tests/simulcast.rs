@@ -41,7 +41,7 @@ async fn wait_for_layer(bot: &Bot, cursor: MessageCursor, track_id: &str, rid: O
     bot.wait_for_message_after(
         cursor,
         |m| {
-            matches!(m, ServerMessage::TrackLayer { track_id: t, rid: r }
+            matches!(m, ServerMessage::TrackLayer { track_id: t, rid: r, .. }
                 if t == track_id && r.as_deref() == rid)
         },
         MESSAGE_TIMEOUT,

@@ -10,7 +10,7 @@ use roomcast_sfu::Sessions;
 use tokio::time::Instant;
 
 use super::route::Route;
-use super::{relay, ClusterNode};
+use super::{cascade, relay, ClusterNode};
 use crate::http::{serve_socket, Connection, Keepalive, DEFAULT_JOIN_TIMEOUT};
 
 /// How long to wait before asking again where a room is, when its node did not answer
@@ -38,7 +38,32 @@ pub(crate) async fn serve(
             }
         };
         loop {
-            match node.route(&first).await {
+            let route = match node.route(&first).await {
+                Route::Edge {
+                    owner,
+                    room,
+                    webinar_only,
+                } => match node.cascade.mirror(&owner, &room).await {
+                    Ok(mirror) if !webinar_only || mirror.settings.webinar => {
+                        // Served from this node's mirror, as the audience it is.
+                        let first = cascade::as_audience(&first);
+                        return serve_socket(socket, sessions, keepalive, conn, Some(first)).await;
+                    }
+                    Ok(_) => Route::Relay {
+                        owner,
+                        resume: false,
+                    },
+                    Err(e) => {
+                        tracing::warn!(owner = %owner.id, error = %e, "cascade: cannot mirror the room; relaying instead");
+                        Route::Relay {
+                            owner,
+                            resume: false,
+                        }
+                    }
+                },
+                other => other,
+            };
+            match route {
                 Route::Here => {
                     return serve_socket(socket, sessions, keepalive, conn, Some(first)).await
                 }
@@ -72,6 +97,8 @@ pub(crate) async fn serve(
                         }
                     }
                 }
+                // Resolved above.
+                Route::Edge { .. } => break,
                 Route::Refuse(msg) => {
                     sessions
                         .sfu

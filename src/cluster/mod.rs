@@ -7,6 +7,7 @@
 //! and the admin API's `/api/rooms...` for the whole cluster ([`rooms`]). Without `--redis-url` none of it runs. docs/cluster.md has the design.
 pub mod accept;
 pub mod api;
+pub mod cascade;
 pub mod drain;
 mod peer_http;
 pub mod relay;
@@ -72,6 +73,14 @@ pub struct ClusterArgs {
     #[arg(long, env = "ROOMCAST_DRAIN_TIMEOUT", default_value = "30s",
           value_parser = crate::config::parse_duration)]
     pub drain_timeout: Duration,
+
+    /// Cascading: once the node holding a room carries this many participants (as its
+    /// last heartbeat registered), an audience member who joins the room through this node
+    /// is served here, from this node's mirror of the room, instead of being relayed to it.
+    /// Publishers always go to the room's node. 0 sends the audience to the node it
+    /// connects to at once. Default: `--node-capacity`.
+    #[arg(long, env = "ROOMCAST_CASCADE_AFTER", value_name = "PARTICIPANTS")]
+    pub cascade_after: Option<u64>,
 }
 
 impl Default for ClusterArgs {
@@ -85,6 +94,7 @@ impl Default for ClusterArgs {
             internal_url: None,
             node_capacity: 1000,
             drain_timeout: Duration::from_secs(30),
+            cascade_after: None,
         }
     }
 }
@@ -108,6 +118,8 @@ pub struct ClusterNode {
     drain_requested: Notify,
     drain_timeout: Duration,
     stop_heartbeat: watch::Sender<bool>,
+    /// This node's mirrors of rooms held elsewhere (cascading).
+    pub cascade: Arc<cascade::Cascade>,
 }
 
 impl ClusterNode {
@@ -127,12 +139,18 @@ impl ClusterNode {
             internal_url = %config.internal_url, media = %config.media_addr, "joining the cluster");
         // Session tokens name their node, so any node can send a `resume` to it.
         sessions.resume.set_token_prefix(format!("{}~", config.id));
+        let cascade = cascade::Cascade::new(
+            config.id.clone(),
+            Arc::clone(&sfu),
+            args.cascade_after.unwrap_or(args.node_capacity),
+        );
         let cluster = Cluster::new(config, Timing::default(), Arc::new(store));
         let evacuating = Arc::new(AtomicBool::new(false));
         let (stop_heartbeat, stopped) = watch::channel(false);
         let local = Arc::new(LocalRooms {
             sfu: Arc::clone(&sfu),
             evacuating: Arc::clone(&evacuating),
+            cascade: Arc::clone(&cascade),
         });
         tokio::spawn(Arc::clone(&cluster).run_heartbeat(local, stopped));
         Ok(Arc::new(ClusterNode {
@@ -142,6 +160,7 @@ impl ClusterNode {
             drain_requested: Notify::new(),
             drain_timeout: args.drain_timeout,
             stop_heartbeat,
+            cascade,
         }))
     }
 
@@ -172,8 +191,8 @@ impl ClusterNode {
     /// the clients told to `reconnect` place them on other nodes.
     pub async fn evacuate(&self) {
         self.evacuating.store(true, Ordering::SeqCst);
-        for room in self.sfu.rooms() {
-            let _ = self.cluster.release(&room.name).await;
+        for room in self.held_rooms() {
+            let _ = self.cluster.release(&room).await;
         }
         tracing::info!(node = %self.id(), "drain deadline: rooms given up, telling everyone to reconnect");
     }
@@ -182,22 +201,36 @@ impl ClusterNode {
     /// given up and this node's record removed.
     pub async fn leave(&self) {
         let _ = self.stop_heartbeat.send(true);
-        let rooms: Vec<String> = self.sfu.rooms().iter().map(|r| r.name.clone()).collect();
-        self.cluster.leave(&rooms).await;
+        self.cascade.close_all();
+        self.cluster.leave(&self.held_rooms()).await;
+    }
+
+    /// The rooms this node holds (its mirrors of other nodes' rooms are not).
+    fn held_rooms(&self) -> Vec<String> {
+        held_rooms(&self.sfu, &self.cascade)
     }
 
     /// The client a request from `peer` comes from when `peer` is a node relaying it (its
     /// [`CLIENT_IP_HEADER`]); `None` for any other request.
     pub fn relayed_client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> Option<IpAddr> {
         let claimed = headers.get(CLIENT_IP_HEADER)?.to_str().ok()?.parse().ok()?;
+        self.is_node(peer).then_some(claimed)
+    }
+
+    /// Whether a WebSocket to `uri` from `peer` is another node's cascade relay (it asks
+    /// with [`cascade::RELAY_QUERY`]): believed only from a registered node's address.
+    pub fn is_cascade_relay(&self, peer: IpAddr, uri: &axum::http::Uri) -> bool {
+        uri.query() == Some(cascade::RELAY_QUERY) && self.is_node(peer)
+    }
+
+    /// Whether `peer` is the address of a registered node's internal URL.
+    fn is_node(&self, peer: IpAddr) -> bool {
         let peer = peer.to_canonical();
-        let from_node = self
-            .cluster
+        self.cluster
             .known_nodes()
             .iter()
             .chain(std::iter::once(&self.cluster.info()))
-            .any(|n| url_host_ip(&n.internal_url) == Some(peer));
-        from_node.then_some(claimed)
+            .any(|n| url_host_ip(&n.internal_url) == Some(peer))
     }
 }
 
@@ -287,6 +320,15 @@ fn default_node_id(port: u16) -> String {
 struct LocalRooms {
     sfu: Arc<Sfu>,
     evacuating: Arc<AtomicBool>,
+    cascade: Arc<cascade::Cascade>,
+}
+
+fn held_rooms(sfu: &Sfu, cascade: &cascade::Cascade) -> Vec<String> {
+    sfu.rooms()
+        .iter()
+        .map(|r| r.name.clone())
+        .filter(|name| !cascade.is_mirror(name))
+        .collect()
 }
 
 impl LocalNode for LocalRooms {
@@ -304,7 +346,7 @@ impl LocalNode for LocalRooms {
         if self.evacuating.load(Ordering::SeqCst) {
             return Vec::new();
         }
-        self.sfu.rooms().iter().map(|r| r.name.clone()).collect()
+        held_rooms(&self.sfu, &self.cascade)
     }
 
     fn lost_room(&self, lost: &LostRoom) {

@@ -33,7 +33,7 @@ const MAX_UPSTREAM_MESSAGE: usize = 4 << 20;
 pub type Upstream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// `http://host:port` → `ws://host:port/ws`.
-fn ws_url(internal_url: &str) -> String {
+pub(crate) fn ws_url(internal_url: &str) -> String {
     let base = internal_url.trim_end_matches('/');
     let base = match base.split_once("://") {
         Some(("https", rest)) => format!("wss://{rest}"),

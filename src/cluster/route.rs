@@ -1,7 +1,8 @@
 //! Where a connection's first message belongs: here, or on the node that holds its room.
 use roomcast_cluster::{Location, NodeInfo, PlaceError};
-use roomcast_protocol::{decode_client_message, ClientMessage, ErrorCode, ServerMessage};
+use roomcast_protocol::{decode_client_message, ClientMessage, ErrorCode, Role, ServerMessage};
 
+use super::cascade::decide::{self, EdgeChoice};
 use super::ClusterNode;
 
 /// Separates the issuing node's id from the rest of a session token.
@@ -13,6 +14,13 @@ pub enum Route {
     Here,
     /// The room (or the session a `resume` names) is on `owner`.
     Relay { owner: NodeInfo, resume: bool },
+    /// An audience join of `room`, held by `owner`, that this node serves from its mirror
+    /// (cascading); with `webinar_only`, only if the room is a webinar.
+    Edge {
+        owner: NodeInfo,
+        room: String,
+        webinar_only: bool,
+    },
     /// The room cannot be placed now: this error goes back and the connection stays open.
     Refuse(ServerMessage),
 }
@@ -22,10 +30,10 @@ impl ClusterNode {
     /// holds places it (see [`roomcast_cluster::Cluster::locate`]).
     pub async fn route(&self, text: &str) -> Route {
         match decode_client_message(text) {
-            Ok(ClientMessage::Join { room, .. })
-                if roomcast_protocol::is_valid_room_name(&room) =>
-            {
-                self.route_join(&room).await
+            Ok(ClientMessage::Join {
+                room, role, token, ..
+            }) if roomcast_protocol::is_valid_room_name(&room) => {
+                self.route_join(&room, role, token.is_some()).await
             }
             Ok(ClientMessage::Resume { session_token }) => self.route_resume(&session_token),
             // Anything else is answered here, as on a server alone.
@@ -33,13 +41,28 @@ impl ClusterNode {
         }
     }
 
-    async fn route_join(&self, room: &str) -> Route {
+    async fn route_join(&self, room: &str, role: Option<Role>, has_token: bool) -> Route {
         match self.cluster.locate(room).await {
             Ok(Location::Here) => Route::Here,
-            Ok(Location::Node(owner)) => Route::Relay {
-                owner,
-                resume: false,
-            },
+            Ok(Location::Node(owner)) => {
+                let choice = decide::choose(
+                    role,
+                    has_token,
+                    owner.load.participants,
+                    self.cascade.cascade_after,
+                );
+                match choice {
+                    EdgeChoice::Owner => Route::Relay {
+                        owner,
+                        resume: false,
+                    },
+                    EdgeChoice::Edge | EdgeChoice::EdgeIfWebinar => Route::Edge {
+                        owner,
+                        room: room.to_owned(),
+                        webinar_only: choice == EdgeChoice::EdgeIfWebinar,
+                    },
+                }
+            }
             // A room already here is served here while the store is away.
             Err(_) if self.sfu.room(room).is_some() => Route::Here,
             Err(e) => {

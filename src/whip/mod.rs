@@ -204,6 +204,7 @@ async fn start(state: WhipState, room: String, mode: Mode, post: Post) -> Respon
         ip,
         join_gate: state.join_gate.clone(),
         mode: mode.clone(),
+        hidden: false,
     };
     let default_name = match mode {
         Mode::View { .. } => DEFAULT_VIEWER_NAME,

@@ -122,7 +122,14 @@ impl Bot {
             peer_connection::new_peer_connection(&ice_servers, loopback, ipv6, simulcast).await?;
         let subscriptions = Arc::new(Subscriptions::new());
         let (commands, command_rx) = mpsc::channel(COMMAND_CAPACITY);
-        install_handlers(&pc, &subscriptions, &commands, &receive, &span);
+        install_handlers(
+            &pc,
+            &subscriptions,
+            &commands,
+            &receive,
+            &span,
+            config.track_sink.clone(),
+        );
         receive.start(Arc::clone(&pc));
         let roster = Arc::new(Roster::new(&participants));
         let session = Session::spawn(
@@ -330,6 +337,20 @@ impl Bot {
             .await
     }
 
+    /// The next server message after `cursor`, which moves past it (every message, in
+    /// order); `Closed` once the connection ended and everything before was read.
+    pub async fn next_message(
+        &self,
+        cursor: &mut MessageCursor,
+    ) -> Result<ServerMessage, BotError> {
+        self.log.next(cursor).await
+    }
+
+    /// The bot's PeerConnection (for RTCP of its own, e.g. a relay's keyframe requests).
+    pub fn peer_connection(&self) -> Arc<RTCPeerConnection> {
+        Arc::clone(&self.pc)
+    }
+
     /// Counters of every track received so far, in the order they first arrived.
     pub fn remote_tracks(&self) -> Vec<RemoteTrackStats> {
         self.subscriptions.snapshot()
@@ -457,11 +478,15 @@ fn install_handlers(
     commands: &mpsc::Sender<Command>,
     receive: &ReceivePath,
     span: &Span,
+    sink: Option<crate::config::TrackSink>,
 ) {
     let subscriptions = Arc::clone(subscriptions);
     let track_span = span.clone();
     pc.on_track(Box::new(move |track, _, _| {
-        subscriber::spawn_reader(Arc::clone(&subscriptions), track, track_span.clone());
+        match &sink {
+            Some(sink) => (sink.0)(track),
+            None => subscriber::spawn_reader(Arc::clone(&subscriptions), track, track_span.clone()),
+        }
         Box::pin(async {})
     }));
 

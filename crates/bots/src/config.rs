@@ -2,6 +2,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use roomcast_protocol::{Role, RoomSettings};
+use webrtc::track::track_remote::TrackRemote;
 
 use crate::media_loop::{LoopSource, VideoSize, OPUS_LEVELS_FILE};
 use crate::publisher::SIMULCAST_LAYERS;
@@ -49,6 +50,19 @@ pub struct BotConfig {
     pub connect_timeout: Duration,
     /// How many server messages [`crate::Bot::messages`] keeps; the oldest go first.
     pub message_log_capacity: usize,
+    /// Where received tracks go instead of the bot's own counting reader (a cascade relay
+    /// forwards their RTP itself).
+    pub track_sink: Option<TrackSink>,
+}
+
+/// Takes each track the bot receives (`on_track`) and reads it.
+#[derive(Clone)]
+pub struct TrackSink(pub std::sync::Arc<dyn Fn(std::sync::Arc<TrackRemote>) + Send + Sync>);
+
+impl std::fmt::Debug for TrackSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TrackSink")
+    }
 }
 
 impl BotConfig {
@@ -70,6 +84,7 @@ impl BotConfig {
             media_dir: Self::default_media_dir(),
             connect_timeout: Duration::from_secs(10),
             message_log_capacity: 1024,
+            track_sink: None,
         }
     }
 

@@ -54,7 +54,7 @@ pub mod whep;
 
 pub use arrival::FREEZE_GAP;
 pub use bot::Bot;
-pub use config::{BotConfig, VideoCodec};
+pub use config::{BotConfig, TrackSink, VideoCodec};
 pub use error::BotError;
 pub use load::CpuUse;
 pub use message_log::{CloseInfo, MessageCursor};

@@ -120,6 +120,37 @@ impl MessageLog {
         }
     }
 
+    /// The next message after `cursor`, moving it past that message: a reader that takes
+    /// every message in order. Messages that fell out of the log before it was read are
+    /// skipped (logged). Fails with `Closed` once the connection is closed and read to its end.
+    pub(crate) async fn next(&self, cursor: &mut MessageCursor) -> Result<ServerMessage, BotError> {
+        let mut changes = self.changed.subscribe();
+        loop {
+            changes.borrow_and_update();
+            {
+                let inner = self.inner.lock();
+                if cursor.0 < inner.first_seq {
+                    tracing::warn!(
+                        lost = inner.first_seq - cursor.0,
+                        "server messages fell out of the log unread"
+                    );
+                    cursor.0 = inner.first_seq;
+                }
+                let at = usize::try_from(cursor.0 - inner.first_seq).unwrap_or(usize::MAX);
+                if let Some(found) = inner.messages.get(at) {
+                    cursor.0 += 1;
+                    return Ok(found.clone());
+                }
+                if inner.closed.is_some() {
+                    return Err(BotError::Closed);
+                }
+            }
+            if changes.changed().await.is_err() {
+                return Err(BotError::Closed);
+            }
+        }
+    }
+
     pub(crate) async fn wait_for_close(&self, timeout: Duration) -> Result<CloseInfo, BotError> {
         let deadline = Instant::now() + timeout;
         let mut changes = self.changed.subscribe();

@@ -109,6 +109,10 @@ pub enum ServerMessage {
     TrackLayer {
         track_id: String,
         rid: Option<String>,
+        /// (roomcast, clusters) The layer's index, 0 the lowest: what another node's
+        /// cascade relay labels the packets it receives with. Absent without a layer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        layer: Option<u8>,
     },
     /// Extension, to the room: who is speaking, loudest first.
     ActiveSpeakers {
@@ -204,7 +208,8 @@ mod tests {
         assert_eq!(
             ServerMessage::TrackLayer {
                 track_id: "TR_1".into(),
-                rid: Some("h".into())
+                rid: Some("h".into()),
+                layer: None,
             }
             .to_json(),
             r#"{"type":"track_layer","track_id":"TR_1","rid":"h"}"#
@@ -212,7 +217,8 @@ mod tests {
         assert_eq!(
             ServerMessage::TrackLayer {
                 track_id: "TR_1".into(),
-                rid: None
+                rid: None,
+                layer: None,
             }
             .to_json(),
             r#"{"type":"track_layer","track_id":"TR_1","rid":null}"#

@@ -226,6 +226,7 @@ impl LayerControl {
         outbox.send(ServerMessage::TrackLayer {
             track_id: track.info.id.clone(),
             rid,
+            layer: current,
         });
     }
 }

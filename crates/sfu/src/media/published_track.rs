@@ -313,6 +313,21 @@ impl PublishedTrack {
         needed
     }
 
+    /// The highest layer some subscriber would take now (what it asked for, within its
+    /// bandwidth), whatever is arriving; `None` when no subscriber takes any. What a node
+    /// mirroring this track asks the room's node for (cascading).
+    pub fn demanded_layer(&self) -> Option<u8> {
+        let top = self.layer_count().saturating_sub(1);
+        self.fan_out
+            .snapshot()
+            .iter()
+            .filter_map(|down| {
+                let state = down.layer_state();
+                Some(state.requested?.min(state.allowed?).min(top))
+            })
+            .max()
+    }
+
     /// Whether the caller may start the reader of `layer` (true once per layer).
     pub fn claim_reader(&self, layer: u8) -> bool {
         self.layers

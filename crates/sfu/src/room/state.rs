@@ -46,6 +46,9 @@ pub struct Joining {
     /// What the joiner asks of the room; applied only if its join creates the room and it is
     /// a host.
     pub room_settings: Option<RoomSettings>,
+    /// Another node's cascade relay: it receives the room like an audience member, but is
+    /// never announced, listed or counted.
+    pub hidden: bool,
 }
 
 /// What a member learns first (in `joined` or `resumed`).
@@ -81,6 +84,8 @@ struct Member {
     tracks: Vec<Arc<PublishedTrack>>,
     /// Holds one of the room's publisher places (see `RoomSettings::max_publishers`).
     publisher: bool,
+    /// A cascade relay (see [`Joining::hidden`]).
+    hidden: bool,
 }
 
 impl Member {
@@ -99,7 +104,7 @@ impl Member {
 
     /// Whether this member is announced to `other`: the audience sees only staff.
     fn seen_by(&self, other: &Member) -> bool {
-        !self.is_audience() || !other.is_audience()
+        !self.hidden && (!self.is_audience() || !other.is_audience())
     }
 }
 
@@ -152,7 +157,10 @@ impl RoomState {
     }
 
     fn audience_count_of(&self) -> usize {
-        self.members.values().filter(|m| m.is_audience()).count()
+        self.members
+            .values()
+            .filter(|m| m.is_audience() && !m.hidden)
+            .count()
     }
 
     /// Adds a member. The first join of the room applies its settings when it is a host's;
@@ -196,6 +204,7 @@ impl RoomState {
             role,
             tracks: Vec::new(),
             publisher: false,
+            hidden: joining.hidden,
         };
         let participants = self
             .members
@@ -355,7 +364,11 @@ impl RoomState {
     }
 
     pub fn participants(&self) -> Vec<Participant> {
-        self.members.values().map(Member::to_participant).collect()
+        self.members
+            .values()
+            .filter(|m| !m.hidden)
+            .map(Member::to_participant)
+            .collect()
     }
 
     /// Each member with an audio track and that track.

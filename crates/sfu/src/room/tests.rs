@@ -19,6 +19,7 @@ fn joining(id: &str, role: Option<Role>) -> Joining {
         role: role.unwrap_or_default(),
         role_given: role.is_some(),
         room_settings: None,
+        hidden: false,
     }
 }
 
@@ -164,6 +165,27 @@ fn the_audience_sees_only_staff_and_is_announced_only_to_staff() {
         }]
     );
     assert_eq!(room.audience_count(), 1);
+}
+
+#[test]
+fn a_hidden_relay_sees_the_staff_and_is_never_announced_listed_or_counted() {
+    let mut room = webinar();
+    join(&mut room, "viewer", None);
+    let relay = Joining {
+        hidden: true,
+        ..joining("relay", Some(Role::Audience))
+    };
+    let (welcome, effects) = room.join(relay, CAP).expect("the relay joins");
+    assert_eq!(ids(&welcome), ["host"], "it sees what the audience sees");
+    assert!(told(&effects, "host")
+        .iter()
+        .all(|m| joined_id(m).is_none()));
+    assert_eq!(room.audience_count(), 1);
+    assert!(room.participants().iter().all(|p| p.id != "relay"));
+    let (welcome, _) = join(&mut room, "guest", Some(Role::Presenter));
+    assert_eq!(ids(&welcome), ["host", "viewer"], "staff joining later");
+    let effects = room.leave("relay");
+    assert!(told(&effects, "host").is_empty(), "it leaves unseen");
 }
 
 #[test]

@@ -23,6 +23,9 @@ pub struct Client {
     pub ip: Option<IpAddr>,
     pub join_gate: Option<Arc<dyn JoinGate>>,
     pub mode: Mode,
+    /// Another node's cascade relay (the HTTP layer believes it only from a registered
+    /// node): a hidden member (see [`crate::room::Joining::hidden`]).
+    pub hidden: bool,
 }
 
 /// How the client takes part, by what its transport can do.
@@ -260,6 +263,7 @@ mod tests {
             ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             join_gate: Some(Arc::new(Allow(1.into()))),
             mode: Mode::Full,
+            hidden: false,
         };
         assert!(admit(&config(None), &gated, &request("r", "x"), now, 0).is_ok());
         assert_eq!(

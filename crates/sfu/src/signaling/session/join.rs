@@ -68,6 +68,7 @@ pub(super) async fn join(
         role,
         role_given,
         room_settings: request.room_settings,
+        hidden: client.hidden,
     };
     let welcome = |welcome: Welcome| ServerMessage::Joined {
         participant_id: id.clone(),

@@ -226,6 +226,7 @@ fn joining(id: &str, role: Role) -> Joining {
         role,
         role_given: true,
         room_settings: None,
+        hidden: false,
     }
 }
 

@@ -1,0 +1,297 @@
+//! Cascading: one webinar over three nodes sharing a real `redis-server` on loopback. The
+//! owner is capped low (`--cascade-after 1`: its presenter alone puts it over), so the
+//! audience joining through the other two nodes is served there, from each node's mirror
+//! of the room, fed by one hidden relay per edge.
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use roomcast::{RunningServer, ServeArgs};
+use roomcast_bots::{Bot, MessageCursor};
+use roomcast_cluster::redis_server::RedisServer;
+use roomcast_protocol::{ClientMessage, Quality, Role, RoomSettings, ServerMessage, TrackKind};
+
+const ROOM: &str = "webinar";
+const IDS: [&str; 3] = ["n1", "n2", "n3"];
+/// Bound on waits for the registry (a heartbeat every 2 s).
+const REGISTRY_TIMEOUT: Duration = Duration::from_secs(15);
+
+async fn start_node(redis: &RedisServer, id: &str) -> RunningServer {
+    let mut args = ServeArgs::local_ephemeral();
+    args.cluster.redis_url = Some(redis.url());
+    args.cluster.node_id = Some(id.to_owned());
+    args.cluster.cascade_after = Some(1);
+    start_with(args).await
+}
+
+/// Waits until `node` sees every node registered and `owner` carrying a participant.
+async fn wait_owner_loaded(node: &RunningServer, owner: &str) {
+    let cluster = &node.cluster.as_ref().expect("a cluster node").cluster;
+    let start = Instant::now();
+    loop {
+        let nodes = cluster.nodes().await.unwrap_or_default();
+        let loaded = nodes
+            .iter()
+            .any(|n| n.id == owner && n.load.participants >= 1);
+        if nodes.len() == IDS.len() && loaded {
+            return;
+        }
+        assert!(start.elapsed() < REGISTRY_TIMEOUT, "registry {nodes:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `bot` receives `publisher`'s audio and a video keyframe `width` wide that
+/// arrived after `since`.
+async fn wait_media(bot: &Bot, publisher: &str, width: u16, since: Option<Instant>) {
+    bot.wait_for_media(
+        |tracks| {
+            has_audio_from(tracks, publisher, 20)
+                && tracks.iter().any(|t| {
+                    t.publisher_id == publisher
+                        && t.kind == TrackKind::Video
+                        && !t.ended
+                        && t.keyframe_sizes
+                            .iter()
+                            .any(|k| k.width == width && since.is_none_or(|s| k.at >= s))
+                })
+        },
+        MEDIA_TIMEOUT,
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "{} gets {publisher}'s media {width} wide: {e} ({:?})",
+            bot.participant_id(),
+            bot.remote_tracks()
+        )
+    });
+}
+
+/// `(packets in, packets out)` of `publisher`'s track of `kind` on `node`.
+fn track_counts(node: &RunningServer, publisher: &str, kind: TrackKind) -> (u64, u64) {
+    let room = node.sfu.room(ROOM).expect("the room is on this node");
+    let tracks = room.tracks_of(publisher).expect("the presenter is here");
+    let track = tracks
+        .iter()
+        .find(|t| t.info.kind == kind)
+        .expect("the track is here");
+    let c = track.counters.snapshot();
+    (c.packets_in, c.packets_out)
+}
+
+/// How many copies of each incoming packet of the presenter's audio `node` sends, over
+/// the next 50 incoming packets.
+async fn copies_per_packet(node: &RunningServer, publisher: &str) -> f64 {
+    let (in0, out0) = track_counts(node, publisher, TrackKind::Audio);
+    let start = Instant::now();
+    loop {
+        let (in1, out1) = track_counts(node, publisher, TrackKind::Audio);
+        if in1 >= in0 + 50 {
+            return (out1 - out0) as f64 / (in1 - in0) as f64;
+        }
+        assert!(
+            start.elapsed() < MEDIA_TIMEOUT,
+            "the audio stopped: in {in0} -> {in1}, out {out0} -> {out1}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn video_requests(presenter: &Bot) -> Vec<u64> {
+    presenter
+        .published_tracks()
+        .iter()
+        .find(|t| t.kind == TrackKind::Video)
+        .map(|t| t.layers.iter().map(|l| l.keyframe_requests).collect())
+        .unwrap_or_default()
+}
+
+async fn wait_chat(bot: &Bot, from: MessageCursor, text: &str) {
+    bot.wait_for_message_after(
+        from,
+        |m| matches!(m, ServerMessage::Chat { text: t, .. } if t == text),
+        MESSAGE_TIMEOUT,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{} gets the chat: {e}", bot.participant_id()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webinar_audience_on_three_nodes_gets_the_presenter_through_one_copy_per_edge() {
+    let redis = RedisServer::start().await.expect("redis-server starts");
+    let nodes = [
+        start_node(&redis, IDS[0]).await,
+        start_node(&redis, IDS[1]).await,
+        start_node(&redis, IDS[2]).await,
+    ];
+    let webinar = RoomSettings {
+        webinar: true,
+        ..RoomSettings::default()
+    };
+    let host = join_with(
+        config(&nodes[0], ROOM, "ann", Role::Host)
+            .with_simulcast(true)
+            .with_room_settings(webinar),
+    )
+    .await;
+    let ann = host.participant_id().to_owned();
+    let cluster = &nodes[0].cluster.as_ref().expect("a cluster node").cluster;
+    let owner_id = cluster
+        .rooms()
+        .await
+        .expect("the store answers")
+        .into_iter()
+        .find(|(r, _)| r == ROOM)
+        .map(|(_, owner)| owner)
+        .expect("the room is placed");
+    let owner = IDS.iter().position(|id| *id == owner_id).expect("a node");
+    let edges: Vec<usize> = (0..3).filter(|&i| i != owner).collect();
+    for node in &nodes {
+        wait_owner_loaded(node, &owner_id).await;
+    }
+
+    // Two viewers on each node, joining without a role (a webinar makes them audience).
+    let mut viewers: Vec<(usize, Bot)> = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        for n in 0..2 {
+            let config = roomcast_bots::BotConfig::new(node.ws_url(), ROOM, format!("v{i}{n}"))
+                .with_publish(false, None);
+            viewers.push((i, join_with(config).await));
+        }
+    }
+    for (_, viewer) in &viewers {
+        wait_media(viewer, &ann, 1280, None).await;
+    }
+
+    // Each edge serves its audience itself: the owner's room holds the presenter, its own
+    // two viewers and one hidden relay per edge; each edge's holds its two viewers and the
+    // presenter's mirror.
+    let here = |i: usize| nodes[i].sfu.room(ROOM).map_or(0, |r| r.member_count());
+    assert_eq!(here(owner), 1 + 2 + edges.len());
+    for &e in &edges {
+        assert_eq!(here(e), 2 + 1);
+    }
+    // The owner sends one copy per edge and one per local viewer (2 + 2), not one per
+    // viewer in the cluster (6); each edge sends one per viewer there (2).
+    let owner_copies = copies_per_packet(&nodes[owner], &ann).await;
+    eprintln!("owner {owner_id}: {owner_copies:.2} copies per incoming audio packet");
+    assert!((3.5..=4.5).contains(&owner_copies), "owner {owner_copies}");
+    for &e in &edges {
+        let copies = copies_per_packet(&nodes[e], &ann).await;
+        assert!((1.5..=2.5).contains(&copies), "edge {e}: {copies}");
+    }
+    // The relays are never announced: the host saw the two viewers on its node join, and
+    // nobody else.
+    let announced = host
+        .messages()
+        .iter()
+        .filter(|m| matches!(m, ServerMessage::ParticipantJoined { .. }))
+        .count();
+    assert_eq!(announced, 2, "{:?}", host.messages());
+
+    // Chat from the presenter reaches every viewer on every node.
+    let cursors: Vec<MessageCursor> = viewers.iter().map(|(_, v)| v.message_cursor()).collect();
+    host.send(&ClientMessage::Chat {
+        text: "welcome".into(),
+    })
+    .await
+    .expect("chat sent");
+    for ((_, viewer), cursor) in viewers.iter().zip(&cursors) {
+        wait_chat(viewer, *cursor, "welcome").await;
+    }
+    // So does a mute, and the unmute after it, in that order.
+    let audio_id = viewers[0]
+        .1
+        .remote_tracks()
+        .iter()
+        .find(|t| t.publisher_id == ann && t.kind == TrackKind::Audio)
+        .map(|t| t.track_id.clone())
+        .expect("the presenter's audio");
+    let cursors: Vec<MessageCursor> = viewers.iter().map(|(_, v)| v.message_cursor()).collect();
+    for muted in [true, false] {
+        host.send(&ClientMessage::Mute {
+            track_id: audio_id.clone(),
+            muted,
+        })
+        .await
+        .expect("mute sent");
+    }
+    for ((_, viewer), cursor) in viewers.iter().zip(&cursors) {
+        wait_muted(viewer, *cursor, &ann, &audio_id, true).await;
+        let unmuted = viewer
+            .wait_for_message_after(
+                *cursor,
+                |m| matches!(m, ServerMessage::TrackMuted { muted: false, .. }),
+                MESSAGE_TIMEOUT,
+            )
+            .await
+            .expect("the unmute arrives");
+        let order: Vec<bool> = viewer
+            .messages()
+            .iter()
+            .filter_map(|m| match m {
+                ServerMessage::TrackMuted { muted, .. } => Some(*muted),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(order, [true, false], "{unmuted:?}");
+    }
+
+    // set_quality on an edge: both viewers of the second edge ask for the lowest layer,
+    // so that edge asks the owner for it; the first edge's media goes on.
+    let track_id = viewers[0]
+        .1
+        .remote_tracks()
+        .iter()
+        .find(|t| t.publisher_id == ann && t.kind == TrackKind::Video)
+        .map(|t| t.track_id.clone())
+        .expect("the presenter's video");
+    let low_edge = edges[1];
+    let since = Instant::now();
+    for (i, viewer) in &viewers {
+        if *i == low_edge {
+            viewer
+                .send(&ClientMessage::SetQuality {
+                    track_id: track_id.clone(),
+                    quality: Quality::Low,
+                })
+                .await
+                .expect("set_quality sent");
+        }
+    }
+    for (i, viewer) in &viewers {
+        if *i == low_edge {
+            wait_media(viewer, &ann, 320, Some(since)).await;
+        }
+    }
+    for (i, viewer) in &viewers {
+        if *i == edges[0] {
+            assert_media_keeps_flowing(viewer, &[&ann]).await;
+        }
+    }
+
+    // A new viewer on the first edge costs the publisher at most one keyframe request on
+    // the layer it receives (the edge asks for it once; the owner passes it on once).
+    let before = video_requests(&host);
+    let late = join_with(
+        roomcast_bots::BotConfig::new(nodes[edges[0]].ws_url(), ROOM, "late")
+            .with_publish(false, None),
+    )
+    .await;
+    wait_media(&late, &ann, 1280, None).await;
+    let after = video_requests(&host);
+    let extra: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    eprintln!("keyframe requests per layer at the publisher for one more edge viewer: {extra:?}");
+    assert!(
+        extra.iter().all(|&n| n <= 1),
+        "keyframe requests per layer for one edge viewer: {extra:?}"
+    );
+
+    for (_, viewer) in viewers {
+        let _ = viewer.leave().await;
+    }
+    let _ = late.leave().await;
+    let _ = host.leave().await;
+}
