@@ -18,6 +18,8 @@ pub struct ServeProcess {
     /// The HTTP address it listens on (`host:port`).
     pub http_addr: String,
     logs: Arc<Mutex<Vec<Value>>>,
+    /// Set when its stdout ends.
+    logs_ended: Arc<tokio::sync::Notify>,
 }
 
 impl ServeProcess {
@@ -59,17 +61,21 @@ impl ServeProcess {
         // Keep reading, so the server never blocks on a full pipe.
         let logs = Arc::new(Mutex::new(Vec::new()));
         let kept = Arc::clone(&logs);
+        let logs_ended = Arc::new(tokio::sync::Notify::new());
+        let ended = Arc::clone(&logs_ended);
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 if let Ok(v) = serde_json::from_str::<Value>(&line) {
                     kept.lock().expect("log lines").push(v);
                 }
             }
+            ended.notify_one();
         });
         ServeProcess {
             child,
             http_addr,
             logs,
+            logs_ended,
         }
     }
 
@@ -102,6 +108,15 @@ impl ServeProcess {
     /// The JSON log lines so far.
     pub fn logs(&self) -> Vec<Value> {
         self.logs.lock().expect("log lines").clone()
+    }
+
+    /// Every JSON log line the process wrote, once it has exited and its stdout has ended.
+    pub async fn final_logs(&mut self, limit: Duration) -> Vec<Value> {
+        self.exited_within(limit).await;
+        tokio::time::timeout(limit, self.logs_ended.notified())
+            .await
+            .expect("stdout ends after the exit");
+        self.logs()
     }
 }
 

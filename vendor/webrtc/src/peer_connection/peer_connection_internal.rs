@@ -188,7 +188,9 @@ impl PeerConnectionInternal {
                         )
                         .await;
                     } else {
-                        log::warn!("on_ice_connection_state_change: dtls_transport unavailable");
+                        // roomcast patch: the peer connection is gone; its ICE transport's
+                        // last state change (closed) comes after it. See ROOMCAST-PATCH.md.
+                        log::debug!("on_ice_connection_state_change: dtls_transport unavailable");
                     }
                 })
             },
@@ -320,13 +322,15 @@ impl PeerConnectionInternal {
         let pci = Arc::clone(self);
 
         // SRTP acceptor
+        // roomcast patch: what a peer's SSRCs do (unknown ones, too many of them) and a
+        // session that closed are logged at debug, not per stream at warn; ROOMCAST-PATCH.md.
         tokio::spawn(async move {
             let simulcast_routine_count = Arc::new(AtomicU64::new(0));
             loop {
                 let srtp_session = match dtls_transport.get_srtp_session().await {
                     Some(s) => s,
                     None => {
-                        log::warn!("undeclared_media_processor failed to open SrtpSession");
+                        log::debug!("undeclared_media_processor failed to open SrtpSession");
                         return;
                     }
                 };
@@ -337,6 +341,9 @@ impl PeerConnectionInternal {
                         log::error!("Accepting RTP session, without RTP header?");
                         return;
                     }
+                    // roomcast patch: a closed session is how every connection ends, not a
+                    // fault; see ROOMCAST-PATCH.md.
+                    Err(srtp::Error::SessionSrtpAlreadyClosed) => return,
                     Err(err) => {
                         log::warn!("Failed to accept RTP {err}");
                         return;
@@ -354,7 +361,7 @@ impl PeerConnectionInternal {
                     >= SIMULCAST_MAX_PROBE_ROUTINES
                 {
                     simulcast_routine_count.fetch_sub(1, Ordering::SeqCst);
-                    log::warn!("{:?}", Error::ErrSimulcastProbeOverflow);
+                    log::debug!("{:?}", Error::ErrSimulcastProbeOverflow);
                     continue;
                 }
 
@@ -372,7 +379,7 @@ impl PeerConnectionInternal {
                             .handle_incoming_rtp_stream(stream, header.payload_type)
                             .await
                         {
-                            log::warn!(
+                            log::debug!(
                                 "Incoming unhandled RTP ssrc({ssrc}), on_track will not be fired. {err}"
                             );
                         }
@@ -391,7 +398,7 @@ impl PeerConnectionInternal {
                     let srtcp_session = match dtls_transport.get_srtcp_session().await {
                         Some(s) => s,
                         None => {
-                            log::warn!("undeclared_media_processor failed to open SrtcpSession");
+                            log::debug!("undeclared_media_processor failed to open SrtcpSession");
                             return;
                         }
                     };
@@ -399,7 +406,7 @@ impl PeerConnectionInternal {
                     match srtcp_session.accept().await {
                         Ok((stream, _)) => {
                             let ssrc = stream.get_ssrc();
-                            log::warn!(
+                            log::debug!(
                                 "Incoming unhandled RTCP ssrc({ssrc}), on_track will not be fired"
                             );
                             // roomcast patch: close it, or the session keeps the stream and
@@ -407,6 +414,8 @@ impl PeerConnectionInternal {
                             // reports about a stopped sender); see ROOMCAST-PATCH.md.
                             let _ = stream.close().await;
                         }
+                        // roomcast patch: as for RTP above.
+                        Err(srtp::Error::SessionSrtpAlreadyClosed) => return,
                         Err(err) => {
                             log::warn!("Failed to accept RTCP {err}");
                             return;
