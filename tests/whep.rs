@@ -263,6 +263,80 @@ async fn a_whep_viewer_restarts_ice_through_patch_and_keeps_watching() {
     server.shutdown().await;
 }
 
+/// A player that offers two audio receivers hears a panel of two at once (each voice on its
+/// own stream); one that offers one hears one voice, the loudest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whep_viewer_with_two_audio_receivers_hears_two_speakers() {
+    let server = start_secured().await;
+    let room = "whep-panel";
+    let ann = presenter(&server, room, "ann", false).await;
+    let bob = presenter(&server, room, "bob", false).await;
+    let url = format!("http://{}/whep/{room}", server.http_addr);
+    let token = token(room, "player", Role::Audience, 600);
+    let panel = WhepViewer::watch_voices(&url, Some(&token), 2, MESSAGE_TIMEOUT)
+        .await
+        .expect("a WHEP POST with two audio m-lines");
+    let single = watch(&server, &format!("/whep/{room}"), room).await;
+    let two_voices = |t: &[RemoteTrackStats]| {
+        let audio = of_kind(t, TrackKind::Audio);
+        audio.len() == 2 && audio.iter().all(|a| a.packets >= 50)
+    };
+    if let Err(e) = panel.wait_for_media(two_voices, MEDIA_TIMEOUT).await {
+        panic!(
+            "the panel viewer hears both: {e}\n{:#?}",
+            panel.remote_tracks()
+        );
+    }
+    let audio = of_kind(&panel.remote_tracks(), TrackKind::Audio)
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>();
+    assert_ne!(audio[0].ssrc, audio[1].ssrc, "two streams");
+    let video = |t: &[RemoteTrackStats]| {
+        of_kind(t, TrackKind::Video).iter().any(|v| {
+            v.packets >= 30
+                && v.keyframe_sizes
+                    .last()
+                    .is_some_and(|k| (k.width, k.height) == (640, 360))
+        })
+    };
+    panel
+        .wait_for_media(video, MEDIA_TIMEOUT)
+        .await
+        .expect("the panel viewer's video");
+    wait_shows(&single, 640, 360, 30, "the single viewer").await;
+    assert_eq!(of_kind(&single.remote_tracks(), TrackKind::Audio).len(), 1);
+    // Bob leaves: one of the two streams was his and falls silent; ann's goes on.
+    bob.leave().await.expect("bob leaves");
+    let audio_packets = |v: &[RemoteTrackStats]| -> Vec<u64> {
+        of_kind(v, TrackKind::Audio)
+            .iter()
+            .map(|t| t.packets)
+            .collect()
+    };
+    let left = audio_packets(&panel.remote_tracks());
+    let gained = |t: &[RemoteTrackStats]| -> Vec<u64> {
+        audio_packets(t)
+            .iter()
+            .zip(&left)
+            .map(|(now, then)| now - then)
+            .collect()
+    };
+    let after = panel
+        .wait_for_media(|t| gained(t).iter().any(|g| *g >= 100), MEDIA_TIMEOUT)
+        .await
+        .expect("ann's voice goes on");
+    let gains = gained(&after);
+    assert!(
+        gains.iter().filter(|g| **g < 20).count() == 1,
+        "one voice left, one stream silent: {gains:?}"
+    );
+    assert_eq!(panel.delete().await.expect("DELETE"), 200);
+    assert_eq!(single.delete().await.expect("DELETE"), 200);
+    ann.leave().await.expect("ann leaves");
+    server.shutdown().await;
+}
+
 /// A viewer that arrives before anyone presents gets the first presenter when it comes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_waiting_in_an_empty_room_gets_the_first_presenter() {

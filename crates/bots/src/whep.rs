@@ -70,6 +70,17 @@ impl WhepViewer {
         token: Option<&str>,
         timeout: Duration,
     ) -> Result<WhepViewer, BotError> {
+        WhepViewer::watch_voices(url, token, 1, timeout).await
+    }
+
+    /// As [`WhepViewer::watch`], offering `voices` audio receivers (and one video), as a
+    /// player that wants to hear a panel does.
+    pub async fn watch_voices(
+        url: &str,
+        token: Option<&str>,
+        voices: usize,
+        timeout: Duration,
+    ) -> Result<WhepViewer, BotError> {
         let (authority, path) = split_url(url)?;
         let loopback = peer_connection::is_loopback_url(url);
         let ipv6 = peer_connection::is_ipv6_url(url);
@@ -83,7 +94,8 @@ impl WhepViewer {
             subscriber::spawn_reader(Arc::clone(&readers), track, span.clone());
             Box::pin(async {})
         }));
-        for kind in [RTPCodecType::Audio, RTPCodecType::Video] {
+        let kinds = std::iter::repeat_n(RTPCodecType::Audio, voices).chain([RTPCodecType::Video]);
+        for kind in kinds {
             pc.add_transceiver_from_kind(
                 kind,
                 Some(RTCRtpTransceiverInit {
