@@ -353,8 +353,9 @@ async fn a_viewer_waiting_in_an_empty_room_gets_the_first_presenter() {
 }
 
 /// Chromium plays the room's presenter through the WHEP player page; when a screen share
-/// starts, the same video stream shows it (no new receiver, same SSRC); then the page stops
-/// with DELETE, after which the server forgets the viewer.
+/// starts, the same video stream shows it (no new receiver, same SSRC), and the page (three
+/// audio receivers) hears both presenters' voices at once; then the page stops with DELETE,
+/// after which the server forgets the viewer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_plays_a_presenter_through_the_whep_player_page() {
     let server = start_secured().await;
@@ -366,7 +367,7 @@ async fn chromium_plays_a_presenter_through_the_whep_player_page() {
     let mut child = tokio::process::Command::new("node")
         .arg(script)
         .args(["--url", &url, "--room", room, "--token", &token])
-        .args(["--switch-width", "1280", "--switch-height", "720"])
+        .args(["--switch-width", "1280", "--switch-height", "720", "--voices", "2"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .kill_on_drop(true)
