@@ -367,7 +367,14 @@ async fn chromium_plays_a_presenter_through_the_whep_player_page() {
     let mut child = tokio::process::Command::new("node")
         .arg(script)
         .args(["--url", &url, "--room", room, "--token", &token])
-        .args(["--switch-width", "1280", "--switch-height", "720", "--voices", "2"])
+        .args([
+            "--switch-width",
+            "1280",
+            "--switch-height",
+            "720",
+            "--voices",
+            "2",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .kill_on_drop(true)
