@@ -139,6 +139,204 @@ async fn a_whep_viewer_receives_the_presenter_and_follows_a_screen_share_without
     server.shutdown().await;
 }
 
+fn packets_of(viewer: &WhepViewer, kind: TrackKind) -> u64 {
+    of_kind(&viewer.remote_tracks(), kind)
+        .iter()
+        .map(|t| t.packets)
+        .sum()
+}
+
+/// A player restarts ICE with a PATCH (RFC 9725 §4.4.1.2), twice: each time it gets the
+/// server's new credentials and a new ETag, its new ICE session connects, and the
+/// presenter's audio and video keep arriving over it on the same streams. Refused restarts
+/// (no If-Match: 428, the old ICE session's: 412) change nothing; a trickle is still 204.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whep_viewer_restarts_ice_through_patch_and_keeps_watching() {
+    let server = start_secured().await;
+    let http = Http(server.http_addr);
+    let room = "whep-restart";
+    let ann = presenter(&server, room, "ann", false).await;
+    let mut viewer = watch(&server, &format!("/whep/{room}"), room).await;
+    wait_shows(&viewer, 640, 360, 30, "ann's camera and voice").await;
+    let location = viewer.location().to_owned();
+    let first_etag = viewer.etag().to_owned();
+    let ssrc = video_of(&viewer).ssrc;
+
+    let frag_type = ("Content-Type", "application/trickle-ice-sdpfrag");
+    let other = "a=ice-ufrag:zzzz\r\na=ice-pwd:zzzzzzzzzzzzzzzzzzzzzzzz\r\n";
+    let trickle = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n";
+    let bad_tag = ("If-Match", "\"not-this-one\"");
+    let cases = [
+        Case::new("a restart without If-Match", &[frag_type], other, 428),
+        Case::new(
+            "a restart naming another ICE session",
+            &[frag_type, bad_tag],
+            other,
+            412,
+        ),
+        Case::new(
+            "a trickle naming another ICE session",
+            &[frag_type, bad_tag],
+            trickle,
+            412,
+        ),
+        Case::new(
+            "a trickle",
+            &[frag_type, ("If-Match", &first_etag)],
+            trickle,
+            204,
+        ),
+    ];
+    for case in &cases {
+        let reply = http
+            .send("PATCH", &location, &case.headers, case.body)
+            .await;
+        expect(&reply, case.status, case.what);
+    }
+
+    let mut etags = vec![first_etag.clone()];
+    for round in 1..=2 {
+        let reply = viewer
+            .restart_ice(MEDIA_TIMEOUT)
+            .await
+            .unwrap_or_else(|e| panic!("ICE restart {round}: {e}"));
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/trickle-ice-sdpfrag")
+        );
+        assert!(reply.body.contains("a=ice-ufrag:"), "{}", reply.body);
+        assert!(
+            !etags.iter().any(|e| e == viewer.etag()),
+            "a new ETag each time"
+        );
+        etags.push(viewer.etag().to_owned());
+        assert_eq!(viewer.ice_connections(), 1 + round);
+        // The restart dropped the old candidate pairs: what arrives now came over the new one.
+        let (audio, video) = (
+            packets_of(&viewer, TrackKind::Audio),
+            packets_of(&viewer, TrackKind::Video),
+        );
+        viewer
+            .wait_for_media(
+                |t| {
+                    let sum = |k| of_kind(t, k).iter().map(|t| t.packets).sum::<u64>();
+                    sum(TrackKind::Audio) >= audio + 50 && sum(TrackKind::Video) >= video + 50
+                },
+                MEDIA_TIMEOUT,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("media after ICE restart {round}: {e}"));
+        println!(
+            "ICE restart {round}: audio {audio} -> {}, video {video} -> {} packets",
+            packets_of(&viewer, TrackKind::Audio),
+            packets_of(&viewer, TrackKind::Video)
+        );
+    }
+    assert_eq!(video_of(&viewer).ssrc, ssrc, "the same stream throughout");
+    expect(
+        &http
+            .send(
+                "PATCH",
+                &location,
+                &[frag_type, ("If-Match", &first_etag)],
+                trickle,
+            )
+            .await,
+        412,
+        "a trickle for the first ICE session",
+    );
+    let current = viewer.etag().to_owned();
+    expect(
+        &http
+            .send(
+                "PATCH",
+                &location,
+                &[frag_type, ("If-Match", &current)],
+                trickle,
+            )
+            .await,
+        204,
+        "a trickle for the current ICE session",
+    );
+    assert_eq!(viewer.delete().await.expect("DELETE"), 200);
+    ann.leave().await.expect("ann leaves");
+    server.shutdown().await;
+}
+
+/// A player that offers two audio receivers hears a panel of two at once (each voice on its
+/// own stream); one that offers one hears one voice, the loudest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whep_viewer_with_two_audio_receivers_hears_two_speakers() {
+    let server = start_secured().await;
+    let room = "whep-panel";
+    let ann = presenter(&server, room, "ann", false).await;
+    let bob = presenter(&server, room, "bob", false).await;
+    let url = format!("http://{}/whep/{room}", server.http_addr);
+    let token = token(room, "player", Role::Audience, 600);
+    let panel = WhepViewer::watch_voices(&url, Some(&token), 2, MESSAGE_TIMEOUT)
+        .await
+        .expect("a WHEP POST with two audio m-lines");
+    let single = watch(&server, &format!("/whep/{room}"), room).await;
+    let two_voices = |t: &[RemoteTrackStats]| {
+        let audio = of_kind(t, TrackKind::Audio);
+        audio.len() == 2 && audio.iter().all(|a| a.packets >= 50)
+    };
+    if let Err(e) = panel.wait_for_media(two_voices, MEDIA_TIMEOUT).await {
+        panic!(
+            "the panel viewer hears both: {e}\n{:#?}",
+            panel.remote_tracks()
+        );
+    }
+    let audio = of_kind(&panel.remote_tracks(), TrackKind::Audio)
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>();
+    assert_ne!(audio[0].ssrc, audio[1].ssrc, "two streams");
+    let video = |t: &[RemoteTrackStats]| {
+        of_kind(t, TrackKind::Video).iter().any(|v| {
+            v.packets >= 30
+                && v.keyframe_sizes
+                    .last()
+                    .is_some_and(|k| (k.width, k.height) == (640, 360))
+        })
+    };
+    panel
+        .wait_for_media(video, MEDIA_TIMEOUT)
+        .await
+        .expect("the panel viewer's video");
+    wait_shows(&single, 640, 360, 30, "the single viewer").await;
+    assert_eq!(of_kind(&single.remote_tracks(), TrackKind::Audio).len(), 1);
+    // Bob leaves: one of the two streams was his and falls silent; ann's goes on.
+    bob.leave().await.expect("bob leaves");
+    let audio_packets = |v: &[RemoteTrackStats]| -> Vec<u64> {
+        of_kind(v, TrackKind::Audio)
+            .iter()
+            .map(|t| t.packets)
+            .collect()
+    };
+    let left = audio_packets(&panel.remote_tracks());
+    let gained = |t: &[RemoteTrackStats]| -> Vec<u64> {
+        audio_packets(t)
+            .iter()
+            .zip(&left)
+            .map(|(now, then)| now - then)
+            .collect()
+    };
+    let after = panel
+        .wait_for_media(|t| gained(t).iter().any(|g| *g >= 100), MEDIA_TIMEOUT)
+        .await
+        .expect("ann's voice goes on");
+    let gains = gained(&after);
+    assert!(
+        gains.iter().filter(|g| **g < 20).count() == 1,
+        "one voice left, one stream silent: {gains:?}"
+    );
+    assert_eq!(panel.delete().await.expect("DELETE"), 200);
+    assert_eq!(single.delete().await.expect("DELETE"), 200);
+    ann.leave().await.expect("ann leaves");
+    server.shutdown().await;
+}
+
 /// A viewer that arrives before anyone presents gets the first presenter when it comes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_waiting_in_an_empty_room_gets_the_first_presenter() {
@@ -155,8 +353,9 @@ async fn a_viewer_waiting_in_an_empty_room_gets_the_first_presenter() {
 }
 
 /// Chromium plays the room's presenter through the WHEP player page; when a screen share
-/// starts, the same video stream shows it (no new receiver, same SSRC); then the page stops
-/// with DELETE, after which the server forgets the viewer.
+/// starts, the same video stream shows it (no new receiver, same SSRC), and the page (three
+/// audio receivers) hears both presenters' voices at once; then the page stops with DELETE,
+/// after which the server forgets the viewer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_plays_a_presenter_through_the_whep_player_page() {
     let server = start_secured().await;
@@ -168,7 +367,14 @@ async fn chromium_plays_a_presenter_through_the_whep_player_page() {
     let mut child = tokio::process::Command::new("node")
         .arg(script)
         .args(["--url", &url, "--room", room, "--token", &token])
-        .args(["--switch-width", "1280", "--switch-height", "720"])
+        .args([
+            "--switch-width",
+            "1280",
+            "--switch-height",
+            "720",
+            "--voices",
+            "2",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .kill_on_drop(true)

@@ -16,16 +16,22 @@ use common::browser::{run_script, tail};
 use common::http::{expect, header, Case, Http};
 use common::*;
 use roomcast::{RunningServer, ServeArgs};
+use roomcast_bots::whep::{restart_ice, IceConnections, Target};
 use roomcast_bots::Bot;
 use roomcast_protocol::{ClientMessage, Role, ServerMessage, TrackKind};
 use roomcast_sfu::auth::{mint, unix_now};
 use webrtc::api::media_engine::MediaEngine;
 use webrtc::api::APIBuilder;
+use webrtc::media::Sample;
 use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
+use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
+use webrtc::track::track_local::TrackLocal;
 
 const SECRET: &str = "whip-integration-test-secret-0123456789";
 
@@ -493,8 +499,17 @@ async fn bad_whip_requests_get_their_status_and_the_room_plays_on() {
             ),
         ),
         (
+            &location_b,
+            Case::new(
+                "an ICE restart naming another session",
+                &[frag_type, ("If-Match", &etag_a)],
+                frag,
+                412,
+            ),
+        ),
+        (
             &location_a,
-            Case::new("an ICE restart", &[frag_type], frag, 422),
+            Case::new("an ICE restart without If-Match", &[frag_type], frag, 428),
         ),
         (
             &location_a,
@@ -577,5 +592,209 @@ async fn bad_whip_requests_get_their_status_and_the_room_plays_on() {
 
     // The bystanders noticed nothing.
     assert_media_keeps_flowing(&listener, &[speaker_id.as_str()]).await;
+    server.shutdown().await;
+}
+
+/// A webrtc-rs encoder publishing an Opus track over WHIP, as OBS would: 50 packets a second
+/// (for a minute at most) once connected.
+struct WhipPublisher {
+    pc: Arc<RTCPeerConnection>,
+    connections: IceConnections,
+    location: String,
+    etag: String,
+    sender: tokio::task::JoinHandle<()>,
+}
+
+impl WhipPublisher {
+    async fn publish(server: &RunningServer, room: &str, token: &str) -> WhipPublisher {
+        let mut media = MediaEngine::default();
+        media.register_default_codecs().expect("codecs");
+        let api = APIBuilder::new().with_media_engine(media).build();
+        let pc = Arc::new(
+            api.new_peer_connection(RTCConfiguration::default())
+                .await
+                .expect("a PeerConnection"),
+        );
+        let connections = IceConnections::watch(&pc);
+        let track = Arc::new(TrackLocalStaticSample::new(
+            RTCRtpCodecCapability {
+                mime_type: "audio/opus".to_owned(),
+                clock_rate: 48_000,
+                channels: 2,
+                ..Default::default()
+            },
+            "audio".to_owned(),
+            "encoder".to_owned(),
+        ));
+        pc.add_transceiver_from_track(
+            Arc::clone(&track) as Arc<dyn TrackLocal + Send + Sync>,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                send_encodings: Vec::new(),
+            }),
+        )
+        .await
+        .expect("an audio sender");
+        let offer = pc.create_offer(None).await.expect("an offer");
+        pc.set_local_description(offer.clone())
+            .await
+            .expect("offer applied");
+        let bearer = format!("Bearer {token}");
+        let reply = Http(server.http_addr)
+            .send(
+                "POST",
+                &format!("/whip/{room}"),
+                &[
+                    ("Content-Type", "application/sdp"),
+                    ("Authorization", &bearer),
+                ],
+                &offer.sdp,
+            )
+            .await;
+        expect(&reply, 201, "the encoder's POST");
+        pc.set_remote_description(RTCSessionDescription::answer(reply.body.clone()).expect("SDP"))
+            .await
+            .expect("answer applied");
+        let sender = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            for _ in 0..3_000 {
+                tick.tick().await;
+                // An Opus TOC byte and a silent frame: the bots count packets, not sound.
+                let sample = Sample {
+                    data: bytes::Bytes::from_static(&[0xf8, 0xff, 0xfe]),
+                    duration: Duration::from_millis(20),
+                    ..Default::default()
+                };
+                let _ = track.write_sample(&sample).await;
+            }
+        });
+        WhipPublisher {
+            pc,
+            connections,
+            location: header(&reply, "location")[0].to_owned(),
+            etag: header(&reply, "etag")[0].to_owned(),
+            sender,
+        }
+    }
+}
+
+/// An encoder whose network changed restarts ICE with a PATCH (RFC 9725 §4.4.1.2): it gets
+/// the server's new credentials and candidates in the 200 and a new ETag, its new ICE
+/// session connects, and its audio keeps reaching the room over it. A restart without
+/// If-Match (428) or naming the old ICE session (412) changes nothing; a plain trickle is
+/// still 204.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_encoder_restarts_ice_through_patch_and_keeps_publishing() {
+    let server = start_secured().await;
+    let http = Http(server.http_addr);
+    let room = "whip-restart";
+    let viewer = audience_bot(&server, room).await;
+    let mut encoder =
+        WhipPublisher::publish(&server, room, &token(room, "enc", Role::Presenter, 600)).await;
+    let id = joined_as(&viewer, "enc").await;
+    viewer
+        .wait_for_media(|t| has_audio_from(t, &id, 50), MEDIA_TIMEOUT)
+        .await
+        .expect("the encoder's audio arrives");
+    assert!(encoder.connections.count() >= 1);
+
+    let frag_type = ("Content-Type", "application/trickle-ice-sdpfrag");
+    let other = "a=ice-ufrag:zzzz\r\na=ice-pwd:zzzzzzzzzzzzzzzzzzzzzzzz\r\n";
+    let refused = [
+        Case::new("a restart without If-Match", &[frag_type], other, 428),
+        Case::new(
+            "a restart naming another ICE session",
+            &[frag_type, ("If-Match", "\"not-this-one\"")],
+            other,
+            412,
+        ),
+        Case::new(
+            "a restart without a password",
+            &[frag_type, ("If-Match", "*")],
+            "a=ice-ufrag:zzzz\r\n",
+            400,
+        ),
+    ];
+    for case in &refused {
+        let reply = http
+            .send("PATCH", &encoder.location, &case.headers, case.body)
+            .await;
+        expect(&reply, case.status, case.what);
+    }
+    let trickle = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n";
+    expect(
+        &http
+            .send(
+                "PATCH",
+                &encoder.location,
+                &[frag_type, ("If-Match", &encoder.etag)],
+                trickle,
+            )
+            .await,
+        204,
+        "a trickle",
+    );
+
+    let before = encoder.connections.count();
+    let target = Target {
+        authority: &server.http_addr.to_string(),
+        location: &encoder.location,
+    };
+    let reply = restart_ice(&encoder.pc, target, "*", MESSAGE_TIMEOUT)
+        .await
+        .expect("the ICE restart is answered");
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/trickle-ice-sdpfrag")
+    );
+    let etag = reply.header("etag").expect("a new ETag").to_owned();
+    assert_ne!(etag, encoder.etag, "a new ICE session, a new entity tag");
+    assert!(reply.body.contains("a=ice-ufrag:"), "{}", reply.body);
+    assert!(reply.body.contains("a=candidate:"), "{}", reply.body);
+    encoder
+        .connections
+        .wait_beyond(before, MEDIA_TIMEOUT)
+        .await
+        .expect("the new ICE session connects");
+    // The restart dropped the old candidate pairs: what arrives now came over the new one.
+    let after = packets_from(&viewer.remote_tracks(), &id);
+    viewer
+        .wait_for_media(|t| packets_from(t, &id) >= after + 100, MEDIA_TIMEOUT)
+        .await
+        .expect("the encoder's audio arrives over the new ICE session");
+    println!(
+        "ICE restart: {} packets before the new session connected, {} after",
+        after,
+        packets_from(&viewer.remote_tracks(), &id)
+    );
+    // The old ICE session's entity tag is refused now; the new one trickles.
+    let stale = [("If-Match", encoder.etag.as_str()), frag_type];
+    expect(
+        &http.send("PATCH", &encoder.location, &stale, trickle).await,
+        412,
+        "a trickle for the old ICE session",
+    );
+    encoder.etag = etag;
+    expect(
+        &http
+            .send(
+                "PATCH",
+                &encoder.location,
+                &[frag_type, ("If-Match", &encoder.etag)],
+                trickle,
+            )
+            .await,
+        204,
+        "a trickle for the new ICE session",
+    );
+    let cursor = viewer.message_cursor();
+    expect(
+        &http.send("DELETE", &encoder.location, &[], "").await,
+        200,
+        "DELETE",
+    );
+    wait_left(&viewer, cursor, &id).await;
+    encoder.sender.abort();
+    let _ = encoder.pc.close().await;
     server.shutdown().await;
 }

@@ -9,7 +9,9 @@
 //!   with the answer (the server's candidates in it), `Location: /whip/{room}/{id}`, an
 //!   `ETag` and a `Link` per ICE server.
 //! - `PATCH /whip/{room}/{id}` (`application/trickle-ice-sdpfrag`) → 204: the client's
-//!   candidates. An ICE restart (new ufrag) → 422: start a new session instead.
+//!   candidates. With new `ice-ufrag`/`ice-pwd` it is an ICE restart (`If-Match` required:
+//!   428 without, 412 when it names another ICE session) → 200 with the server's new
+//!   credentials and candidates as a fragment, and a new `ETag`.
 //! - `DELETE /whip/{room}/{id}` → 200: the participant leaves.
 //! - `OPTIONS` on both, for CORS preflights and to read the ICE servers (without
 //!   credentials).
@@ -35,7 +37,7 @@ use roomcast_sfu::signaling::sdp_media::media_sections;
 use roomcast_sfu::{Client, JoinGate, Mode, Sessions};
 
 use crate::admission::proxy::TrustedProxies;
-use session::{Refused, Request, Resources};
+use session::{PatchKind, Refused, Request, Resource, Resources};
 
 /// Largest body a WHIP or WHEP request may have (an offer with many m-lines stays far below).
 const MAX_BODY: usize = 64 * 1024;
@@ -257,19 +259,6 @@ async fn patch(
             "PATCH takes Content-Type: application/trickle-ice-sdpfrag",
         );
     }
-    if let Some(tag) = headers.get(header::IF_MATCH) {
-        let wanted = format!("\"{}\"", resource.etag);
-        let matches = tag.to_str().is_ok_and(|tag| {
-            tag.split(',')
-                .any(|t| t.trim() == "*" || t.trim() == wanted)
-        });
-        if !matches {
-            return error(
-                StatusCode::PRECONDITION_FAILED,
-                "If-Match names another ICE session",
-            );
-        }
-    }
     let Ok(text) = std::str::from_utf8(&body) else {
         return error(StatusCode::BAD_REQUEST, "the body is not an SDP fragment");
     };
@@ -277,15 +266,33 @@ async fn patch(
         Ok(fragment) => fragment,
         Err(why) => return error(StatusCode::BAD_REQUEST, &why),
     };
-    let restart = match (&fragment.ufrag, &resource.remote_ufrag) {
-        (Some(new), Some(old)) => new != old,
-        _ => false,
-    };
-    if restart {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "ICE restarts are not supported: DELETE this session and POST a new offer",
-        );
+    let kind = resource.patch_kind(fragment.ufrag.as_deref(), fragment.pwd.as_deref());
+    // RFC 9725 §4.4.1: a missing entity tag is 428, another ICE session's is 412. A trickle
+    // without If-Match is still taken, as from clients written before the RFC.
+    match headers.get(header::IF_MATCH) {
+        None if kind == PatchKind::Restart => {
+            return error(
+                StatusCode::PRECONDITION_REQUIRED,
+                "an ICE restart needs If-Match (\"*\" or the session's ETag)",
+            );
+        }
+        None => {}
+        Some(tag) => {
+            let wanted = format!("\"{}\"", resource.etag());
+            let matches = tag.to_str().is_ok_and(|tag| {
+                tag.split(',')
+                    .any(|t| t.trim() == "*" || t.trim() == wanted)
+            });
+            if !matches {
+                return error(
+                    StatusCode::PRECONDITION_FAILED,
+                    "If-Match names another ICE session",
+                );
+            }
+        }
+    }
+    if kind == PatchKind::Restart {
+        return restart(&state, &resource, fragment).await;
     }
     for candidate in fragment.candidates {
         let msg = ClientMessage::Candidate {
@@ -303,6 +310,41 @@ async fn patch(
     let mut response = StatusCode::NO_CONTENT.into_response();
     cors(response.headers_mut());
     response
+}
+
+/// An ICE restart (RFC 9725 §4.4.1.2): 200 with the server's new credentials and
+/// candidates as an `application/trickle-ice-sdpfrag` and the new ICE session's `ETag`. A
+/// refused restart keeps the session and its ICE session as they were.
+async fn restart(state: &WhipState, resource: &Resource, fragment: sdp::Fragment) -> Response {
+    let (Some(ufrag), Some(pwd)) = (fragment.ufrag, fragment.pwd) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "an ICE restart carries both a=ice-ufrag and a=ice-pwd",
+        );
+    };
+    match resource
+        .restart_ice(&ufrag, &pwd, fragment.candidates)
+        .await
+    {
+        Ok(restarted) => {
+            tracing::info!(room = %resource.room, participant = %resource.participant_id, endpoint = state.endpoint.path(), "ICE restarted");
+            let mut response = (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, SDPFRAG.to_owned()),
+                    (header::ETAG, format!("\"{}\"", restarted.etag)),
+                ],
+                restarted.fragment,
+            )
+                .into_response();
+            cors(response.headers_mut());
+            response
+        }
+        Err(refused) => {
+            tracing::info!(room = %resource.room, participant = %resource.participant_id, code = refused.code.as_str(), "ICE restart refused");
+            refusal(refused)
+        }
+    }
 }
 
 async fn delete(

@@ -55,6 +55,93 @@ pub fn with_candidates(answer: &str, candidates: &[String]) -> String {
     out
 }
 
+/// The offer an ICE restart applies (RFC 9725 §4.4.1.2): the stored `offer` with the
+/// client's new `ufrag` and `pwd`, and none of the old ICE session's candidates. Everything
+/// else was negotiated already and still applies.
+pub fn restarted_offer(offer: &str, ufrag: &str, pwd: &str) -> String {
+    let mut out = String::with_capacity(offer.len());
+    for line in offer.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.starts_with("a=candidate:") || line.starts_with("a=end-of-candidates") {
+            continue;
+        }
+        if line.starts_with("a=ice-ufrag:") {
+            out.push_str("a=ice-ufrag:");
+            out.push_str(ufrag);
+        } else if line.starts_with("a=ice-pwd:") {
+            out.push_str("a=ice-pwd:");
+            out.push_str(pwd);
+        } else {
+            out.push_str(line);
+        }
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// The `application/trickle-ice-sdpfrag` answering an ICE restart: the server's new
+/// `ice-ufrag`/`ice-pwd` from its `answer`, with its candidates (those in the answer and
+/// `more`, once each) under the answer's first m-section, and the same `ice-lite`,
+/// `ice-options` and `BUNDLE` group as the answer (RFC 9725 §4.4.1.2, RFC 8840).
+pub fn restart_fragment(answer: &str, more: &[String]) -> Result<String, String> {
+    let (Some(ufrag), Some(pwd)) = ice_credentials(answer) else {
+        return Err("the restarted session's answer has no ICE credentials".into());
+    };
+    let mut out = String::new();
+    let mut section: Option<(&str, Option<&str>)> = None;
+    let mut candidates: Vec<&str> = Vec::new();
+    let mut media_seen = 0;
+    for line in answer.lines().map(|l| l.trim_end_matches('\r')) {
+        if line.starts_with("m=") {
+            media_seen += 1;
+            if media_seen == 1 {
+                section = Some((line, None));
+            }
+            continue;
+        }
+        if media_seen == 0 {
+            if line == "a=ice-lite"
+                || line.starts_with("a=ice-options:")
+                || line.starts_with("a=group:BUNDLE")
+            {
+                out.push_str(line);
+                out.push_str("\r\n");
+            }
+        } else if let Some(c) = line.strip_prefix("a=") {
+            if media_seen == 1 {
+                if let (Some(mid), Some((_, slot))) = (c.strip_prefix("mid:"), section.as_mut()) {
+                    *slot = Some(mid);
+                }
+            }
+            if c.starts_with("candidate:") && !candidates.contains(&c) {
+                candidates.push(c);
+            }
+        }
+    }
+    for c in more {
+        let c = c.strip_prefix("a=").unwrap_or(c);
+        if !candidates.contains(&c) {
+            candidates.push(c);
+        }
+    }
+    let Some((m_line, mid)) = section else {
+        return Err("the restarted session's answer has no m-line".into());
+    };
+    out.push_str(m_line);
+    out.push_str("\r\n");
+    if let Some(mid) = mid {
+        out.push_str(&format!("a=mid:{mid}\r\n"));
+    }
+    out.push_str(&format!("a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n"));
+    for c in candidates {
+        out.push_str("a=");
+        out.push_str(c);
+        out.push_str("\r\n");
+    }
+    out.push_str("a=end-of-candidates\r\n");
+    Ok(out)
+}
+
 /// What a trickle PATCH carries.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Fragment {
@@ -163,6 +250,42 @@ mod tests {
         }
         assert!(sdp.starts_with("v=0\r\n"));
         assert_eq!(ice_credentials(&sdp), (Some("abc"), Some("secret")));
+    }
+
+    #[test]
+    fn a_restart_reapplies_the_offer_with_new_credentials_and_no_old_candidates() {
+        let offer = "v=0\r\na=group:BUNDLE 0 1\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n\
+            a=ice-ufrag:old1\r\na=ice-pwd:oldpassword\r\na=candidate:1 1 udp 1 10.0.0.1 5000 typ host\r\n\
+            a=end-of-candidates\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n\
+            a=ice-ufrag:old1\r\na=ice-pwd:oldpassword\r\n";
+        let restarted = restarted_offer(offer, "new2", "newpassword");
+        assert_eq!(
+            restarted,
+            "v=0\r\na=group:BUNDLE 0 1\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n\
+             a=ice-ufrag:new2\r\na=ice-pwd:newpassword\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
+             a=mid:1\r\na=ice-ufrag:new2\r\na=ice-pwd:newpassword\r\n"
+        );
+    }
+
+    #[test]
+    fn a_restart_answers_with_the_new_credentials_and_every_candidate_once() {
+        let answer = "v=0\r\na=ice-lite\r\na=group:BUNDLE 0 1\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+            a=mid:0\r\na=ice-ufrag:srv2\r\na=ice-pwd:srvsecret\r\n\
+            a=candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=ice-ufrag:srv2\r\na=ice-pwd:srvsecret\r\n\
+            a=candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host\r\n";
+        let more = [
+            "candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host".to_owned(),
+            "candidate:2 1 udp 2130706431 192.0.2.1 50000 typ host".to_owned(),
+        ];
+        assert_eq!(
+            restart_fragment(answer, &more).unwrap(),
+            "a=ice-lite\r\na=group:BUNDLE 0 1\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n\
+             a=ice-ufrag:srv2\r\na=ice-pwd:srvsecret\r\n\
+             a=candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host\r\n\
+             a=candidate:2 1 udp 2130706431 192.0.2.1 50000 typ host\r\na=end-of-candidates\r\n"
+        );
+        assert!(restart_fragment("v=0\r\nm=audio 9 RTP/AVP 0\r\n", &[]).is_err());
     }
 
     #[test]

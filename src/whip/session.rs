@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use roomcast_protocol::{ClientMessage, ErrorCode, IceServer, Role, ServerMessage};
+use roomcast_protocol::{ClientMessage, ErrorCode, IceCandidate, IceServer, Role, ServerMessage};
 use roomcast_sfu::signaling::outbox::{Outbox, OutboxReceiver};
 use roomcast_sfu::{run_session, Client, Inbound, Mode, Sessions};
 use tokio::sync::mpsc;
@@ -48,11 +48,42 @@ fn refused(code: ErrorCode, message: impl Into<String>) -> Refused {
 pub struct Resource {
     pub room: String,
     pub participant_id: String,
-    /// The entity tag of the ICE session (RFC 9725 §4.3.1).
-    pub etag: String,
-    /// The client's ICE username fragment, to tell a trickle from an ICE restart.
-    pub remote_ufrag: Option<String>,
+    /// The ICE session: its entity tag, the client's credentials and the offer it is part of.
+    ice: Mutex<IceSession>,
+    /// One ICE restart at a time.
+    restarting: tokio::sync::Mutex<()>,
+    /// While a restart waits for the session's answer: where the pump copies what the
+    /// session says.
+    listener: Mutex<Option<mpsc::Sender<ServerMessage>>>,
     inbound: mpsc::Sender<Inbound>,
+}
+
+/// The current ICE session of a resource.
+struct IceSession {
+    /// Its entity tag (RFC 9725 §4.3.1), new with each ICE restart.
+    etag: String,
+    /// The client's ICE username fragment and password, to tell a trickle from a restart.
+    remote_ufrag: Option<String>,
+    remote_pwd: Option<String>,
+    /// The client's offer as last applied: an ICE restart applies it again with new
+    /// credentials.
+    offer: String,
+}
+
+/// What a PATCH's ICE credentials mean for the current ICE session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchKind {
+    /// Candidates of the current ICE session.
+    Trickle,
+    /// New credentials: an ICE restart.
+    Restart,
+}
+
+/// A successful ICE restart: the `application/trickle-ice-sdpfrag` with the server's new
+/// credentials and candidates, and the new ICE session's entity tag.
+pub struct Restarted {
+    pub fragment: String,
+    pub etag: String,
 }
 
 impl Resource {
@@ -61,7 +92,124 @@ impl Resource {
         let text = serde_json::to_string(msg).unwrap_or_default();
         self.inbound.send(Inbound::Text(text)).await.is_ok()
     }
+
+    /// Hands what the session said to a waiting ICE restart, if there is one. A restart
+    /// that does not keep up loses the excess (it then times out).
+    fn listen(&self, msg: ServerMessage) {
+        if let Some(listener) = self.listener.lock().as_ref() {
+            let _ = listener.try_send(msg);
+        }
+    }
+
+    /// The entity tag of the current ICE session.
+    pub fn etag(&self) -> String {
+        self.ice.lock().etag.clone()
+    }
+
+    /// A PATCH with these credentials is a restart when they differ from the current ones.
+    pub fn patch_kind(&self, ufrag: Option<&str>, pwd: Option<&str>) -> PatchKind {
+        let ice = self.ice.lock();
+        let differs = |new: Option<&str>, old: &Option<String>| match (new, old) {
+            (Some(new), Some(old)) => new != old,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if differs(ufrag, &ice.remote_ufrag) || differs(pwd, &ice.remote_pwd) {
+            PatchKind::Restart
+        } else {
+            PatchKind::Trickle
+        }
+    }
+
+    /// Restarts ICE (RFC 9725 §4.4.1.2) the way a WebSocket client does: the stored offer
+    /// with the client's new `ufrag`/`pwd` (and no old candidates) goes to the session as a
+    /// new offer, and the session's answer carries the server's new credentials. Then the
+    /// client's `candidates` are added. A refused restart leaves the resource's ICE session
+    /// (its ETag and credentials) as it was.
+    pub async fn restart_ice(
+        &self,
+        ufrag: &str,
+        pwd: &str,
+        candidates: Vec<IceCandidate>,
+    ) -> Result<Restarted, Refused> {
+        let _one_at_a_time = self.restarting.lock().await;
+        let offer = sdp::restarted_offer(&self.ice.lock().offer, ufrag, pwd);
+        let (tx, mut rx) = mpsc::channel(LISTENER_CAPACITY);
+        *self.listener.lock() = Some(tx);
+        let answered = self.exchange(&offer, &mut rx).await;
+        *self.listener.lock() = None;
+        let (answer, gathered) = answered?;
+        for candidate in candidates {
+            self.tell(&ClientMessage::Candidate {
+                candidate: Some(candidate),
+            })
+            .await;
+        }
+        let fragment = sdp::restart_fragment(&answer, &gathered)
+            .map_err(|why| refused(ErrorCode::InternalError, why))?;
+        let etag = random_id();
+        let mut ice = self.ice.lock();
+        ice.etag = etag.clone();
+        ice.remote_ufrag = Some(ufrag.to_owned());
+        ice.remote_pwd = Some(pwd.to_owned());
+        ice.offer = offer;
+        Ok(Restarted { fragment, etag })
+    }
+
+    /// Sends the restart offer and collects the answer and the server's candidates, which
+    /// may come before the answer (the restart gathers as the offer is applied) or after.
+    async fn exchange(
+        &self,
+        offer: &str,
+        rx: &mut mpsc::Receiver<ServerMessage>,
+    ) -> Result<(String, Vec<String>), Refused> {
+        let msg = ClientMessage::Offer {
+            sdp: offer.to_owned(),
+            tracks: Vec::new(),
+        };
+        if !self.tell(&msg).await {
+            return Err(refused(ErrorCode::InternalError, "the session ended"));
+        }
+        let mut candidates = Vec::new();
+        let mut gathered = false;
+        let mut answer = None;
+        let mut deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+        while !(gathered && answer.is_some()) {
+            let msg = tokio::select! {
+                msg = rx.recv() => msg,
+                _ = tokio::time::sleep_until(deadline) => None,
+            };
+            let Some(msg) = msg else {
+                break;
+            };
+            match msg {
+                ServerMessage::Answer { sdp } => {
+                    answer = Some(sdp);
+                    deadline = deadline.min(tokio::time::Instant::now() + GATHER_TIMEOUT);
+                }
+                ServerMessage::Candidate { candidate: None } => gathered = true,
+                ServerMessage::Candidate { candidate: Some(c) } if c.is_end_of_candidates() => {
+                    gathered = true
+                }
+                ServerMessage::Candidate { candidate: Some(c) } => candidates.push(c.candidate),
+                ServerMessage::Error { code, message } if answer.is_none() => {
+                    return Err(refused(code, message))
+                }
+                _ => {}
+            }
+        }
+        let answer = answer.ok_or_else(|| {
+            refused(
+                ErrorCode::InternalError,
+                "the session did not answer the ICE restart in time",
+            )
+        })?;
+        Ok((answer, candidates))
+    }
 }
+
+/// Messages a restart may wait on at once (an answer and its candidates).
+const LISTENER_CAPACITY: usize = 64;
 
 /// The sessions of one endpoint (WHIP or WHEP), by resource id.
 #[derive(Default)]
@@ -157,8 +305,14 @@ pub async fn start(
     let resource = Arc::new(Resource {
         room: joined.room.clone(),
         participant_id: joined.participant_id.clone(),
-        etag: etag.clone(),
-        remote_ufrag: answer.remote_ufrag,
+        ice: Mutex::new(IceSession {
+            etag: etag.clone(),
+            remote_ufrag: answer.remote_ufrag,
+            remote_pwd: answer.remote_pwd,
+            offer: answer.offer,
+        }),
+        restarting: tokio::sync::Mutex::new(()),
+        listener: Mutex::new(None),
         inbound: in_tx,
     });
     resources
@@ -169,6 +323,7 @@ pub async fn start(
     tokio::spawn(pump(
         Arc::clone(sessions),
         Arc::clone(resources),
+        resource,
         id.clone(),
         out,
         task,
@@ -191,6 +346,9 @@ struct Joined {
 struct Answered {
     sdp: String,
     remote_ufrag: Option<String>,
+    remote_pwd: Option<String>,
+    /// The client's offer, kept for ICE restarts.
+    offer: String,
 }
 
 /// The POST's exchange with the session.
@@ -242,9 +400,10 @@ impl Steps<'_> {
                 "the audience role cannot publish; WHIP needs a presenter or host token",
             ));
         }
-        let remote_ufrag = sdp::ice_credentials(&request.offer).0.map(str::to_owned);
+        let (ufrag, pwd) = sdp::ice_credentials(&request.offer);
+        let (remote_ufrag, remote_pwd) = (ufrag.map(str::to_owned), pwd.map(str::to_owned));
         self.tell(&ClientMessage::Offer {
-            sdp: request.offer,
+            sdp: request.offer.clone(),
             tracks: Vec::new(),
         })
         .await?;
@@ -260,6 +419,8 @@ impl Steps<'_> {
             Answered {
                 sdp: sdp::with_candidates(&answer, &candidates),
                 remote_ufrag,
+                remote_pwd,
+                offer: request.offer,
             },
         ))
     }
@@ -339,6 +500,7 @@ impl Steps<'_> {
 async fn pump(
     sessions: Arc<Sessions>,
     resources: Arc<Resources>,
+    resource: Arc<Resource>,
     id: String,
     mut out: OutboxReceiver,
     mut task: JoinHandle<roomcast_sfu::signaling::session::SessionEnd>,
@@ -353,23 +515,25 @@ async fn pump(
             frame = out.recv(), if open => match frame {
                 None => open = false,
                 Some(frame) => {
-                    if let Some(ServerMessage::Error { code, .. }) = frame.decode() {
+                    let msg = frame.decode();
+                    if let Some(ServerMessage::Error { code, .. }) = &msg {
                         tracing::info!(resource = %id, code = code.as_str(), protocol, "session told");
+                    }
+                    if let Some(msg) = msg {
+                        resource.listen(msg);
                     }
                 }
             },
             _ = shutdown.cancelled(), if !told_to_leave => {
                 told_to_leave = true;
-                if let Some(resource) = resources.get(&id) {
-                    resource.tell(&ClientMessage::Leave).await;
-                }
+                resource.tell(&ClientMessage::Leave).await;
             }
         }
     };
-    let resource = resources.remove(&id);
+    resources.remove(&id);
     tracing::info!(
         resource = %id,
-        participant = resource.as_ref().map(|r| r.participant_id.as_str()).unwrap_or(""),
+        participant = %resource.participant_id,
         ?end,
         protocol,
         "session ended"

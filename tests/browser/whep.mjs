@@ -4,11 +4,12 @@
 // video receiver decodes frames (framesDecoded grows by at least 10 in 2 s, the frame has a
 // size) and audio bytes arrive. With `--switch-width W --switch-height H`, it then prints
 // `{"event":"watching"}` and step `switch` waits for the caller's change of presenter: the
-// same video stream (same SSRC, no new receiver) decodes frames of W x H and keeps going.
+// same video stream (same SSRC, no new receiver) decodes frames of W x H and keeps going;
+// with `--voices N` as well, N voices are heard at once (N audio streams whose bytes grow).
 // Step `delete`: the page's Stop sends DELETE, answered 200.
 //
 //   node whep.mjs --url http://localhost:PORT --room R [--token JWT] [--timeout-ms 30000]
-//                 [--switch-width W --switch-height H]
+//                 [--switch-width W --switch-height H [--voices N]]
 //
 // stdout: one JSON line `{"ok":bool,"steps":{"watch":{ok, ms, frames_decoded, frame_width,
 // frame_height, audio_bytes, location},"delete":{ok, ms, status}}}`.
@@ -30,7 +31,7 @@ function inbound(page) {
   return page.evaluate(async () => {
     const pc = window.whep?.pc;
     if (!pc) return null;
-    const out = { frames: 0, width: 0, height: 0, audioBytes: 0, videoSsrcs: [], receivers: pc.getReceivers().length };
+    const out = { frames: 0, width: 0, height: 0, audioBytes: 0, voices: {}, videoSsrcs: [], receivers: pc.getReceivers().length };
     for (const s of (await pc.getStats()).values()) {
       if (s.type !== 'inbound-rtp') continue;
       if (s.kind === 'video') {
@@ -40,6 +41,7 @@ function inbound(page) {
         out.height = s.frameHeight ?? out.height;
       } else if (s.kind === 'audio') {
         out.audioBytes += s.bytesReceived ?? 0;
+        out.voices[s.ssrc] = s.bytesReceived ?? 0;
       }
     }
     return out;
@@ -97,7 +99,20 @@ async function run(options, browser, result) {
       if (seen.receivers !== before.receivers || JSON.stringify(seen.videoSsrcs) !== JSON.stringify(before.videoSsrcs)) {
         throw new Error(`the stream changed: before ${JSON.stringify(before)}, after ${JSON.stringify(seen)}`);
       }
-      return { frame_width: seen.width, frame_height: seen.height, frames_decoded: seen.frames, video_ssrcs: seen.videoSsrcs };
+      let voices = 0;
+      if (options.voices) {
+        // Voices heard: audio streams whose bytes grow over a second.
+        let heard = null;
+        await waitFor(`${options.voices} voices at once`, async () => {
+          const a = await inbound(page);
+          await sleep(1000);
+          const b = await inbound(page);
+          heard = Object.keys(b.voices).filter((ssrc) => b.voices[ssrc] > (a.voices[ssrc] ?? 0));
+          return heard.length >= Number(options.voices);
+        }, { deadline, describe: () => JSON.stringify(heard) });
+        voices = heard.length;
+      }
+      return { frame_width: seen.width, frame_height: seen.height, frames_decoded: seen.frames, video_ssrcs: seen.videoSsrcs, voices };
     }, log);
     if (!switched) return;
   }
@@ -108,5 +123,5 @@ async function run(options, browser, result) {
   }, log);
 }
 
-const options = optionsOrExit({ room: '', token: '', timeoutMs: 30000, switchWidth: '', switchHeight: '' }, USAGE);
+const options = optionsOrExit({ room: '', token: '', timeoutMs: 30000, switchWidth: '', switchHeight: '', voices: '' }, USAGE);
 await runStepScript({ options, run, result: { steps: {} }, expectedSteps: options.switchWidth ? 3 : 2 });

@@ -7,7 +7,8 @@
 //! earliest published video. Audio: the loudest speaker's microphone, else the shown
 //! video's publisher's, else what is heard while it lasts, else the earliest. Muted tracks
 //! are passed over. A viewer pinned to one participant chooses among that participant's
-//! tracks only.
+//! tracks only. A viewer that offered several audio receivers hears that many voices
+//! ([`voices`]).
 use roomcast_protocol::{TrackKind, TrackSource};
 
 /// One published track, as the choice sees it.
@@ -103,6 +104,57 @@ pub fn choose<'a>(
     Choice { audio, video }
 }
 
+/// What a viewer that offered `current.len()` audio receivers hears on each (`current`: what
+/// each plays now): the chosen `primary` voice, then the other speakers' microphones loudest
+/// first, then the other live microphones in publication order, as many as there are
+/// receivers. A voice that stays wanted stays on its receiver; a newly wanted one takes a
+/// receiver whose voice no longer is. With one receiver this is `primary`.
+pub fn voices<'a>(
+    tracks: &[Candidate<'a>],
+    speakers: &[String],
+    primary: Option<&'a str>,
+    current: &[Option<&str>],
+) -> Vec<Option<&'a str>> {
+    let mut audios: Vec<&Candidate<'a>> = tracks
+        .iter()
+        .filter(|t| t.kind == TrackKind::Audio && !t.muted)
+        .collect();
+    audios.sort_by_key(|t| order(t.track_id));
+    let by_speaker = speakers.iter().flat_map(|speaker| {
+        audios
+            .iter()
+            .filter(move |t| t.publisher_id == speaker.as_str())
+            .map(|t| t.track_id)
+    });
+    let mut wanted: Vec<&'a str> = Vec::with_capacity(current.len());
+    for id in primary
+        .into_iter()
+        .chain(by_speaker)
+        .chain(audios.iter().map(|t| t.track_id))
+    {
+        if wanted.len() == current.len() {
+            break;
+        }
+        if !wanted.contains(&id) {
+            wanted.push(id);
+        }
+    }
+    let mut heard: Vec<Option<&'a str>> = current
+        .iter()
+        .map(|now| wanted.iter().copied().find(|w| Some(*w) == *now))
+        .collect();
+    let mut newcomers = wanted
+        .iter()
+        .copied()
+        .filter(|w| !heard.contains(&Some(*w)))
+        .collect::<Vec<_>>()
+        .into_iter();
+    for slot in heard.iter_mut().filter(|s| s.is_none()) {
+        *slot = newcomers.next();
+    }
+    heard
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +227,31 @@ mod tests {
             Some("TR_11")
         );
         assert_eq!(choose(&[], &[], Choice::default()), Choice::default());
+    }
+
+    #[test]
+    fn several_audio_receivers_hear_the_speakers_each_staying_on_its_receiver() {
+        let mut tracks = room();
+        tracks.push(t("TR_20", "cy", TrackKind::Audio, TrackSource::Microphone));
+        // One receiver: the primary voice, as `choose` picked it.
+        assert_eq!(
+            voices(&tracks, &[], Some("TR_10"), &[None]),
+            [Some("TR_10")]
+        );
+        // Two, nobody speaking: the primary, then the earliest other microphone.
+        let two = voices(&tracks, &[], Some("TR_1"), &[None, None]);
+        assert_eq!(two, [Some("TR_1"), Some("TR_10")]);
+        // Cy speaks, then bob louder: both are heard, ann's receiver goes to cy, bob stays.
+        let now = voices(&tracks, &speakers(&["bob", "cy"]), Some("TR_10"), &two);
+        assert_eq!(now, [Some("TR_20"), Some("TR_10")]);
+        // Three receivers hear all three; a fourth stays silent.
+        let all = voices(&tracks, &speakers(&["cy"]), Some("TR_20"), &[None; 4]);
+        assert_eq!(all, [Some("TR_20"), Some("TR_1"), Some("TR_10"), None]);
+        // A muted microphone is passed over.
+        tracks[0].muted = true;
+        assert_eq!(
+            voices(&tracks, &[], Some("TR_10"), &[Some("TR_1"), None]),
+            [Some("TR_10"), Some("TR_20")]
+        );
     }
 }

@@ -395,13 +395,18 @@ impl Shell {
         track: Option<Arc<PublishedTrack>>,
     ) -> Result<(), webrtc::Error> {
         let egress = Arc::clone(&self.peer.egress);
+        // A placeholder's id is its msid in the answer: one per receiver (several audio
+        // receivers may start with one each, and browsers refuse duplicate msids).
+        let placeholder = match (kind, self.views.len()) {
+            (TrackKind::Audio, 0) => "audio".to_owned(),
+            (TrackKind::Video, 0) => "video".to_owned(),
+            (TrackKind::Audio, n) => format!("audio-{n}"),
+            (TrackKind::Video, n) => format!("video-{n}"),
+        };
         let down = match &track {
             Some(track) => track.new_down_track(egress),
             None => Arc::new(DownTrack::new(
-                match kind {
-                    TrackKind::Audio => "audio".to_owned(),
-                    TrackKind::Video => "video".to_owned(),
-                },
+                placeholder,
                 "roomcast".to_owned(),
                 rtp_kind_of(kind),
                 RTCRtpCodecParameters::default(),

@@ -1,6 +1,7 @@
-//! A viewer's session (WHEP): the client offered one audio and one video receiver and cannot
-//! renegotiate, so the server sends on exactly those two, and which published track feeds
-//! each is switched in place ([`Command::View`]) as the room's presenter changes (see
+//! A viewer's session (WHEP): the client offered audio and video receivers and cannot
+//! renegotiate, so the server sends on its first video receiver and on each audio receiver
+//! (up to [`MAX_VOICES`]), and which published track feeds each is switched in place
+//! ([`Command::View`]) as the room's presenter and speakers change (see
 //! [`crate::media::presenter`]). The room wakes the session when tracks come and go; the
 //! speakers change without telling anyone, so the choice is also looked at every
 //! [`CHECK_INTERVAL`].
@@ -9,10 +10,12 @@ use std::time::{Duration, Instant};
 use roomcast_protocol::TrackKind;
 
 use super::{Command, SessionCore, TransceiverId};
-use crate::media::presenter::{choose, Candidate, Choice};
+use crate::media::presenter::{choose, voices, Candidate, Choice};
 
 /// How often a viewer's choice is looked at again for a change of speaker.
 pub const CHECK_INTERVAL: Duration = Duration::from_millis(250);
+/// Most audio receivers of one viewer that are given a voice (the loudest speakers).
+pub const MAX_VOICES: usize = 4;
 
 #[derive(Debug)]
 pub(super) struct View {
@@ -44,9 +47,9 @@ impl SessionCore {
         });
     }
 
-    /// The viewer's offer is applied: its first receiving audio and video m-lines become the
-    /// slots, and each gets its source (or a placeholder) before the answer, so the answer
-    /// sends on both.
+    /// The viewer's offer is applied: its receiving audio m-lines (up to [`MAX_VOICES`]) and
+    /// its first receiving video m-line become the slots, and each gets its source (or a
+    /// placeholder) before the answer, so the answer sends on each.
     pub(super) fn attach_view(&mut self, now: Instant) {
         let (Some(view), Some(offer)) = (self.view.as_mut(), self.offer.as_ref()) else {
             return;
@@ -54,14 +57,17 @@ impl SessionCore {
         if !view.slots.is_empty() {
             return;
         }
-        for kind in [TrackKind::Audio, TrackKind::Video] {
-            let Some(section) = offer
+        let receiving = |kind: TrackKind, most: usize| {
+            offer
                 .sections
                 .iter()
-                .find(|s| s.kind == Some(kind) && s.receives)
-            else {
-                continue;
-            };
+                .filter(move |s| s.kind == Some(kind) && s.receives)
+                .take(most)
+                .map(move |s| (kind, s))
+        };
+        for (kind, section) in
+            receiving(TrackKind::Audio, MAX_VOICES).chain(receiving(TrackKind::Video, 1))
+        {
             let Some(t) = self
                 .peer
                 .transceivers()
@@ -123,11 +129,19 @@ impl SessionCore {
             audio: source_of(TrackKind::Audio),
             video: source_of(TrackKind::Video),
         };
-        let choice = choose(&candidates, &self.room.active_speakers(), current);
+        let speakers = self.room.active_speakers();
+        let choice = choose(&candidates, &speakers, current);
+        let heard: Vec<Option<&str>> = view
+            .slots
+            .iter()
+            .filter(|s| s.kind == TrackKind::Audio)
+            .map(|s| s.source.as_deref())
+            .collect();
+        let mut voices = voices(&candidates, &speakers, choice.audio, &heard).into_iter();
         let mut switches = Vec::new();
         for slot in &mut view.slots {
             let wanted = match slot.kind {
-                TrackKind::Audio => choice.audio,
+                TrackKind::Audio => voices.next().flatten(),
                 TrackKind::Video => choice.video,
             };
             if slot.attached && slot.source.as_deref() == wanted {
