@@ -84,6 +84,9 @@ pub struct Inbound {
     pub total_samples_received: f64,
     pub jitter_buffer_delay: f64,
     pub jitter_buffer_emitted_count: f64,
+    /// The received codec's MIME type (`audio/red` where the server sends RED).
+    #[serde(default)]
+    pub codec: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
