@@ -82,6 +82,7 @@ function sample(page) {
           concealedSamples: r.concealedSamples ?? 0, totalSamplesReceived: r.totalSamplesReceived ?? 0,
           pliCount: r.pliCount ?? 0, keyFramesDecoded: r.keyFramesDecoded ?? 0,
           codec: stats.get(r.codecId)?.mimeType ?? null,
+          fecPacketsReceived: r.fecPacketsReceived ?? 0, fecPacketsDiscarded: r.fecPacketsDiscarded ?? 0,
         });
       } else if (r.type === 'outbound-rtp' && r.kind === 'video') {
         outbound.push({
