@@ -163,7 +163,7 @@ impl RedHistory {
             out.len += 1;
         }
         // Oldest first, as they go on the wire: the largest offset leads.
-        out.blocks[..out.len].sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        out.blocks[..out.len].sort_unstable_by_key(|b| std::cmp::Reverse(b.0));
         out
     }
 }
