@@ -197,6 +197,7 @@ impl Setup {
             extensions: self.extensions,
             codecs: &self.codecs,
             received_at: now,
+            redundancy: Default::default(),
         }
     }
 

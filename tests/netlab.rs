@@ -7,11 +7,11 @@
 //! test fails and says why.
 //!
 //! Only the scenarios whose targets hold on a loaded 2-core machine are here: 1 (random
-//! downlink loss), 5 (200 ms RTT with jitter), 6 (a 500 kbit/s publisher uplink) and 7
-//! (outages). Scenarios 2 (publisher uplink loss), 3 (a 600 kbit/s downlink), 4 (a 500 kbit/s
-//! downlink, four publishers) and 8 (bursty loss) do not meet their targets reliably yet:
-//! they run, with their figures against the targets, in `bench/netlab.sh`, and
-//! docs/network.md says where each stands.
+//! downlink loss), 2 (publisher uplink loss), 5 (200 ms RTT with jitter), 6 (a 500 kbit/s
+//! publisher uplink) and 7 (outages). Scenarios 3 (a 600 kbit/s downlink), 4 (a 500 kbit/s
+//! downlink, four publishers) and 8 (bursty loss) run, with their figures against the
+//! targets, in `bench/netlab.sh`: 3 and 8 hold in its release run but not yet reliably in a
+//! short debug run on a loaded machine, and docs/network.md says where each stands.
 //!
 //! `cargo test --test netlab -- --nocapture` prints each scenario's figures.
 use std::path::PathBuf;
@@ -82,6 +82,23 @@ async fn random_loss_on_a_downlink_is_repaired() {
             ("residual_video_loss", AtMost(0.01)),
             // Random loss is repaired, not read as congestion: nobody steps down (before
             // the estimator told them apart: 0.71 / 0 / 0.06 of the time on f).
+            ("time_on_f", AtLeast(0.8)),
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loss_on_the_publishers_uplink_is_repaired_and_not_read_as_congestion() {
+    let outcome = run("2-publisher-loss").await;
+    assert_bounds(
+        &outcome,
+        &[
+            // The server NACKs the publisher and forwards the late copies (without: 5 %
+            // residual loss, Chromium frozen 38-86 % of the time).
+            ("residual_video_loss", AtMost(0.01)),
+            ("freeze_ratio", AtMost(0.2)),
+            // Loss before the server says nothing about the subscribers' links.
+            ("estimate_kept", AtLeast(0.8)),
             ("time_on_f", AtLeast(0.8)),
         ],
     );

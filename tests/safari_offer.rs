@@ -85,9 +85,10 @@ async fn a_safari_shaped_offer_is_answered_and_its_h264_reaches_who_can_decode_i
     }
     let audio = section(answer, "0");
     assert!(audio[0].starts_with("audio 9 "), "{}", audio[0]);
+    // Opus first, so Safari sends plain Opus; RED after it, for what the server sends.
     assert_eq!(
         audio[0].split_whitespace().skip(3).collect::<Vec<_>>(),
-        ["111"]
+        ["111", "63"]
     );
     let camera = safari
         .client

@@ -81,6 +81,8 @@ function sample(page) {
           jitterBufferDelay: r.jitterBufferDelay ?? 0, jitterBufferEmittedCount: r.jitterBufferEmittedCount ?? 0,
           concealedSamples: r.concealedSamples ?? 0, totalSamplesReceived: r.totalSamplesReceived ?? 0,
           pliCount: r.pliCount ?? 0, keyFramesDecoded: r.keyFramesDecoded ?? 0,
+          codec: stats.get(r.codecId)?.mimeType ?? null,
+          fecPacketsReceived: r.fecPacketsReceived ?? 0, fecPacketsDiscarded: r.fecPacketsDiscarded ?? 0,
         });
       } else if (r.type === 'outbound-rtp' && r.kind === 'video') {
         outbound.push({

@@ -84,6 +84,14 @@ pub struct Inbound {
     pub total_samples_received: f64,
     pub jitter_buffer_delay: f64,
     pub jitter_buffer_emitted_count: f64,
+    /// The received codec's MIME type (`audio/red` where the server sends RED).
+    #[serde(default)]
+    pub codec: Option<String>,
+    /// Audio packets recovered from redundancy (RED, Opus FEC), and those of them not needed.
+    #[serde(default)]
+    pub fec_packets_received: f64,
+    #[serde(default)]
+    pub fec_packets_discarded: f64,
 }
 
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]

@@ -165,7 +165,7 @@ impl Stage {
         let raw = serde_json::json!({
             "t0": self.t0,
             "server": self.sampler.samples(),
-            "stats": self.server.as_ref().and_then(|s| s.stats().ok()),
+            "stats": self.server.as_ref().map(|s| s.stats().unwrap_or_else(|e| serde_json::json!({"error": format!("{e:#}")}))),
             "bots": self.bots.iter().map(|b| serde_json::json!({"id": b.id, "samples": b.samples()})).collect::<Vec<_>>(),
             "chromium": self.chromium.iter().map(|c| c.events()).collect::<Vec<_>>(),
         });

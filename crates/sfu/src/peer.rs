@@ -324,6 +324,21 @@ fn register_codecs(m: &mut MediaEngine) -> Result<(), SfuError> {
         ),
         RTPCodecType::Audio,
     )?;
+    // RED (RFC 2198) over that Opus, after it so a publisher keeps sending plain Opus (the
+    // first codec of the answer): the server builds RED from it for every subscriber that
+    // takes RED (Chrome does), strips a publisher's RED for those that do not
+    // (`media/red.rs`). Same payload type and fmtp as Chrome's.
+    m.register_codec(
+        codec(
+            crate::media::red::MIME_TYPE_RED,
+            48000,
+            2,
+            "111/111",
+            vec![],
+            63,
+        ),
+        RTPCodecType::Audio,
+    )?;
     m.register_codec(
         codec(MIME_TYPE_VP8, 90000, 0, "", video_fb.clone(), 96),
         RTPCodecType::Video,

@@ -162,17 +162,25 @@ impl FastPath for TransportFeedback {
 
 /// The connection's timer: sends the feedback, and the fast path's NACKs and receiver
 /// reports, through the connection's RTCP path until the connection or the receiver is
-/// gone.
+/// gone. A gap in a publisher's stream sends its NACK at once, between ticks.
 async fn send_feedback(feedback: Weak<TransportFeedback>, pc: Weak<RTCPeerConnection>) {
     let mut ticks = tokio::time::interval(INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let Some(gaps) = feedback.upgrade().map(|f| f.ingress.gaps()) else {
+        return;
+    };
     let mut built = Vec::new();
     loop {
-        ticks.tick().await;
+        let tick = tokio::select! {
+            _ = ticks.tick() => true,
+            _ = gaps.notified() => false,
+        };
         let (Some(feedback), Some(pc)) = (feedback.upgrade(), pc.upgrade()) else {
             return;
         };
-        feedback.build(&mut built);
+        if tick {
+            feedback.build(&mut built);
+        }
         let mut packets: Vec<Box<dyn rtcp::packet::Packet + Send + Sync>> = built
             .drain(..)
             .map(|p| Box::new(p) as Box<dyn rtcp::packet::Packet + Send + Sync>)

@@ -122,6 +122,9 @@ pub struct Ingress {
     sender_ssrc: u32,
     epoch: Instant,
     next_report: Mutex<Instant>,
+    /// Woken when a publisher's stream shows a gap, so its NACK goes at once rather than
+    /// at the connection's next feedback tick (up to 50 ms later).
+    gaps: Arc<tokio::sync::Notify>,
     pub counters: IngressCounters,
 }
 
@@ -142,6 +145,7 @@ impl Ingress {
             sender_ssrc: rand::random::<u32>().max(1),
             epoch,
             next_report: Mutex::new(epoch),
+            gaps: Arc::default(),
             counters: IngressCounters::default(),
         }
     }
@@ -288,8 +292,12 @@ impl Ingress {
             state.stats.on_packet(index, header.timestamp, at);
             (plain_len, arrival)
         };
-        if arrival == Arrival::Recovered {
-            c.recovered.fetch_add(1, Ordering::Relaxed);
+        match arrival {
+            Arrival::Recovered => {
+                c.recovered.fetch_add(1, Ordering::Relaxed);
+            }
+            Arrival::Gap => self.gaps.notify_one(),
+            Arrival::InOrder | Arrival::TooLarge => {}
         }
         // The one copy: the NACK cache keeps it, and the header's extensions and the
         // payload are views of it.
@@ -315,6 +323,11 @@ impl Ingress {
             let _ = self.keyframes.try_send((Arc::clone(&stream.track), layer));
         }
         Verdict::Consumed
+    }
+
+    /// Notified when a stream shows a gap: [`Ingress::build_rtcp`] has a NACK to send.
+    pub fn gaps(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.gaps)
     }
 
     /// Appends the RTCP due at `now` towards the publisher: NACKs for what is missing, and

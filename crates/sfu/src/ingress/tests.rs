@@ -181,9 +181,17 @@ fn nacked(ingress: &Ingress, now: Instant) -> Vec<u16> {
 fn a_lost_publisher_packet_is_nacked_and_reaches_the_subscriber() {
     let room = room();
     let t0 = Instant::now();
+    // The gap wakes the connection's feedback task, which sends the NACK at once.
+    let gaps = room.ingress.gaps();
+    let woken = || {
+        use std::future::Future;
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        std::pin::pin!(gaps.notified()).poll(&mut cx).is_ready()
+    };
     for seq in (1..=10).filter(|&s| s != 5) {
         let mut packet = srtp_from_publisher(seq);
         assert_eq!(room.ingress.receive(&mut packet, t0), Verdict::Consumed);
+        assert_eq!(woken(), seq == 6, "woken by the gap only, after {seq}");
     }
     let mut arrived: Vec<(u16, u16)> = (0..9)
         .map(|_| next_at_subscriber(&room.subscriber))

@@ -19,9 +19,10 @@ use webrtc::rtp_transceiver::rtp_codec::{
 };
 use webrtc::track::track_local::{TrackLocal, TrackLocalContext};
 
-use super::codec_map::{map_payload_type, same_codec};
+use super::codec_map::same_codec;
 use super::header_extensions::{ExtensionList, IncomingExtensions, OutgoingExtensions};
 use super::layer_selector::{Decision, LayerSelector, LayerSet};
+use super::red::{self, PayloadMode, Redundancy};
 use super::retransmission::{NotResent, ResendLog};
 use super::rtp_munger::{Munged, Rewind, RtpMunger, SegmentStart, Vp8Ids};
 use crate::bandwidth::padding::PADDING_BYTES;
@@ -41,8 +42,9 @@ struct Binding {
 struct ForwardState {
     selector: LayerSelector,
     munger: RtpMunger,
-    /// Last (incoming, outgoing) payload type pair, so the lookup runs once per change.
-    payload_types: Option<(u8, u8)>,
+    /// Last (incoming, outgoing) payload type pair and how the payload goes (RED built,
+    /// forwarded or stripped), so the lookup runs once per change.
+    payload_types: Option<(u8, u8, PayloadMode)>,
     rollover: RolloverCounter,
     sent: SentCounters,
     /// When NACKed packets were last resent; made on the first NACK.
@@ -89,6 +91,9 @@ pub struct Incoming<'a> {
     pub extensions: IncomingExtensions,
     pub codecs: &'a [RTCRtpCodecParameters],
     pub received_at: Instant,
+    /// The track's earlier Opus payloads, for subscribers that get RED built (empty for
+    /// video, and where the publisher sends RED itself).
+    pub redundancy: Redundancy<'a>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,6 +308,20 @@ impl DownTrack {
         }
         let src = incoming.packet;
         let mut state = self.state.lock();
+        let in_pt = src.header.payload_type;
+        let mapped = match state.payload_types {
+            Some((from, to, mode)) if from == in_pt => Some((to, mode)),
+            _ => {
+                red::map_payload(in_pt, incoming.codecs, &binding.codecs).inspect(|&(to, mode)| {
+                    state.payload_types = Some((in_pt, to, mode));
+                })
+            }
+        };
+        if let Some((_, PayloadMode::ForwardRed { .. } | PayloadMode::StripRed)) = mapped {
+            if red::primary(&src.payload).is_none() {
+                return Err(Forwarded::NoCodec);
+            }
+        }
         match state
             .selector
             .on_packet(incoming.layer, incoming.is_keyframe, incoming.arriving)
@@ -337,16 +356,8 @@ impl DownTrack {
         ) else {
             return Err(Forwarded::TooOld);
         };
-        let in_pt = src.header.payload_type;
-        let out_pt = match state.payload_types {
-            Some((from, to)) if from == in_pt => to,
-            _ => match map_payload_type(in_pt, incoming.codecs, &binding.codecs) {
-                Some(to) => {
-                    state.payload_types = Some((in_pt, to));
-                    to
-                }
-                None => return Err(Forwarded::NoCodec),
-            },
+        let Some((out_pt, mode)) = mapped else {
+            return Err(Forwarded::NoCodec);
         };
         state.at_frame_end = src.header.marker;
         let sent = &mut state.sent;
@@ -355,7 +366,7 @@ impl DownTrack {
         sent.last = Some((munged.timestamp, incoming.received_at));
         let roc = state.rollover.roc_for(munged.sequence_number);
         drop(state);
-        Ok(self.write(binding, incoming, munged, out_pt, roc, buf, false))
+        Ok(self.write(binding, incoming, munged, (out_pt, mode), roc, buf, false))
     }
 
     /// Sends `count` padding-only packets (a bandwidth probe, see `bandwidth/prober.rs`) on
@@ -372,7 +383,7 @@ impl DownTrack {
         }
         let (first, timestamp, payload_type) = {
             let mut state = self.state.lock();
-            let Some((_, payload_type)) = state.payload_types else {
+            let Some((_, payload_type, _)) = state.payload_types else {
                 return 0;
             };
             // A paused stream's last frame stays unfinished: its next packet starts a keyframe.
@@ -459,7 +470,7 @@ impl DownTrack {
         let src = incoming.packet;
         let (out_pt, roc) = {
             let mut state = self.state.lock();
-            let Some((from, to)) = state.payload_types else {
+            let Some((from, to, mode)) = state.payload_types else {
                 return Forwarded::TooOld;
             };
             if from != src.header.payload_type {
@@ -469,7 +480,7 @@ impl DownTrack {
                 .resent
                 .get_or_insert_with(|| Box::new(ResendLog::new(now)))
                 .record(out_seq, now);
-            (to, state.rollover.roc_for(out_seq))
+            ((to, mode), state.rollover.roc_for(out_seq))
         };
         let munged = rewind.munged(out_seq, src.header.timestamp, vp8_ids(incoming.vp8));
         let packet = self.write(binding, incoming, munged, out_pt, roc, buf, true);
@@ -484,7 +495,7 @@ impl DownTrack {
         binding: &Binding,
         incoming: &Incoming<'_>,
         munged: Munged,
-        payload_type: u8,
+        (payload_type, mode): (u8, PayloadMode),
         roc: u32,
         buf: &mut Vec<u8>,
         resend: bool,
@@ -507,7 +518,20 @@ impl DownTrack {
             csrc: &src.header.csrc,
         };
         let (header_len, last_value_at) = write_rtp_header_at(buf, &header, &extensions[..n]);
-        buf.extend_from_slice(&src.payload);
+        match mode {
+            PayloadMode::Plain => buf.extend_from_slice(&src.payload),
+            PayloadMode::BuildRed { opus_pt } => {
+                red::write_red(buf, opus_pt, incoming.redundancy, &src.payload)
+            }
+            PayloadMode::ForwardRed { opus_pt } => {
+                buf.extend_from_slice(&src.payload);
+                // Checked well-formed by `prepare` (a retransmission was, when first sent).
+                red::set_block_payload_types(&mut buf[header_len..], opus_pt);
+            }
+            PayloadMode::StripRed => {
+                buf.extend_from_slice(red::primary(&src.payload).unwrap_or_default())
+            }
+        }
         if let Some(fields) = incoming.vp8 {
             rewrite_vp8_ids(&mut buf[header_len..], fields, munged.vp8);
         }
@@ -668,7 +692,8 @@ impl TrackLocal for DownTrack {
             }
         };
         let mid = ctx.mid();
-        tracing::debug!(track_id = %self.track_id, ssrc = ctx.ssrc(), mid = ?mid, pt = chosen.payload_type, "down track bound");
+        let red = codecs.iter().any(red::is_red);
+        tracing::debug!(track_id = %self.track_id, ssrc = ctx.ssrc(), mid = ?mid, pt = chosen.payload_type, red, "down track bound");
         self.bind_negotiated(
             ctx.id(),
             ctx.ssrc(),
@@ -755,6 +780,7 @@ mod tests {
             extensions: IncomingExtensions::default(),
             codecs: &codecs,
             received_at: Instant::now(),
+            redundancy: Default::default(),
         };
         let mut buf = Vec::with_capacity(1500);
         assert_eq!(
@@ -767,6 +793,83 @@ mod tests {
             .prepare(&incoming, &mut buf)
             .expect("sent once declared");
         assert_eq!(prepared.ssrc, 0x1234);
+    }
+
+    /// A subscriber that negotiated RED gets the publisher's Opus as RED, with the track's
+    /// earlier payloads; one that did not gets it plain, and a publisher's RED stripped.
+    #[test]
+    fn opus_goes_as_red_where_negotiated_and_red_is_stripped_where_not() {
+        let codec = |pt: u8, mime: &str| {
+            let mut c = RTCRtpCodecParameters::default();
+            c.capability.mime_type = mime.into();
+            c.capability.clock_rate = 48_000;
+            c.payload_type = pt;
+            c
+        };
+        let opus = codec(111, "audio/opus");
+        let sub = |codecs: Vec<RTCRtpCodecParameters>| {
+            let mux =
+                roomcast_udp::UdpMux::bind(std::net::Ipv4Addr::LOCALHOST.into(), 0).expect("binds");
+            let egress = Arc::new(Egress::new(mux));
+            let srtp = SrtpSession::new(SrtpProfile::AeadAes128Gcm, &[3; 16], &[4; 12])
+                .expect("srtp keys");
+            egress.set_route("127.0.0.1:9".parse().expect("address"), srtp);
+            let down = DownTrack::new(
+                "TR_1".into(),
+                "PA_1".into(),
+                RTPCodecType::Audio,
+                opus.clone(),
+                1,
+                egress,
+            );
+            down.bind_negotiated("ctx".into(), 0x1234, codecs, &[], Some("0"));
+            down.activate();
+            down
+        };
+        let with_red = sub(vec![codec(109, "audio/opus"), codec(100, "audio/red")]);
+        let plain = sub(vec![opus.clone()]);
+        let publisher = [opus.clone(), codec(63, "audio/red")];
+        let mut history = super::red::RedHistory::default();
+        history.push(0, b"one");
+        history.push(960, b"two");
+        let mut packet = Packet::default();
+        packet.header.version = 2;
+        packet.header.payload_type = 111;
+        packet.header.timestamp = 1920;
+        packet.payload = bytes::Bytes::from_static(b"three");
+        let mut buf = Vec::with_capacity(1500);
+        let send = |down: &DownTrack, packet: &Packet, buf: &mut Vec<u8>| {
+            buf.clear();
+            let incoming = Incoming {
+                packet,
+                layer: 0,
+                arriving: LayerSet::all(1),
+                is_keyframe: true,
+                vp8: None,
+                extensions: IncomingExtensions::default(),
+                codecs: &publisher,
+                received_at: Instant::now(),
+                redundancy: history.redundancy_for(packet.header.timestamp, packet.payload.len()),
+            };
+            let prepared = down.prepare(&incoming, buf).expect("sent");
+            (buf[1] & 0x7f, buf[prepared.header_len..].to_vec())
+        };
+        let (pt, payload) = send(&with_red, &packet, &mut buf);
+        assert_eq!(pt, 100);
+        let mut expected = vec![0x80 | 109, 0x1e, 0, 0x03, 0x80 | 109, 0x0f, 0, 0x03, 109];
+        expected.extend_from_slice(b"onetwothree");
+        assert_eq!(payload, expected, "offsets 1920 and 960, lengths 3");
+        assert_eq!(send(&plain, &packet, &mut buf), (111, b"three".to_vec()));
+        // The publisher sends RED itself: forwarded with the subscriber's Opus type inside,
+        // or stripped to its primary.
+        let mut publisher_red = vec![0x80 | 111, 0x0f, 0, 0x03, 111];
+        publisher_red.extend_from_slice(b"twothree");
+        packet.header.payload_type = 63;
+        packet.payload = bytes::Bytes::from(publisher_red);
+        let (pt, payload) = send(&with_red, &packet, &mut buf);
+        assert_eq!(pt, 100);
+        assert_eq!(&payload[..5], &[0x80 | 109, 0x0f, 0, 0x03, 109]);
+        assert_eq!(send(&plain, &packet, &mut buf), (111, b"three".to_vec()));
     }
 
     /// A bound VP8 down track sending (SRTP, headers in the clear) to `sink`.
@@ -840,6 +943,7 @@ mod tests {
                 extensions: Default::default(),
                 codecs: &codecs,
                 received_at: Instant::now(),
+                redundancy: Default::default(),
             };
             assert_eq!(
                 down.forward(&incoming, &mut buf, Instant::now()),

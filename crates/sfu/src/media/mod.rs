@@ -15,6 +15,7 @@ pub mod layer_selector;
 pub mod packet_cache;
 pub mod presenter;
 pub mod published_track;
+pub mod red;
 pub mod retransmission;
 pub mod rtp_munger;
 pub mod subscriber_rtcp;

@@ -25,6 +25,7 @@ use super::header_extensions::IncomingExtensions;
 use super::keyframe_requester::KeyframeRequester;
 use super::layer_selector::{LayerSet, MAX_LAYERS};
 use super::packet_cache::{PacketCache, VIDEO_SLOTS};
+use super::red::{self, RedHistory};
 use super::retransmission::NotResent;
 use crate::egress::Egress;
 use crate::stats::MediaCounters;
@@ -107,6 +108,8 @@ pub struct PublishedTrack {
     closed: CancellationToken,
     /// Muted by its owner or a host: packets are read and dropped, nothing is forwarded.
     muted: AtomicBool,
+    /// An audio track's last Opus payloads, for the RED built for subscribers.
+    red_history: Option<Mutex<RedHistory>>,
 }
 
 /// Names the track (its state is in its counters).
@@ -166,6 +169,7 @@ impl PublishedTrack {
             bitrate_mark: Mutex::new((now, [0; MAX_LAYERS as usize])),
             closed: CancellationToken::new(),
             muted: AtomicBool::new(false),
+            red_history: (!video).then(|| Mutex::new(RedHistory::default())),
         }
     }
 
@@ -413,6 +417,7 @@ impl PublishedTrack {
                 extensions,
                 codecs: std::slice::from_ref(&self.codec),
                 received_at: now,
+                redundancy: Default::default(),
             };
             if down.retransmit(&incoming, out_seq, rewind, buf, now) == Forwarded::Sent {
                 MediaCounters::add(&c.retransmits, 1);
@@ -547,6 +552,14 @@ impl PublishedTrack {
                 }
             }
         }
+        // An audio track's plain Opus goes to subscribers with RED behind the payloads
+        // before it (kept in the track's ring, pushed once every copy is written).
+        let mut history = self
+            .red_history
+            .as_ref()
+            .filter(|_| red::is_opus_pt(packet.header.payload_type, codecs))
+            .map(|h| h.lock());
+        let timestamp = packet.header.timestamp;
         let incoming = Incoming {
             packet,
             layer,
@@ -556,8 +569,15 @@ impl PublishedTrack {
             extensions,
             codecs,
             received_at,
+            redundancy: history.as_ref().map_or_else(Default::default, |h| {
+                h.redundancy_for(timestamp, packet.payload.len())
+            }),
         };
-        self.fan_out.forward(&incoming, now, scratch, c)
+        let wanted = self.fan_out.forward(&incoming, now, scratch, c);
+        if let Some(history) = history.as_mut() {
+            history.push(timestamp, &packet.payload);
+        }
+        wanted
     }
 }
 
@@ -732,6 +752,7 @@ mod tests {
                 extensions: IncomingExtensions::default(),
                 codecs: std::slice::from_ref(&codec),
                 received_at: t0,
+                redundancy: Default::default(),
             };
             assert_eq!(down.forward(&incoming, &mut buf, t0), Forwarded::Sent);
             cache.lock().insert(packet);
