@@ -13,6 +13,10 @@
 //! When tracks are held below their wish, the allocator probes (`bandwidth/prober.rs`):
 //! padding up to what the most important held track's next layer would need. A probe the
 //! path carried raises the budget to its rate.
+//!
+//! Redundant audio (RED, `media/red.rs`) is spent from headroom only: while every video is
+//! at its wish and the budget also carries the redundancy, or while the budget is
+//! unlimited. A subscriber short of bandwidth gets its audio once, and its video first.
 use std::time::{Duration, Instant};
 
 use super::layer_selector::MAX_LAYERS;
@@ -162,10 +166,16 @@ pub struct SubscriberAllocator {
     prober: Prober,
 }
 
+/// What redundant audio (two earlier payloads in each packet) adds, as a multiple of the
+/// audio's own rate: an upper bound, since the headers are not repeated.
+const REDUNDANCY_FACTOR: u64 = 2;
+
 /// The outcome of one allocation round.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Allocation {
     pub allowed: Vec<Option<u8>>,
+    /// Whether the subscriber's audio may carry redundancy (RED) on top.
+    pub redundancy: bool,
     /// Set when a probe ended, for the estimator: a rate to trust, or a failure to forgive.
     pub probe: Option<ProbeOutcome>,
     /// Padding to send on top of the media while a probe runs (0: none).
@@ -190,6 +200,7 @@ impl SubscriberAllocator {
             self.prober.stop();
             return Allocation {
                 allowed: allocate(None, audio_bps, demands, false),
+                redundancy: true,
                 probe: None,
                 padding_bps: 0,
             };
@@ -219,7 +230,9 @@ impl SubscriberAllocator {
                 .filter(|(d, _)| d.requested.is_some())
                 .filter_map(|(d, a)| a.map(|layer| d.cost(layer)))
                 .sum::<u64>();
-        match next_step(&allowed, demands) {
+        let step = next_step(&allowed, demands);
+        let redundancy = step.is_none() && media_bps + REDUNDANCY_FACTOR * audio_bps <= budget;
+        match step {
             Some(step) => {
                 let believed = budget.max(media_bps);
                 self.prober
@@ -229,6 +242,7 @@ impl SubscriberAllocator {
         }
         Allocation {
             allowed,
+            redundancy,
             probe,
             padding_bps: self.prober.padding_bps(media_bps),
         }
@@ -465,6 +479,42 @@ mod tests {
         assert_eq!(allowed(t0, loss), [None]);
         let later = t0 + PAUSE_EVIDENCE + Duration::from_millis(1);
         assert_eq!(allowed(later, loss), [Some(0)]);
+    }
+
+    /// Redundant audio is spent from headroom: on with no limit, off while a video is held
+    /// below its wish or paused, and off when the budget carries the videos but not the
+    /// redundancy.
+    #[test]
+    fn redundant_audio_only_from_headroom() {
+        let t0 = Instant::now();
+        let estimate = |bps| Estimate {
+            bps,
+            acked_bps: bps,
+            last_congestion: Some(t0),
+            last_severe: Some(t0),
+            last_overuse: Some(t0),
+        };
+        let redundancy = |estimate: Option<Estimate>, d: &[Demand]| {
+            SubscriberAllocator::default()
+                .allocate(t0, estimate, 100_000, d)
+                .redundancy
+        };
+        let d = [
+            video(Priority::Speaker, Some(0)),
+            video(Priority::Other, Some(0)),
+        ];
+        assert!(redundancy(None, &d), "no feedback yet: no limit");
+        // 100k audio + 2 × 100k video + 200k redundancy.
+        assert!(redundancy(Some(estimate(500_000)), &d));
+        assert!(
+            !redundancy(Some(estimate(450_000)), &d),
+            "videos fit, redundancy not"
+        );
+        // 250k: the other video is paused, the audio goes once.
+        assert!(!redundancy(Some(estimate(250_000)), &d));
+        // A video held below its wish wants the bandwidth before redundancy does.
+        let held = [video(Priority::Speaker, Some(2))];
+        assert!(!redundancy(Some(estimate(1_000_000)), &held));
     }
 
     #[test]

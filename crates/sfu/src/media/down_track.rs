@@ -134,6 +134,10 @@ pub struct DownTrack {
     last_outcome: std::sync::atomic::AtomicU8,
     /// Set after the first failed write, so a broken subscriber is logged once.
     write_failed: std::sync::atomic::AtomicBool,
+    /// Whether RED sent on this track carries earlier payloads, or only the primary: the
+    /// subscriber's allocator allows redundancy from headroom only
+    /// ([`DownTrack::set_redundancy`]).
+    redundancy: std::sync::atomic::AtomicBool,
     /// Counts switches to another simulcast layer (shared with the published track's
     /// counters, see [`DownTrack::with_layer_switch_counter`]).
     layer_switches: Arc<AtomicU64>,
@@ -160,6 +164,7 @@ impl DownTrack {
             state: Mutex::new(ForwardState::new(layers)),
             last_outcome: std::sync::atomic::AtomicU8::new(0),
             write_failed: std::sync::atomic::AtomicBool::new(false),
+            redundancy: std::sync::atomic::AtomicBool::new(true),
             layer_switches: Arc::default(),
         }
     }
@@ -520,14 +525,23 @@ impl DownTrack {
         let (header_len, last_value_at) = write_rtp_header_at(buf, &header, &extensions[..n]);
         match mode {
             PayloadMode::Plain => buf.extend_from_slice(&src.payload),
-            PayloadMode::BuildRed { opus_pt } => {
+            PayloadMode::BuildRed { opus_pt } if self.redundancy_allowed() => {
                 red::write_red(buf, opus_pt, incoming.redundancy, &src.payload)
             }
-            PayloadMode::ForwardRed { opus_pt } => {
+            PayloadMode::BuildRed { opus_pt } => {
+                red::write_red(buf, opus_pt, Default::default(), &src.payload)
+            }
+            PayloadMode::ForwardRed { opus_pt } if self.redundancy_allowed() => {
                 buf.extend_from_slice(&src.payload);
                 // Checked well-formed by `prepare` (a retransmission was, when first sent).
                 red::set_block_payload_types(&mut buf[header_len..], opus_pt);
             }
+            PayloadMode::ForwardRed { opus_pt } => red::write_red(
+                buf,
+                opus_pt,
+                Default::default(),
+                red::primary(&src.payload).unwrap_or_default(),
+            ),
             PayloadMode::StripRed => {
                 buf.extend_from_slice(red::primary(&src.payload).unwrap_or_default())
             }
@@ -660,6 +674,18 @@ pub(crate) fn ntp_time(wall: SystemTime) -> u64 {
     let secs = since_unix.as_secs() + NTP_UNIX_OFFSET;
     let frac = (u64::from(since_unix.subsec_nanos()) << 32) / 1_000_000_000;
     (secs << 32) | frac
+}
+
+impl DownTrack {
+    /// Lets RED on this track carry earlier payloads (`true`, the start) or only the primary.
+    pub fn set_redundancy(&self, on: bool) {
+        self.redundancy
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn redundancy_allowed(&self) -> bool {
+        self.redundancy.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 #[async_trait]
@@ -860,6 +886,12 @@ mod tests {
         expected.extend_from_slice(b"onetwothree");
         assert_eq!(payload, expected, "offsets 1920 and 960, lengths 3");
         assert_eq!(send(&plain, &packet, &mut buf), (111, b"three".to_vec()));
+        // Short of bandwidth, the allocator takes the redundancy away: RED, primary only.
+        with_red.set_redundancy(false);
+        let (pt, payload) = send(&with_red, &packet, &mut buf);
+        assert_eq!((pt, payload[0]), (100, 109));
+        assert_eq!(&payload[1..], b"three");
+        with_red.set_redundancy(true);
         // The publisher sends RED itself: forwarded with the subscriber's Opus type inside,
         // or stripped to its primary.
         let mut publisher_red = vec![0x80 | 111, 0x0f, 0, 0x03, 111];
@@ -870,6 +902,9 @@ mod tests {
         assert_eq!(pt, 100);
         assert_eq!(&payload[..5], &[0x80 | 109, 0x0f, 0, 0x03, 109]);
         assert_eq!(send(&plain, &packet, &mut buf), (111, b"three".to_vec()));
+        with_red.set_redundancy(false);
+        let (pt, payload) = send(&with_red, &packet, &mut buf);
+        assert_eq!((pt, payload[0], &payload[1..]), (100, 109, &b"three"[..]));
     }
 
     /// A bound VP8 down track sending (SRTP, headers in the clear) to `sink`.

@@ -99,6 +99,7 @@ impl LayerControl {
         outbox: &Outbox,
     ) -> Option<ProbeOutcome> {
         let mut audio_bps = 0;
+        let mut audios = Vec::new();
         let mut videos = Vec::new();
         let mut demands = Vec::new();
         let mut live = HashSet::new();
@@ -107,6 +108,7 @@ impl LayerControl {
             live.insert(track.info.id.as_str());
             if track.info.kind == TrackKind::Audio {
                 audio_bps += track.layer_bitrates().first().copied().unwrap_or(0);
+                audios.push(down);
                 continue;
             }
             let priority = if track.info.source == TrackSource::Screen {
@@ -127,6 +129,9 @@ impl LayerControl {
             videos.push((track, down));
         }
         let allocation = self.allocator.allocate(now, estimate, audio_bps, &demands);
+        for down in audios {
+            down.set_redundancy(allocation.redundancy);
+        }
         let mut still_paused = HashSet::new();
         for ((track, down), (allowed, demand)) in
             videos.iter().zip(allocation.allowed.iter().zip(&demands))
