@@ -6,6 +6,8 @@
 //! Publishers always go to the owner. docs/cluster.md has the design and its limits.
 pub mod decide;
 pub mod mirror;
+pub mod presence;
+pub mod uplink;
 
 use std::collections::HashMap;
 use std::sync::Arc;
