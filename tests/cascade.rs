@@ -18,12 +18,14 @@ const ROOM: &str = "webinar";
 const IDS: [&str; 3] = ["n1", "n2", "n3"];
 /// Bound on waits for the registry (a heartbeat every 2 s).
 const REGISTRY_TIMEOUT: Duration = Duration::from_secs(15);
+const ADMIN_KEY: &str = "cascade-admin-key";
 
 async fn start_node(redis: &RedisServer, id: &str) -> RunningServer {
     let mut args = ServeArgs::local_ephemeral();
     args.cluster.redis_url = Some(redis.url());
     args.cluster.node_id = Some(id.to_owned());
     args.cluster.cascade_after = Some(1);
+    args.admin_key = Some(ADMIN_KEY.to_owned());
     start_with(args).await
 }
 
@@ -401,6 +403,38 @@ async fn edge_viewers_are_members_of_the_room_on_its_node() {
     // Every viewer, wherever it is, is told the whole audience.
     for (_, v) in &audience {
         wait_audience(v, MessageCursor::START, 5).await;
+    }
+    // The admin API, from any node, lists the room once, on its node, with the whole
+    // audience and how many of it each edge serves; the room's details list edge viewers.
+    let bearer = format!("Authorization: Bearer {ADMIN_KEY}\r\n");
+    for node in &nodes {
+        let reply = common::http::get(node.http_addr, "/api/rooms", &bearer).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let list: serde_json::Value = serde_json::from_str(&reply.body).expect("JSON");
+        let rooms = list["rooms"].as_array().expect("a list");
+        assert_eq!(rooms.len(), 1, "{list}");
+        assert_eq!(rooms[0]["node"], IDS[owner], "{list}");
+        assert_eq!(rooms[0]["audience"], 5, "{list}");
+        assert_eq!(rooms[0]["participants"], 6, "{list}");
+        let mut listed: Vec<(String, u64)> = rooms[0]["edges"]
+            .as_array()
+            .expect("the room's edges")
+            .iter()
+            .map(|e| {
+                (
+                    e["node"].as_str().unwrap_or_default().to_owned(),
+                    e["audience"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        listed.sort();
+        let want: Vec<(String, u64)> = edges.iter().map(|&e| (IDS[e].to_owned(), 2)).collect();
+        assert_eq!(listed, want, "{list}");
+        let detail = common::http::get(node.http_addr, "/api/rooms/webinar", &bearer).await;
+        assert_eq!(detail.status, 200, "{}", detail.body);
+        for id in &ids {
+            assert!(detail.body.contains(id.as_str()), "{id}: {}", detail.body);
+        }
     }
 
     // An edge viewer's chat reaches the host on the owner (once), and the sender sees it
