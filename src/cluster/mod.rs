@@ -13,6 +13,7 @@ mod peer_http;
 pub mod relay;
 pub mod rooms;
 pub mod route;
+pub mod whip_route;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
