@@ -9,6 +9,7 @@
 //! count) reaches the edge once, over the relay; nothing per edge viewer goes down.
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,6 +25,7 @@ use roomcast_sfu::Sfu;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use super::Cascade;
 use crate::cluster::ClusterNode;
 
 /// The path of a room's presence link on its node.
@@ -91,15 +93,22 @@ async fn upgrade(
         return (StatusCode::NOT_FOUND, "no such room on this node\n").into_response();
     };
     let sfu = Arc::clone(&node.sfu);
+    let cascade = Arc::clone(&node.cascade);
     ws.max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| serve(socket, sfu, room))
+        .on_upgrade(move |socket| serve(socket, sfu, cascade, room))
 }
 
 /// One edge's viewers of `room`, until the edge goes: then they leave.
-async fn serve(mut socket: WebSocket, sfu: Arc<Sfu>, room: Arc<Room>) {
+async fn serve(mut socket: WebSocket, sfu: Arc<Sfu>, cascade: Arc<Cascade>, room: Arc<Room>) {
     let (tx, mut orders) = mpsc::channel(QUEUE);
-    let mut members = Members::new(Arc::clone(&sfu), Arc::clone(&room), tx);
+    let mut members = Members {
+        sfu,
+        cascade,
+        room: Arc::clone(&room),
+        tx,
+        ids: HashSet::new(),
+    };
     tracing::info!(room = %room.name, "cascade: an edge's audience joined the room");
     loop {
         tokio::select! {
@@ -129,21 +138,13 @@ async fn serve(mut socket: WebSocket, sfu: Arc<Sfu>, room: Arc<Room>) {
 /// The members one edge brought into the room.
 struct Members {
     sfu: Arc<Sfu>,
+    cascade: Arc<Cascade>,
     room: Arc<Room>,
     tx: mpsc::Sender<Down>,
     ids: HashSet<String>,
 }
 
 impl Members {
-    fn new(sfu: Arc<Sfu>, room: Arc<Room>, tx: mpsc::Sender<Down>) -> Self {
-        Members {
-            sfu,
-            room,
-            tx,
-            ids: HashSet::new(),
-        }
-    }
-
     fn apply(&mut self, up: Up, now: Instant) {
         match up {
             Up::Join { id, name } => {
@@ -170,6 +171,7 @@ impl Members {
                 {
                     Ok(_) => {
                         self.ids.insert(id);
+                        self.cascade.edge_viewers.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(refused) => {
                         tracing::info!(room = %self.room.name, ?refused, "cascade: an edge viewer refused");
@@ -179,7 +181,7 @@ impl Members {
             }
             Up::Leave { id } => {
                 if self.ids.remove(&id) {
-                    self.sfu.leave(&self.room, &id);
+                    self.leave(&id);
                 }
             }
             Up::Chat { id, text, ts } => {
@@ -192,9 +194,14 @@ impl Members {
         }
     }
 
+    fn leave(&self, id: &str) {
+        self.sfu.leave(&self.room, id);
+        self.cascade.edge_viewers.fetch_sub(1, Ordering::Relaxed);
+    }
+
     fn leave_all(&mut self) {
         for id in std::mem::take(&mut self.ids) {
-            self.sfu.leave(&self.room, &id);
+            self.leave(&id);
         }
     }
 }
