@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use roomcast_protocol::{Role, RoomSettings, Track, TrackKind};
-use roomcast_sfu::room::{ModerationError, MutedTrack, Room};
+use roomcast_sfu::room::{MutedTrack, Room};
 use roomcast_sfu::stats::MediaStats;
 use roomcast_sfu::Sfu;
 use serde::{Deserialize, Serialize};
@@ -488,7 +488,7 @@ async fn mute(
     let tracks = room
         .mute_participant(&id, request.kind, request.muted)
         .await
-        .map_err(|ModerationError::UnknownParticipant| ApiError::no_participant(&name, &id))?;
+        .map_err(|_| ApiError::no_participant(&name, &id))?;
     Ok(Json(MuteResult {
         participant_id: id,
         muted: request.muted,
@@ -508,7 +508,7 @@ async fn kick(
             tracing::info!(room = %name, participant = %id, "admin kick");
             Ok(StatusCode::NO_CONTENT)
         }
-        Err(ModerationError::UnknownParticipant) => Err(ApiError::no_participant(&name, &id)),
+        Err(_) => Err(ApiError::no_participant(&name, &id)),
     }
 }
 

@@ -236,6 +236,26 @@ fn admin_routes(sfu: &Arc<Sfu>, control: &Control) -> Router<AppState> {
     }
 }
 
+/// WHIP and WHEP; on a cluster node, a room held elsewhere is passed to its node.
+fn whip_routes(
+    sessions: &Arc<Sessions>,
+    join_limiter: Option<Arc<dyn JoinGate>>,
+    control: &Control,
+) -> Router<AppState> {
+    let routes = crate::whip::routes(
+        Arc::clone(sessions),
+        join_limiter,
+        control.admission.trusted.clone(),
+    );
+    match &control.cluster {
+        Some(node) => routes.layer(axum::middleware::from_fn_with_state(
+            Arc::clone(node),
+            crate::cluster::whip_route::route,
+        )),
+        None => routes,
+    }
+}
+
 /// The routes, with rate limits and a shutdown signal. The per-IP join limit needs the
 /// client's address: serve with `into_make_service_with_connect_info::<SocketAddr>()`
 /// (without it, joins are not limited per IP).
@@ -263,11 +283,7 @@ pub fn router_with_control(
         .route("/api/stats", get(stats))
         .route("/metrics", get(metrics))
         .merge(admin_routes(&sfu, &control))
-        .merge(crate::whip::routes(
-            Arc::clone(&sessions),
-            join_limiter.clone(),
-            control.admission.trusted.clone(),
-        ))
+        .merge(whip_routes(&sessions, join_limiter.clone(), &control))
         .fallback(static_file)
         .with_state(AppState {
             sessions,

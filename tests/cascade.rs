@@ -10,18 +10,22 @@ use common::*;
 use roomcast::{RunningServer, ServeArgs};
 use roomcast_bots::{Bot, MessageCursor};
 use roomcast_cluster::redis_server::RedisServer;
-use roomcast_protocol::{ClientMessage, Quality, Role, RoomSettings, ServerMessage, TrackKind};
+use roomcast_protocol::{
+    ClientMessage, ErrorCode, Quality, Role, RoomSettings, ServerMessage, TrackKind,
+};
 
 const ROOM: &str = "webinar";
 const IDS: [&str; 3] = ["n1", "n2", "n3"];
 /// Bound on waits for the registry (a heartbeat every 2 s).
 const REGISTRY_TIMEOUT: Duration = Duration::from_secs(15);
+const ADMIN_KEY: &str = "cascade-admin-key";
 
 async fn start_node(redis: &RedisServer, id: &str) -> RunningServer {
     let mut args = ServeArgs::local_ephemeral();
     args.cluster.redis_url = Some(redis.url());
     args.cluster.node_id = Some(id.to_owned());
     args.cluster.cascade_after = Some(1);
+    args.admin_key = Some(ADMIN_KEY.to_owned());
     start_with(args).await
 }
 
@@ -108,6 +112,35 @@ fn video_requests(presenter: &Bot) -> Vec<u64> {
         .unwrap_or_default()
 }
 
+/// Waits until `bot` was told that each of `ids` joined.
+async fn wait_joined(bot: &Bot, from: MessageCursor, ids: &[String]) {
+    for id in ids {
+        bot.wait_for_message_after(
+            from,
+            |m| matches!(m, ServerMessage::ParticipantJoined { participant } if participant.id == *id),
+            MESSAGE_TIMEOUT,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{} sees {id} join: {e}", bot.participant_id()));
+    }
+}
+
+/// Waits until `bot` is told, after `from`, that the audience counts `count`.
+async fn wait_audience(bot: &Bot, from: MessageCursor, count: usize) {
+    bot.wait_for_message_after(
+        from,
+        |m| matches!(m, ServerMessage::AudienceCount { count: c } if *c == count),
+        MESSAGE_TIMEOUT,
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "{} is told audience_count {count}: {e}",
+            bot.participant_id()
+        )
+    });
+}
+
 async fn wait_chat(bot: &Bot, from: MessageCursor, text: &str) {
     bot.wait_for_message_after(
         from,
@@ -164,14 +197,22 @@ async fn a_webinar_audience_on_three_nodes_gets_the_presenter_through_one_copy_p
     for (_, viewer) in &viewers {
         wait_media(viewer, &ann, 1280, None).await;
     }
+    // Every viewer is a member of the room on its node, wherever it watches from: the host
+    // sees all six join (and no relay).
+    let ids: Vec<String> = viewers
+        .iter()
+        .map(|(_, v)| v.participant_id().to_owned())
+        .collect();
+    wait_joined(&host, MessageCursor::START, &ids).await;
 
-    // Each edge serves its audience itself: the owner's room holds the presenter, its own
-    // two viewers and one hidden relay per edge; each edge's holds its two viewers and the
-    // presenter's mirror.
+    // Each edge serves its audience's media itself: the owner's room holds the presenter,
+    // its own two viewers, one hidden relay per edge and the edges' four viewers as members
+    // (whose media the edges send); each edge's holds its two viewers, the presenter's
+    // mirror and the hidden uplink that tells the owner about them.
     let here = |i: usize| nodes[i].sfu.room(ROOM).map_or(0, |r| r.member_count());
-    assert_eq!(here(owner), 1 + 2 + edges.len());
+    assert_eq!(here(owner), 1 + 2 + edges.len() + 2 * edges.len());
     for &e in &edges {
-        assert_eq!(here(e), 2 + 1);
+        assert_eq!(here(e), 2 + 1 + 1);
     }
     // The owner sends one copy per edge and one per local viewer (2 + 2), not one per
     // viewer in the cluster (6); each edge sends one per viewer there (2).
@@ -182,14 +223,13 @@ async fn a_webinar_audience_on_three_nodes_gets_the_presenter_through_one_copy_p
         let copies = copies_per_packet(&nodes[e], &ann).await;
         assert!((1.5..=2.5).contains(&copies), "edge {e}: {copies}");
     }
-    // The relays are never announced: the host saw the two viewers on its node join, and
-    // nobody else.
+    // The relays are never announced: the host saw the six viewers join, and nobody else.
     let announced = host
         .messages()
         .iter()
         .filter(|m| matches!(m, ServerMessage::ParticipantJoined { .. }))
         .count();
-    assert_eq!(announced, 2, "{:?}", host.messages());
+    assert_eq!(announced, 6, "{:?}", host.messages());
 
     // Chat from the presenter reaches every viewer on every node.
     let cursors: Vec<MessageCursor> = viewers.iter().map(|(_, v)| v.message_cursor()).collect();
@@ -293,5 +333,240 @@ async fn a_webinar_audience_on_three_nodes_gets_the_presenter_through_one_copy_p
         let _ = viewer.leave().await;
     }
     let _ = late.leave().await;
+    let _ = host.leave().await;
+}
+
+/// Three nodes, a webinar host on the first, and the owner loaded: `(nodes, host, owner,
+/// edges)`.
+async fn webinar(redis: &RedisServer) -> ([RunningServer; 3], Bot, usize, Vec<usize>) {
+    let nodes = [
+        start_node(redis, IDS[0]).await,
+        start_node(redis, IDS[1]).await,
+        start_node(redis, IDS[2]).await,
+    ];
+    let settings = RoomSettings {
+        webinar: true,
+        ..RoomSettings::default()
+    };
+    let host =
+        join_with(viewer(&nodes[0], ROOM, "ann", Role::Host).with_room_settings(settings)).await;
+    let cluster = &nodes[0].cluster.as_ref().expect("a cluster node").cluster;
+    let owner_id = cluster
+        .rooms()
+        .await
+        .expect("the store answers")
+        .into_iter()
+        .find(|(r, _)| r == ROOM)
+        .map(|(_, owner)| owner)
+        .expect("the room is placed");
+    let owner = IDS.iter().position(|id| *id == owner_id).expect("a node");
+    for node in &nodes {
+        wait_owner_loaded(node, &owner_id).await;
+    }
+    let edges = (0..3).filter(|&i| i != owner).collect();
+    (nodes, host, owner, edges)
+}
+
+fn chats_of(bot: &Bot, text: &str) -> usize {
+    bot.messages()
+        .iter()
+        .filter(|m| matches!(m, ServerMessage::Chat { text: t, .. } if t == text))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_viewers_are_members_of_the_room_on_its_node() {
+    let redis = RedisServer::start().await.expect("redis-server starts");
+    let (nodes, host, owner, edges) = webinar(&redis).await;
+    // An audience spread over the three nodes: one on the owner, two on each edge.
+    let mut audience: Vec<(usize, Bot)> = Vec::new();
+    for i in std::iter::once(owner).chain(edges.iter().copied().chain(edges.iter().copied())) {
+        let config = roomcast_bots::BotConfig::new(nodes[i].ws_url(), ROOM, format!("v{i}"))
+            .with_publish(false, None);
+        audience.push((i, join_with(config).await));
+    }
+    let ids: Vec<String> = audience
+        .iter()
+        .map(|(_, v)| v.participant_id().to_owned())
+        .collect();
+    // The host on the owner sees every viewer join, and the room lists them.
+    wait_joined(&host, MessageCursor::START, &ids).await;
+    let room = nodes[owner]
+        .sfu
+        .room(ROOM)
+        .expect("the room is on its node");
+    let listed: Vec<String> = room.participants().into_iter().map(|p| p.id).collect();
+    for id in &ids {
+        assert!(listed.contains(id), "{id} listed on the owner: {listed:?}");
+    }
+    assert_eq!(room.audience_count(), 5);
+    // Every viewer, wherever it is, is told the whole audience.
+    for (_, v) in &audience {
+        wait_audience(v, MessageCursor::START, 5).await;
+    }
+    // The admin API, from any node, lists the room once, on its node, with the whole
+    // audience and how many of it each edge serves; the room's details list edge viewers.
+    let bearer = format!("Authorization: Bearer {ADMIN_KEY}\r\n");
+    for node in &nodes {
+        let reply = common::http::get(node.http_addr, "/api/rooms", &bearer).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let list: serde_json::Value = serde_json::from_str(&reply.body).expect("JSON");
+        let rooms = list["rooms"].as_array().expect("a list");
+        assert_eq!(rooms.len(), 1, "{list}");
+        assert_eq!(rooms[0]["node"], IDS[owner], "{list}");
+        assert_eq!(rooms[0]["audience"], 5, "{list}");
+        assert_eq!(rooms[0]["participants"], 6, "{list}");
+        let mut listed: Vec<(String, u64)> = rooms[0]["edges"]
+            .as_array()
+            .expect("the room's edges")
+            .iter()
+            .map(|e| {
+                (
+                    e["node"].as_str().unwrap_or_default().to_owned(),
+                    e["audience"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        listed.sort();
+        let want: Vec<(String, u64)> = edges.iter().map(|&e| (IDS[e].to_owned(), 2)).collect();
+        assert_eq!(listed, want, "{list}");
+        let detail = common::http::get(node.http_addr, "/api/rooms/webinar", &bearer).await;
+        assert_eq!(detail.status, 200, "{}", detail.body);
+        for id in &ids {
+            assert!(detail.body.contains(id.as_str()), "{id}: {}", detail.body);
+        }
+    }
+
+    // An edge viewer's chat reaches the host on the owner (once), and the sender sees it
+    // once; the host's answer reaches the edge viewer.
+    let (edge, asker) = (audience[1].0, &audience[1].1);
+    assert_ne!(edge, owner);
+    let from = (host.message_cursor(), asker.message_cursor());
+    asker
+        .send(&ClientMessage::Chat {
+            text: "a question from an edge".into(),
+        })
+        .await
+        .expect("chat sent");
+    let question = host
+        .wait_for_message_after(
+            from.0,
+            |m| matches!(m, ServerMessage::Chat { text, .. } if text == "a question from an edge"),
+            MESSAGE_TIMEOUT,
+        )
+        .await
+        .expect("the host gets the edge viewer's chat");
+    assert!(
+        matches!(&question, ServerMessage::Chat { participant_id, name, .. }
+            if *participant_id == ids[1] && *name == format!("v{edge}")),
+        "{question:?}"
+    );
+    wait_chat(asker, from.1, "a question from an edge").await;
+    host.send(&ClientMessage::Chat {
+        text: "an answer".into(),
+    })
+    .await
+    .expect("chat sent");
+    wait_chat(asker, from.1, "an answer").await;
+    // The answer came after the question: the sender's echo was not repeated meanwhile.
+    assert_eq!(chats_of(asker, "a question from an edge"), 1);
+    assert_eq!(chats_of(&host, "a question from an edge"), 1);
+    // The other audience members do not see an audience member's chat (as on one node).
+    for (_, v) in audience.iter().skip(2) {
+        wait_chat(v, MessageCursor::START, "an answer").await;
+        assert_eq!(chats_of(v, "a question from an edge"), 0);
+    }
+
+    // Promoting an edge viewer is refused clearly: its node cannot carry its media here.
+    let from = host.message_cursor();
+    host.send(&ClientMessage::SetRole {
+        participant_id: ids[1].clone(),
+        role: Role::Presenter,
+    })
+    .await
+    .expect("set_role sent");
+    host.wait_for_message_after(
+        from,
+        |m| {
+            matches!(
+                m,
+                ServerMessage::Error {
+                    code: ErrorCode::Forbidden,
+                    ..
+                }
+            )
+        },
+        MESSAGE_TIMEOUT,
+    )
+    .await
+    .expect("the promotion is refused");
+    assert_eq!(room.role_of(&ids[1]), Some(Role::Audience));
+
+    // The host on the owner kicks an edge viewer: the edge closes it as kicked, and the
+    // room on its node and every node's audience count lose it.
+    let (kicked_edge, kicked) = (audience[2].0, &audience[2].1);
+    let from = host.message_cursor();
+    let counts: Vec<MessageCursor> = audience.iter().map(|(_, v)| v.message_cursor()).collect();
+    host.send(&ClientMessage::Kick {
+        participant_id: ids[2].clone(),
+    })
+    .await
+    .expect("kick sent");
+    kicked
+        .wait_for_message(
+            |m| {
+                matches!(
+                    m,
+                    ServerMessage::Error {
+                        code: ErrorCode::Kicked,
+                        ..
+                    }
+                )
+            },
+            MESSAGE_TIMEOUT,
+        )
+        .await
+        .expect("the edge viewer is told it was kicked");
+    kicked
+        .wait_for_close(MESSAGE_TIMEOUT)
+        .await
+        .expect("the kicked edge viewer is closed");
+    host.wait_for_message_after(
+        from,
+        |m| matches!(m, ServerMessage::ParticipantLeft { participant_id } if *participant_id == ids[2]),
+        MESSAGE_TIMEOUT,
+    )
+    .await
+    .expect("the host sees the kicked viewer leave");
+    assert_eq!(room.role_of(&ids[2]), None);
+    for ((_, v), from) in audience.iter().zip(&counts) {
+        if v.participant_id() != ids[2] {
+            wait_audience(v, *from, 4).await;
+        }
+    }
+    assert_eq!(
+        nodes[kicked_edge]
+            .sfu
+            .room(ROOM)
+            .and_then(|r| r.role_of(&ids[2])),
+        None
+    );
+
+    // An edge viewer leaving leaves the room on its node.
+    let from = host.message_cursor();
+    let (_, last) = audience.pop().expect("a viewer");
+    let last_id = last.participant_id().to_owned();
+    let _ = last.leave().await;
+    host.wait_for_message_after(
+        from,
+        |m| matches!(m, ServerMessage::ParticipantLeft { participant_id } if *participant_id == last_id),
+        MESSAGE_TIMEOUT,
+    )
+    .await
+    .expect("the host sees the edge viewer leave");
+    assert_eq!(room.audience_count(), 3);
+    for (_, v) in audience {
+        let _ = v.leave().await;
+    }
     let _ = host.leave().await;
 }

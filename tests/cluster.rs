@@ -436,3 +436,166 @@ async fn without_redis_rooms_go_on_and_new_ones_are_refused_until_it_returns() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// A webrtc-rs offer publishing audio and video, as an encoder would POST it.
+async fn whip_offer() -> (
+    std::sync::Arc<webrtc::peer_connection::RTCPeerConnection>,
+    String,
+) {
+    use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
+    use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+    use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
+    let mut media = webrtc::api::media_engine::MediaEngine::default();
+    media.register_default_codecs().expect("codecs");
+    let api = webrtc::api::APIBuilder::new()
+        .with_media_engine(media)
+        .build();
+    let pc = std::sync::Arc::new(
+        api.new_peer_connection(Default::default())
+            .await
+            .expect("a PeerConnection"),
+    );
+    for kind in [RTPCodecType::Audio, RTPCodecType::Video] {
+        pc.add_transceiver_from_kind(
+            kind,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                send_encodings: Vec::new(),
+            }),
+        )
+        .await
+        .expect("a transceiver");
+    }
+    let offer = pc.create_offer(None).await.expect("an offer");
+    pc.set_local_description(offer.clone())
+        .await
+        .expect("offer applied");
+    (pc, offer.sdp)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_and_whep_through_a_node_that_does_not_hold_the_room() {
+    let redis = RedisServer::start().await.expect("redis-server starts");
+    let nodes = [
+        start_node(&redis, "n1").await,
+        start_node(&redis, "n2").await,
+    ];
+    for node in &nodes {
+        wait_registry(node, &["n1", "n2"]).await;
+    }
+    let room = "stage";
+    let host = join_with(config(&nodes[0], room, "host", Role::Host)).await;
+    let owner_id = nodes[0]
+        .cluster
+        .as_ref()
+        .expect("a cluster node")
+        .cluster
+        .rooms()
+        .await
+        .expect("the store answers")
+        .into_iter()
+        .find(|(r, _)| r == room)
+        .map(|(_, owner)| owner)
+        .expect("the room is placed");
+    let (owner, other) = if owner_id == "n1" {
+        (&nodes[0], &nodes[1])
+    } else {
+        (&nodes[1], &nodes[0])
+    };
+    let host_id = host.participant_id().to_owned();
+
+    // A WHEP player POSTing to the other node watches the host, whose room is on its node.
+    let url = format!("http://{}/whep/{room}", other.http_addr);
+    let player = roomcast_bots::WhepViewer::watch(&url, None, MESSAGE_TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("WHEP POST through the other node: {e}"));
+    assert!(
+        player.location().starts_with(&format!("/whep/{room}/")),
+        "{}",
+        player.location()
+    );
+    player
+        .wait_for_media(
+            |t| {
+                t.iter()
+                    .any(|t| t.kind == TrackKind::Audio && t.packets >= 20)
+                    && t.iter()
+                        .any(|t| t.kind == TrackKind::Video && t.packets >= 20)
+            },
+            MEDIA_TIMEOUT,
+        )
+        .await
+        .expect("the WHEP player gets the host's audio and video");
+    assert!(other.sfu.room(room).is_none(), "the room stays on its node");
+    let members = owner.sfu.room(room).map_or(0, |r| r.member_count());
+    assert_eq!(
+        members, 2,
+        "the host and the WHEP player, on the room's node"
+    );
+
+    // An encoder's WHIP POST to the other node publishes into the room on its node; its
+    // resource (here the DELETE) answers through the other node too.
+    let cursor = host.message_cursor();
+    let (pc, offer) = whip_offer().await;
+    let reply = roomcast_bots::whep::http(
+        &other.http_addr.to_string(),
+        "POST",
+        &format!("/whip/{room}"),
+        &[("Content-Type", "application/sdp")],
+        &offer,
+        MESSAGE_TIMEOUT,
+    )
+    .await
+    .expect("the WHIP POST is answered");
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert!(
+        reply.body.starts_with("v=0"),
+        "an SDP answer: {}",
+        reply.body
+    );
+    let location = reply.header("location").expect("a Location").to_owned();
+    assert!(
+        location.starts_with(&format!("/whip/{room}/")),
+        "{location}"
+    );
+    assert!(reply.header("etag").is_some(), "an ETag");
+    let joined = host
+        .wait_for_message_after(
+            cursor,
+            |m| matches!(m, ServerMessage::ParticipantJoined { participant } if participant.id != host_id),
+            MESSAGE_TIMEOUT,
+        )
+        .await
+        .expect("the encoder joins the room on its node");
+    let ServerMessage::ParticipantJoined { participant } = joined else {
+        unreachable!()
+    };
+    // The answer names the room's node's media port: its candidates are the owner's.
+    let owner_port = format!(" {} typ host", owner.sfu.udp_port());
+    assert!(reply.body.contains(&owner_port), "{}", reply.body);
+    let cursor = host.message_cursor();
+    let deleted = roomcast_bots::whep::http(
+        &other.http_addr.to_string(),
+        "DELETE",
+        &location,
+        &[],
+        "",
+        MESSAGE_TIMEOUT,
+    )
+    .await
+    .expect("the DELETE is answered");
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    host.wait_for_message_after(
+        cursor,
+        |m| matches!(m, ServerMessage::ParticipantLeft { participant_id } if *participant_id == participant.id),
+        MESSAGE_TIMEOUT,
+    )
+    .await
+    .expect("the encoder leaves the room on its node");
+    let _ = pc.close().await;
+    assert_eq!(player.delete().await.expect("DELETE answered"), 200);
+    let _ = host.leave().await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+}

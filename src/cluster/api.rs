@@ -23,6 +23,7 @@ pub fn routes<S>(node: Arc<ClusterNode>, key: Option<AdminKey>) -> Router<S> {
     Router::new()
         .route("/api/nodes", get(list_nodes))
         .route("/api/nodes/{id}/drain", post(drain))
+        .merge(super::cascade::presence::routes(Arc::clone(&node)))
         .with_state(ApiState { node, key })
 }
 

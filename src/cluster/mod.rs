@@ -13,6 +13,7 @@ mod peer_http;
 pub mod relay;
 pub mod rooms;
 pub mod route;
+pub mod whip_route;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -336,7 +337,11 @@ impl LocalNode for LocalRooms {
         let stats = self.sfu.stats();
         LoadSample {
             rooms: stats.rooms as u64,
-            participants: stats.participants as u64,
+            // Edge viewers are members here but receive their media from their edge.
+            participants: stats
+                .participants
+                .saturating_sub(self.cascade.edge_viewers.load(Ordering::Relaxed))
+                as u64,
             packets_out: stats.media.packets_out,
             cpu_time: process_cpu_time(),
         }

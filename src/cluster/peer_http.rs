@@ -13,12 +13,27 @@ const MAX_REPLY: u64 = 1 << 20;
 
 pub struct Reply {
     pub status: u16,
+    /// The answer's header fields, as sent.
+    pub headers: Vec<(String, String)>,
     pub body: String,
 }
 
 /// `method path` on the node at `base`, with `authorization` passed on if given, `headers`
 /// and `body`. The node answers for itself only (see [`super::rooms::LOCAL_ONLY_HEADER`]).
 pub async fn request(
+    base: &str,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> anyhow::Result<Reply> {
+    request_within(TIMEOUT, base, method, path, authorization, headers, body).await
+}
+
+/// [`request`], taking at most `timeout`.
+pub async fn request_within(
+    timeout: Duration,
     base: &str,
     method: &str,
     path: &str,
@@ -54,7 +69,7 @@ pub async fn request(
         stream.take(MAX_REPLY).read_to_end(&mut raw).await?;
         anyhow::Ok(raw)
     };
-    let raw = tokio::time::timeout(TIMEOUT, exchange).await??;
+    let raw = tokio::time::timeout(timeout, exchange).await??;
     parse(&raw)
 }
 
@@ -63,13 +78,25 @@ fn parse(raw: &[u8]) -> anyhow::Result<Reply> {
     let (head, body) = text
         .split_once("\r\n\r\n")
         .ok_or_else(|| anyhow::anyhow!("no complete HTTP answer"))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| anyhow::anyhow!("no HTTP status"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
+        .collect();
+    if headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v != "identity")
+    {
+        anyhow::bail!("a chunked answer (the server's own answers have a length)");
+    }
     Ok(Reply {
         status,
+        headers,
         body: body.to_owned(),
     })
 }
@@ -82,6 +109,17 @@ mod tests {
     fn answers_parse() {
         let reply = parse(b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n{}").unwrap();
         assert_eq!((reply.status, reply.body.as_str()), (202, "{}"));
+        assert_eq!(
+            reply.headers,
+            [("content-length".to_owned(), "2".to_owned())]
+        );
+        let reply = parse(b"HTTP/1.1 201 Created\r\nLocation: /whip/r/x\r\nLink: <stun:a>; rel=\"ice-server\"\r\n\r\nv=0").unwrap();
+        assert_eq!(
+            reply.headers[0],
+            ("Location".to_owned(), "/whip/r/x".to_owned())
+        );
+        assert_eq!(reply.headers[1].1, "<stun:a>; rel=\"ice-server\"");
+        assert!(parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}").is_err());
         assert!(parse(b"HTTP/1.1 200").is_err());
     }
 }

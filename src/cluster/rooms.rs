@@ -1,5 +1,6 @@
 //! The admin API's `/api/rooms...` for the whole cluster, from any node: the list gathers
 //! every node's rooms, and a request about one room goes to the node that holds it.
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::{to_bytes, Body};
@@ -42,7 +43,8 @@ pub async fn cluster_wide(
     let Some(room) = room else {
         return next.run(request).await;
     };
-    if node.sfu.room(&room).is_some() {
+    // A mirror here (cascading) is not the room: its node answers.
+    if node.sfu.room(&room).is_some() && !node.cascade.is_mirror(&room) {
         return next.run(request).await;
     }
     let owner = match node.cluster.rooms().await {
@@ -87,12 +89,50 @@ async fn gather(node: &ClusterNode, local: Response, auth: Option<&str>) -> Resp
             _ => unreachable.push(other.id.clone()),
         }
     }
+    let owners: HashMap<String, String> = node
+        .cluster
+        .rooms()
+        .await
+        .map(|rooms| rooms.into_iter().collect())
+        .unwrap_or_default();
+    let mut rooms = fold_mirrors(rooms, &owners);
     rooms.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     let mut list = serde_json::json!({ "rooms": rooms });
     if !unreachable.is_empty() {
         list["unreachable"] = serde_json::json!(unreachable);
     }
     axum::Json(list).into_response()
+}
+
+/// Each room once, as its node lists it: another node's mirror of it (cascading) is not a
+/// room but part of its audience, which the room's node counts already (edge viewers are
+/// members there); the room lists its edges under `edges` (`node`, `audience`: the viewers
+/// that node serves). A mirror whose room's node did not answer stays listed, with
+/// `"mirror": true`.
+fn fold_mirrors(rooms: Vec<Value>, owners: &HashMap<String, String>) -> Vec<Value> {
+    let owner_of = |room: &Value| owners.get(room["name"].as_str().unwrap_or_default());
+    let is_mirror = |room: &Value| owner_of(room).is_some_and(|o| room["node"].as_str() != Some(o));
+    let (mirrors, mut held): (Vec<Value>, Vec<Value>) = rooms.into_iter().partition(is_mirror);
+    for mut mirror in mirrors {
+        let edge = serde_json::json!({
+            "node": mirror["node"].clone(),
+            "audience": mirror["audience"].clone(),
+        });
+        let room = held.iter_mut().find(|r| {
+            r["name"] == mirror["name"] && owner_of(r).map(String::as_str) == r["node"].as_str()
+        });
+        match room {
+            Some(room) => match room.get_mut("edges").and_then(Value::as_array_mut) {
+                Some(edges) => edges.push(edge),
+                None => room["edges"] = Value::Array(vec![edge]),
+            },
+            None => {
+                mirror["mirror"] = Value::Bool(true);
+                held.push(mirror);
+            }
+        }
+    }
+    held
 }
 
 /// The `rooms` of a node's own `/api/rooms` answer, each marked with `node`.
@@ -165,5 +205,43 @@ mod tests {
             [serde_json::json!({"name":"x","participants":2,"node":"n1"})]
         );
         assert!(rooms_of(b"garbage", "n1").is_empty());
+    }
+
+    #[test]
+    fn a_room_is_listed_once_with_its_edges() {
+        let room = |name: &str, node: &str, audience: u64| serde_json::json!({"name": name, "node": node, "participants": audience + 1, "audience": audience});
+        let owners: HashMap<String, String> = [("w", "n1"), ("m", "n2"), ("lost", "n9")]
+            .into_iter()
+            .map(|(r, n)| (r.to_owned(), n.to_owned()))
+            .collect();
+        let listed = fold_mirrors(
+            vec![
+                room("w", "n2", 2),
+                room("w", "n1", 7),
+                room("w", "n3", 3),
+                room("m", "n2", 0),
+                room("lost", "n3", 4),
+                room("unplaced", "n3", 1),
+            ],
+            &owners,
+        );
+        assert_eq!(listed.len(), 4, "{listed:?}");
+        let w = listed.iter().find(|r| r["name"] == "w").unwrap();
+        assert_eq!(w["node"], "n1");
+        assert_eq!(w["audience"], 7);
+        assert_eq!(
+            w["edges"],
+            serde_json::json!([{"node": "n2", "audience": 2}, {"node": "n3", "audience": 3}])
+        );
+        let m = listed.iter().find(|r| r["name"] == "m").unwrap();
+        assert!(m.get("edges").is_none());
+        let lost = listed.iter().find(|r| r["name"] == "lost").unwrap();
+        assert_eq!(lost["mirror"], true);
+        assert!(listed.iter().any(|r| r["name"] == "unplaced"));
+        // Without the store's answer, nothing is folded.
+        assert_eq!(
+            fold_mirrors(vec![room("w", "n2", 2)], &HashMap::new()).len(),
+            1
+        );
     }
 }

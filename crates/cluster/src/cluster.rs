@@ -158,6 +158,17 @@ impl Cluster {
         self.location_of(&owner).await
     }
 
+    /// Where `room` lives if a node holds it, without placing it.
+    pub async fn find(&self, room: &str) -> Result<Option<Location>, PlaceError> {
+        if !self.store_reachable() {
+            return Err(PlaceError::Unavailable);
+        }
+        match self.store_call(self.store.room_owner(room)).await? {
+            Some(owner) => self.location_of(&owner).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
     async fn place(&self, room: &str) -> Result<String, PlaceError> {
         // Twice: the chosen node may have started draining or expired since it was read.
         for _ in 0..2 {

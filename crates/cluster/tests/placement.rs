@@ -196,3 +196,24 @@ async fn a_room_claimed_elsewhere_during_an_outage_is_reported_lost() {
         }]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn finding_a_room_never_places_it() {
+    let (store, a, b) = two_nodes(0, 500).await;
+    assert!(matches!(a.cluster.find("nowhere").await, Ok(None)));
+    assert_eq!(
+        store.rooms().await.map(|r| r.len()),
+        Ok(0),
+        "nothing placed"
+    );
+    assert_eq!(b.join("standup").await, Ok("a".to_owned()));
+    assert_eq!(a.join("standup").await, Ok("a".to_owned()));
+    match b.cluster.find("standup").await {
+        Ok(Some(roomcast_cluster::Location::Node(owner))) => assert_eq!(owner.id, "a"),
+        other => panic!("b finds the room on a: {other:?}"),
+    }
+    assert!(matches!(
+        a.cluster.find("standup").await,
+        Ok(Some(roomcast_cluster::Location::Here))
+    ));
+}

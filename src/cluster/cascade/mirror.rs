@@ -27,6 +27,8 @@ use roomcast_sfu::room::{Joining, Mailbox, Order, Room};
 use roomcast_sfu::Sfu;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use super::uplink::{self, UPLINK_ID};
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::track::track_remote::TrackRemote;
 
@@ -131,6 +133,23 @@ impl Mirror {
                 _ => continue,
             }
         };
+        let closed = CancellationToken::new();
+        let (uplink, link) =
+            uplink::connect(Arc::clone(&sfu), &owner.internal_url, room, closed.clone()).await?;
+        tokio::spawn(link);
+        let joining = Joining {
+            id: UPLINK_ID.to_owned(),
+            name: "cascade uplink".to_owned(),
+            role: Role::Host,
+            role_given: true,
+            room_settings: Some(settings),
+            hidden: true,
+        };
+        let mailbox: Arc<dyn Mailbox> = Arc::clone(&uplink) as Arc<dyn Mailbox>;
+        if let Err(refused) = sfu.join(room, joining, mailbox, |_| ServerMessage::RoomEnded) {
+            closed.cancel();
+            anyhow::bail!("the mirror room refused its uplink: {refused:?}");
+        }
         let mirror = Arc::new(Mirror {
             room: room.to_owned(),
             settings,
@@ -141,7 +160,7 @@ impl Mirror {
                 last_used: Some(Instant::now()),
                 ..State::default()
             }),
-            closed: CancellationToken::new(),
+            closed,
         });
         for p in participants {
             mirror.ghost_joined(p);
@@ -240,6 +259,12 @@ impl Mirror {
                 participant_id,
                 role,
             } => self.ghost_role(&participant_id, role),
+            // The room's node counts every node's audience (this one's through the uplink).
+            ServerMessage::AudienceCount { count } => {
+                if let Some(room) = self.local_room() {
+                    room.set_audience_elsewhere(count);
+                }
+            }
             ServerMessage::RoomLocked { locked } => {
                 if let Some(room) = self.local_room() {
                     room.set_locked(locked);
@@ -380,7 +405,8 @@ impl Mirror {
     fn is_idle(&self, now: Instant) -> bool {
         let members = self.local_room().map_or(0, |r| r.member_count());
         let mut state = self.state.lock();
-        if members > state.ghosts.len() {
+        // Ghosts and the uplink are not this node's.
+        if members > state.ghosts.len() + 1 {
             state.last_used = Some(now);
             return false;
         }
@@ -436,6 +462,7 @@ impl Mirror {
                 for id in ghosts {
                     self.sfu.leave(&room, &id);
                 }
+                self.sfu.leave(&room, UPLINK_ID);
             }
             MirrorEnd::RoomEnded => {
                 self.sfu.end_room(&room);

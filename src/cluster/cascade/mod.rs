@@ -6,8 +6,11 @@
 //! Publishers always go to the owner. docs/cluster.md has the design and its limits.
 pub mod decide;
 pub mod mirror;
+pub mod presence;
+pub mod uplink;
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -40,6 +43,9 @@ pub struct Cascade {
     /// Audience joins go to edges once the owner registers this many participants.
     pub cascade_after: u64,
     mirrors: Mutex<HashMap<String, Arc<OnceCell<Arc<Mirror>>>>>,
+    /// Members of rooms here that watch through an edge ([`presence`]): they cost this
+    /// node no media, so its registered load leaves them out.
+    pub edge_viewers: AtomicUsize,
 }
 
 impl Cascade {
@@ -49,6 +55,7 @@ impl Cascade {
             sfu,
             cascade_after,
             mirrors: Mutex::new(HashMap::new()),
+            edge_viewers: AtomicUsize::new(0),
         })
     }
 

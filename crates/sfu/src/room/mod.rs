@@ -40,6 +40,11 @@ pub trait Mailbox: Send + Sync {
     fn egress(&self) -> Option<Arc<Egress>> {
         None
     }
+    /// Whether the member's media can reach this room: false for a viewer on a cascade
+    /// edge, which has no way to publish here (it cannot be promoted).
+    fn can_publish_here(&self) -> bool {
+        true
+    }
 }
 
 struct Inner {
@@ -299,12 +304,29 @@ impl Room {
         })
     }
 
-    /// See [`RoomState::set_role`].
+    /// See [`RoomState::set_role`]. A member whose mailbox cannot publish here (a viewer on
+    /// a cascade edge) is not given a role that publishes.
     pub fn set_role(&self, id: &str, role: Role) -> Result<(), ModerationError> {
-        self.change(|s| match s.set_role(id, role) {
-            Ok(effects) => (Ok(()), effects),
-            Err(e) => (Err(e), Vec::new()),
-        })
+        let mut inner = self.inner.write();
+        let elsewhere = inner
+            .mailboxes
+            .get(id)
+            .is_some_and(|m| !m.can_publish_here());
+        if elsewhere && role.can_publish() {
+            return Err(ModerationError::ElsewhereAudience);
+        }
+        match inner.state.set_role(id, role) {
+            Ok(effects) => {
+                self.deliver(&inner, effects);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// See [`RoomState::set_audience_elsewhere`].
+    pub fn set_audience_elsewhere(&self, count: usize) {
+        self.inner.write().state.set_audience_elsewhere(count)
     }
 
     /// See [`RoomState::set_locked`].

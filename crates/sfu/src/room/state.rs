@@ -75,6 +75,9 @@ pub enum JoinRefused {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModerationError {
     UnknownParticipant,
+    /// The member watches through another node (a cascade edge), which cannot carry its
+    /// media to this room: it cannot be given a role that publishes.
+    ElsewhereAudience,
 }
 
 struct Member {
@@ -125,6 +128,9 @@ pub struct RoomState {
     audience: AudienceAnnouncer,
     /// The room's chat rate (started by its first message).
     chat: Option<TokenBucket>,
+    /// On a cascade edge, the room's audience as its node counts it (members here and on
+    /// every edge); `audience_count` says this rather than the members here.
+    audience_elsewhere: Option<usize>,
 }
 
 fn tell(to: Vec<String>, msg: ServerMessage) -> Effect {
@@ -157,6 +163,9 @@ impl RoomState {
     }
 
     fn audience_count_of(&self) -> usize {
+        if let Some(count) = self.audience_elsewhere {
+            return count;
+        }
         self.members
             .values()
             .filter(|m| m.is_audience() && !m.hidden)
@@ -284,6 +293,12 @@ impl RoomState {
 
     pub fn audience_count(&self) -> usize {
         self.audience_count_of()
+    }
+
+    /// Counts the audience as `count` from now on (a cascade edge's mirror: the room's node
+    /// counts every node's audience); the next announcement says it.
+    pub fn set_audience_elsewhere(&mut self, count: usize) {
+        self.audience_elsewhere = Some(count);
     }
 
     /// `audience_count` for the audience if the count changed since the last announcement

@@ -530,3 +530,63 @@ fn a_rooms_chat_is_capped_for_all_senders_together() {
     let later = t0 + Duration::from_secs_f64(1.0 / ROOM_CHAT.per_second);
     assert!(room.chat("b", "again".into(), 0, later).is_ok());
 }
+
+#[test]
+fn a_mirror_counts_the_audience_its_rooms_node_counts() {
+    let t0 = Instant::now();
+    let mut room = webinar();
+    join(&mut room, "v1", None);
+    room.set_audience_elsewhere(7);
+    assert_eq!(room.audience_count(), 7);
+    let effects = room.announce_audience_count(t0);
+    assert_eq!(
+        told(&effects, "v1"),
+        [ServerMessage::AudienceCount { count: 7 }]
+    );
+    // A joiner is told the room's count, not this node's.
+    let (_, effects) = join(&mut room, "v2", None);
+    assert_eq!(
+        told(&effects, "v2"),
+        [ServerMessage::AudienceCount { count: 7 }]
+    );
+}
+
+/// A member on another node: its mailbox cannot publish here.
+struct Elsewhere;
+
+impl super::Mailbox for Elsewhere {
+    fn tell(&self, _msg: ServerMessage) {}
+    fn resubscribe(&self) {}
+    fn order(&self, _order: Order) {}
+    fn can_publish_here(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn a_member_that_cannot_publish_here_is_not_promoted() {
+    let room = super::Room::new("r".into());
+    let welcome = |_| ServerMessage::RoomEnded;
+    room.join(
+        joining("host", Some(Role::Host)),
+        Arc::new(super::testing::Recorder::default()),
+        CAP,
+        welcome,
+    )
+    .expect("the host joins");
+    room.join(
+        joining("edge", Some(Role::Audience)),
+        Arc::new(Elsewhere),
+        CAP,
+        welcome,
+    )
+    .expect("the edge viewer joins");
+    assert_eq!(
+        room.set_role("edge", Role::Presenter),
+        Err(ModerationError::ElsewhereAudience)
+    );
+    assert_eq!(room.role_of("edge"), Some(Role::Audience));
+    // Roles that do not publish are still given.
+    assert_eq!(room.set_role("edge", Role::Audience), Ok(()));
+    assert_eq!(room.kick("edge"), Ok(()));
+}

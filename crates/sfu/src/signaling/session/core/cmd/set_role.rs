@@ -1,5 +1,7 @@
 //! `set_role` (host only): gives a participant another role ([`crate::room::Room::set_role`]).
-use roomcast_protocol::Role;
+use roomcast_protocol::{ErrorCode, Role};
+
+use crate::room::ModerationError;
 
 use super::super::SessionCore;
 
@@ -13,7 +15,11 @@ impl SessionCore {
             Ok(()) => {
                 tracing::info!(participant = %self.id, target = %participant_id, ?role, "set_role")
             }
-            Err(_) => self.unknown_participant(&participant_id),
+            Err(ModerationError::ElsewhereAudience) => self.error(
+                ErrorCode::Forbidden,
+                "that participant watches through another node and cannot publish; they must join again with a role that publishes",
+            ),
+            Err(ModerationError::UnknownParticipant) => self.unknown_participant(&participant_id),
         }
     }
 }
