@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::sdp::extmap::TRANSPORT_CC_URI;
 
-use crate::egress::Egress;
+use crate::egress::{Egress, SendError};
 use crate::ingress::Ingress;
 
 /// How often feedback is sent: Chrome's own rate at video bitrates is 50–100 ms.
@@ -167,6 +167,7 @@ async fn send_feedback(feedback: Weak<TransportFeedback>, pc: Weak<RTCPeerConnec
     let mut ticks = tokio::time::interval(INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut built = Vec::new();
+    let mut buf = Vec::new();
     loop {
         ticks.tick().await;
         let (Some(feedback), Some(pc)) = (feedback.upgrade(), pc.upgrade()) else {
@@ -180,6 +181,15 @@ async fn send_feedback(feedback: Weak<TransportFeedback>, pc: Weak<RTCPeerConnec
         feedback.ingress.build_rtcp(Instant::now(), &mut packets);
         if packets.is_empty() {
             continue;
+        }
+        // Protected and sent here; through webrtc-rs only before the route is known.
+        match feedback.ingress.egress().send_rtcp(&packets, &mut buf) {
+            Ok(()) => continue,
+            Err(SendError::NotConnected) => {}
+            Err(e) => {
+                tracing::debug!(error = ?e, "transport-cc feedback not sent");
+                continue;
+            }
         }
         if let Err(e) = pc.write_rtcp(&packets).await {
             tracing::debug!(error = %e, "transport-cc feedback not sent");
