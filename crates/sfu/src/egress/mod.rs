@@ -344,3 +344,6 @@ fn address_of(candidate: &RTCIceCandidate) -> Result<SocketAddr, String> {
         .map_err(|_| format!("remote candidate address {:?}", candidate.address))?;
     Ok(SocketAddr::new(ip, candidate.port))
 }
+
+#[cfg(test)]
+mod tests;

@@ -16,8 +16,8 @@ use rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
 
 use super::down_track::{ntp_time, DownTrack};
-use crate::egress::SendError;
 use super::published_track::PublishedTrack;
+use crate::egress::SendError;
 use crate::stats::MediaCounters;
 
 const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
