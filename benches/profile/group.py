@@ -67,9 +67,9 @@ def cat(frames):
         if 'unmarshal' in s or 'malloc' in s or '_int_free' in s or 'cfree' in s or 'drop_in_place<rtp::packet' in s or 'copy_from_slice' in s or 'Bytes' in s: return 'reader: per-packet Bytes copy, rtp::Packet parse and free'
         return 'reader: the rest (mux lookup, transport-cc record, replay window, NACK state, cache insert)'
     if 'mio::poll' in t or 'Condvar' in t or 'tokio-internal' in t or t.startswith('(thread park') or 'notify_one' in t or 'Waker::wake' in t: return 'tokio workers: park/unpark (epoll_wait, futex), scheduling'
-    if 'send_feedback' in t: return 'transport-cc feedback, NACKs, RRs to publishers (timer; written through webrtc-rs)'
+    if 'send_feedback' in t: return 'transport-cc feedback, NACKs, RRs to publishers (50 ms timer per connection)'
     if 'subscriber_rtcp' in t:
-        if 'write_rtcp' in s: return 'sender reports, one task per down track (written through webrtc-rs)'
+        if 'write_rtcp' in s or 'send_rtcp' in s or 'sender_report' in s: return 'sender reports, one task per down track'
         return 'subscriber_rtcp::run: waiting on webrtc-rs read_rtcp (what the fast path leaves)'
     if 'webrtc_ice' in t: return 'webrtc-rs ICE agent (STUN checks, candidate loop)'
     if 'interceptor' in t: return "webrtc-rs interceptors' timers (NACK generator, stats)"
@@ -80,4 +80,5 @@ c=collections.Counter(); n=0
 for comm,frames in samples(path):
     n+=1; c[cat(frames)]+=1
 print('samples',n)
-for k,v in c.most_common(): print(f'| {k} | {100*v/n:.1f} % |')
+for k,v in c.most_common():
+    print(f'| {k} | {100*v/n:.1f} % |')
