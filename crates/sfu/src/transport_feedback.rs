@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::sdp::extmap::TRANSPORT_CC_URI;
 
-use crate::egress::Egress;
+use crate::egress::{Egress, SendError};
 use crate::ingress::Ingress;
 
 /// How often feedback is sent: Chrome's own rate at video bitrates is 50–100 ms.
@@ -170,6 +170,7 @@ async fn send_feedback(feedback: Weak<TransportFeedback>, pc: Weak<RTCPeerConnec
         return;
     };
     let mut built = Vec::new();
+    let mut buf = Vec::new();
     loop {
         let tick = tokio::select! {
             _ = ticks.tick() => true,
@@ -188,6 +189,15 @@ async fn send_feedback(feedback: Weak<TransportFeedback>, pc: Weak<RTCPeerConnec
         feedback.ingress.build_rtcp(Instant::now(), &mut packets);
         if packets.is_empty() {
             continue;
+        }
+        // Protected and sent here; through webrtc-rs only before the route is known.
+        match feedback.ingress.egress().send_rtcp(&packets, &mut buf) {
+            Ok(()) => continue,
+            Err(SendError::NotConnected) => {}
+            Err(e) => {
+                tracing::debug!(error = ?e, "transport-cc feedback not sent");
+                continue;
+            }
         }
         if let Err(e) = pc.write_rtcp(&packets).await {
             tracing::debug!(error = %e, "transport-cc feedback not sent");

@@ -77,6 +77,12 @@ pub struct Prepared {
 }
 
 /// Until a receiver report says otherwise.
+/// See `Egress::rtcp_index`: webrtc-rs numbers a stream's SRTCP from 0 and sends a few
+/// packets at most before the route is known.
+const FIRST_RTCP_INDEX: u32 = 1 << 16;
+/// SRTCP indices are 31 bits.
+const MAX_RTCP_INDEX: u32 = 0x7fff_ffff;
+
 const DEFAULT_RTT: Duration = Duration::from_millis(100);
 
 /// One connection's outgoing RTP.
@@ -85,6 +91,11 @@ pub struct Egress {
     route: ArcSwapOption<Route>,
     /// Transport-wide sequence numbers (transport-cc) across all streams of the connection.
     transport_seq: AtomicU16,
+    /// The SRTCP index of the next RTCP packet [`Egress::send_rtcp`] protects: one counter
+    /// for every SSRC it sends from, so each SSRC's indices still only go up (a gap is
+    /// allowed). None of those SSRCs is one webrtc-rs sends SRTCP from. It starts above
+    /// what webrtc-rs may have used for them before the route was known.
+    rtcp_index: AtomicU32,
     /// The round trip to the peer in microseconds, from its receiver reports; 0 = unknown.
     rtt_micros: AtomicU32,
     /// RTP bytes forwarded (not resent), which earn the retransmission budget.
@@ -100,6 +111,7 @@ impl Egress {
             mux,
             route: ArcSwapOption::empty(),
             transport_seq: AtomicU16::new(rand::random()),
+            rtcp_index: AtomicU32::new(FIRST_RTCP_INDEX),
             rtt_micros: AtomicU32::new(0),
             forwarded_bytes: AtomicU64::new(0),
             retransmit_budget: Mutex::new(RetransmitBudget::default()),
@@ -237,6 +249,29 @@ impl Egress {
     }
 
     /// Stops sending (the connection closed).
+    /// Sends `packets` as one compound SRTCP packet, protected with the connection's keys,
+    /// from the reader's side of the socket: no webrtc-rs session, interceptor or task.
+    /// `NotConnected` until the route is known (the caller may then use webrtc-rs).
+    pub fn send_rtcp(
+        &self,
+        packets: &[Box<dyn rtcp::packet::Packet + Send + Sync>],
+        buf: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        let route = self.route.load();
+        let route = route.as_ref().ok_or(SendError::NotConnected)?;
+        let compound = rtcp::packet::marshal(packets).map_err(|_| SendError::Protect)?;
+        buf.clear();
+        buf.extend_from_slice(&compound);
+        let index = self.rtcp_index.fetch_add(1, Ordering::Relaxed) & MAX_RTCP_INDEX;
+        route
+            .srtp
+            .protect_rtcp(buf, index)
+            .map_err(|_| SendError::Protect)?;
+        self.mux
+            .send(buf, &route.path)
+            .map_err(|e| SendError::Socket(e.kind()))
+    }
+
     pub fn disconnect(&self) {
         self.route.store(None);
     }
@@ -309,3 +344,6 @@ fn address_of(candidate: &RTCIceCandidate) -> Result<SocketAddr, String> {
         .map_err(|_| format!("remote candidate address {:?}", candidate.address))?;
     Ok(SocketAddr::new(ip, candidate.port))
 }
+
+#[cfg(test)]
+mod tests;

@@ -150,6 +150,11 @@ impl Ingress {
         }
     }
 
+    /// The same connection's send side.
+    pub fn egress(&self) -> &Arc<Egress> {
+        &self.egress
+    }
+
     /// Takes the peer's SRTP keys from the finished DTLS handshake, and starts the task
     /// that sends keyframe requests (once).
     pub async fn connect(&self, pc: &RTCPeerConnection) {

@@ -17,6 +17,7 @@ use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
 
 use super::down_track::{ntp_time, DownTrack};
 use super::published_track::PublishedTrack;
+use crate::egress::SendError;
 use crate::stats::MediaCounters;
 
 const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
@@ -24,6 +25,7 @@ const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 pub async fn run(sender: Arc<RTCRtpSender>, track: Arc<PublishedTrack>, down: Arc<DownTrack>) {
     let mut lost = Vec::new();
     let mut buf = Vec::new();
+    let mut rtcp_buf = Vec::new();
     // Spread the reports of many tracks over the second.
     let first = tokio::time::Instant::now() + SENDER_REPORT_INTERVAL.mul_f64(rand::random::<f64>());
     let mut reports = tokio::time::interval_at(first, SENDER_REPORT_INTERVAL);
@@ -36,7 +38,14 @@ pub async fn run(sender: Arc<RTCRtpSender>, track: Arc<PublishedTrack>, down: Ar
             },
             _ = reports.tick() => {
                 if let Some(report) = down.sender_report(Instant::now(), SystemTime::now()) {
-                    let _ = sender.transport().write_rtcp(&[Box::new(report)]).await;
+                    let report: [Box<dyn rtcp::packet::Packet + Send + Sync>; 1] = [Box::new(report)];
+                    // Protected and sent by the egress; through webrtc-rs only before
+                    // the route is known.
+                    if down.egress().send_rtcp(&report, &mut rtcp_buf)
+                        == Err(SendError::NotConnected)
+                    {
+                        let _ = sender.transport().write_rtcp(&report).await;
+                    }
                 }
                 continue;
             }
