@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 BIN=${1:-target/release/roomcast}
 VIEWERS=${2:-20}
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+[ -n "${KEEP_WORK:-}" ] || trap 'rm -rf "$work"' EXIT; echo "work: $work"
 cc -shared -fPIC -O2 -o "$work/soupcheck.so" tests/whip/soupcheck.c -ldl
 stat_of() {
   curl -s "127.0.0.1:$1/api/stats" | python3 -c "import json,sys; print(json.load(sys.stdin)['media']['$2'])"
