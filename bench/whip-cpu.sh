@@ -16,14 +16,15 @@ cd "$(dirname "$0")/.."
 BIN=${1:-target/release/roomcast}
 VIEWERS=${2:-20}
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+[ -n "${KEEP_WORK:-}" ] || trap 'rm -rf "$work"' EXIT; echo "work: $work"
 cc -shared -fPIC -O2 -o "$work/soupcheck.so" tests/whip/soupcheck.c -ldl
 stat_of() {
-  curl -s "127.0.0.1:$1/api/stats" | python3 -c "import json,sys; print(json.load(sys.stdin)['media']['$2'])"
+  curl -s -H "Authorization: Bearer bench-admin-key" "127.0.0.1:$1/api/stats" | python3 -c "import json,sys; print(json.load(sys.stdin)['media']['$2'])"
 }
 run() {
   local mode=$1 port=$2 wc="" bots_args
-  ROOMCAST_HTTP_ADDR=127.0.0.1:$port ROOMCAST_UDP_PORT=0 RUST_LOG=warn "$BIN" serve > "$work/$mode.log" 2>&1 &
+  ROOMCAST_ADMIN_KEY=bench-admin-key ROOMCAST_HTTP_ADDR=127.0.0.1:$port ROOMCAST_UDP_PORT=0 RUST_LOG=warn \
+    "$BIN" serve > "$work/$mode.log" 2>&1 &
   local srv=$!
   for _ in $(seq 100); do curl -sf "127.0.0.1:$port/healthz" > /dev/null && break; sleep 0.1; done
   if [ "$mode" = whip ]; then
@@ -32,8 +33,19 @@ run() {
       -V "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=360,framerate=30/1 ! videoconvert ! queue ! vp8enc deadline=1 target-bitrate=600000 keyframe-max-dist=60 ! rtpvp8pay pt=96 ssrc=2 ! queue ! application/x-rtp,media=video,encoding-name=VP8,payload=96" \
       > "$work/whip-client.log" 2>&1 &
     wc=$!
-    # The viewers join once the encoder is presenting (its packets reach the server).
-    for _ in $(seq 300); do [ "$(stat_of "$port" packets_in)" -gt 100 ] && break; sleep 0.1; done
+    # The viewers join once the room lists the encoder's two tracks (the admin API).
+    for _ in $(seq 300); do
+      curl -s -H "Authorization: Bearer bench-admin-key" "127.0.0.1:$port/api/rooms" | python3 -c '
+import json, sys
+def tracks(v):
+    if isinstance(v, dict):
+        return max([v["tracks"] if isinstance(v.get("tracks"), int) else 0] + [tracks(x) for x in v.values()])
+    if isinstance(v, list):
+        return max([0] + [tracks(x) for x in v])
+    return 0
+sys.exit(0 if tracks(json.load(sys.stdin)) >= 2 else 1)' && break
+      sleep 0.1
+    done
     bots_args=(--publishers 0 --subscribers "$VIEWERS")
   else
     bots_args=(--publishers 1 --subscribers "$VIEWERS")
