@@ -162,6 +162,10 @@ impl Server {
         command
             .args(["--http-addr", &format!("0.0.0.0:{port}")])
             .args(["--udp-port", &udp_port.to_string()])
+            // Every bot connects from 127.0.0.1: the per-address limits guard against one
+            // abusive client, and would otherwise refuse most of (e)'s 1,000 viewers.
+            .args(["--max-joins-per-ip-per-second", "0"])
+            .args(["--max-websockets-per-ip", "100000"])
             .stdout(out)
             .stderr(err);
         match filter {

@@ -112,6 +112,26 @@ fn video_requests(presenter: &Bot) -> Vec<u64> {
         .unwrap_or_default()
 }
 
+/// The publisher's keyframe requests per layer, once they have not changed for a second
+/// (the requests of earlier joins and switches, and their retries, are over).
+async fn settled_requests(presenter: &Bot) -> Vec<u64> {
+    let start = Instant::now();
+    let mut last = video_requests(presenter);
+    let mut since = Instant::now();
+    while since.elapsed() < Duration::from_secs(1) {
+        assert!(
+            start.elapsed() < MEDIA_TIMEOUT,
+            "keyframe requests never settled: {last:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = video_requests(presenter);
+        if now != last {
+            (last, since) = (now, Instant::now());
+        }
+    }
+    last
+}
+
 /// Waits until `bot` was told that each of `ids` joined.
 async fn wait_joined(bot: &Bot, from: MessageCursor, ids: &[String]) {
     for id in ids {
@@ -314,7 +334,8 @@ async fn a_webinar_audience_on_three_nodes_gets_the_presenter_through_one_copy_p
 
     // A new viewer on the first edge costs the publisher at most one keyframe request on
     // the layer it receives (the edge asks for it once; the owner passes it on once).
-    let before = video_requests(&host);
+    // Counted once the requests of the switches above have settled.
+    let before = settled_requests(&host).await;
     let late = join_with(
         roomcast_bots::BotConfig::new(nodes[edges[0]].ws_url(), ROOM, "late")
             .with_publish(false, None),

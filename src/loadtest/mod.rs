@@ -194,9 +194,19 @@ fn report_join_failures(swarm: &Swarm, display: &Display, bots: usize) -> usize 
         display.line(&format!(
             "error: {count} of {bots} bots could not join: {code} ({example})"
         ));
+        if code == "rate_limited" {
+            display.line(PER_ADDRESS_HINT);
+        }
     }
     summary.bots_joined
 }
+
+/// Said when the server's per-address limits refused bots: that is its protection
+/// against one abusive client working, not a server that cannot keep up.
+const PER_ADDRESS_HINT: &str = "hint: every bot connects from this machine's address, and \
+    the server limits joins per address (--max-joins-per-ip-per-second, 20 by default, and \
+    --join-burst-per-ip) and WebSockets per address (--max-websockets-per-ip, 500): lower \
+    --join-rate, or raise those limits on the server you are load-testing";
 
 fn exit_code(report: &Report) -> i32 {
     let s = &report.summary;
