@@ -256,6 +256,65 @@ async fn subscribers_alone_measure_a_presenter_outside_the_swarm() {
     server.shutdown().await;
 }
 
+/// An operator load-tests a webinar before its presenter arrives: the viewers wait for the
+/// presenter's tracks (within `--timeout`) and measure them, rather than an empty room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_alone_wait_for_a_presenter_who_comes_later() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let server = start_server().await;
+    let json = json_path("later");
+    let mut child = Command::new(ROOMCAST)
+        .arg("bots")
+        .args(["--url", &server.ws_url(), "--room", "later"])
+        .args(["--publishers", "0", "--subscribers", "2"])
+        .args(["--duration", "2s", "--timeout", "30s"])
+        .args(["--json", json.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("roomcast bots starts");
+    // The progress lines (`[  0.2s] tracks: …`) go to stderr.
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut printed = Vec::new();
+    let mut presenter = None;
+    let first_window = tokio::time::timeout(Duration::from_secs(50), async {
+        while let Some(line) = lines.next_line().await.expect("stderr readable") {
+            printed.push(line.clone());
+            // Both viewers are in the room and wait for tracks: now the presenter comes.
+            if presenter.is_none() && line.contains("] tracks:") {
+                presenter = Some(
+                    join_with(config(
+                        &server,
+                        "later",
+                        "Stage",
+                        roomcast_protocol::Role::Presenter,
+                    ))
+                    .await,
+                );
+            }
+            if line.contains("] measuring") {
+                return line;
+            }
+        }
+        panic!("no measuring window: {printed:#?}");
+    })
+    .await
+    .expect("the viewers measure within 50 s");
+    assert!(
+        presenter.is_some() && !first_window.contains("tracks 0/0"),
+        "the window began before the presenter's tracks: {first_window}"
+    );
+    while lines.next_line().await.ok().flatten().is_some() {}
+    let status = child.wait().await.expect("roomcast bots exits");
+    assert_eq!(status.code(), Some(0), "{first_window}");
+    let summary = &read_json(&json)["summary"];
+    assert_eq!(summary["tracks_expected"], 4, "{summary}");
+    assert_eq!(summary["tracks_received"], 4, "{summary}");
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_server_is_one_clear_line() {
     let port = closed_port();

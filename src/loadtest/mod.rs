@@ -102,7 +102,11 @@ pub async fn run(args: BotsArgs) -> i32 {
             &stop,
             Phase::WaitingForTracks,
             true,
-            swarm.wait_for_tracks(args.timeout),
+            // Viewers only: wait (within the timeout) for the presenter's first track.
+            swarm.wait_for_tracks_from(
+                usize::from(args.publishers == 0 && args.audio_publishers == 0),
+                args.timeout,
+            ),
         )
         .await;
         if arrived == Some(false) {

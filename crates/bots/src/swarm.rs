@@ -439,11 +439,19 @@ impl Swarm {
     /// Waits until the joins are finished and every expected track has packets (and has
     /// not ended). Re-counts every 100 ms; `false` once `timeout` passes.
     pub async fn wait_for_tracks(&self, timeout: Duration) -> bool {
+        self.wait_for_tracks_from(0, timeout).await
+    }
+
+    /// As [`Swarm::wait_for_tracks`], and until the rooms list at least `least` tracks: a
+    /// swarm of viewers only waits for its presenter (a WHIP encoder, a browser) to publish
+    /// rather than measuring an empty room.
+    pub async fn wait_for_tracks_from(&self, least: usize, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if self.joins_finished() {
                 let tally = report::tally(&self.inner.plans, &self.inner.observe(), false);
-                if tally.tracks_received >= tally.tracks_expected {
+                if tally.tracks_received >= tally.tracks_expected && tally.tracks_expected >= least
+                {
                     return true;
                 }
             }
