@@ -276,6 +276,87 @@ async fn bots_over_ipv6_get_every_track() {
     assert_every_track_arrived("bots on ::1", &out, &server).await;
 }
 
+/// The non-loopback addresses among the ICE candidates in `text` (SDP or a trickled
+/// `candidate:` value).
+fn non_loopback_candidates(text: &str) -> Vec<std::net::IpAddr> {
+    text.lines()
+        .filter_map(|l| l.trim().trim_start_matches("a=").strip_prefix("candidate:"))
+        .filter_map(|c| {
+            c.split_whitespace()
+                .nth(4)?
+                .parse::<std::net::IpAddr>()
+                .ok()
+        })
+        .filter(|ip| !ip.is_loopback())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bots_pair_only_with_the_loopback_address_of_a_server_on_their_machine() {
+    let server = readme_server("0.0.0.0").await;
+    let url = format!("ws://127.0.0.1:{}/ws", server.http_port);
+    let a = Bot::join(BotConfig::new(url.clone(), "loopback", "a"))
+        .await
+        .expect("a joins");
+    let b = Bot::join(BotConfig::new(url, "loopback", "b"))
+        .await
+        .expect("b joins");
+    let from_a = |t: &[roomcast_bots::RemoteTrackStats]| {
+        [TrackKind::Audio, TrackKind::Video].iter().all(|&kind| {
+            t.iter()
+                .any(|x| x.publisher_id == a.participant_id() && x.kind == kind && x.packets > 0)
+        })
+    };
+    b.wait_for_media(from_a, Duration::from_secs(30))
+        .await
+        .expect("b receives a's audio and video");
+    // What the server announced to b: every address of this host.
+    let announced: Vec<std::net::IpAddr> = b
+        .messages()
+        .iter()
+        .flat_map(|m| match m {
+            roomcast_protocol::ServerMessage::Offer { sdp }
+            | roomcast_protocol::ServerMessage::Answer { sdp } => non_loopback_candidates(sdp),
+            roomcast_protocol::ServerMessage::Candidate { candidate: Some(c) } => {
+                non_loopback_candidates(&c.candidate)
+            }
+            _ => Vec::new(),
+        })
+        .collect();
+    if announced.is_empty() {
+        // A host with loopback only: nothing else to pair with.
+        return;
+    }
+    // A pair on any of them breaks when that address goes away (a namespace or container
+    // interface removed by something else on the host): a whole publisher's tracks were
+    // lost that way. The bot's ICE agent must not even know them.
+    for bot in [&a, &b] {
+        let stats = bot.peer_connection().get_stats().await;
+        let remote: Vec<String> = stats
+            .reports
+            .values()
+            .filter_map(|r| match r {
+                webrtc::stats::StatsReportType::RemoteCandidate(c) => Some(c.ip.clone()),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            !remote.is_empty(),
+            "{}: no remote candidates",
+            bot.participant_id()
+        );
+        assert!(
+            remote.iter().all(|ip| ip
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())),
+            "{} pairs with {remote:?} (the server announced {announced:?} besides loopback)",
+            bot.participant_id()
+        );
+    }
+    a.leave().await.expect("a leaves");
+    b.leave().await.expect("b leaves");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_and_a_bot_exchange_media_with_the_readme_defaults() {
     let server = readme_server("0.0.0.0").await;
