@@ -78,6 +78,10 @@ struct Layer {
     cache: Option<Mutex<PacketCache>>,
     keyframes: Mutex<KeyframeRequester>,
     has_reader: AtomicBool,
+    /// Where this layer's keyframe requests go when it arrives on a connection of its own
+    /// (a cascade edge receives each layer of a mirrored track over its own relay); `None`:
+    /// the publisher's connection.
+    source: Mutex<Option<Weak<RTCPeerConnection>>>,
 }
 
 /// webrtc-rs's name for a kind of track.
@@ -151,6 +155,7 @@ impl PublishedTrack {
                 cache: video.then(|| Mutex::new(PacketCache::new(VIDEO_SLOTS))),
                 keyframes: Mutex::new(KeyframeRequester::default()),
                 has_reader: AtomicBool::new(false),
+                source: Mutex::new(None),
             })
             .collect();
         let now = Instant::now();
@@ -332,6 +337,39 @@ impl PublishedTrack {
             .max()
     }
 
+    /// The layers this node's subscribers need to arrive (cascading: what an edge asks the
+    /// room's node for, one stream per layer): each one's wish within its bandwidth, and
+    /// the layer it is on until it has switched. Empty when no subscriber takes any.
+    pub fn demanded_layers(&self) -> LayerSet {
+        let top = self.layer_count().saturating_sub(1);
+        let mut set = LayerSet::default();
+        for down in self.fan_out.snapshot().iter() {
+            let state = down.layer_state();
+            if let (Some(requested), Some(allowed)) = (state.requested, state.allowed) {
+                set.insert(requested.min(allowed).min(top));
+                if let Some(current) = state.current {
+                    set.insert(current.min(top));
+                }
+            }
+        }
+        set
+    }
+
+    /// How many subscribers receive each layer now (index = layer).
+    pub fn receivers_per_layer(&self) -> [usize; MAX_LAYERS as usize] {
+        let mut counts = [0; MAX_LAYERS as usize];
+        for down in self.fan_out.snapshot().iter() {
+            if let Some(slot) = down
+                .layer_state()
+                .current
+                .and_then(|c| counts.get_mut(usize::from(c)))
+            {
+                *slot += 1;
+            }
+        }
+        counts
+    }
+
     /// Whether the caller may start the reader of `layer` (true once per layer).
     pub fn claim_reader(&self, layer: u8) -> bool {
         self.layers
@@ -358,7 +396,11 @@ impl PublishedTrack {
         if ssrc == 0 || !layer.keyframes.lock().should_send(Instant::now()) {
             return;
         }
-        let Some(pc) = self.publisher_pc.upgrade() else {
+        let source = layer.source.lock().clone();
+        let Some(pc) = source
+            .unwrap_or_else(|| self.publisher_pc.clone())
+            .upgrade()
+        else {
             return;
         };
         let pli = PictureLossIndication {
@@ -446,6 +488,21 @@ impl PublishedTrack {
             codecs: params.codecs,
             clock_rate: codec.capability.clock_rate,
         })
+    }
+
+    /// [`PublishedTrack::start_layer`] for a layer that arrives on a connection of its own,
+    /// `pc`, where its keyframe requests go.
+    pub fn start_layer_from(
+        &self,
+        remote: &TrackRemote,
+        layer: u8,
+        pc: Weak<RTCPeerConnection>,
+    ) -> Option<LayerInput> {
+        let input = self.start_layer(remote, layer)?;
+        if let Some(l) = self.layers.get(usize::from(layer)) {
+            *l.source.lock() = Some(pc);
+        }
+        Some(input)
     }
 
     pub fn is_closed(&self) -> bool {
