@@ -31,6 +31,7 @@ use roomcast_sfu::Sfu;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::layer_demand::{LayerDemand, LAYERS};
 use super::layer_relay::{self, carries, quality_of, Labels, LayerRelay};
 use super::uplink::{self, UPLINK_ID};
 use webrtc::peer_connection::RTCPeerConnection;
@@ -41,13 +42,8 @@ use webrtc::track::track_remote::TrackRemote;
 const TICK: Duration = Duration::from_millis(200);
 /// A mirror nobody on this node has used for this long closes (the relay leaves).
 const IDLE: Duration = Duration::from_secs(10);
-/// A layer stays asked for this long after the last viewer here stopped wanting it (a
-/// viewer whose bandwidth wavers does not turn streams on and off at the owner).
-const LAYER_HOLD: Duration = Duration::from_secs(2);
 /// After a relay for a layer failed to open, the next try waits this long.
 const RETRY: Duration = Duration::from_secs(2);
-/// Layers of a simulcast track, each a stream of its own across the relays.
-const LAYERS: usize = MIRROR_RIDS.len();
 /// The rids of a mirrored simulcast track (the owner's own names are not told to
 /// subscribers; only the layer index crosses, in `track_layer`).
 const MIRROR_RIDS: [&str; 3] = ["q", "h", "f"];
@@ -67,8 +63,7 @@ struct MirrorTrack {
     /// Per layer (the relay carrying it): what it last asked for (`set_quality`), `None` =
     /// off; unset before the first. A track without simulcast uses the first only.
     asked: [Option<Option<u8>>; LAYERS],
-    /// Per layer: when a viewer here last wanted it.
-    wanted_at: [Option<Instant>; LAYERS],
+    demand: LayerDemand,
 }
 
 /// The relay of one layer above the lowest.
@@ -417,7 +412,7 @@ impl Mirror {
             MirrorTrack {
                 track: Arc::clone(&track),
                 asked: [None; LAYERS],
-                wanted_at: [None; LAYERS],
+                demand: LayerDemand::default(),
             },
         );
         let later: Vec<(u8, Arc<TrackRemote>)> = (1..LAYERS as u8)
@@ -509,29 +504,14 @@ impl Mirror {
                 if t.track.info.kind != TrackKind::Video {
                     continue;
                 }
-                let subscribed = t.track.subscriber_count() > 0;
-                let count = t.track.layer_count();
-                let mut demand = t.track.demanded_layers();
-                if subscribed && demand.is_empty() {
-                    demand.insert(0);
-                }
-                for layer in 0..LAYERS as u8 {
+                let wants = t.demand.update(
+                    now,
+                    t.track.layer_count(),
+                    t.track.subscriber_count() > 0,
+                    t.track.demanded_layers(),
+                );
+                for (layer, want) in (0..LAYERS as u8).zip(wants) {
                     let l = usize::from(layer);
-                    let want = if count < 2 {
-                        // One stream, on the first relay; the layer relays ask for none.
-                        (layer == 0 && subscribed).then_some(0)
-                    } else if layer < count {
-                        if !subscribed {
-                            t.wanted_at[l] = None;
-                        } else if demand.contains(layer) {
-                            t.wanted_at[l] = Some(now);
-                        }
-                        t.wanted_at[l]
-                            .is_some_and(|at| now.saturating_duration_since(at) < LAYER_HOLD)
-                            .then_some(layer)
-                    } else {
-                        None
-                    };
                     if layer > 0 {
                         match &layer_relays[l - 1] {
                             Slot::Open(_) => {}

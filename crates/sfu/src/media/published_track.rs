@@ -322,37 +322,17 @@ impl PublishedTrack {
         needed
     }
 
-    /// The highest layer some subscriber would take now (what it asked for, within its
-    /// bandwidth), whatever is arriving; `None` when no subscriber takes any. What a node
-    /// mirroring this track asks the room's node for (cascading).
-    pub fn demanded_layer(&self) -> Option<u8> {
-        let top = self.layer_count().saturating_sub(1);
-        self.fan_out
-            .snapshot()
-            .iter()
-            .filter_map(|down| {
-                let state = down.layer_state();
-                Some(state.requested?.min(state.allowed?).min(top))
-            })
-            .max()
-    }
-
     /// The layers this node's subscribers need to arrive (cascading: what an edge asks the
     /// room's node for, one stream per layer): each one's wish within its bandwidth, and
     /// the layer it is on until it has switched. Empty when no subscriber takes any.
     pub fn demanded_layers(&self) -> LayerSet {
         let top = self.layer_count().saturating_sub(1);
-        let mut set = LayerSet::default();
-        for down in self.fan_out.snapshot().iter() {
-            let state = down.layer_state();
-            if let (Some(requested), Some(allowed)) = (state.requested, state.allowed) {
-                set.insert(requested.min(allowed).min(top));
-                if let Some(current) = state.current {
-                    set.insert(current.min(top));
-                }
-            }
-        }
-        set
+        self.fan_out
+            .snapshot()
+            .iter()
+            .fold(LayerSet::default(), |set, down| {
+                set.union(demanded_by(down.layer_state(), top))
+            })
     }
 
     /// How many subscribers receive each layer now (index = layer).
@@ -658,6 +638,20 @@ fn needed_by(state: LayerState, top: u8) -> LayerSet {
     needed
 }
 
+/// What one subscriber of a mirrored track needs to arrive ([`PublishedTrack::demanded_layers`]):
+/// unlike [`needed_by`], not the layers between, which a node mirroring the track does not
+/// need to climb (each layer arrives as a stream of its own).
+fn demanded_by(state: LayerState, top: u8) -> LayerSet {
+    let mut set = LayerSet::default();
+    if let (Some(requested), Some(allowed)) = (state.requested, state.allowed) {
+        set.insert(requested.min(allowed).min(top));
+        if let Some(current) = state.current {
+            set.insert(current.min(top));
+        }
+    }
+    set
+}
+
 fn vp8_fields(
     video: Option<VideoCodec>,
     packet: &Packet,
@@ -705,6 +699,29 @@ mod tests {
         // Off or paused: nothing.
         assert_eq!(needed_by(state(None, Some(2), Some(1)), 2), LayerSet(0));
         assert_eq!(needed_by(state(Some(2), None, None), 2), LayerSet(0));
+    }
+
+    #[test]
+    fn a_mirror_needs_the_wanted_layer_and_the_current_one_only() {
+        let state = |requested, allowed, current| LayerState {
+            layers: 3,
+            requested,
+            allowed,
+            current,
+        };
+        // Wants f, on q: f and q, not h.
+        assert_eq!(
+            demanded_by(state(Some(2), Some(2), Some(0)), 2),
+            LayerSet(0b101)
+        );
+        // Wants f, bandwidth allows h, nothing yet: h only.
+        assert_eq!(
+            demanded_by(state(Some(2), Some(1), None), 2),
+            LayerSet(0b010)
+        );
+        // Off or paused: nothing.
+        assert_eq!(demanded_by(state(None, Some(2), Some(1)), 2), LayerSet(0));
+        assert_eq!(demanded_by(state(Some(2), None, Some(2)), 2), LayerSet(0));
     }
 
     #[test]
