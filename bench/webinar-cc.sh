@@ -41,8 +41,8 @@ for mode in ("on", "off"):
     flags = [] if mode == "on" else ["--no-congestion-control"]
     server = subprocess.Popen([binary, "serve", "--http-addr", f"127.0.0.1:{port}", "--udp-ip", "127.0.0.1",
                                "--udp-port", "0",
-                               # Every bot joins from 127.0.0.1: the per-IP join limit is not what is measured.
-                               "--max-joins-per-ip-per-second", "0", *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               # Every bot joins from 127.0.0.1: the per-IP limits are not what is measured.
+                               "--max-joins-per-ip-per-second", "0", "--max-websockets-per-ip", "0", *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(200):
             try:
