@@ -46,6 +46,8 @@ pub struct Bot {
     config: BotConfig,
     span: Span,
     shut_down: bool,
+    /// When `join` went out, after the WebSocket was open.
+    join_sent: std::time::Instant,
 }
 
 impl Bot {
@@ -71,6 +73,7 @@ impl Bot {
         );
 
         let cursor = log.cursor();
+        let join_sent = std::time::Instant::now();
         signaling
             .send(&ClientMessage::Join {
                 room: config.room.clone(),
@@ -166,6 +169,7 @@ impl Bot {
             config,
             span,
             shut_down: false,
+            join_sent,
         };
         if !outgoing.is_empty() {
             if let Err(e) = bot.publish(outgoing).await {
@@ -284,6 +288,12 @@ impl Bot {
             .map_err(|_| BotError::Closed)??;
         self.publisher.start(negotiated, &self.span).await;
         Ok(())
+    }
+
+    /// When the bot sent `join` (its WebSocket was open by then): where a client's join
+    /// time starts, as a browser's `join` does.
+    pub fn join_sent(&self) -> std::time::Instant {
+        self.join_sent
     }
 
     pub fn participant_id(&self) -> &str {

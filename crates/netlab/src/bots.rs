@@ -135,8 +135,9 @@ pub struct NsBot {
     pub id: String,
     samples: Arc<Mutex<Vec<BotSample>>>,
     sampler: Option<tokio::task::JoinHandle<()>>,
-    /// When `join` was called (our clock).
-    pub join_started: f64,
+    /// When the bot sent `join`, its WebSocket open (our clock), as the page's
+    /// `join_sent_t`.
+    pub join_sent: f64,
     // Dropped last: the runtime the bot runs on.
     runtime: NsRuntime,
 }
@@ -146,11 +147,11 @@ impl NsBot {
     pub async fn join(ns: &Netns, config: BotConfig, every: Duration) -> Result<NsBot> {
         let runtime = NsRuntime::start(ns)?;
         let name = config.name.clone();
-        let join_started = now_ms();
         let bot = runtime
             .run(Bot::join(config))
             .await?
             .with_context(|| format!("bot {name} joins"))?;
+        let join_sent = now_ms() - bot.join_sent().elapsed().as_secs_f64() * 1000.0;
         let bot = Arc::new(bot);
         let samples = Arc::new(Mutex::new(Vec::new()));
         let sampler = {
@@ -171,7 +172,7 @@ impl NsBot {
             bot,
             samples,
             sampler: Some(sampler),
-            join_started,
+            join_sent,
             runtime,
         })
     }

@@ -29,7 +29,8 @@ pub async fn delay_jitter(config: &Config) -> Result<Outcome> {
     }
     let mut measures = Vec::new();
 
-    // Join to first frame (the page may report its first frame after the server has
+    // Join to first frame: from the `join` message (its WebSocket already open) for both,
+    // the page and the bot (the page may report its first frame after the server has
     // switched it to f).
     let page = cast.page;
     cast.stage
@@ -62,7 +63,7 @@ pub async fn delay_jitter(config: &Config) -> Result<Outcome> {
         .samples()
         .iter()
         .find_map(|s| metrics::bot_track(s, &cast.publisher, TrackKind::Video)?.first_keyframe_t)
-        .map(|t| (t - bot.join_started) / 1000.0);
+        .map(|t| (t - bot.join_sent) / 1000.0);
     measures.push(Measure::new(
         "join_to_first_frame",
         "bot",
