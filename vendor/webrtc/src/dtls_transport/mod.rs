@@ -365,6 +365,10 @@ impl RTCDtlsTransport {
                 client_auth: ClientAuthType::RequireAnyClientCert,
                 insecure_skip_verify: true,
                 insecure_verification: self.setting_engine.allow_insecure_verification_algorithm,
+                // roomcast patch: as a DTLS server, no HelloVerifyRequest round trip: DTLS
+                // reaches the connection only from an address ICE has checked, which is
+                // what the cookie would prove (see vendor/dtls/ROOMCAST-PATCH.md).
+                insecure_skip_verify_hello: true,
                 ..Default::default()
             },
         ))
