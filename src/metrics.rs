@@ -93,6 +93,7 @@ pub fn render(sfu: &Sfu, admission: &AdmissionGauges<'_>) -> String {
         ("padding", d.padding),
         ("write_failed", d.write_failed),
         ("not_connected", d.not_connected),
+        ("not_negotiated", d.not_negotiated),
     ] {
         out.sample("roomcast_dropped_packets_total", &[("reason", reason)], n);
     }

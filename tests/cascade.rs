@@ -103,6 +103,92 @@ async fn copies_per_packet(node: &RunningServer, publisher: &str) -> f64 {
     }
 }
 
+async fn set_quality(bot: &Bot, track_id: &str, quality: Quality) {
+    bot.send(&ClientMessage::SetQuality {
+        track_id: track_id.to_owned(),
+        quality,
+    })
+    .await
+    .expect("set_quality sent");
+}
+
+/// The width of the latest keyframe `bot` received of `publisher`'s video.
+fn video_width(bot: &Bot, publisher: &str) -> u16 {
+    bot.remote_tracks()
+        .iter()
+        .find(|t| t.publisher_id == publisher && t.kind == TrackKind::Video && !t.ended)
+        .map_or(0, |t| t.frame_width)
+}
+
+/// `publisher`'s video track on `node`.
+fn video_track(
+    node: &RunningServer,
+    publisher: &str,
+) -> std::sync::Arc<roomcast_sfu::media::published_track::PublishedTrack> {
+    let room = node.sfu.room(ROOM).expect("the room is on this node");
+    let tracks = room.tracks_of(publisher).expect("the presenter is here");
+    tracks
+        .into_iter()
+        .find(|t| t.info.kind == TrackKind::Video)
+        .expect("the video is here")
+}
+
+/// Waits until exactly `layers` of `publisher`'s video arrive at `node` (an edge: over
+/// its relays).
+async fn wait_arriving(node: &RunningServer, publisher: &str, layers: &[u8]) {
+    let track = video_track(node, publisher);
+    let start = Instant::now();
+    loop {
+        let arriving: Vec<u8> = track.arriving_layers(Instant::now()).iter().collect();
+        if arriving == layers {
+            return;
+        }
+        assert!(
+            start.elapsed() < MEDIA_TIMEOUT,
+            "layers arriving at {}: {arriving:?}, not {layers:?}",
+            node.http_addr
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `node` forwards each layer of `publisher`'s video to `counts` subscribers.
+async fn wait_receivers(node: &RunningServer, publisher: &str, counts: [usize; 3]) {
+    let track = video_track(node, publisher);
+    let start = Instant::now();
+    loop {
+        let now = track.receivers_per_layer();
+        if now == counts {
+            return;
+        }
+        assert!(
+            start.elapsed() < MEDIA_TIMEOUT,
+            "subscribers per layer on the owner: {now:?}, not {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the publisher sends (or stops sending) `layer` of its video.
+async fn wait_layer_active(presenter: &Bot, layer: usize, active: bool) {
+    let start = Instant::now();
+    loop {
+        let now = presenter
+            .published_tracks()
+            .iter()
+            .find(|t| t.kind == TrackKind::Video)
+            .and_then(|t| t.layers.get(layer).map(|l| l.active));
+        if now == Some(active) {
+            return;
+        }
+        assert!(
+            start.elapsed() < MEDIA_TIMEOUT,
+            "the publisher's layer {layer} active: {now:?}, not {active}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn video_requests(presenter: &Bot) -> Vec<u64> {
     presenter
         .published_tracks()
@@ -230,7 +316,21 @@ async fn a_webinar_audience_on_three_nodes_gets_the_presenter_through_one_copy_p
     // (whose media the edges send); each edge's holds its two viewers, the presenter's
     // mirror and the hidden uplink that tells the owner about them.
     let here = |i: usize| nodes[i].sfu.room(ROOM).map_or(0, |r| r.member_count());
-    assert_eq!(here(owner), 1 + 2 + edges.len() + 2 * edges.len());
+    let listed = |i: usize| {
+        nodes[i]
+            .sfu
+            .room(ROOM)
+            .map_or(0, |r| r.participants().len())
+    };
+    assert_eq!(listed(owner), 1 + 2 + 2 * edges.len());
+    // The relays: one per edge, and one more per simulcast layer its viewers took beyond
+    // the lowest (hidden members, never listed).
+    let relays = here(owner) - listed(owner);
+    assert!(
+        (edges.len()..=3 * edges.len()).contains(&relays),
+        "{relays} relays for {} edges",
+        edges.len()
+    );
     for &e in &edges {
         assert_eq!(here(e), 2 + 1 + 1);
     }
@@ -331,6 +431,47 @@ async fn a_webinar_audience_on_three_nodes_gets_the_presenter_through_one_copy_p
             assert_media_keeps_flowing(viewer, &[&ann]).await;
         }
     }
+
+    // Layers per viewer on an edge: one viewer of the low edge asks for the top layer again
+    // and gets 1280x720, while the other keeps 320x180.
+    let low: Vec<&Bot> = viewers
+        .iter()
+        .filter(|(i, _)| *i == low_edge)
+        .map(|(_, v)| v)
+        .collect();
+    let since = Instant::now();
+    set_quality(low[0], &track_id, Quality::High).await;
+    wait_media(low[0], &ann, 1280, Some(since)).await;
+    assert_media_keeps_flowing(low[1], &[&ann]).await;
+    assert_eq!(
+        video_width(low[1], &ann),
+        320,
+        "{:?}",
+        low[1].remote_tracks()
+    );
+    // Each edge receives the layers its viewers take, each once: the low edge the lowest
+    // and the top, the other edge the top only. So the owner forwards the lowest layer to
+    // one subscriber (the low edge's relay of it), the middle one to none, and the top to
+    // its own two viewers and one relay per edge.
+    wait_arriving(&nodes[low_edge], &ann, &[0, 2]).await;
+    wait_arriving(&nodes[edges[0]], &ann, &[2]).await;
+    wait_receivers(&nodes[owner], &ann, [1, 0, 2 + edges.len()]).await;
+    // Dynacast across the relay: nobody on any node wants the middle layer, so the
+    // publisher stops sending it; a viewer on an edge asking for it starts it again, and
+    // gets it (640x360) while the edge's other viewer keeps the top.
+    wait_layer_active(&host, 1, false).await;
+    let since = Instant::now();
+    set_quality(low[1], &track_id, Quality::Medium).await;
+    wait_media(low[1], &ann, 640, Some(since)).await;
+    wait_layer_active(&host, 1, true).await;
+    assert_media_keeps_flowing(low[0], &[&ann]).await;
+    assert_eq!(
+        video_width(low[0], &ann),
+        1280,
+        "{:?}",
+        low[0].remote_tracks()
+    );
+    wait_arriving(&nodes[low_edge], &ann, &[1, 2]).await;
 
     // A new viewer on the first edge costs the publisher at most one keyframe request on
     // the layer it receives (the edge asks for it once; the owner passes it on once).

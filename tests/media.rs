@@ -190,8 +190,14 @@ async fn six_publishers_all_receive_everything() {
         )
         .await
         .unwrap_or_else(|e| {
+            // Every bot's media connection: a publisher's that is not connected explains
+            // all of its tracks missing.
+            let connections: Vec<(&str, String)> = bots
+                .iter()
+                .map(|b| (b.participant_id(), b.peer_connection_state().to_string()))
+                .collect();
             panic!(
-                "{} misses tracks: {e}\n{:#?}\n{:#?}",
+                "{} misses tracks: {e}\n{:#?}\nmedia connections: {connections:?}\n{:#?}",
                 bot.participant_id(),
                 bot.remote_tracks(),
                 server.stats()

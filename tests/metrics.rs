@@ -284,6 +284,7 @@ async fn metrics_follow_the_room_and_its_media() {
         "padding",
         "write_failed",
         "not_connected",
+        "not_negotiated",
     ] {
         first.value("roomcast_dropped_packets_total", &[("reason", reason)]);
     }

@@ -62,7 +62,7 @@ async fn joined_as(bot: &Bot, name: &str) -> String {
         return id;
     }
     let msg = bot
-        .wait_for_message_after(cursor, |m| id_of(m).is_some(), MESSAGE_TIMEOUT)
+        .wait_for_message_after(cursor, |m| id_of(m).is_some(), MEDIA_TIMEOUT * 2)
         .await
         .unwrap_or_else(|e| panic!("{name} never joined: {e}"));
     id_of(&msg).expect("the message matched")
@@ -136,8 +136,23 @@ async fn encoder_in(
     viewer: &Bot,
 ) -> (tokio::process::Child, String) {
     let url = format!("http://{}/whip/{room}", server.http_addr);
-    let encoder = whip_client(&url, &token(room, "OBS", Role::Presenter, 600));
-    (encoder, joined_as(viewer, "OBS").await)
+    let mut encoder = whip_client(&url, &token(room, "OBS", Role::Presenter, 600));
+    // GStreamer's start-up is slow on a loaded machine: the media timeout, not the message one.
+    match tokio::time::timeout(MEDIA_TIMEOUT, joined_as(viewer, "OBS")).await {
+        Ok(id) => (encoder, id),
+        Err(_) => {
+            encoder.start_kill().ok();
+            let out = encoder
+                .wait_with_output()
+                .await
+                .expect("whip-client output");
+            panic!(
+                "whip-client never joined {room} within {MEDIA_TIMEOUT:?}; it said:\n{}\n{}",
+                tail(&String::from_utf8_lossy(&out.stdout), 30),
+                tail(&String::from_utf8_lossy(&out.stderr), 30)
+            );
+        }
+    }
 }
 
 /// Asks a running `whip-client` to stop as Ctrl-C would: it sends DELETE, then exits.
@@ -262,6 +277,40 @@ async fn chromium_plays_a_whip_client() {
         "{result}"
     );
     encoder.start_kill().ok();
+    server.shutdown().await;
+}
+
+/// An encoder whose ICE agent (libnice) checks its pair only every 25 s stays as long as its
+/// media flows. The server's media port takes SRTP past the ICE agent, which then heard
+/// only the encoder's checks: it declared the encoder gone 20 s after connecting
+/// (disconnected after 5 s, failed 15 s later) and the webinar lost its presenter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_client_that_only_sends_media_stays_past_the_ice_timeouts() {
+    let server = start_secured().await;
+    let room = "whip-long";
+    let viewer = audience_bot(&server, room).await;
+    let (mut encoder, id) = encoder_in(&server, room, &viewer).await;
+    viewer
+        .wait_for_media(|t| has_audio_from(t, &id, 20), MEDIA_TIMEOUT)
+        .await
+        .expect("the encoder's audio flows");
+    let cursor = viewer.message_cursor();
+    // Past the server's ICE disconnected + failed timeouts (5 + 15 s) since the encoder
+    // connected, with a margin for the agent's checking interval.
+    let left = viewer
+        .wait_for_message_after(
+            cursor,
+            |m| matches!(m, ServerMessage::ParticipantLeft { participant_id } if *participant_id == id),
+            Duration::from_secs(23),
+        )
+        .await;
+    assert!(
+        left.is_err(),
+        "the encoder was removed while its media flowed: {left:?}"
+    );
+    assert_media_keeps_flowing(&viewer, &[id.as_str()]).await;
+    encoder.start_kill().ok();
+    let _ = encoder.wait().await;
     server.shutdown().await;
 }
 

@@ -158,10 +158,14 @@ pub fn summary(report: &Report, leave: Option<LeaveResult>, interrupted: bool) -
         ),
     );
     for missing in s.missing.iter().take(MISSING_SHOWN) {
+        let publisher = match &missing.publisher_connection {
+            Some(state) => format!(", the publisher's {state}"),
+            None => String::new(),
+        };
         add(
             "",
             format!(
-                "missing: {} ← {} {} (room {}; media connection {})",
+                "missing: {} ← {} {} (room {}; media connection {}{publisher})",
                 missing.subscriber,
                 missing.publisher,
                 kind(missing.kind),

@@ -148,6 +148,31 @@ pub(crate) fn is_loopback_url(url: &str) -> bool {
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Whether an ICE candidate (`candidate:…`, with or without `a=`) has a loopback address.
+/// A bot of a server on this machine pairs only with those: the server announces every
+/// address of the host, and a pair on any other one breaks when that address goes away (a
+/// container's or a test namespace's interface removed), with every track sent over it,
+/// which would measure the host's interfaces rather than the server.
+pub(crate) fn is_loopback_candidate(candidate: &str) -> bool {
+    let value = candidate.strip_prefix("a=").unwrap_or(candidate);
+    value
+        .strip_prefix("candidate:")
+        .and_then(|rest| rest.split_whitespace().nth(4))
+        .and_then(|address| address.parse::<IpAddr>().ok())
+        .is_some_and(|ip| ip.is_loopback())
+}
+
+/// `sdp` without the candidates that [`is_loopback_candidate`] refuses.
+pub(crate) fn keep_loopback_candidates(sdp: &str) -> String {
+    let mut kept = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        if !line.starts_with("a=candidate:") || is_loopback_candidate(line) {
+            kept.push_str(line);
+        }
+    }
+    kept
+}
+
 /// Whether the server is reached by an IPv6 address; then ICE uses IPv6 (IPv4 otherwise).
 pub(crate) fn is_ipv6_url(url: &str) -> bool {
     url.parse::<Uri>()
@@ -284,6 +309,37 @@ mod tests {
         assert!(!is_loopback_url("ws://10.0.0.1:8080/ws"));
         assert!(!is_loopback_url("wss://example.com/ws"));
         assert!(!is_loopback_url("not a url"));
+    }
+
+    #[test]
+    fn only_loopback_candidates_are_kept() {
+        assert!(is_loopback_candidate(
+            "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host"
+        ));
+        assert!(is_loopback_candidate(
+            "a=candidate:2 1 udp 2130706431 ::1 5000 typ host\r\n"
+        ));
+        assert!(!is_loopback_candidate(
+            "candidate:3 1 udp 2130706431 fd53:7::1 5000 typ host"
+        ));
+        assert!(!is_loopback_candidate(
+            "candidate:4 1 udp 2130706431 10.214.7.1 5000 typ host"
+        ));
+        assert!(!is_loopback_candidate(
+            "candidate:5 1 udp 1 host.local 5000 typ host"
+        ));
+        assert!(!is_loopback_candidate("not a candidate"));
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+            a=candidate:1 1 udp 2130706431 192.0.2.2 5000 typ host\r\n\
+            a=candidate:2 1 udp 2130706431 127.0.0.1 5000 typ host\r\n\
+            a=candidate:3 1 udp 2130706431 fd53:7::1 5000 typ host\r\n\
+            a=end-of-candidates\r\n";
+        assert_eq!(
+            keep_loopback_candidates(sdp),
+            "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+            a=candidate:2 1 udp 2130706431 127.0.0.1 5000 typ host\r\n\
+            a=end-of-candidates\r\n"
+        );
     }
 
     #[test]

@@ -165,6 +165,10 @@ pub struct MissingTrack {
     /// `connecting`, `connected`, `failed`…): `connected` points at forwarding, anything
     /// else at ICE/DTLS.
     pub connection: String,
+    /// The publisher's media connection at the same time, for a publisher of the swarm
+    /// (`None` for one outside it): a whole publisher's tracks missing while its own
+    /// connection is not `connected` means its media never reached the server.
+    pub publisher_connection: Option<String>,
 }
 
 /// A bot that did not join.
@@ -447,6 +451,9 @@ pub(crate) fn tally(plans: &[BotPlan], obs: &[Observation], list_missing: bool) 
                             publisher: plans[p].name.clone(),
                             kind,
                             connection: o.connection.clone().unwrap_or_else(|| "none".into()),
+                            publisher_connection: Some(
+                                obs[p].connection.clone().unwrap_or_else(|| "none".into()),
+                            ),
                         });
                     }
                 }
@@ -478,6 +485,7 @@ fn missing(
             .connection
             .clone()
             .unwrap_or_else(|| "none".into()),
+        publisher_connection: None,
     }
 }
 
@@ -905,7 +913,9 @@ mod tests {
     #[test]
     fn tally_counts_expected_received_and_missing() {
         let start = Instant::now();
-        let (plans, obs) = swarm(start);
+        let (plans, mut obs) = swarm(start);
+        // The publisher's own media connection shows beside each of its missing tracks.
+        obs[0].connection = Some("checking".into());
         let t = tally(&plans, &obs, true);
         assert_eq!((t.joined, t.failed), (4, 1));
         // Room r: 3 joined members, 3 published tracks → 6; r2: a lone subscriber → 0.
@@ -921,6 +931,7 @@ mod tests {
                 publisher: "pub".into(),
                 kind: TrackKind::Video,
                 connection: "connected".into(),
+                publisher_connection: Some("checking".into()),
             }]
         );
         assert_eq!(t.packets, 100 + 100 + 99 + 300 + 100);

@@ -19,6 +19,7 @@ use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirecti
 use webrtc::rtp_transceiver::{RTCRtpTransceiver, RTCRtpTransceiverInit};
 
 use crate::negotiation::{Negotiation, Phase, Step};
+use crate::peer_connection;
 use crate::publisher::{NegotiatedTrack, OutgoingTrack};
 use crate::roster::Roster;
 use crate::signaling::Signaling;
@@ -72,6 +73,9 @@ pub(crate) struct Session {
     queue: VecDeque<PublishJob>,
     offered: Option<Offered>,
     early_candidates: Vec<RTCIceCandidateInit>,
+    /// The server is on this machine: only its loopback candidates are used (see
+    /// [`peer_connection::is_loopback_candidate`]).
+    loopback_only: bool,
 }
 
 impl Session {
@@ -84,6 +88,7 @@ impl Session {
         commands: mpsc::Receiver<Command>,
         span: Span,
     ) -> JoinHandle<()> {
+        let loopback_only = peer_connection::is_loopback_url(signaling.url());
         let session = Session {
             pc,
             signaling,
@@ -93,6 +98,7 @@ impl Session {
             queue: VecDeque::new(),
             offered: None,
             early_candidates: Vec::new(),
+            loopback_only,
         };
         tokio::spawn(session.run(inbox, commands).instrument(span))
     }
@@ -300,7 +306,7 @@ impl Session {
         let Some(Offered { job, transceivers }) = self.offered.take() else {
             return;
         };
-        let applied = match RTCSessionDescription::answer(sdp) {
+        let applied = match RTCSessionDescription::answer(self.usable_candidates(sdp)) {
             Ok(answer) => self.pc.set_remote_description(answer).await,
             Err(e) => Err(e),
         };
@@ -329,7 +335,7 @@ impl Session {
 
     async fn answer(&mut self, sdp: String) -> Result<(), BotError> {
         self.pc
-            .set_remote_description(RTCSessionDescription::offer(sdp)?)
+            .set_remote_description(RTCSessionDescription::offer(self.usable_candidates(sdp))?)
             .await?;
         self.apply_early_candidates().await;
         let answer = self.pc.create_answer(None).await?;
@@ -362,6 +368,10 @@ impl Session {
         let Some(candidate) = candidate.filter(|c| !c.is_end_of_candidates()) else {
             return;
         };
+        if self.loopback_only && !peer_connection::is_loopback_candidate(&candidate.candidate) {
+            debug!("not a loopback candidate: not used for a server on this machine");
+            return;
+        }
         let init = RTCIceCandidateInit {
             candidate: candidate.candidate,
             sdp_mid: candidate.sdp_mid,
@@ -378,6 +388,15 @@ impl Session {
         }
         if let Err(e) = self.pc.add_ice_candidate(init).await {
             warn!(error = %e, "cannot add remote candidate");
+        }
+    }
+
+    /// The server's description with only the candidates the bot may pair with.
+    fn usable_candidates(&self, sdp: String) -> String {
+        if self.loopback_only {
+            peer_connection::keep_loopback_candidates(&sdp)
+        } else {
+            sdp
         }
     }
 

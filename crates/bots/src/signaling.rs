@@ -29,6 +29,11 @@ pub(crate) struct Signaling {
 }
 
 impl Signaling {
+    /// The server's WebSocket URL.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
     /// Connects and starts reading: every server message goes to `log`, then to `inbox`.
     /// `publisher_layers` is applied to `layers` before it is logged, so whoever sees it in
     /// the log also sees its effect.

@@ -23,6 +23,7 @@ pub struct MediaCounters {
     pub dropped_padding: AtomicU64,
     pub dropped_write_failed: AtomicU64,
     pub dropped_not_connected: AtomicU64,
+    pub dropped_not_negotiated: AtomicU64,
     pub nacks_received: AtomicU64,
     pub retransmits: AtomicU64,
     /// Payload bytes of those retransmissions.
@@ -82,6 +83,10 @@ pub struct DroppedStats {
     pub write_failed: u64,
     /// Negotiated, but the subscriber's DTLS had not finished.
     pub not_connected: u64,
+    /// The subscriber had not yet applied the description that declares the track (or
+    /// webrtc-rs had not bound it): held back, since a client that does not know the SSRC
+    /// may drop the stream for good.
+    pub not_negotiated: u64,
 }
 
 impl MediaCounters {
@@ -105,6 +110,7 @@ impl MediaCounters {
                 padding: get(&self.dropped_padding),
                 write_failed: get(&self.dropped_write_failed),
                 not_connected: get(&self.dropped_not_connected),
+                not_negotiated: get(&self.dropped_not_negotiated),
             },
             nacks_received: get(&self.nacks_received),
             retransmits: get(&self.retransmits),
@@ -134,6 +140,7 @@ impl MediaCounters {
         Self::add(&self.dropped_padding, s.dropped.padding);
         Self::add(&self.dropped_write_failed, s.dropped.write_failed);
         Self::add(&self.dropped_not_connected, s.dropped.not_connected);
+        Self::add(&self.dropped_not_negotiated, s.dropped.not_negotiated);
         Self::add(&self.nacks_received, s.nacks_received);
         Self::add(&self.retransmits, s.retransmits);
         Self::add(&self.retransmit_bytes, s.retransmit_bytes);
@@ -166,6 +173,7 @@ impl std::ops::AddAssign for MediaStats {
         self.dropped.padding += o.dropped.padding;
         self.dropped.write_failed += o.dropped.write_failed;
         self.dropped.not_connected += o.dropped.not_connected;
+        self.dropped.not_negotiated += o.dropped.not_negotiated;
         self.nacks_received += o.nacks_received;
         self.retransmits += o.retransmits;
         self.retransmit_bytes += o.retransmit_bytes;

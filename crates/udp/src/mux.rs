@@ -2,8 +2,9 @@
 //! connection, and webrtc-ice's `UDPMux` on top, so every ICE agent shares the port.
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use async_trait::async_trait;
@@ -33,6 +34,8 @@ pub struct UdpMux {
     table: RwLock<Table<ConnRef>>,
     drops: Drops,
     closed: watch::Sender<bool>,
+    /// What [`ConnShared::bypassed`] counts from.
+    epoch: Instant,
 }
 
 /// One ICE agent's share of the mux (one local ufrag).
@@ -40,6 +43,9 @@ pub(crate) struct ConnShared {
     queue: AgentQueue,
     requests: Mutex<Requests>,
     fast_path: ArcSwapOption<Arc<dyn FastPath>>,
+    /// When the fast path last took a datagram (nanoseconds after the mux's epoch, plus
+    /// one; 0: never), for the agent's liveness check (`UDPMux::last_bypassed_receive`).
+    bypassed: AtomicU64,
 }
 
 /// A connection, compared by identity.
@@ -77,6 +83,7 @@ impl UdpMux {
             table: RwLock::default(),
             drops: Drops::default(),
             closed: watch::channel(false).0,
+            epoch: Instant::now(),
         }))
     }
 
@@ -196,6 +203,9 @@ impl UdpMux {
                 if kind == Kind::Rtp {
                     if let Some(handler) = conn.0.fast_path.load().as_ref() {
                         if handler.receive(datagram, received) == Verdict::Consumed {
+                            let since = received.at.saturating_duration_since(self.epoch);
+                            let nanos = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX - 1);
+                            conn.0.bypassed.store(nanos + 1, Ordering::Relaxed);
                             return;
                         }
                     }
@@ -268,6 +278,7 @@ impl UDPMux for UdpMux {
                         queue: AgentQueue::default(),
                         requests: Mutex::default(),
                         fast_path: ArcSwapOption::empty(),
+                        bypassed: AtomicU64::new(0),
                     }));
                     table.add_conn(ufrag, conn.clone());
                     conn
@@ -276,6 +287,21 @@ impl UDPMux for UdpMux {
         };
         let mux: Weak<UdpMux> = Arc::downgrade(&self);
         Ok(Arc::new(MuxConn::new(conn, mux, self.local_addr())))
+    }
+
+    /// The agent hears only the peer's checks once the fast path takes its media, and some
+    /// clients check every 25 s (libnice): without this, a lite agent would fail them after
+    /// `disconnected + failed` timeouts of silence while their media flows.
+    fn last_bypassed_receive(&self, ufrag: &str) -> Option<SystemTime> {
+        let nanos = self
+            .table
+            .read()
+            .conn(ufrag)?
+            .0
+            .bypassed
+            .load(Ordering::Relaxed);
+        let at = self.epoch + Duration::from_nanos(nanos.checked_sub(1)?);
+        SystemTime::now().checked_sub(Instant::now().saturating_duration_since(at))
     }
 
     async fn remove_conn_by_ufrag(&self, ufrag: &str) {

@@ -6,21 +6,24 @@
 //!
 //! The owner's room events reach the local room in the order the relay receives them (one
 //! task applies them): staff joining and leaving ("ghost" members here, whose mailboxes
-//! drop everything), tracks, mutes, chat, roles, lock, end. Across the relay go: the layer
-//! the edge's subscribers want (the highest any of them takes, or `off` when it has none),
-//! keyframe requests (the local track's per-layer requester throttles them, so a wave of
-//! edge viewers costs the publisher one request per layer), and NACKs (the relay's
-//! PeerConnection asks the owner; the local track's cache answers the edge's viewers).
+//! drop everything), tracks, mutes, chat, roles, lock, end. Across the relay go: the
+//! layers the edge's subscribers want (each simulcast layer in use here arrives as a stream
+//! of its own: the lowest on this relay, the others on one more relay each,
+//! [`super::layer_relay`]; `off` when no viewer here wants it), keyframe requests (the
+//! local track's per-layer requester throttles them and sends them on the layer's own
+//! relay, so a wave of edge viewers costs the publisher one request per layer), and NACKs
+//! (each relay's PeerConnection asks the owner; the local track's cache answers the edge's
+//! viewers).
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::AtomicU8;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use roomcast_bots::{Bot, BotConfig, MessageCursor, TrackSink};
+use roomcast_bots::{Bot, MessageCursor};
 use roomcast_cluster::NodeInfo;
 use roomcast_protocol::{
-    ClientMessage, Participant, Quality, Role, RoomSettings, ServerMessage, Track, TrackKind,
+    ClientMessage, Participant, Role, RoomSettings, ServerMessage, Track, TrackKind,
 };
 use roomcast_sfu::media::published_track::{LayerInput, PublishedTrack, SEND_BUFFER_BYTES};
 use roomcast_sfu::room::{Joining, Mailbox, Order, Room};
@@ -28,6 +31,8 @@ use roomcast_sfu::Sfu;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::layer_demand::{LayerDemand, LAYERS};
+use super::layer_relay::{self, carries, quality_of, Labels, LayerRelay};
 use super::uplink::{self, UPLINK_ID};
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::track::track_remote::TrackRemote;
@@ -37,10 +42,8 @@ use webrtc::track::track_remote::TrackRemote;
 const TICK: Duration = Duration::from_millis(200);
 /// A mirror nobody on this node has used for this long closes (the relay leaves).
 const IDLE: Duration = Duration::from_secs(10);
-/// How long connecting and joining the owner may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Server messages the relay keeps unread at most (it reads them as they come).
-const MESSAGE_LOG: usize = 8192;
+/// After a relay for a layer failed to open, the next try waits this long.
+const RETRY: Duration = Duration::from_secs(2);
 /// The rids of a mirrored simulcast track (the owner's own names are not told to
 /// subscribers; only the layer index crosses, in `track_layer`).
 const MIRROR_RIDS: [&str; 3] = ["q", "h", "f"];
@@ -54,14 +57,24 @@ impl Mailbox for Ghost {
     fn order(&self, _order: Order) {}
 }
 
-/// One mirrored track and the layer the relay receives of it.
+/// One mirrored track and what each layer's relay asked the owner for.
 struct MirrorTrack {
     track: Arc<PublishedTrack>,
-    /// The layer the owner says it forwards to the relay now (`track_layer`): what the
-    /// packets are labelled with.
-    receiving: Arc<AtomicU8>,
-    /// What the relay last asked for (`set_quality`), `None` = off; unset before the first.
-    asked: Option<Option<u8>>,
+    /// Per layer (the relay carrying it): what it last asked for (`set_quality`), `None` =
+    /// off; unset before the first. A track without simulcast uses the first only.
+    asked: [Option<Option<u8>>; LAYERS],
+    demand: LayerDemand,
+}
+
+/// The relay of one layer above the lowest.
+#[derive(Default)]
+enum Slot {
+    #[default]
+    Closed,
+    Opening,
+    Open(Arc<LayerRelay>),
+    /// Failed to open; not retried before this.
+    Failed(Instant),
 }
 
 #[derive(Default)]
@@ -73,6 +86,10 @@ struct State {
     /// Media whose announcement has not arrived yet, by track id.
     unannounced: HashMap<String, Arc<TrackRemote>>,
     tracks: HashMap<String, MirrorTrack>,
+    /// The relays of layers 1 and 2 (index = layer - 1).
+    layer_relays: [Slot; LAYERS - 1],
+    /// A layer relay's streams whose track is not mirrored yet, by (track id, layer).
+    unbound: HashMap<(String, u8), Arc<TrackRemote>>,
     /// When the last member of this node was seen in the room.
     last_used: Option<Instant>,
 }
@@ -82,8 +99,16 @@ pub struct Mirror {
     /// The room's settings as the owner reported them to the relay.
     pub settings: RoomSettings,
     sfu: Arc<Sfu>,
+    /// The first relay: the room's events, the audio, and the lowest layer of video.
     relay: Bot,
     pc: Arc<RTCPeerConnection>,
+    /// Which layer the owner says each of the first relay's video streams carries.
+    labels: Labels,
+    /// Where the layer relays connect (the owner's relay URL), and as whom.
+    relay_url: String,
+    node_id: String,
+    /// The layer relays' streams, with their layer.
+    layer_media: mpsc::UnboundedSender<(u8, Arc<TrackRemote>)>,
     state: Mutex<State>,
     closed: CancellationToken,
 }
@@ -108,19 +133,16 @@ impl Mirror {
         room: &str,
     ) -> anyhow::Result<(Arc<Mirror>, MediaStream)> {
         let (media_tx, media) = mpsc::unbounded_channel();
+        let (layer_media, layered) = mpsc::unbounded_channel();
         let url = format!(
             "{}?{}",
             crate::cluster::relay::ws_url(&owner.internal_url),
             super::RELAY_QUERY
         );
-        let mut config = BotConfig::new(url, room, format!("relay {node_id}"))
-            .with_publish(false, None)
-            .with_role(Role::Audience)
-            .with_connect_timeout(CONNECT_TIMEOUT);
-        config.message_log_capacity = MESSAGE_LOG;
-        config.track_sink = Some(TrackSink(Arc::new(move |remote| {
-            let _ = media_tx.send(remote);
-        })));
+        let config =
+            layer_relay::relay_config(url.clone(), room, format!("relay {node_id}"), move |r| {
+                let _ = media_tx.send(r);
+            });
         let relay = Bot::join(config).await?;
         let mut cursor = MessageCursor::START;
         let (participants, settings) = loop {
@@ -156,6 +178,10 @@ impl Mirror {
             pc: relay.peer_connection(),
             sfu,
             relay,
+            labels: Labels::default(),
+            relay_url: url,
+            node_id: node_id.to_owned(),
+            layer_media,
             state: Mutex::new(State {
                 last_used: Some(Instant::now()),
                 ..State::default()
@@ -166,7 +192,14 @@ impl Mirror {
             mirror.ghost_joined(p);
         }
         tracing::info!(room = %mirror.room, owner = %owner.id, "cascade: mirroring the room");
-        Ok((mirror, media_with_cursor(media, cursor)))
+        Ok((
+            mirror,
+            MediaStream {
+                media,
+                layered,
+                cursor,
+            },
+        ))
     }
 
     fn local_room(&self) -> Option<Arc<Room>> {
@@ -177,6 +210,7 @@ impl Mirror {
     pub async fn run(self: Arc<Self>, media: MediaStream) -> MirrorEnd {
         let MediaStream {
             mut media,
+            mut layered,
             mut cursor,
         } = media;
         let mut tick = tokio::time::interval(TICK);
@@ -192,11 +226,13 @@ impl Mirror {
                     Err(_) => break MirrorEnd::OwnerLost,
                 },
                 Some(remote) = media.recv() => self.bind(remote),
+                Some((layer, remote)) = layered.recv() => self.bind_layer(layer, remote),
                 _ = tick.tick() => {
-                    if self.is_idle(Instant::now()) {
+                    let now = Instant::now();
+                    if self.is_idle(now) {
                         break MirrorEnd::Idle;
                     }
-                    self.update_demand().await;
+                    self.update_demand(now).await;
                 }
             }
         };
@@ -224,7 +260,9 @@ impl Mirror {
                 let mut state = self.state.lock();
                 state.announced.remove(&track_id);
                 state.tracks.remove(&track_id);
+                state.unbound.retain(|(id, _), _| *id != track_id);
                 drop(state);
+                self.labels.forget(&track_id);
                 if let Some(room) = self.local_room() {
                     room.unpublish(&participant_id, &track_id);
                 }
@@ -247,13 +285,9 @@ impl Mirror {
             }
             ServerMessage::TrackLayer {
                 ref track_id,
-                layer: Some(layer),
+                layer,
                 ..
-            } => {
-                if let Some(t) = self.state.lock().tracks.get(track_id) {
-                    t.receiving.store(layer, Ordering::Relaxed);
-                }
-            }
+            } => self.labels.set(track_id, layer),
             ServerMessage::Chat { .. } => self.broadcast(msg),
             ServerMessage::RoleChanged {
                 participant_id,
@@ -350,8 +384,9 @@ impl Mirror {
         }
     }
 
-    /// Media for a track arrived on the relay: once the track is announced, it becomes a
-    /// local track that this node's audience subscribes to.
+    /// Media for a track arrived on the first relay: once the track is announced, it
+    /// becomes a local track that this node's audience subscribes to. Its lowest layer (or
+    /// only one) is this stream; the others come on the layer relays.
     fn bind(&self, remote: Arc<TrackRemote>) {
         let track_id = remote.id();
         let mut state = self.state.lock();
@@ -372,34 +407,69 @@ impl Mirror {
             &rids,
             Arc::downgrade(&self.pc),
         ));
-        // Every layer is read from the one stream the owner sends (its SSRC is where this
-        // node's keyframe requests go); the packets are labelled with the layer it says.
-        let inputs: Vec<LayerInput> = (0..track.layer_count())
-            .filter_map(|layer| track.start_layer(&remote, layer))
-            .collect();
-        let top = track.layer_count().saturating_sub(1);
-        let receiving = Arc::new(AtomicU8::new(top));
         state.tracks.insert(
             track_id.clone(),
             MirrorTrack {
                 track: Arc::clone(&track),
-                receiving: Arc::clone(&receiving),
-                asked: None,
+                asked: [None; LAYERS],
+                demand: LayerDemand::default(),
             },
         );
+        let later: Vec<(u8, Arc<TrackRemote>)> = (1..LAYERS as u8)
+            .filter_map(|l| Some((l, state.unbound.remove(&(track_id.clone(), l))?)))
+            .collect();
         drop(state);
-        tokio::spawn(forward(
-            Arc::clone(&track),
-            remote,
-            inputs,
-            receiving,
-            self.closed.clone(),
-        ));
+        // A simulcast track's stream here is its lowest layer, while the owner says so.
+        let pinned = (track.layer_count() > 1).then_some(0);
+        if let Some(input) = track.start_layer(&remote, 0) {
+            let label = self.labels.of(&track_id);
+            tokio::spawn(forward(
+                Arc::clone(&track),
+                remote,
+                input,
+                (label, pinned),
+                self.closed.clone(),
+            ));
+        }
         match self.local_room() {
-            Some(room) => room.publish(track),
+            Some(room) => room.publish(Arc::clone(&track)),
             None => track.close(),
         }
+        for (layer, remote) in later {
+            self.bind_layer(layer, remote);
+        }
         tracing::debug!(room = %self.room, %track_id, "cascade: track mirrored");
+    }
+
+    /// A layer relay's stream: fed into that layer's input of the mirrored track (once the
+    /// first relay has brought the track), its keyframe requests sent on that relay.
+    fn bind_layer(&self, layer: u8, remote: Arc<TrackRemote>) {
+        let track_id = remote.id();
+        let mut state = self.state.lock();
+        let relay = match state.layer_relays.get(usize::from(layer).wrapping_sub(1)) {
+            Some(Slot::Open(relay)) => Arc::clone(relay),
+            _ => return,
+        };
+        let Some(track) = state.tracks.get(&track_id).map(|t| Arc::clone(&t.track)) else {
+            state.unbound.insert((track_id, layer), remote);
+            return;
+        };
+        drop(state);
+        if track.info.kind != TrackKind::Video || layer >= track.layer_count() {
+            return;
+        }
+        let Some(input) = track.start_layer_from(&remote, layer, Arc::downgrade(&relay.pc)) else {
+            return;
+        };
+        let label = relay.labels.of(&track_id);
+        tokio::spawn(forward(
+            track,
+            remote,
+            input,
+            (label, Some(layer)),
+            self.closed.clone(),
+        ));
+        tracing::debug!(room = %self.room, %track_id, layer, "cascade: layer stream mirrored");
     }
 
     fn is_idle(&self, now: Instant) -> bool {
@@ -415,44 +485,134 @@ impl Mirror {
             .is_some_and(|at| now.saturating_duration_since(at) >= IDLE)
     }
 
-    /// Asks the owner for the layer this node's subscribers want of each video track (the
-    /// highest any of them takes, at least the lowest), or `off` when it has none here.
-    async fn update_demand(&self) {
-        let mut asks = Vec::new();
+    /// Asks the owner, on each layer's relay, for the layers this node's subscribers want
+    /// of each video track (each viewer's wish within its bandwidth and the layer it is on;
+    /// at least the lowest while it has subscribers, so a paused viewer's estimate has
+    /// media to grow on), and `off` for the others; opens a layer's relay when a viewer
+    /// first wants that layer.
+    async fn update_demand(self: &Arc<Self>, now: Instant) {
+        let mut asks: Vec<(u8, String, Option<u8>)> = Vec::new();
+        let mut open = Vec::new();
         {
             let mut state = self.state.lock();
-            for (id, t) in state.tracks.iter_mut() {
+            let State {
+                tracks,
+                layer_relays,
+                ..
+            } = &mut *state;
+            for (id, t) in tracks.iter_mut() {
                 if t.track.info.kind != TrackKind::Video {
                     continue;
                 }
-                // With subscribers, at least the lowest layer keeps coming even while they
-                // are all paused or off here: what they will want is measured from it.
-                let demand =
-                    (t.track.subscriber_count() > 0).then(|| t.track.demanded_layer().unwrap_or(0));
-                if t.asked != Some(demand) {
-                    t.asked = Some(demand);
-                    asks.push((id.clone(), demand));
+                let wants = t.demand.update(
+                    now,
+                    t.track.layer_count(),
+                    t.track.subscriber_count() > 0,
+                    t.track.demanded_layers(),
+                );
+                for (layer, want) in (0..LAYERS as u8).zip(wants) {
+                    let l = usize::from(layer);
+                    if layer > 0 {
+                        match &layer_relays[l - 1] {
+                            Slot::Open(_) => {}
+                            Slot::Closed if want.is_some() => open.push(layer),
+                            Slot::Failed(at) if want.is_some() && now >= *at => open.push(layer),
+                            _ => {}
+                        }
+                        if !matches!(layer_relays[l - 1], Slot::Open(_)) {
+                            continue;
+                        }
+                    }
+                    if t.asked[l] != Some(want) {
+                        t.asked[l] = Some(want);
+                        asks.push((layer, id.clone(), want));
+                    }
                 }
             }
+            open.sort_unstable();
+            open.dedup();
+            for &layer in &open {
+                layer_relays[usize::from(layer) - 1] = Slot::Opening;
+            }
         }
-        for (track_id, demand) in asks {
-            let quality = match demand {
-                None => Quality::Off,
-                Some(0) => Quality::Low,
-                Some(1) => Quality::Medium,
-                Some(_) => Quality::High,
-            };
-            tracing::debug!(room = %self.room, %track_id, ?quality, "cascade: asking the owner");
-            let _ = self
-                .relay
-                .send(&ClientMessage::SetQuality { track_id, quality })
-                .await;
+        for layer in open {
+            tokio::spawn(Arc::clone(self).open_layer_relay(layer));
+        }
+        for (layer, track_id, want) in asks {
+            let quality = quality_of(want);
+            tracing::debug!(room = %self.room, %track_id, layer, ?quality, "cascade: asking the owner");
+            if layer == 0 {
+                let _ = self
+                    .relay
+                    .send(&ClientMessage::SetQuality { track_id, quality })
+                    .await;
+            } else if let Some(relay) = self.layer_relay(layer) {
+                relay.ask(track_id, quality).await;
+            }
+        }
+    }
+
+    fn layer_relay(&self, layer: u8) -> Option<Arc<LayerRelay>> {
+        match self
+            .state
+            .lock()
+            .layer_relays
+            .get(usize::from(layer).wrapping_sub(1))
+        {
+            Some(Slot::Open(relay)) => Some(Arc::clone(relay)),
+            _ => None,
+        }
+    }
+
+    /// Opens the relay of `layer` and reads its messages until it or the mirror ends; the
+    /// next demand update opens it again if it is still wanted.
+    async fn open_layer_relay(self: Arc<Self>, layer: u8) {
+        let slot = usize::from(layer) - 1;
+        let name = format!("relay {} layer {layer}", self.node_id);
+        let opened = tokio::select! {
+            _ = self.closed.cancelled() => return,
+            opened = LayerRelay::open(
+                self.relay_url.clone(),
+                &self.room,
+                name,
+                layer,
+                self.layer_media.clone(),
+            ) => opened,
+        };
+        let relay = match opened {
+            Ok(relay) => relay,
+            Err(e) => {
+                tracing::warn!(room = %self.room, layer, error = %e, "cascade: a layer relay cannot join the room's node");
+                self.state.lock().layer_relays[slot] = Slot::Failed(Instant::now() + RETRY);
+                return;
+            }
+        };
+        {
+            let mut state = self.state.lock();
+            state.layer_relays[slot] = Slot::Open(Arc::clone(&relay));
+            // Nothing asked on this relay yet: the next update asks for every track.
+            for t in state.tracks.values_mut() {
+                t.asked[usize::from(layer)] = None;
+            }
+        }
+        tracing::debug!(room = %self.room, layer, "cascade: layer relay joined");
+        relay.run(self.closed.clone()).await;
+        relay.leave().await;
+        let mut state = self.state.lock();
+        if matches!(&state.layer_relays[slot], Slot::Open(r) if Arc::ptr_eq(r, &relay)) {
+            state.layer_relays[slot] = Slot::Closed;
         }
     }
 
     async fn shut_down(&self, end: MirrorEnd) {
         self.closed.cancel();
         let _ = self.relay.send(&ClientMessage::Leave).await;
+        let relays: Vec<Arc<LayerRelay>> = (1..LAYERS as u8)
+            .filter_map(|l| self.layer_relay(l))
+            .collect();
+        for relay in relays {
+            relay.leave().await;
+        }
         let ghosts: Vec<String> = self.state.lock().ghosts.drain().collect();
         let Some(room) = self.local_room() else {
             return;
@@ -479,26 +639,22 @@ impl Mirror {
     }
 }
 
-/// The relay's media, and where its message stream continues after `joined`.
+/// The relays' media, and where the first relay's message stream continues after
+/// `joined`.
 pub struct MediaStream {
     media: mpsc::UnboundedReceiver<Arc<TrackRemote>>,
+    layered: mpsc::UnboundedReceiver<(u8, Arc<TrackRemote>)>,
     cursor: MessageCursor,
 }
 
-fn media_with_cursor(
-    media: mpsc::UnboundedReceiver<Arc<TrackRemote>>,
-    cursor: MessageCursor,
-) -> MediaStream {
-    MediaStream { media, cursor }
-}
-
-/// Reads one mirrored track's RTP from the relay and fans it out here, labelled with the
-/// layer the owner forwards; keyframe requests go back to the owner, throttled per layer.
+/// Reads one stream of a mirrored track from a relay and fans it out here as `input`'s
+/// layer; keyframe requests go back to the owner, throttled per layer. With a pinned layer
+/// (`label`'s second half), only the packets the owner says are that layer pass.
 async fn forward(
     track: Arc<PublishedTrack>,
     remote: Arc<TrackRemote>,
-    inputs: Vec<LayerInput>,
-    receiving: Arc<AtomicU8>,
+    input: LayerInput,
+    (label, pinned): (Arc<AtomicU8>, Option<u8>),
     closed: CancellationToken,
 ) {
     let mut buf = vec![0u8; 1500];
@@ -514,15 +670,14 @@ async fn forward(
         if track.is_closed() {
             break;
         }
-        let layer = usize::from(receiving.load(Ordering::Relaxed));
-        let Some(input) = inputs.get(layer).or(inputs.first()) else {
-            break;
-        };
+        if pinned.is_some_and(|layer| !carries(&label, layer)) {
+            continue;
+        }
         let now = Instant::now();
-        let wanted = track.receive(packet, input, now, now, &mut scratch);
+        let wanted = track.receive(packet, &input, now, now, &mut scratch);
         for layer in wanted.iter() {
             track.request_keyframe(layer).await;
         }
     }
-    tracing::debug!(track_id = %track.info.id, "cascade: mirrored track ended");
+    tracing::debug!(track_id = %track.info.id, layer = input.layer, "cascade: mirrored stream ended");
 }

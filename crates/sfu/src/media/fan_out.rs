@@ -96,7 +96,7 @@ impl FanOut {
                 Forwarded::TooOld => MediaCounters::add(&c.dropped_too_old, 1),
                 Forwarded::WriteFailed => MediaCounters::add(&c.dropped_write_failed, 1),
                 Forwarded::NotConnected => MediaCounters::add(&c.dropped_not_connected, 1),
-                Forwarded::NotBound => {}
+                Forwarded::NotBound => MediaCounters::add(&c.dropped_not_negotiated, 1),
             }
         }
         if sent > 0 {

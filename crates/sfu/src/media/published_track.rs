@@ -79,6 +79,10 @@ struct Layer {
     cache: Option<Mutex<PacketCache>>,
     keyframes: Mutex<KeyframeRequester>,
     has_reader: AtomicBool,
+    /// Where this layer's keyframe requests go when it arrives on a connection of its own
+    /// (a cascade edge receives each layer of a mirrored track over its own relay); `None`:
+    /// the publisher's connection.
+    source: Mutex<Option<Weak<RTCPeerConnection>>>,
 }
 
 /// webrtc-rs's name for a kind of track.
@@ -152,6 +156,7 @@ impl PublishedTrack {
                 cache: video.then(|| Mutex::new(PacketCache::new(VIDEO_SLOTS))),
                 keyframes: Mutex::new(KeyframeRequester::default()),
                 has_reader: AtomicBool::new(false),
+                source: Mutex::new(None),
             })
             .collect();
         let now = Instant::now();
@@ -315,19 +320,32 @@ impl PublishedTrack {
         needed
     }
 
-    /// The highest layer some subscriber would take now (what it asked for, within its
-    /// bandwidth), whatever is arriving; `None` when no subscriber takes any. What a node
-    /// mirroring this track asks the room's node for (cascading).
-    pub fn demanded_layer(&self) -> Option<u8> {
+    /// The layers this node's subscribers need to arrive (cascading: what an edge asks the
+    /// room's node for, one stream per layer): each one's wish within its bandwidth, and
+    /// the layer it is on until it has switched. Empty when no subscriber takes any.
+    pub fn demanded_layers(&self) -> LayerSet {
         let top = self.layer_count().saturating_sub(1);
         self.fan_out
             .snapshot()
             .iter()
-            .filter_map(|down| {
-                let state = down.layer_state();
-                Some(state.requested?.min(state.allowed?).min(top))
+            .fold(LayerSet::default(), |set, down| {
+                set.union(demanded_by(down.layer_state(), top))
             })
-            .max()
+    }
+
+    /// How many subscribers receive each layer now (index = layer).
+    pub fn receivers_per_layer(&self) -> [usize; MAX_LAYERS as usize] {
+        let mut counts = [0; MAX_LAYERS as usize];
+        for down in self.fan_out.snapshot().iter() {
+            if let Some(slot) = down
+                .layer_state()
+                .current
+                .and_then(|c| counts.get_mut(usize::from(c)))
+            {
+                *slot += 1;
+            }
+        }
+        counts
     }
 
     /// Whether the caller may start the reader of `layer` (true once per layer).
@@ -356,7 +374,11 @@ impl PublishedTrack {
         if ssrc == 0 || !layer.keyframes.lock().should_send(Instant::now()) {
             return;
         }
-        let Some(pc) = self.publisher_pc.upgrade() else {
+        let source = layer.source.lock().clone();
+        let Some(pc) = source
+            .unwrap_or_else(|| self.publisher_pc.clone())
+            .upgrade()
+        else {
             return;
         };
         let pli = PictureLossIndication {
@@ -444,6 +466,21 @@ impl PublishedTrack {
             codecs: params.codecs,
             clock_rate: codec.capability.clock_rate,
         })
+    }
+
+    /// [`PublishedTrack::start_layer`] for a layer that arrives on a connection of its own,
+    /// `pc`, where its keyframe requests go.
+    pub fn start_layer_from(
+        &self,
+        remote: &TrackRemote,
+        layer: u8,
+        pc: Weak<RTCPeerConnection>,
+    ) -> Option<LayerInput> {
+        let input = self.start_layer(remote, layer)?;
+        if let Some(l) = self.layers.get(usize::from(layer)) {
+            *l.source.lock() = Some(pc);
+        }
+        Some(input)
     }
 
     pub fn is_closed(&self) -> bool {
@@ -599,6 +636,20 @@ fn needed_by(state: LayerState, top: u8) -> LayerSet {
     needed
 }
 
+/// What one subscriber of a mirrored track needs to arrive ([`PublishedTrack::demanded_layers`]):
+/// unlike [`needed_by`], not the layers between, which a node mirroring the track does not
+/// need to climb (each layer arrives as a stream of its own).
+fn demanded_by(state: LayerState, top: u8) -> LayerSet {
+    let mut set = LayerSet::default();
+    if let (Some(requested), Some(allowed)) = (state.requested, state.allowed) {
+        set.insert(requested.min(allowed).min(top));
+        if let Some(current) = state.current {
+            set.insert(current.min(top));
+        }
+    }
+    set
+}
+
 fn vp8_fields(
     video: Option<VideoCodec>,
     packet: &Packet,
@@ -646,6 +697,29 @@ mod tests {
         // Off or paused: nothing.
         assert_eq!(needed_by(state(None, Some(2), Some(1)), 2), LayerSet(0));
         assert_eq!(needed_by(state(Some(2), None, None), 2), LayerSet(0));
+    }
+
+    #[test]
+    fn a_mirror_needs_the_wanted_layer_and_the_current_one_only() {
+        let state = |requested, allowed, current| LayerState {
+            layers: 3,
+            requested,
+            allowed,
+            current,
+        };
+        // Wants f, on q: f and q, not h.
+        assert_eq!(
+            demanded_by(state(Some(2), Some(2), Some(0)), 2),
+            LayerSet(0b101)
+        );
+        // Wants f, bandwidth allows h, nothing yet: h only.
+        assert_eq!(
+            demanded_by(state(Some(2), Some(1), None), 2),
+            LayerSet(0b010)
+        );
+        // Off or paused: nothing.
+        assert_eq!(demanded_by(state(None, Some(2), Some(1)), 2), LayerSet(0));
+        assert_eq!(demanded_by(state(Some(2), None, Some(2)), 2), LayerSet(0));
     }
 
     #[test]

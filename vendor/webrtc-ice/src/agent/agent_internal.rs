@@ -85,6 +85,10 @@ pub struct AgentInternal {
     // Tracks the last time a STUN consent binding request was sent (nanos since UNIX_EPOCH).
     // Used to enforce RFC 7675 consent freshness independently of media traffic.
     pub(crate) last_consent_ping: AtomicU64,
+
+    // roomcast patch: the UDP mux the agent's candidates share, asked in
+    // `validate_selected_pair` for traffic it delivered past the agent.
+    pub(crate) udp_mux: Option<Arc<dyn UDPMux + Send + Sync>>,
 }
 
 impl AgentInternal {
@@ -163,6 +167,10 @@ impl AgentInternal {
             agent_conn: Arc::new(AgentConn::new()),
 
             last_consent_ping: AtomicU64::new(0),
+            udp_mux: match &config.udp_network {
+                UDPNetwork::Muxed(mux) => Some(Arc::clone(mux)),
+                UDPNetwork::Ephemeral(_) => None,
+            },
         };
 
         let chan_receivers = ChanReceivers {
@@ -441,13 +449,25 @@ impl AgentInternal {
     /// Checks if the selected pair is (still) valid.
     /// Note: the caller should hold the agent lock.
     pub(crate) async fn validate_selected_pair(&self) -> bool {
+        // roomcast patch: media a UDP mux took past the agent shows the peer alive too; a
+        // lite agent otherwise hears only the peer's checks, which some clients send every
+        // 25 s (libnice), longer than `disconnected_timeout + failed_timeout`.
+        let bypassed = match &self.udp_mux {
+            Some(mux) => {
+                let ufrag = self.ufrag_pwd.lock().await.local_ufrag.clone();
+                mux.last_bypassed_receive(&ufrag)
+            }
+            None => None,
+        };
         let (valid, disconnected_time) = {
             let selected_pair = self.agent_conn.selected_pair.load();
             (*selected_pair).as_ref().map_or_else(
                 || (false, Duration::from_secs(0)),
                 |selected_pair| {
+                    let last_received = selected_pair.remote.last_received();
+                    let last_received = bypassed.map_or(last_received, |b| b.max(last_received));
                     let disconnected_time = SystemTime::now()
-                        .duration_since(selected_pair.remote.last_received())
+                        .duration_since(last_received)
                         .unwrap_or_else(|_| Duration::from_secs(0));
                     (true, disconnected_time)
                 },

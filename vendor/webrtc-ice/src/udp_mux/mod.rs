@@ -46,6 +46,14 @@ pub trait UDPMux {
 
     /// Remove the underlying connection for a given ufrag.
     async fn remove_conn_by_ufrag(&self, ufrag: &str);
+
+    /// roomcast patch: when the connection of `ufrag` last received authenticated traffic
+    /// from its peer that the mux delivered elsewhere than to the agent (media taken off the
+    /// socket by a fast path). The agent counts it as the selected pair's peer being alive,
+    /// as it counts every datagram it reads itself. `None`: no such traffic.
+    fn last_bypassed_receive(&self, _ufrag: &str) -> Option<std::time::SystemTime> {
+        None
+    }
 }
 
 pub struct UDPMuxParams {
