@@ -132,6 +132,7 @@ impl LayerControl {
         tracing::trace!(
             estimate = ?estimate.map(|e| e.bps),
             severe_ago = ?estimate.and_then(|e| e.last_severe).map(|at| now.saturating_duration_since(at)),
+            acked = ?estimate.map(|e| e.acked_bps),
             audio_bps,
             costs = ?demands.iter().map(|d| (d.layer_bps.first().copied(), d.current)).collect::<Vec<_>>(),
             allowed = ?allocation.allowed,
