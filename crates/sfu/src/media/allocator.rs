@@ -372,7 +372,10 @@ mod tests {
         speaker.current = None;
         let d = [previous, speaker];
         for may_pause in [false, true] {
-            assert_eq!(allocate(Some(150_000), 0, 0, &d, may_pause), [None, Some(0)]);
+            assert_eq!(
+                allocate(Some(150_000), 0, 0, &d, may_pause),
+                [None, Some(0)]
+            );
         }
     }
 
@@ -386,7 +389,10 @@ mod tests {
             allocate(Some(600_000), 100_000, 0, &d, true),
             [Some(0), Some(1)]
         );
-        assert_eq!(allocate(Some(150_000), 100_000, 0, &d, true), [Some(0), None]);
+        assert_eq!(
+            allocate(Some(150_000), 100_000, 0, &d, true),
+            [Some(0), None]
+        );
     }
 
     #[test]
