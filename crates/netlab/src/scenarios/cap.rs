@@ -38,7 +38,8 @@ pub async fn cap_600(config: &Config) -> Result<Outcome> {
     cast.hold(config.phase(12, 40)).await;
     cast.impair(Impairment::default())?;
     let b = now_ms();
-    cast.hold(config.phase(12, 30)).await;
+    // Short runs too leave room past the 10 s target: a loaded debug build climbs slower.
+    cast.hold(config.phase(18, 30)).await;
     let c = now_ms();
 
     let server = cast.stage.sampler.samples();
