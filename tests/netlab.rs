@@ -7,11 +7,14 @@
 //! test fails and says why.
 //!
 //! Only the scenarios whose targets hold on a loaded 2-core machine are here: 1 (random
-//! downlink loss), 2 (publisher uplink loss), 5 (200 ms RTT with jitter), 6 (a 500 kbit/s
-//! publisher uplink) and 7 (outages). Scenarios 3 (a 600 kbit/s downlink), 4 (a 500 kbit/s
-//! downlink, four publishers) and 8 (bursty loss) run, with their figures against the
-//! targets, in `bench/netlab.sh`: 3 and 8 hold in its release run but not yet reliably in a
-//! short debug run on a loaded machine, and docs/network.md says where each stands.
+//! downlink loss), 2 (publisher uplink loss), 3 (a 600 kbit/s downlink), 5 (200 ms RTT with
+//! jitter), 6 (a 500 kbit/s publisher uplink), 7 (outages) and 8 (bursty loss). Scenario 4
+//! (a 500 kbit/s downlink, four publishers) runs, with its figures against the targets, in
+//! `bench/netlab.sh`, and docs/network.md says where it stands.
+//!
+//! A bot's figure that the lab marks machine-limited (the bots were starved before any
+//! impairment, `metrics::bot_machine_limited`) measured this machine, not the server: it is
+//! printed and not asserted.
 //!
 //! `cargo test --test netlab -- --nocapture` prints each scenario's figures.
 use std::path::PathBuf;
@@ -50,6 +53,13 @@ fn assert_bounds(outcome: &Outcome, bounds: &[(&str, Target)]) {
         let measures: Vec<_> = outcome.measures.iter().filter(|m| m.key == *key).collect();
         assert!(!measures.is_empty(), "no measure {key}");
         for m in measures {
+            if let Some(evidence) = &m.machine_limited {
+                eprintln!(
+                    "{key} ({}) not asserted, machine-limited: {evidence}",
+                    m.subject
+                );
+                continue;
+            }
             if bound.holds(m.value) == Some(false) {
                 failures.push(format!(
                     "{key} ({}): {} against {} (the issue's target: {})",
@@ -100,6 +110,33 @@ async fn loss_on_the_publishers_uplink_is_repaired_and_not_read_as_congestion() 
             // Loss before the server says nothing about the subscribers' links.
             ("estimate_kept", AtLeast(0.8)),
             ("time_on_f", AtLeast(0.8)),
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_600_kbit_downlink_goes_to_q_and_back_to_f_after_the_lift() {
+    let outcome = run("3-cap-600").await;
+    assert_bounds(
+        &outcome,
+        &[
+            // Without congestion control it stays on f in the cap: never on q.
+            ("time_to_q", AtMost(6.0)),
+            ("loss_after_q", AtMost(0.05)),
+            // The short run watches 18 s after the lift (8.7 s on a loaded debug build).
+            ("time_back_to_f", AtMost(15.0)),
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursty_loss_is_repaired_and_audio_is_concealed_little() {
+    let outcome = run("8-bursty-loss").await;
+    assert_bounds(
+        &outcome,
+        &[
+            ("freeze_ratio", AtMost(0.05)),
+            ("audio_concealment", AtMost(0.05)),
         ],
     );
 }

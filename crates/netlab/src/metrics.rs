@@ -178,6 +178,62 @@ pub fn bot_loss(samples: &[BotSample], a: f64, b: f64, kind: Option<TrackKind>) 
     }
 }
 
+/// Audio packets a second each publisher sends (the bots' Opus file has 20 ms frames).
+pub const AUDIO_PACKETS_PER_SECOND: f64 = 50.0;
+/// Below this share of that, before any impairment, the publishing bots were starved.
+const STARVED_RATE: f64 = 0.9;
+/// A bot subscriber that lost more than this before any impairment, while the Chromium
+/// subscriber of the same server did not, was starved itself.
+const STARVED_LOSS: f64 = 0.01;
+
+/// Why the bot's audio figures measure the lab's machine rather than the server, if they
+/// do: over `[a, b]`, a stretch before any impairment, its audio reached it well below the
+/// rate the publishers send (the publishing bots were starved of CPU), or it missed packets
+/// that the Chromium subscriber, fed by the same server at the same time, did not miss (the
+/// subscribing bot was). `None` when the figures stand.
+pub fn bot_machine_limited(
+    bots: &[BotSample],
+    pages: &[PageSample],
+    a: f64,
+    b: f64,
+) -> Option<String> {
+    let (x, y) = (at(bots, a, |s| s.t)?, at(bots, b, |s| s.t)?);
+    let seconds = (y.t - x.t) / 1000.0;
+    let tracks = y
+        .tracks
+        .iter()
+        .filter(|t| t.kind == TrackKind::Audio)
+        .count() as f64;
+    if seconds <= 0.0 || tracks == 0.0 {
+        return None;
+    }
+    let audio = |s: &BotSample| {
+        s.tracks
+            .iter()
+            .filter(|t| t.kind == TrackKind::Audio)
+            .map(|t| (t.packets - t.duplicates + t.seq_gaps) as f64)
+            .sum::<f64>()
+    };
+    let rate = (audio(y) - audio(x)) / seconds;
+    let nominal = tracks * AUDIO_PACKETS_PER_SECOND;
+    let bot = bot_loss(bots, a, b, Some(TrackKind::Audio));
+    let page = page_loss(pages, a, b, "audio");
+    let before = format!("{seconds:.0} s before the impairment");
+    if rate < STARVED_RATE * nominal {
+        Some(format!(
+            "{before}: audio reached the bot at {rate:.0} of the {nominal:.0} packets/s the publishers send"
+        ))
+    } else if bot > STARVED_LOSS && page < STARVED_LOSS {
+        Some(format!(
+            "{before}: the bot lost {:.1} % of its audio, Chromium {:.1} %",
+            bot * 100.0,
+            page * 100.0
+        ))
+    } else {
+        None
+    }
+}
+
 /// The bot's video gaps over [`BOT_FREEZE_MS`] that overlap `[a, b]`: (start, end).
 pub fn bot_freezes(samples: &[BotSample], publisher: &str, a: f64, b: f64) -> Vec<(f64, f64)> {
     let mut freezes = Vec::new();

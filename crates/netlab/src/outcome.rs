@@ -40,6 +40,11 @@ pub struct Measure {
     pub value: Option<f64>,
     pub unit: &'static str,
     pub target: Target,
+    /// Why this figure measured the lab's machine rather than the server, with the
+    /// evidence (the bots were starved of CPU before any impairment): it is then neither
+    /// met nor missed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine_limited: Option<String>,
 }
 
 impl Measure {
@@ -56,11 +61,33 @@ impl Measure {
             value,
             unit,
             target,
+            machine_limited: None,
         }
     }
 
+    /// Marks the figure as the machine's, with the evidence (`None` leaves it as it is).
+    pub fn limited_by(mut self, evidence: Option<String>) -> Self {
+        self.machine_limited = evidence;
+        self
+    }
+
     pub fn passes(&self) -> Option<bool> {
+        if self.machine_limited.is_some() {
+            return None;
+        }
         self.target.holds(self.value)
+    }
+
+    /// The verdict column: `ok`, `MISSED`/missed, `machine-limited (…)` or nothing.
+    pub fn verdict(&self, missed: &'static str) -> String {
+        if let Some(evidence) = &self.machine_limited {
+            return format!("machine-limited ({evidence})");
+        }
+        match self.passes() {
+            Some(true) => "ok".into(),
+            Some(false) => missed.into(),
+            None => String::new(),
+        }
     }
 
     pub fn value_text(&self) -> String {
@@ -137,17 +164,13 @@ impl Outcome {
     pub fn describe(&self) -> String {
         let mut text = format!("{} ({}):\n", self.title, self.id);
         for m in &self.measures {
-            let verdict = match m.passes() {
-                Some(true) => "ok",
-                Some(false) => "MISSED",
-                None => "",
-            };
             text += &format!(
-                "  {:<28} {:<12} {:>14}   target {:<12} {verdict}\n",
+                "  {:<28} {:<12} {:>14}   target {:<12} {}\n",
                 m.key,
                 m.subject,
                 m.value_text(),
-                m.target.describe(m.unit)
+                m.target.describe(m.unit),
+                m.verdict("MISSED")
             );
         }
         for note in &self.notes {
@@ -171,5 +194,17 @@ mod tests {
         assert_eq!(fmt(1234.6), "1235");
         assert_eq!(fmt(2.0), "2");
         assert_eq!(fmt(0.5), "0.5");
+    }
+
+    #[test]
+    fn a_machine_limited_figure_is_neither_met_nor_missed() {
+        let m = Measure::new("audio_loss", "bot", Some(0.2), "", Target::AtMost(0.01));
+        assert_eq!(m.passes(), Some(false));
+        let m = m.limited_by(Some("audio at 90 of 200 packets/s before the cap".into()));
+        assert_eq!(m.passes(), None);
+        assert_eq!(
+            m.verdict("MISSED"),
+            "machine-limited (audio at 90 of 200 packets/s before the cap)"
+        );
     }
 }

@@ -20,17 +20,13 @@ pub fn table(outcomes: &[Outcome]) -> String {
     for outcome in outcomes {
         for (i, m) in outcome.measures.iter().enumerate() {
             let scenario = if i == 0 { outcome.title } else { "" };
-            let verdict = match m.passes() {
-                Some(true) => "ok",
-                Some(false) => "**missed**",
-                None => "",
-            };
             text += &format!(
-                "| {scenario} | {} | {} | {} | {} | {verdict} |\n",
+                "| {scenario} | {} | {} | {} | {} | {} |\n",
                 m.key.replace('_', " "),
                 m.subject,
                 m.value_text(),
-                m.target.describe(m.unit)
+                m.target.describe(m.unit),
+                m.verdict("**missed**")
             );
         }
     }

@@ -38,12 +38,15 @@ pub async fn cap_600(config: &Config) -> Result<Outcome> {
     cast.hold(config.phase(12, 40)).await;
     cast.impair(Impairment::default())?;
     let b = now_ms();
-    cast.hold(config.phase(12, 30)).await;
+    // Short runs too leave room past the 10 s target: a loaded debug build climbs slower.
+    cast.hold(config.phase(18, 30)).await;
     let c = now_ms();
 
     let server = cast.stage.sampler.samples();
     let pages = cast.stage.chromium[cast.page].samples();
     let bots = cast.stage.bots[cast.bot].samples();
+    let calm = config.phase(2, 10).as_secs_f64() * 800.0;
+    let starved = metrics::bot_machine_limited(&bots, &pages, a - calm, a);
     for (who, id) in [
         ("chromium", cast.page_id.clone()),
         ("bot", cast.bot_id.clone()),
@@ -61,13 +64,10 @@ pub async fn cap_600(config: &Config) -> Result<Outcome> {
             "chromium" => metrics::page_loss(&pages, q, b, ""),
             _ => metrics::bot_loss(&bots, q, b, None),
         });
-        measures.push(Measure::new(
-            "loss_after_q",
-            who,
-            loss,
-            "",
-            Target::AtMost(0.02),
-        ));
+        let limited = starved.clone().filter(|_| who == "bot");
+        measures.push(
+            Measure::new("loss_after_q", who, loss, "", Target::AtMost(0.02)).limited_by(limited),
+        );
         let back = first_when(&server, b, c, |s| s.t, |s| layer(s) == TOP);
         measures.push(Measure::new(
             "time_back_to_f",
@@ -161,6 +161,8 @@ pub async fn cap_500_four_publishers(config: &Config) -> Result<Outcome> {
         notes.push("not every video flowed to both subscribers (or the speaker was not first) before the cap".into());
     }
     tokio::time::sleep(config.phase(2, 10)).await;
+    // The last 80 % of that, for whether the bots kept up before any impairment.
+    let calm = config.phase(2, 10).as_secs_f64() * 800.0;
     let mut timeline = vec![(stage.t0, Impairment::default())];
     let impair =
         |stage: &Stage, imp: Impairment, timeline: &mut Vec<(f64, Impairment)>| -> Result<()> {
@@ -183,6 +185,8 @@ pub async fn cap_500_four_publishers(config: &Config) -> Result<Outcome> {
     let bots = stage.bots[bot].samples();
     let settle = a + 5000.0;
     let others = &publishers[1..];
+    // The bots share the machine with the server and Chromium: starved, they measure it.
+    let starved = metrics::bot_machine_limited(&bots, &pages, a - calm, a);
     let mut measures = vec![
         Measure::new(
             "audio_loss",
@@ -202,7 +206,8 @@ pub async fn cap_500_four_publishers(config: &Config) -> Result<Outcome> {
             )),
             "",
             Target::AtMost(0.01),
-        ),
+        )
+        .limited_by(starved.clone()),
     ];
     for (who, id) in &subscribers {
         let window: Vec<_> = server

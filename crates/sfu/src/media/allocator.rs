@@ -81,9 +81,18 @@ impl Demand {
 /// Each track's allowed layer, in the order of the demands; `None` pauses it. Without
 /// `may_pause`, the tracks playing now keep at least their lowest layer between them
 /// (which ones is still decided by priority).
+///
+/// The most important track (see [`top_track`]) is what the subscriber must not lose: its
+/// lowest layer is allowed while `carried_bps` (what the path just delivered) covered it
+/// beside the audio, however far below that the estimate fell, and it resumes without the
+/// headroom the others need. The estimate of a capped path settles under what the path
+/// carries (its cuts go to 0.85 × the delivered rate, and with audio alone to measure it
+/// grows a few kbit/s a second), so a top track paused in a transition and held to 25 %
+/// headroom stayed paused for as long as the cap lasted.
 pub fn allocate(
     budget: Option<u64>,
     audio_bps: u64,
+    carried_bps: u64,
     demands: &[Demand],
     may_pause: bool,
 ) -> Vec<Option<u8>> {
@@ -102,6 +111,13 @@ pub fn allocate(
     if !may_pause {
         left = left.max(playing);
     }
+    let top = top_track(demands);
+    if let Some(t) = top {
+        let cost = demands[t].cost(0);
+        if audio_bps.saturating_add(cost) <= carried_bps {
+            left = left.max(cost);
+        }
+    }
     let mut order: Vec<usize> = (0..demands.len()).collect();
     order.sort_by_key(|&i| demands[i].priority);
     let mut allowed: Vec<Option<u8>> = vec![None; demands.len()];
@@ -119,9 +135,14 @@ pub fn allocate(
             allowed[i] = Some(0);
         }
     }
-    // Resuming needs headroom on what it adds (a swap of one track for another does not).
+    // Resuming needs headroom on what it adds (a swap of one track for another does not),
+    // except for the top track's.
+    let top_resuming = top
+        .filter(|&t| demands[t].current.is_none() && allowed[t].is_some())
+        .map_or(0, |t| demands[t].cost(0));
     for &i in order.iter().rev() {
-        if used <= playing || playing + headroom(used - playing) <= left {
+        let base = playing + top_resuming;
+        if used <= base || base + headroom(used - base) <= left || Some(i) == top {
             break;
         }
         let d = &demands[i];
@@ -158,6 +179,17 @@ pub fn allocate(
 
 fn headroom(bps: u64) -> u64 {
     (bps as f64 * UP_HEADROOM) as u64
+}
+
+/// The most important track the subscriber wants (a screen share, else an active speaker;
+/// the first of equals).
+fn top_track(demands: &[Demand]) -> Option<usize> {
+    demands
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.requested.is_some())
+        .min_by_key(|(_, d)| d.priority)
+        .map(|(i, _)| i)
 }
 
 /// One subscriber's allocation over time: the budget, and probing for more.
@@ -199,7 +231,7 @@ impl SubscriberAllocator {
         let Some(estimate) = estimate.filter(|e| e.last_congestion.is_some()) else {
             self.prober.stop();
             return Allocation {
-                allowed: allocate(None, audio_bps, demands, false),
+                allowed: allocate(None, audio_bps, 0, demands, false),
                 redundancy: true,
                 probe: None,
                 padding_bps: 0,
@@ -222,7 +254,13 @@ impl SubscriberAllocator {
         }
         let may_pause =
             severe.is_some_and(|at| now.saturating_duration_since(at) <= PAUSE_EVIDENCE);
-        let allowed = allocate(Some(budget), audio_bps, demands, may_pause);
+        let allowed = allocate(
+            Some(budget),
+            audio_bps,
+            estimate.acked_bps,
+            demands,
+            may_pause,
+        );
         let media_bps = audio_bps
             + demands
                 .iter()
@@ -249,16 +287,20 @@ impl SubscriberAllocator {
     }
 }
 
-/// What one more layer costs for the most important track held below its wish.
+/// What one more layer costs for the most important track held below its wish (the top
+/// track's lowest layer without headroom, as [`allocate`] resumes it).
 fn next_step(allowed: &[Option<u8>], demands: &[Demand]) -> Option<u64> {
+    let top = top_track(demands);
     demands
         .iter()
         .zip(allowed)
-        .filter_map(|(d, a)| {
+        .enumerate()
+        .filter_map(|(i, (d, a))| {
             let wish = d.requested?;
             let next = match a {
                 Some(l) if *l < wish => l + 1,
                 Some(_) => return None,
+                None if Some(i) == top => return Some((d.priority, d.cost_up(0))),
                 None => 0,
             };
             let now_cost = a.map_or(0, |l| d.cost(l));
@@ -290,7 +332,7 @@ mod tests {
             video(Priority::Other, Some(2)),
             video(Priority::Other, Some(0)),
         ];
-        assert_eq!(allocate(None, 0, &d, true), [Some(2), Some(0)]);
+        assert_eq!(allocate(None, 0, 0, &d, true), [Some(2), Some(0)]);
     }
 
     #[test]
@@ -302,10 +344,10 @@ mod tests {
         ];
         // Audio 64k, then 3 × 100k for the lowest layers, then the screen share climbs to
         // 1.2 M (+1.1 M), leaving 236k: not enough for anyone's next step (+300k).
-        let allowed = allocate(Some(1_700_000), 64_000, &d, true);
+        let allowed = allocate(Some(1_700_000), 64_000, 0, &d, true);
         assert_eq!(allowed, [Some(0), Some(0), Some(2)]);
         // 400k more: the speaker's step comes before the other's.
-        let allowed = allocate(Some(2_000_000), 64_000, &d, true);
+        let allowed = allocate(Some(2_000_000), 64_000, 0, &d, true);
         assert_eq!(allowed, [Some(0), Some(1), Some(2)]);
     }
 
@@ -315,11 +357,11 @@ mod tests {
             video(Priority::Other, Some(2)),
             video(Priority::Speaker, Some(2)),
         ];
-        assert_eq!(allocate(Some(150_000), 0, &d, true), [None, Some(0)]);
-        assert_eq!(allocate(Some(50_000), 0, &d, true), [None, None]);
+        assert_eq!(allocate(Some(150_000), 0, 0, &d, true), [None, Some(0)]);
+        assert_eq!(allocate(Some(50_000), 0, 0, &d, true), [None, None]);
         // Without evidence that packets are lost to congestion, playing tracks keep their
         // lowest layer.
-        assert_eq!(allocate(Some(50_000), 0, &d, false), [Some(0), Some(0)]);
+        assert_eq!(allocate(Some(50_000), 0, 0, &d, false), [Some(0), Some(0)]);
     }
 
     #[test]
@@ -330,7 +372,10 @@ mod tests {
         speaker.current = None;
         let d = [previous, speaker];
         for may_pause in [false, true] {
-            assert_eq!(allocate(Some(150_000), 0, &d, may_pause), [None, Some(0)]);
+            assert_eq!(
+                allocate(Some(150_000), 0, 0, &d, may_pause),
+                [None, Some(0)]
+            );
         }
     }
 
@@ -341,10 +386,13 @@ mod tests {
             video(Priority::Other, Some(1)),
         ];
         assert_eq!(
-            allocate(Some(600_000), 100_000, &d, true),
+            allocate(Some(600_000), 100_000, 0, &d, true),
             [Some(0), Some(1)]
         );
-        assert_eq!(allocate(Some(150_000), 100_000, &d, true), [Some(0), None]);
+        assert_eq!(
+            allocate(Some(150_000), 100_000, 0, &d, true),
+            [Some(0), None]
+        );
     }
 
     #[test]
@@ -354,24 +402,151 @@ mod tests {
         // 400k keeps h exactly; f, priced at no less than its nominal 1.5M to go up to
         // (+1.1M over h), needs 1.375M of room beyond h's 400k.
         assert_eq!(
-            allocate(Some(400_000), 0, std::slice::from_ref(&d), true),
+            allocate(Some(400_000), 0, 0, std::slice::from_ref(&d), true),
             [Some(1)]
         );
         assert_eq!(
-            allocate(Some(1_700_000), 0, std::slice::from_ref(&d), true),
+            allocate(Some(1_700_000), 0, 0, std::slice::from_ref(&d), true),
             [Some(1)]
         );
         assert_eq!(
-            allocate(Some(1_775_000), 0, std::slice::from_ref(&d), true),
+            allocate(Some(1_775_000), 0, 0, std::slice::from_ref(&d), true),
             [Some(2)]
         );
-        // A paused track resumes only with 25 % to spare.
+        // A paused track resumes only with 25 % to spare (but for the top track: below).
         d.current = None;
+        let speaker = video(Priority::Speaker, Some(0));
         assert_eq!(
-            allocate(Some(110_000), 0, std::slice::from_ref(&d), true),
-            [None]
+            allocate(Some(210_000), 0, 0, &[speaker.clone(), d.clone()], true),
+            [Some(0), None]
         );
-        assert_eq!(allocate(Some(125_000), 0, &[d], true), [Some(0)]);
+        assert_eq!(
+            allocate(Some(225_000), 0, 0, &[speaker, d], true),
+            [Some(0), Some(0)]
+        );
+    }
+
+    /// Scenario 4's rates at the cap, as the allocation trace recorded them (four tracks of
+    /// ~190 kbit/s audio, `q` layers of ~150 kbit/s, 500 kbit/s downlink).
+    const AUDIO: u64 = 190_000;
+    fn capped_grid(current: Option<u8>) -> Vec<Demand> {
+        [
+            Priority::Speaker,
+            Priority::Other,
+            Priority::Other,
+            Priority::Other,
+        ]
+        .into_iter()
+        .map(|priority| Demand {
+            priority,
+            layer_bps: vec![150_000, 450_000, 1_300_000],
+            requested: Some(2),
+            current,
+        })
+        .collect()
+    }
+
+    #[test]
+    fn the_top_track_keeps_its_lowest_layer_while_the_path_carries_it() {
+        // Right after the cap: the estimate fell to 319k with packets lost, the receiver
+        // acknowledged 402k. Audio and the speaker's q (340k) fit what was delivered.
+        let d = capped_grid(Some(2));
+        assert_eq!(
+            allocate(Some(319_000), AUDIO, 402_000, &d, true),
+            [Some(0), None, None, None]
+        );
+        // What was delivered does not cover them: nothing is invented.
+        assert_eq!(
+            allocate(Some(319_000), AUDIO, 330_000, &d, true),
+            [None, None, None, None]
+        );
+        // Only the top track's lowest layer: the others still need the estimate.
+        let mut d = d;
+        d[0].priority = Priority::Other;
+        d[3].priority = Priority::Screen;
+        assert_eq!(
+            allocate(Some(319_000), AUDIO, 402_000, &d, true),
+            [None, None, None, Some(0)]
+        );
+    }
+
+    #[test]
+    fn a_paused_top_track_resumes_without_headroom() {
+        // The estimate of the capped path settled at 320-356k with audio alone; the
+        // speaker's q needs 340k beside the audio, 377.5k with 25 % headroom.
+        let d = capped_grid(None);
+        assert_eq!(
+            allocate(Some(335_000), AUDIO, AUDIO, &d, false),
+            [None, None, None, None]
+        );
+        assert_eq!(
+            allocate(Some(345_000), AUDIO, AUDIO, &d, false),
+            [Some(0), None, None, None]
+        );
+        // The others keep the headroom rule: a second q needs 150k + 187.5k beyond audio.
+        let mut d = d;
+        d[0].current = Some(0);
+        assert_eq!(
+            allocate(Some(520_000), AUDIO, AUDIO, &d, false),
+            [Some(0), None, None, None]
+        );
+        assert_eq!(
+            allocate(Some(530_000), AUDIO, AUDIO, &d, false),
+            [Some(0), Some(0), None, None]
+        );
+    }
+
+    /// The allocations of scenario 4's quietest run, replayed: the speaker was paused in
+    /// the transition and stayed paused 26 s while the estimate crept from 319k to 356k.
+    #[test]
+    fn at_the_cap_the_speaker_keeps_video_through_the_transition() {
+        let t0 = Instant::now();
+        let mut a = SubscriberAllocator::default();
+        let mut d = capped_grid(Some(2));
+        let loss = t0 + Duration::from_millis(750);
+        let mut acked = 420_000;
+        for tick in 0..120u32 {
+            let now = t0 + Duration::from_millis(1_000 + 250 * u64::from(tick));
+            let bps = 319_000 + 300 * u64::from(tick);
+            let estimate = Estimate {
+                bps,
+                acked_bps: acked,
+                last_congestion: Some(loss),
+                last_severe: Some(loss),
+                last_overuse: Some(loss),
+            };
+            let allocation = a.allocate(now, Some(estimate), AUDIO, &d);
+            assert_eq!(
+                allocation.allowed,
+                [Some(0), None, None, None],
+                "{tick}: estimate {bps}"
+            );
+            for (demand, allowed) in d.iter_mut().zip(&allocation.allowed) {
+                demand.current = *allowed;
+            }
+            // The path delivers at most ~410k of RTP (500 kbit/s with the headers).
+            acked = (AUDIO + 150_000 + allocation.padding_bps).min(410_000);
+        }
+    }
+
+    #[test]
+    fn a_probe_for_a_paused_top_track_aims_at_its_lowest_layer() {
+        let t0 = Instant::now();
+        let mut a = SubscriberAllocator::default();
+        let d = capped_grid(None);
+        let estimate = Estimate {
+            bps: 330_000,
+            acked_bps: AUDIO,
+            last_congestion: Some(t0),
+            last_severe: Some(t0),
+            last_overuse: Some(t0),
+        };
+        let later = t0 + Duration::from_secs(3);
+        let allocation = a.allocate(later, Some(estimate), AUDIO, &d);
+        assert_eq!(allocation.allowed, [None, None, None, None]);
+        // 25 % past audio and q (425k), not 25 % past audio and q with 25 % on top (472k):
+        // at a 500 kbit/s cap, with the audio's headers, the latter always congested.
+        assert_eq!(allocation.padding_bps, 425_000 - AUDIO);
     }
 
     #[test]
@@ -383,10 +558,10 @@ mod tests {
             current: Some(2),
         };
         assert_eq!(
-            allocate(Some(600_000), 0, std::slice::from_ref(&d), true),
+            allocate(Some(600_000), 0, 0, std::slice::from_ref(&d), true),
             [Some(1)]
         );
-        assert_eq!(allocate(Some(1_500_000), 0, &[d], true), [Some(2)]);
+        assert_eq!(allocate(Some(1_500_000), 0, 0, &[d], true), [Some(2)]);
     }
 
     fn congested_at(at: Instant, bps: u64, acked_bps: u64) -> Option<Estimate> {

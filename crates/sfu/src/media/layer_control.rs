@@ -129,6 +129,16 @@ impl LayerControl {
             videos.push((track, down));
         }
         let allocation = self.allocator.allocate(now, estimate, audio_bps, &demands);
+        tracing::trace!(
+            estimate = ?estimate.map(|e| e.bps),
+            severe_ago = ?estimate.and_then(|e| e.last_severe).map(|at| now.saturating_duration_since(at)),
+            acked = ?estimate.map(|e| e.acked_bps),
+            audio_bps,
+            costs = ?demands.iter().map(|d| (d.layer_bps.first().copied(), d.current)).collect::<Vec<_>>(),
+            allowed = ?allocation.allowed,
+            padding = allocation.padding_bps,
+            "allocation"
+        );
         for down in audios {
             down.set_redundancy(allocation.redundancy);
         }

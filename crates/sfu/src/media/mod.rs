@@ -11,6 +11,7 @@ pub mod fan_out;
 pub mod header_extensions;
 pub mod keyframe_requester;
 pub mod layer_control;
+pub mod layer_rates;
 pub mod layer_selector;
 pub mod packet_cache;
 pub mod presenter;

@@ -23,6 +23,7 @@ use super::down_track::{DownTrack, Forwarded, Incoming, LayerState};
 use super::fan_out::FanOut;
 use super::header_extensions::IncomingExtensions;
 use super::keyframe_requester::KeyframeRequester;
+use super::layer_rates::LayerRates;
 use super::layer_selector::{LayerSet, MAX_LAYERS};
 use super::packet_cache::{PacketCache, VIDEO_SLOTS};
 use super::red::{self, RedHistory};
@@ -107,8 +108,8 @@ pub struct PublishedTrack {
     pub counters: MediaCounters,
     /// Loudness of an audio track, read from the RFC 6464 header extension.
     pub audio_level: AudioLevelMeter,
-    /// Byte totals per layer at the last bitrate update.
-    bitrate_mark: Mutex<(Instant, [u64; MAX_LAYERS as usize])>,
+    /// Byte totals per layer at the last bitrate updates.
+    bitrate_marks: Mutex<LayerRates>,
     closed: CancellationToken,
     /// Muted by its owner or a host: packets are read and dropped, nothing is forwarded.
     muted: AtomicBool,
@@ -171,7 +172,7 @@ impl PublishedTrack {
             publisher_pc,
             counters: MediaCounters::default(),
             audio_level: AudioLevelMeter::default(),
-            bitrate_mark: Mutex::new((now, [0; MAX_LAYERS as usize])),
+            bitrate_marks: Mutex::new(LayerRates::new(now)),
             closed: CancellationToken::new(),
             muted: AtomicBool::new(false),
             red_history: (!video).then(|| Mutex::new(RedHistory::default())),
@@ -235,7 +236,8 @@ impl PublishedTrack {
             .map(|i| i as u8)
     }
 
-    /// Each layer's bitrate over the last [`PublishedTrack::update_bitrates`] interval.
+    /// Each layer's bitrate over the last [`crate::media::layer_rates::WINDOW`], as of the
+    /// last [`PublishedTrack::update_bitrates`].
     pub fn layer_bitrates(&self) -> Vec<u64> {
         self.layers
             .iter()
@@ -243,22 +245,18 @@ impl PublishedTrack {
             .collect()
     }
 
-    /// Re-measures each layer's bitrate from the bytes received since the last call.
+    /// Re-measures each layer's bitrate from the bytes received up to `now`.
     pub fn update_bitrates(&self, now: Instant) {
-        let mut mark = self.bitrate_mark.lock();
-        let elapsed = now.saturating_duration_since(mark.0).as_secs_f64();
-        if elapsed < 0.1 {
+        let mut totals = [0; MAX_LAYERS as usize];
+        for (total, layer) in totals.iter_mut().zip(&self.layers) {
+            *total = layer.bytes.load(Ordering::Relaxed);
+        }
+        let Some(rates) = self.bitrate_marks.lock().update(now, totals) else {
             return;
+        };
+        for (layer, rate) in self.layers.iter().zip(rates) {
+            layer.bitrate.store(rate, Ordering::Relaxed);
         }
-        for (i, layer) in self.layers.iter().enumerate() {
-            let total = layer.bytes.load(Ordering::Relaxed);
-            let bits = total.saturating_sub(mark.1[i]) * 8;
-            layer
-                .bitrate
-                .store((bits as f64 / elapsed) as u64, Ordering::Relaxed);
-            mark.1[i] = total;
-        }
-        mark.0 = now;
     }
 
     fn micros_since_created(&self, at: Instant) -> u64 {
