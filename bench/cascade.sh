@@ -8,10 +8,11 @@
 #   bash bench/cascade.sh [N viewers, default 60] [path/to/roomcast, default target/release/roomcast]
 # LAYERS=1 or LAYERS=2: the presenter sends simulcast (320x180, 640x360, 1280x720) and the
 # viewers come in two swarms of N/2, spread over the nodes alike: with LAYERS=1 both ask for
-# `low` (each edge pulls one layer, on its first relay); with LAYERS=2 the second asks for
-# `high` (each edge pulls two layers: the lowest on its first relay, the top on a relay of
-# its own). The difference is what a layer relay costs. It also prints the owner's relays
-# and what each swarm's viewers got, per node: frame size and packets/s.
+# `low` (each edge pulls one layer, on its first relay); with LAYERS=2 the first (the
+# presenter's) asks for `high` (each edge pulls two layers: the lowest on its first relay,
+# the top on a relay of its own). The difference is what a layer relay costs. It also
+# prints the owner's relays and what the first swarm's viewers got, per node: frame size
+# and packets/s (a swarm without a publisher of its own does not report its tracks).
 # Take the CPU lock on a shared machine: flock -x /work/coord/cpu.lock bash bench/cascade.sh
 set -u
 cd "$(dirname "$0")/.."
@@ -56,19 +57,19 @@ if [ -z "$LAYERS" ]; then
   bots=$!
   pids+=($bots)
 else
-  second=low
-  [ "$LAYERS" = 2 ] && second=high
+  first=low
+  [ "$LAYERS" = 2 ] && first=high
   half=$(( N / 2 ))
   # The presenter and the first half (bot k of this swarm on node k % 3, the presenter on
   # the first), then the second half (bot k on node k % 3) once the room exists.
   "$BIN" bots --url "$urls" --room cascade --publishers 1 --subscribers "$half" --join-rate 10 \
-    --simulcast --quality low --duration "$(( ramp + 30 ))s" --quiet --json "$work/bots.json" \
+    --simulcast --quality "$first" --duration "$(( ramp + 30 ))s" --quiet --json "$work/bots.json" \
     > "$work/bots.out" 2>&1 &
   bots=$!
   pids+=($bots)
   sleep 2
   "$BIN" bots --url "$urls" --room cascade --publishers 0 --subscribers "$(( N - half ))" \
-    --join-rate 10 --quality "$second" --duration "$(( ramp + 28 ))s" --quiet \
+    --join-rate 10 --quality low --duration "$(( ramp + 28 ))s" --quiet \
     --json "$work/bots2.json" > "$work/bots2.out" 2>&1 &
   bots2=$!
   pids+=($bots2)
@@ -96,7 +97,7 @@ if [ -n "$LAYERS" ]; then
   read -r _ _ owner_members < <(stats "${ports[0]}")
   echo "  owner: $owner_members in the room: the presenter, $N viewers (the edges' as members) and $(( owner_members - 1 - N )) hidden relays"
   wait "$bots" "$bots2"
-  python3 bench/cascade_layers.py "$work/bots.json" "$work/bots2.json" "$second"
+  python3 bench/cascade_layers.py "$work/bots.json" "$first"
   exit 0
 fi
 wait "$bots"

@@ -1,8 +1,8 @@
-"""What each swarm of bench/cascade.sh's simulcast run (LAYERS=1|2) received, per node:
-viewers, the frame size they ended on, video and audio packets/s each, first video p50/p95.
-    python3 bench/cascade_layers.py bots.json bots2.json QUALITY_OF_THE_SECOND_SWARM
-The first swarm (the presenter, then viewers: bot k on node (1 + k) % 3) asked for `low`;
-the second (viewers only: bot k on node k % 3) for the given quality."""
+"""What the first swarm of bench/cascade.sh's simulcast run (LAYERS=1|2) received, per
+node: viewers, the frame size they ended on, video and audio packets/s each, first video
+p50/p95.
+    python3 bench/cascade_layers.py bots.json QUALITY_IT_ASKED_FOR
+The first swarm is the presenter, then viewers (bot k on node (1 + k) % 3)."""
 import json
 import sys
 from collections import Counter
@@ -21,7 +21,7 @@ def pps(t):
     return t["packets"] / live if live else 0.0
 
 
-swarms = [(sys.argv[1], 1, "low"), (sys.argv[2], 0, sys.argv[3])]
+swarms = [(sys.argv[1], 1, sys.argv[2])]
 for g, (path, offset, quality) in enumerate(swarms):
     r = json.load(open(path))
     per_node = {0: [], 1: [], 2: []}
