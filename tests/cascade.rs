@@ -19,6 +19,8 @@ const IDS: [&str; 3] = ["n1", "n2", "n3"];
 /// Bound on waits for the registry (a heartbeat every 2 s).
 const REGISTRY_TIMEOUT: Duration = Duration::from_secs(15);
 const ADMIN_KEY: &str = "cascade-admin-key";
+/// Longer than an edge keeps asking for a layer its viewers stopped taking (2 s).
+const HOLD_AND_MORE: Duration = Duration::from_millis(2600);
 
 async fn start_node(redis: &RedisServer, id: &str) -> RunningServer {
     let mut args = ServeArgs::local_ephemeral();
@@ -29,8 +31,8 @@ async fn start_node(redis: &RedisServer, id: &str) -> RunningServer {
     start_with(args).await
 }
 
-/// Waits until `node` sees every node registered and `owner` carrying a participant.
-async fn wait_owner_loaded(node: &RunningServer, owner: &str) {
+/// Waits until `node` sees `count` nodes registered and `owner` carrying a participant.
+async fn wait_owner_loaded(node: &RunningServer, owner: &str, count: usize) {
     let cluster = &node.cluster.as_ref().expect("a cluster node").cluster;
     let start = Instant::now();
     loop {
@@ -38,7 +40,7 @@ async fn wait_owner_loaded(node: &RunningServer, owner: &str) {
         let loaded = nodes
             .iter()
             .any(|n| n.id == owner && n.load.participants >= 1);
-        if nodes.len() == IDS.len() && loaded {
+        if nodes.len() == count && loaded {
             return;
         }
         assert!(start.elapsed() < REGISTRY_TIMEOUT, "registry {nodes:?}");
@@ -288,7 +290,7 @@ async fn a_webinar_audience_on_three_nodes_gets_the_presenter_through_one_copy_p
     let owner = IDS.iter().position(|id| *id == owner_id).expect("a node");
     let edges: Vec<usize> = (0..3).filter(|&i| i != owner).collect();
     for node in &nodes {
-        wait_owner_loaded(node, &owner_id).await;
+        wait_owner_loaded(node, &owner_id, IDS.len()).await;
     }
 
     // Two viewers on each node, joining without a role (a webinar makes them audience).
@@ -523,7 +525,7 @@ async fn webinar(redis: &RedisServer) -> ([RunningServer; 3], Bot, usize, Vec<us
         .expect("the room is placed");
     let owner = IDS.iter().position(|id| *id == owner_id).expect("a node");
     for node in &nodes {
-        wait_owner_loaded(node, &owner_id).await;
+        wait_owner_loaded(node, &owner_id, IDS.len()).await;
     }
     let edges = (0..3).filter(|&i| i != owner).collect();
     (nodes, host, owner, edges)
@@ -730,5 +732,130 @@ async fn edge_viewers_are_members_of_the_room_on_its_node() {
     for (_, v) in audience {
         let _ = v.leave().await;
     }
+    let _ = host.leave().await;
+}
+
+/// When `bot`'s first keyframe of `publisher`'s video `width` wide arrived after `since`.
+fn keyframe_at(bot: &Bot, publisher: &str, width: u16, since: Instant) -> Duration {
+    bot.remote_tracks()
+        .iter()
+        .filter(|t| t.publisher_id == publisher && t.kind == TrackKind::Video)
+        .flat_map(|t| t.keyframe_sizes.iter())
+        .filter(|k| k.width == width && k.at >= since)
+        .map(|k| k.at - since)
+        .min()
+        .expect("the keyframe arrived")
+}
+
+/// Asks for `quality` and waits until the picture is `width` wide; returns how long after
+/// the request its first keyframe came.
+async fn switch(
+    bot: &Bot,
+    publisher: &str,
+    track_id: &str,
+    quality: Quality,
+    width: u16,
+) -> Duration {
+    let since = Instant::now();
+    set_quality(bot, track_id, quality).await;
+    wait_media(bot, publisher, width, Some(since)).await;
+    keyframe_at(bot, publisher, width, since)
+}
+
+/// A layer that no viewer of an edge took yet reaches the edge viewer that asks for it (its
+/// relay opens, the owner sends that layer on it): the viewer gets 640x360, and so does it
+/// again after the layer was off there. Prints how long each switch took against the same
+/// switch on the room's node (see docs/cluster.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_viewer_switching_to_a_layer_nobody_there_had_gets_it() {
+    let redis = RedisServer::start().await.expect("redis-server starts");
+    let nodes = [
+        start_node(&redis, IDS[0]).await,
+        start_node(&redis, IDS[1]).await,
+    ];
+    let webinar = RoomSettings {
+        webinar: true,
+        ..RoomSettings::default()
+    };
+    let host = join_with(
+        config(&nodes[0], ROOM, "ann", Role::Host)
+            .with_simulcast(true)
+            .with_room_settings(webinar),
+    )
+    .await;
+    let ann = host.participant_id().to_owned();
+    let cluster = &nodes[0].cluster.as_ref().expect("a cluster node").cluster;
+    let owner_id = cluster
+        .rooms()
+        .await
+        .expect("the store answers")
+        .into_iter()
+        .find(|(r, _)| r == ROOM)
+        .map(|(_, owner)| owner)
+        .expect("the room is placed");
+    let owner = IDS.iter().position(|id| *id == owner_id).expect("a node");
+    let edge = 1 - owner;
+    for node in &nodes {
+        wait_owner_loaded(node, &owner_id, nodes.len()).await;
+    }
+    // A viewer on the owner keeps the middle layer on at the publisher; the two measured
+    // viewers, one per node, take the top layer (the default).
+    let keeper = join_with(viewer(&nodes[owner], ROOM, "keeper", Role::Audience)).await;
+    wait_media(&keeper, &ann, 1280, None).await;
+    let video_id = keeper
+        .remote_tracks()
+        .iter()
+        .find(|t| t.publisher_id == ann && t.kind == TrackKind::Video)
+        .map(|t| t.track_id.clone())
+        .expect("the presenter's video");
+    set_quality(&keeper, &video_id, Quality::Medium).await;
+    wait_media(&keeper, &ann, 640, None).await;
+    let mut measured = Vec::new();
+    for i in [owner, edge] {
+        let bot = join_with(viewer(&nodes[i], ROOM, &format!("v{i}"), Role::Audience)).await;
+        wait_media(&bot, &ann, 1280, None).await;
+        measured.push(bot);
+    }
+    let (on_owner, on_edge) = (&measured[0], &measured[1]);
+    let here = |i: usize| nodes[i].sfu.room(ROOM).map_or(0, |r| r.member_count());
+    let listed = |i: usize| {
+        nodes[i]
+            .sfu
+            .room(ROOM)
+            .map_or(0, |r| r.participants().len())
+    };
+    // The edge's first relay and the top layer's; the middle layer's too if a moment of
+    // low bandwidth as the viewer started had it take that layer.
+    let relays_before = here(owner) - listed(owner);
+
+    let owner_switch = switch(on_owner, &ann, &video_id, Quality::Medium, 640).await;
+    let edge_switch = switch(on_edge, &ann, &video_id, Quality::Medium, 640).await;
+    assert_eq!(
+        here(owner) - listed(owner),
+        3,
+        "the edge's relays: its first, the top layer's and the middle layer's"
+    );
+    assert_media_keeps_flowing(on_owner, &[&ann]).await;
+    // Back to the top, long enough that the edge asks the middle layer's relay for
+    // nothing, then the middle layer again: its relay is open, the layer is not.
+    switch(on_edge, &ann, &video_id, Quality::High, 1280).await;
+    tokio::time::sleep(HOLD_AND_MORE).await;
+    let edge_again = switch(on_edge, &ann, &video_id, Quality::Medium, 640).await;
+    eprintln!(
+        "switch 1280x720 -> 640x360, request -> first keyframe: owner {} ms, edge {} ms ({}), \
+         edge with the layer's relay open {} ms",
+        owner_switch.as_millis(),
+        edge_switch.as_millis(),
+        if relays_before == 2 {
+            "its relay opened for it"
+        } else {
+            "its relay was open"
+        },
+        edge_again.as_millis(),
+    );
+    for bot in measured {
+        let _ = bot.leave().await;
+    }
+    let _ = keeper.leave().await;
     let _ = host.leave().await;
 }

@@ -113,6 +113,11 @@ pub enum ServerMessage {
         /// cascade relay labels the packets it receives with. Absent without a layer.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         layer: Option<u8>,
+        /// (roomcast, clusters) The RTP sequence number, on this subscriber's stream of the
+        /// track, of the keyframe the layer started at: the packets from it on are the
+        /// layer (a cascade relay takes the ones before it as the previous layer's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<u16>,
     },
     /// Extension, to the room: who is speaking, loudest first.
     ActiveSpeakers {
@@ -210,6 +215,7 @@ mod tests {
                 track_id: "TR_1".into(),
                 rid: Some("h".into()),
                 layer: None,
+                seq: None,
             }
             .to_json(),
             r#"{"type":"track_layer","track_id":"TR_1","rid":"h"}"#
@@ -219,9 +225,20 @@ mod tests {
                 track_id: "TR_1".into(),
                 rid: None,
                 layer: None,
+                seq: None,
             }
             .to_json(),
             r#"{"type":"track_layer","track_id":"TR_1","rid":null}"#
+        );
+        assert_eq!(
+            ServerMessage::TrackLayer {
+                track_id: "TR_1".into(),
+                rid: Some("f".into()),
+                layer: Some(2),
+                seq: Some(513),
+            }
+            .to_json(),
+            r#"{"type":"track_layer","track_id":"TR_1","rid":"f","layer":2,"seq":513}"#
         );
         assert_eq!(
             ServerMessage::TrackUnsupported {

@@ -6,11 +6,12 @@
 //! owner sends an edge one copy per layer in use there, and the edge's viewers switch
 //! layers as under a real simulcast publisher.
 //!
-//! Which layer a stream carries is what the owner says (`track_layer` with `layer`): until
-//! it says this relay's layer (at first it may send a lower one while the layer starts),
-//! the stream's packets are dropped, so a layer's input only ever gets that layer.
+//! Which layer a stream carries is what the owner says (`track_layer` with `layer` and
+//! `seq`): until it says this relay's layer (at first it may send a lower one while the
+//! layer starts), the stream's packets do not enter the input, so a layer's input only
+//! ever gets that layer ([`super::layer_gate`]).
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,8 @@ use parking_lot::Mutex;
 use roomcast_bots::{Bot, BotConfig, MessageCursor, TrackSink};
 use roomcast_protocol::{ClientMessage, Participant, Quality, Role, ServerMessage, TrackKind};
 use tokio::sync::mpsc;
+
+use super::layer_gate::Label;
 use tokio_util::sync::CancellationToken;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::track::track_remote::TrackRemote;
@@ -26,37 +29,29 @@ use webrtc::track::track_remote::TrackRemote;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Server messages a relay keeps unread at most (it reads them as they come).
 pub const MESSAGE_LOG: usize = 8192;
-/// A label no layer has: the owner has not said, or sends none.
-const NO_LAYER: u8 = u8::MAX;
-
-/// Per track, the layer the owner says it sends one relay now.
+/// Per track, what the owner says it sends one relay now ([`Label`], packed).
 #[derive(Default)]
-pub struct Labels(Mutex<HashMap<String, Arc<AtomicU8>>>);
+pub struct Labels(Mutex<HashMap<String, Arc<AtomicU32>>>);
 
 impl Labels {
     /// The label of `track_id`'s stream (shared with the task that reads it).
-    pub fn of(&self, track_id: &str) -> Arc<AtomicU8> {
+    pub fn of(&self, track_id: &str) -> Arc<AtomicU32> {
         Arc::clone(
             self.0
                 .lock()
                 .entry(track_id.to_owned())
-                .or_insert_with(|| Arc::new(AtomicU8::new(NO_LAYER))),
+                .or_insert_with(|| Arc::new(AtomicU32::new(Label::default().pack()))),
         )
     }
 
-    pub fn set(&self, track_id: &str, layer: Option<u8>) {
+    pub fn set(&self, track_id: &str, layer: Option<u8>, seq: Option<u16>) {
         self.of(track_id)
-            .store(layer.unwrap_or(NO_LAYER), Ordering::Relaxed);
+            .store(Label { layer, seq }.pack(), Ordering::Relaxed);
     }
 
     pub fn forget(&self, track_id: &str) {
         self.0.lock().remove(track_id);
     }
-}
-
-/// Whether a packet of a stream labelled `label` belongs to the input of `layer`.
-pub fn carries(label: &AtomicU8, layer: u8) -> bool {
-    label.load(Ordering::Relaxed) == layer
 }
 
 /// The quality that asks the owner for `layer`, or nothing.
@@ -130,8 +125,11 @@ impl LayerRelay {
             };
             match msg {
                 ServerMessage::TrackLayer {
-                    track_id, layer, ..
-                } => self.labels.set(&track_id, layer),
+                    track_id,
+                    layer,
+                    seq,
+                    ..
+                } => self.labels.set(&track_id, layer, seq),
                 ServerMessage::Joined { participants, .. } => {
                     for p in participants {
                         self.no_audio_of(p).await;

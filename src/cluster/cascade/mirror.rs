@@ -15,16 +15,18 @@
 //! (each relay's PeerConnection asks the owner; the local track's cache answers the edge's
 //! viewers).
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::AtomicU8;
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use roomcast_bots::{Bot, MessageCursor};
 use roomcast_cluster::NodeInfo;
+use roomcast_codec::VideoCodec;
 use roomcast_protocol::{
     ClientMessage, Participant, Role, RoomSettings, ServerMessage, Track, TrackKind,
 };
+use roomcast_sfu::media::layer_selector::LayerSet;
 use roomcast_sfu::media::published_track::{LayerInput, PublishedTrack, SEND_BUFFER_BYTES};
 use roomcast_sfu::room::{Joining, Mailbox, Order, Room};
 use roomcast_sfu::Sfu;
@@ -32,7 +34,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::layer_demand::{LayerDemand, LAYERS};
-use super::layer_relay::{self, carries, quality_of, Labels, LayerRelay};
+use super::layer_gate::{Label, LayerGate};
+use super::layer_relay::{self, quality_of, Labels, LayerRelay};
 use super::uplink::{self, UPLINK_ID};
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::track::track_remote::TrackRemote;
@@ -63,6 +66,8 @@ struct MirrorTrack {
     /// Per layer (the relay carrying it): what it last asked for (`set_quality`), `None` =
     /// off; unset before the first. A track without simulcast uses the first only.
     asked: [Option<Option<u8>>; LAYERS],
+    /// Per layer: what the last demand update wanted of it.
+    wanted: [Option<u8>; LAYERS],
     demand: LayerDemand,
 }
 
@@ -286,8 +291,9 @@ impl Mirror {
             ServerMessage::TrackLayer {
                 ref track_id,
                 layer,
+                seq,
                 ..
-            } => self.labels.set(track_id, layer),
+            } => self.labels.set(track_id, layer, seq),
             ServerMessage::Chat { .. } => self.broadcast(msg),
             ServerMessage::RoleChanged {
                 participant_id,
@@ -412,6 +418,7 @@ impl Mirror {
             MirrorTrack {
                 track: Arc::clone(&track),
                 asked: [None; LAYERS],
+                wanted: [None; LAYERS],
                 demand: LayerDemand::default(),
             },
         );
@@ -510,6 +517,7 @@ impl Mirror {
                     t.track.subscriber_count() > 0,
                     t.track.demanded_layers(),
                 );
+                t.wanted = wants;
                 for (layer, want) in (0..LAYERS as u8).zip(wants) {
                     let l = usize::from(layer);
                     if layer > 0 {
@@ -590,12 +598,25 @@ impl Mirror {
         {
             let mut state = self.state.lock();
             state.layer_relays[slot] = Slot::Open(Arc::clone(&relay));
-            // Nothing asked on this relay yet: the next update asks for every track.
-            for t in state.tracks.values_mut() {
-                t.asked[usize::from(layer)] = None;
-            }
         }
         tracing::debug!(room = %self.room, layer, "cascade: layer relay joined");
+        // Ask for this layer of every track that wants it now, not a tick later.
+        let asks: Vec<(String, Option<u8>)> = {
+            let mut state = self.state.lock();
+            state
+                .tracks
+                .iter_mut()
+                .filter(|(_, t)| t.track.info.kind == TrackKind::Video)
+                .map(|(id, t)| {
+                    let l = usize::from(layer);
+                    t.asked[l] = Some(t.wanted[l]);
+                    (id.clone(), t.wanted[l])
+                })
+                .collect()
+        };
+        for (track_id, want) in asks {
+            relay.ask(track_id, quality_of(want)).await;
+        }
         relay.run(self.closed.clone()).await;
         relay.leave().await;
         let mut state = self.state.lock();
@@ -649,16 +670,19 @@ pub struct MediaStream {
 
 /// Reads one stream of a mirrored track from a relay and fans it out here as `input`'s
 /// layer; keyframe requests go back to the owner, throttled per layer. With a pinned layer
-/// (`label`'s second half), only the packets the owner says are that layer pass.
+/// (`label`'s second half), only the packets the owner says are that layer pass
+/// ([`LayerGate`]: with the switch's keyframe even when it came before the owner's word).
 async fn forward(
     track: Arc<PublishedTrack>,
     remote: Arc<TrackRemote>,
     input: LayerInput,
-    (label, pinned): (Arc<AtomicU8>, Option<u8>),
+    (label, pinned): (Arc<AtomicU32>, Option<u8>),
     closed: CancellationToken,
 ) {
     let mut buf = vec![0u8; 1500];
     let mut scratch = Vec::with_capacity(SEND_BUFFER_BYTES);
+    let codec = VideoCodec::from_mime(&remote.codec().capability.mime_type);
+    let mut gate = pinned.map(LayerGate::new);
     loop {
         let packet = tokio::select! {
             _ = closed.cancelled() => break,
@@ -670,11 +694,22 @@ async fn forward(
         if track.is_closed() {
             break;
         }
-        if pinned.is_some_and(|layer| !carries(&label, layer)) {
-            continue;
-        }
         let now = Instant::now();
-        let wanted = track.receive(packet, &input, now, now, &mut scratch);
+        let mut wanted = LayerSet::default();
+        match gate.as_mut() {
+            Some(gate) => {
+                let keyframe = codec.is_some_and(|c| c.is_keyframe(&packet.payload));
+                let at = (
+                    packet.header.sequence_number,
+                    packet.header.timestamp,
+                    keyframe,
+                );
+                gate.admit(Label::load(&label), packet, at, |p| {
+                    wanted = wanted.union(track.receive(p, &input, now, now, &mut scratch));
+                });
+            }
+            None => wanted = track.receive(packet, &input, now, now, &mut scratch),
+        }
         for layer in wanted.iter() {
             track.request_keyframe(layer).await;
         }

@@ -5,7 +5,9 @@
 //! pulls each published track from the owner once and fans it out to the edge's audience.
 //! Publishers always go to the owner. docs/cluster.md has the design and its limits.
 pub mod decide;
+pub mod keyframe_hold;
 pub mod layer_demand;
+pub mod layer_gate;
 pub mod layer_relay;
 pub mod mirror;
 pub mod presence;

@@ -103,6 +103,10 @@ pub struct Egress {
     retransmit_budget: Mutex<RetransmitBudget>,
     /// What was sent when, and the estimate the subscriber's feedback gives.
     pub bandwidth: SubscriberBandwidth,
+    /// A simulcast track sent on this connection started a layer (or started at all): the
+    /// session tells the subscriber now (`track_layer`) rather than at its next layer tick.
+    /// A cascade edge waits for that message before it takes a relay's stream as the layer.
+    pub layer_switched: tokio::sync::Notify,
 }
 
 impl Egress {
@@ -116,6 +120,7 @@ impl Egress {
             forwarded_bytes: AtomicU64::new(0),
             retransmit_budget: Mutex::new(RetransmitBudget::default()),
             bandwidth: SubscriberBandwidth::new(std::time::Instant::now()),
+            layer_switched: tokio::sync::Notify::new(),
         }
     }
 

@@ -51,6 +51,8 @@ struct ForwardState {
     resent: Option<Box<ResendLog>>,
     /// The last packet forwarded ended a frame: padding may go in after it.
     at_frame_end: bool,
+    /// The outgoing sequence number of the keyframe the current layer started at.
+    layer_start: Option<u16>,
 }
 
 impl ForwardState {
@@ -63,6 +65,7 @@ impl ForwardState {
             sent: SentCounters::default(),
             resent: None,
             at_frame_end: false,
+            layer_start: None,
         }
     }
 }
@@ -262,6 +265,13 @@ impl DownTrack {
         }
     }
 
+    /// The layer being forwarded and the outgoing sequence number of the keyframe it
+    /// started at: packets from that one on are that layer.
+    pub fn layer_start(&self) -> Option<(u8, u16)> {
+        let state = self.state.lock();
+        Some((state.selector.current()?, state.layer_start?))
+    }
+
     /// Rewrites `incoming` for this subscriber into `buf` and sends it at `now`. `buf` is
     /// the caller's reusable buffer, so the steady state allocates nothing here.
     pub fn forward(&self, incoming: &Incoming<'_>, buf: &mut Vec<u8>, now: Instant) -> Forwarded {
@@ -327,6 +337,7 @@ impl DownTrack {
                 return Err(Forwarded::NoCodec);
             }
         }
+        let mut layer_switched = false;
         match state
             .selector
             .on_packet(incoming.layer, incoming.is_keyframe, incoming.arriving)
@@ -338,6 +349,7 @@ impl DownTrack {
                 });
             }
             Decision::Forward { switched: true } => {
+                layer_switched = state.selector.layer_count() > 1;
                 if state.munger.is_started() {
                     self.layer_switches
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -365,12 +377,18 @@ impl DownTrack {
             return Err(Forwarded::NoCodec);
         };
         state.at_frame_end = src.header.marker;
+        if layer_switched {
+            state.layer_start = Some(munged.sequence_number);
+        }
         let sent = &mut state.sent;
         sent.packets = sent.packets.wrapping_add(1);
         sent.payload_octets = sent.payload_octets.wrapping_add(src.payload.len() as u32);
         sent.last = Some((munged.timestamp, incoming.received_at));
         let roc = state.rollover.roc_for(munged.sequence_number);
         drop(state);
+        if layer_switched {
+            self.egress.layer_switched.notify_one();
+        }
         Ok(self.write(binding, incoming, munged, (out_pt, mode), roc, buf, false))
     }
 

@@ -119,7 +119,7 @@ impl LayerControl {
                 Priority::Other
             };
             let state = down.layer_state();
-            self.tell_layer(track, state.current, outbox);
+            self.tell_layer(track, down, state.current, outbox);
             demands.push(Demand {
                 priority,
                 layer_bps: track.layer_bitrates(),
@@ -229,19 +229,43 @@ impl LayerControl {
         });
     }
 
+    /// Sends `track_layer` for each received simulcast track whose layer changed since the
+    /// subscriber was last told (between ticks: a layer switch just happened).
+    pub fn tell_layers<'a>(
+        &mut self,
+        received: impl Iterator<Item = (&'a Arc<PublishedTrack>, &'a Arc<DownTrack>)>,
+        outbox: &Outbox,
+    ) {
+        for (track, down) in received {
+            if track.info.kind == TrackKind::Video {
+                self.tell_layer(track, down, down.layer_state().current, outbox);
+            }
+        }
+    }
+
     /// Sends `track_layer` when the simulcast layer this subscriber receives of `track`
     /// changed since it was last told (at first it is told nothing until a layer flows).
-    fn tell_layer(&mut self, track: &PublishedTrack, current: Option<u8>, outbox: &Outbox) {
+    fn tell_layer(
+        &mut self,
+        track: &PublishedTrack,
+        down: &DownTrack,
+        current: Option<u8>,
+        outbox: &Outbox,
+    ) {
         let told = self.told_layer.get(&track.info.id).copied().flatten();
         if track.layer_count() < 2 || told == current {
             return;
         }
         self.told_layer.insert(track.info.id.clone(), current);
         let rid = current.and_then(|layer| track.rids().nth(layer as usize).map(str::to_owned));
+        let seq = down
+            .layer_start()
+            .and_then(|(layer, seq)| (Some(layer) == current).then_some(seq));
         outbox.send(ServerMessage::TrackLayer {
             track_id: track.info.id.clone(),
             rid,
             layer: current,
+            seq,
         });
     }
 }

@@ -233,6 +233,7 @@ async fn next_input(
     resubscribe: &Notify,
     outbox: &Outbox,
 ) -> Input {
+    let egress = shell.egress();
     loop {
         let deadline = core.next_deadline();
         let padding = shell.next_padding();
@@ -245,6 +246,7 @@ async fn next_input(
             },
             _ = resubscribe.notified() => return Input::Room(RoomEvent::Resubscribe),
             _ = shell.layer_tick.tick() => shell.on_layer_tick(core.published(), outbox),
+            _ = egress.layer_switched.notified() => shell.on_layer_switched(outbox),
             _ = sleep_until_opt(padding) => shell.on_padding_tick(),
             _ = sleep_until_opt(deadline) => return Input::Tick,
         }

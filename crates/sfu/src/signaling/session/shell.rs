@@ -535,6 +535,21 @@ impl Shell {
         }
     }
 
+    /// A received simulcast track changed layers: says which, now (`track_layer`).
+    pub fn on_layer_switched(&mut self, outbox: &Outbox) {
+        self.layers.tell_layers(
+            self.subscriptions
+                .values()
+                .map(|s| (&s.track, &s.down))
+                .chain(
+                    self.views
+                        .values()
+                        .filter_map(|v| v.track.as_ref().map(|t| (t, &v.down))),
+                ),
+            outbox,
+        );
+    }
+
     /// When a bandwidth probe's padding is due next, if one pads.
     pub fn next_padding(&self) -> Option<Instant> {
         self.layers.next_padding()
