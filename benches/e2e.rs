@@ -166,6 +166,8 @@ impl Server {
             // abusive client, and would otherwise refuse most of (e)'s 1,000 viewers.
             .args(["--max-joins-per-ip-per-second", "0"])
             .args(["--max-websockets-per-ip", "100000"])
+            // (e) is a presenter and 1,000 viewers: one more than a room's default cap.
+            .args(["--max-participants-per-room", "2000"])
             .stdout(out)
             .stderr(err);
         match filter {
@@ -261,6 +263,22 @@ fn proc_cpu_secs(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / clock_ticks_per_sec()
 }
 
+/// The kernel's UDP counters (`/proc/net/snmp`, whole machine): `RcvbufErrors` rising over
+/// a window means datagrams were dropped because some socket's reader was behind.
+fn udp_counters() -> Value {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut lines = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return Value::Null;
+    };
+    let pairs = names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .skip(1)
+        .filter_map(|(n, v)| Some((n.to_owned(), Value::from(v.parse::<u64>().ok()?))));
+    Value::Object(pairs.collect())
+}
+
 fn clock_ticks_per_sec() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
@@ -304,6 +322,7 @@ async fn steady(
         tokio::time::sleep(sizes.warmup).await;
     }
 
+    let udp0 = udp_counters();
     let (cpu0, bots0, stats0, snapshot, t0) = (
         server.cpu_secs(),
         proc_cpu_secs(std::process::id()),
@@ -318,9 +337,22 @@ async fn steady(
         server.stats(),
         t0.elapsed().as_secs_f64(),
     );
+    let udp1 = udp_counters();
     let rss_loaded = server.rss_mib();
     let window = swarm.report(Some(&snapshot));
     let whole = swarm.report(None);
+    // The bots' per-track rows and the server's counters, to see where a bad figure comes
+    // from (which tracks lost what, which counters moved).
+    let details = serde_json::json!({
+        "window": &window,
+        "stats_before": &stats0,
+        "stats_after": &stats1,
+        "udp_before": udp0,
+        "udp_after": udp1,
+    });
+    if let Ok(text) = serde_json::to_string_pretty(&details) {
+        let _ = std::fs::write(format!("target/bench/{name}-details.json"), text);
+    }
     let _ = swarm.leave(Duration::from_secs(10)).await;
 
     let forwarded = packets(&stats1, "packets_out") - packets(&stats0, "packets_out");
