@@ -285,7 +285,7 @@ async fn a_browser_is_back_on_another_node_when_its_node_is_killed() {
     // "b" is small: once the page is back through it (the balancer's next node), it is
     // full, so the room is placed afresh on "c" and the page must be relayed there: a node
     // must not serve a room it does not hold, even for a client coming back.
-    let mut nodes = vec![
+    let mut nodes = [
         node(&redis, "a").await,
         node_with(&redis, "b", &["--node-capacity", "1"]).await,
         node(&redis, "c").await,
