@@ -39,19 +39,7 @@ async fn node(redis: &RedisServer, id: &str) -> ServeProcess {
 
 /// [`node`] with more arguments.
 async fn node_with(redis: &RedisServer, id: &str, more: &[&str]) -> ServeProcess {
-    let url = redis.url();
-    let mut args = vec![
-        "--redis-url",
-        &url,
-        "--node-id",
-        id,
-        "--admin-key",
-        ADMIN_KEY,
-        "--drain-timeout",
-        "1s",
-    ];
-    args.extend_from_slice(more);
-    ServeProcess::start(&args, None).await
+    ServeProcess::cluster_node(&redis.url(), id, ADMIN_KEY, "1s", more).await
 }
 
 fn addr(node: &ServeProcess) -> SocketAddr {
