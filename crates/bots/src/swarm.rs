@@ -1144,6 +1144,18 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_bot_comes_back_after_a_lost_connection_not_after_an_ending() {
+        // Its node died (no close frame), or the node relaying it lost the room's node.
+        for code in [None, Some(1006), Some(1012)] {
+            assert!(connection_lost(code), "{code:?}");
+        }
+        // It left, was sent away (shutdown, keepalive), was too slow or misbehaved.
+        for code in [1000, 1001, 1008, 1011, 4000, 4408] {
+            assert!(!connection_lost(Some(code)), "{code}");
+        }
+    }
+
     #[tokio::test]
     async fn probing_a_closed_port_fails_fast_and_clearly() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
