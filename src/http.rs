@@ -678,10 +678,8 @@ pub(crate) async fn serve_socket(
             (KEEPALIVE_CLOSE_CODE, "keepalive timeout")
         }
         End::Shutdown => {
-            let msg = if cluster.as_ref().is_some_and(|c| c.is_evacuating()) {
-                ServerMessage::Reconnect {
-                    reason: "node_draining".to_owned(),
-                }
+            let msg = if let Some(node) = cluster.as_ref().filter(|c| c.is_evacuating()) {
+                node.reconnect_message()
             } else {
                 ServerMessage::error(ErrorCode::ServerShutdown, "the server is shutting down")
             };

@@ -1,9 +1,9 @@
-//! The web client in a cluster, as an operator deploys one: two nodes (the real binary, media
+//! The web client in a cluster, as an operator deploys one: nodes (the real binary, media
 //! on every address) sharing a real `redis-server`, behind a load balancer that sends each
 //! new connection to the first node whose `/readyz` answers 200. Chromium meets a bot there;
-//! then its node is drained. The page must follow the server's `reconnect` by itself (a fresh
-//! join through the balancer, which now picks the other node) and play the bot again, and the
-//! drained node must exit.
+//! then its node is drained, or killed with SIGKILL. The page must get its meeting back by
+//! itself on another node (after a drain, following the server's `reconnect`; after a kill,
+//! its lost connection) and play the bot again; a drained node must exit.
 //!
 //! Needs `/usr/bin/chromium`, `tests/browser/node_modules` and `redis-server`;
 //! `tests/run.sh` installs them.
@@ -26,24 +26,20 @@ use tokio::process::Command;
 const ADMIN_KEY: &str = "browser-cluster-admin-key";
 /// For the browser to join and play, and again after the drain.
 const SCRIPT_TIMEOUT_MS: &str = "40000";
+/// The bound for a killed node's participants to be back on another node, counted
+/// here from the moment the page plays the bot, just before the kill, to the moment it
+/// plays the bot again: the dead node's record expires (up to 6 s), then the page and the
+/// bot join afresh and the page decodes the bot's video.
+const KILLED_BACK_WITHIN_MS: &str = "10000";
 
 /// The real binary as a cluster node that drains within 1 s.
 async fn node(redis: &RedisServer, id: &str) -> ServeProcess {
-    let url = redis.url();
-    ServeProcess::start(
-        &[
-            "--redis-url",
-            &url,
-            "--node-id",
-            id,
-            "--admin-key",
-            ADMIN_KEY,
-            "--drain-timeout",
-            "1s",
-        ],
-        None,
-    )
-    .await
+    node_with(redis, id, &[]).await
+}
+
+/// [`node`] with more arguments.
+async fn node_with(redis: &RedisServer, id: &str, more: &[&str]) -> ServeProcess {
+    ServeProcess::cluster_node(&redis.url(), id, ADMIN_KEY, "1s", more).await
 }
 
 fn addr(node: &ServeProcess) -> SocketAddr {
@@ -126,6 +122,93 @@ async fn wait_registry(at: SocketAddr, ids: &[&str]) {
     panic!("the registry lists {listed:?}, not {ids:?}");
 }
 
+/// `tests/browser/reconnect.mjs` in Chromium, joined through `balancer` to `room`, where
+/// the bot `bot_name` publishes.
+struct Page {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    stderr: tokio::task::JoinHandle<String>,
+}
+
+impl Page {
+    /// Starts the page; it has `back_timeout_ms` to play the bot again once it played it.
+    fn open(balancer: &Balancer, room: &str, bot_name: &str, back_timeout_ms: &str) -> Page {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/reconnect.mjs");
+        let url = format!("http://localhost:{}", balancer.addr.port());
+        let mut child = Command::new("node")
+            .args([script, "--url", &url, "--room", room])
+            .args(["--remote-name", bot_name, "--timeout-ms", SCRIPT_TIMEOUT_MS])
+            .args(["--back-timeout-ms", back_timeout_ms])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs (tests/run.sh installs it)");
+        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut stderr = child.stderr.take().expect("stderr");
+        let stderr = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text).await;
+            text
+        });
+        Page {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    /// The script's next report.
+    async fn next(&mut self) -> Value {
+        tokio::time::timeout(Duration::from_secs(120), next_line(&mut self.lines))
+            .await
+            .expect("the script reports in time")
+    }
+
+    /// Waits until the page plays the bot (the caller drains or kills its node next).
+    async fn playing(&mut self) {
+        let first = self.next().await;
+        if first["event"] != "playing" {
+            let _ = self.child.start_kill();
+            let stderr = (&mut self.stderr).await.unwrap_or_default();
+            panic!("before the drain or kill: {first}\n{}", tail(&stderr, 30));
+        }
+    }
+
+    /// The script's result (`ok` once the page joined again and played the bot again),
+    /// and the end of the page's console errors.
+    async fn back(mut self) -> (Value, String) {
+        let result = self.next().await;
+        let stderr = self.stderr.await.unwrap_or_default();
+        (result, tail(&stderr, 30))
+    }
+}
+
+/// The last lines of a node's log, for a failure message.
+fn log_tail(name: &str, node: &ServeProcess) -> String {
+    let lines: Vec<String> = node
+        .logs()
+        .iter()
+        .rev()
+        .take(30)
+        .map(Value::to_string)
+        .collect();
+    format!("node {name}:\n{}", lines.join("\n"))
+}
+
+/// The node that holds `room`, as `/api/rooms` on `at` says.
+async fn room_node(at: SocketAddr, room: &str) -> Option<String> {
+    let (200, body) = get(at, "/api/rooms", true).await? else {
+        return None;
+    };
+    let v: Value = serde_json::from_str(&body).ok()?;
+    v["rooms"]
+        .as_array()?
+        .iter()
+        .find(|r| r["name"] == room)
+        .and_then(|r| r["node"].as_str().map(str::to_owned))
+}
+
 /// The next line of the script's stdout, as JSON.
 async fn next_line(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>) -> Value {
     let line = lines
@@ -152,39 +235,8 @@ async fn a_browser_follows_reconnect_to_another_node_when_its_node_drains() {
     let swarm = Swarm::start(config).await;
     let bot_name = swarm.joined_bots()[0].0.name.clone();
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/reconnect.mjs");
-    let url = format!("http://localhost:{}", balancer.addr.port());
-    let mut child = Command::new("node")
-        .args([script, "--url", &url, "--room", "drain"])
-        .args([
-            "--remote-name",
-            &bot_name,
-            "--timeout-ms",
-            SCRIPT_TIMEOUT_MS,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node runs (tests/run.sh installs it)");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut stderr = child.stderr.take().expect("stderr");
-    let stderr_text = tokio::spawn(async move {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text).await;
-        text
-    });
-    let limit = Duration::from_secs(120);
-
-    let first = tokio::time::timeout(limit, next_line(&mut lines))
-        .await
-        .expect("the script reports in time");
-    if first["event"] != "playing" {
-        panic!(
-            "before the drain: {first}\n{}",
-            tail(&stderr_text.await.unwrap_or_default(), 30)
-        );
-    }
+    let mut page = Page::open(&balancer, "drain", &bot_name, SCRIPT_TIMEOUT_MS);
+    page.playing().await;
     // Drain "a" through "b"'s admin API, as an operator would.
     let drained = common::http::request(
         addr(&b),
@@ -196,22 +248,12 @@ async fn a_browser_follows_reconnect_to_another_node_when_its_node_drains() {
     .await;
     assert_eq!(drained.status, 202, "{}", drained.body);
 
-    let result = tokio::time::timeout(limit, next_line(&mut lines))
-        .await
-        .expect("the script reports in time");
-    let stderr = stderr_text.await.unwrap_or_default();
+    let (result, errors) = page.back().await;
     assert_eq!(
         result["ok"],
         true,
-        "after the drain: {result}\n{}\nnode a:\n{}",
-        tail(&stderr, 30),
-        a.logs()
-            .iter()
-            .rev()
-            .take(30)
-            .map(Value::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
+        "after the drain: {result}\n{errors}\n{}",
+        log_tail("a", &a)
     );
     eprintln!(
         "drain: the page joined again after {} ms and played the bot after {} ms",
@@ -222,5 +264,69 @@ async fn a_browser_follows_reconnect_to_another_node_when_its_node_drains() {
         status.success(),
         "the drained node exits cleanly: {status:?}"
     );
+    swarm.leave(MESSAGE_TIMEOUT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_is_back_on_another_node_when_its_node_is_killed() {
+    let redis = RedisServer::start().await.expect("redis-server starts");
+    // "b" is small: once the page is back through it (the balancer's next node), it is
+    // full, so the room is placed afresh on "c" and the page must be relayed there: a node
+    // must not serve a room it does not hold, even for a client coming back.
+    let mut nodes = [
+        node(&redis, "a").await,
+        node_with(&redis, "b", &["--node-capacity", "1"]).await,
+        node(&redis, "c").await,
+    ];
+    wait_registry(addr(&nodes[2]), &["a", "b", "c"]).await;
+    let balancer = Balancer::start(nodes.iter().map(addr).collect()).await;
+
+    // A bot publisher through "c", not the balancer: another way in. Its connection is
+    // relayed to the room's node; when that node dies, "c" closes it (1012) and the swarm
+    // joins it again through "c" (or "b", its second URL, if "c" does not answer). Ties in
+    // placement go to the smaller id: the room goes to "a", the node the balancer gives
+    // the page.
+    let mut config = SwarmConfig::new(format!("{},{}", nodes[2].ws_url(), nodes[1].ws_url()));
+    config.rooms = vec!["crash".to_owned()];
+    config.publishers = 1;
+    let swarm = Swarm::start(config).await;
+    let bot_name = swarm.joined_bots()[0].0.name.clone();
+
+    let mut page = Page::open(&balancer, "crash", &bot_name, KILLED_BACK_WITHIN_MS);
+    page.playing().await;
+    let owner = room_node(addr(&nodes[2]), "crash")
+        .await
+        .expect("the room is placed");
+    let killed = ["a", "b", "c"]
+        .iter()
+        .position(|id| *id == owner)
+        .expect("a node");
+    nodes[killed].kill().await;
+
+    // The page's connection drops without a word; its resume names a session of the dead
+    // node (`session_expired`), and its fresh join waits until the dead node's record
+    // expires, then places the room on a live node, where the bot's join lands too.
+    let (result, errors) = page.back().await;
+    if result["ok"] != true {
+        let logs: Vec<String> = nodes
+            .iter()
+            .zip(["a", "b", "c"])
+            .map(|(n, id)| log_tail(id, n))
+            .collect();
+        panic!("after the kill: {result}\n{errors}\n{}", logs.join("\n"));
+    }
+    eprintln!(
+        "kill of {owner}: the page joined again after {} ms and played the bot after {} ms",
+        result["rejoined_ms"], result["media_back_ms"]
+    );
+    let now = room_node(addr(&nodes[(killed + 1) % 3]), "crash").await;
+    assert!(
+        now.as_deref().is_some_and(|n| n != owner),
+        "the room is on a live node: {now:?}"
+    );
+    // One room: nobody serves a copy of it that the cluster does not know.
+    let listed = get(addr(&nodes[(killed + 1) % 3]), "/api/rooms", true).await;
+    let rooms: Value = serde_json::from_str(&listed.expect("answers").1).expect("JSON");
+    assert_eq!(rooms["rooms"].as_array().map(Vec::len), Some(1), "{rooms}");
     swarm.leave(MESSAGE_TIMEOUT).await;
 }

@@ -37,21 +37,7 @@ async fn start_node(redis: &RedisServer, id: &str) -> RunningServer {
 
 /// The real binary as a node, draining within `drain_timeout`.
 async fn start_process(redis: &RedisServer, id: &str, drain_timeout: &str) -> ServeProcess {
-    let url = redis.url();
-    ServeProcess::start(
-        &[
-            "--redis-url",
-            &url,
-            "--node-id",
-            id,
-            "--admin-key",
-            ADMIN_KEY,
-            "--drain-timeout",
-            drain_timeout,
-        ],
-        None,
-    )
-    .await
+    ServeProcess::cluster_node(&redis.url(), id, ADMIN_KEY, drain_timeout, &[]).await
 }
 
 /// Waits until `node` sees exactly `ids` registered.

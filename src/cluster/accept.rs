@@ -38,7 +38,7 @@ pub(crate) async fn serve(
             }
         };
         loop {
-            let route = match node.route(&first).await {
+            let route = match node.route(&first, |t| sessions.resume.contains(t)).await {
                 Route::Edge {
                     owner,
                     room,
@@ -75,15 +75,11 @@ pub(crate) async fn serve(
                         Err(e) => {
                             tracing::info!(owner = %owner.id, error = %e, "the room's node did not answer");
                             if resume {
-                                // Its session died with its node: answered here (`session_expired`).
-                                return serve_socket(
-                                    socket,
-                                    sessions,
-                                    keepalive,
-                                    conn,
-                                    Some(first),
-                                )
-                                .await;
+                                // Its session died with its node.
+                                if send_expired(&mut socket).await.is_err() {
+                                    return;
+                                }
+                                break;
                             }
                             if Instant::now() + RETRY_OWNER >= deadline {
                                 let msg = ServerMessage::error(
@@ -99,6 +95,12 @@ pub(crate) async fn serve(
                 }
                 // Resolved above.
                 Route::Edge { .. } => break,
+                Route::Expired => {
+                    if send_expired(&mut socket).await.is_err() {
+                        return;
+                    }
+                    break;
+                }
                 Route::Refuse(msg) => {
                     sessions
                         .sfu
@@ -125,6 +127,16 @@ pub(crate) async fn serve(
             .await;
         }
     }
+}
+
+/// `session_expired`, as a server alone answers a `resume` it cannot take: the client joins
+/// afresh on this connection, and that `join` is routed like a first message.
+async fn send_expired(socket: &mut WebSocket) -> Result<(), axum::Error> {
+    let msg = ServerMessage::error(
+        ErrorCode::SessionExpired,
+        "no session to resume with this token (its node is gone, or it ended): join again",
+    );
+    socket.send(Message::Text(msg.to_json().into())).await
 }
 
 /// The next data frame as text (a binary frame as the session would see it); `None` when

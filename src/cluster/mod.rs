@@ -177,6 +177,24 @@ impl ClusterNode {
         self.evacuating.load(Ordering::SeqCst)
     }
 
+    /// What a draining node tells its clients: join again, at the least utilised node that
+    /// serves (its public URL), if the registry knows one. A client behind a load balancer
+    /// may ignore the URL; one that reached this node directly needs it, as this node's
+    /// URL stops answering when it exits.
+    pub fn reconnect_message(&self) -> roomcast_protocol::ServerMessage {
+        let url = self
+            .cluster
+            .known_nodes()
+            .into_iter()
+            .filter(|n| n.id != self.id() && n.state == roomcast_cluster::NodeState::Serving)
+            .min_by(|a, b| a.utilisation().total_cmp(&b.utilisation()))
+            .map(|n| n.public_url);
+        roomcast_protocol::ServerMessage::Reconnect {
+            reason: "node_draining".to_owned(),
+            url,
+        }
+    }
+
     /// Asks the process to drain (as SIGTERM does).
     pub fn request_drain(&self) {
         self.cluster.drain();

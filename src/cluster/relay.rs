@@ -185,15 +185,13 @@ pub(crate) async fn pump(
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, client_tx.send(close)).await;
         }
         End::Shutdown => {
-            let evacuating = cluster.as_ref().is_some_and(|c| c.is_evacuating());
-            let msg = if evacuating {
+            let evacuating = cluster.as_ref().filter(|c| c.is_evacuating());
+            let msg = if let Some(node) = evacuating {
                 // The client joins afresh elsewhere: its session on the owner ends now,
                 // rather than wait parked for a resume that will not come.
                 let leave = UpMessage::text(r#"{"type":"leave"}"#);
                 let _ = tokio::time::timeout(CLOSE_TIMEOUT, upstream.send(leave)).await;
-                ServerMessage::Reconnect {
-                    reason: "node_draining".to_owned(),
-                }
+                node.reconnect_message()
             } else {
                 ServerMessage::error(ErrorCode::ServerShutdown, "the server is shutting down")
             };

@@ -23,19 +23,26 @@ pub enum Route {
     },
     /// The room cannot be placed now: this error goes back and the connection stays open.
     Refuse(ServerMessage),
+    /// A `resume` no node can take (its node is gone, or its session is): answered
+    /// `session_expired` here, and the connection stays open for the client's fresh `join`,
+    /// which is routed like a first message (a node must not serve a room it does not hold).
+    Expired,
 }
 
 impl ClusterNode {
     /// Where a connection whose first message is `text` belongs. A `join` of a room no node
-    /// holds places it (see [`roomcast_cluster::Cluster::locate`]).
-    pub async fn route(&self, text: &str) -> Route {
+    /// holds places it (see [`roomcast_cluster::Cluster::locate`]); `resumable` says whether
+    /// a session token names a session of this node.
+    pub async fn route(&self, text: &str, resumable: impl Fn(&str) -> bool) -> Route {
         match decode_client_message(text) {
             Ok(ClientMessage::Join {
                 room, role, token, ..
             }) if roomcast_protocol::is_valid_room_name(&room) => {
                 self.route_join(&room, role, token.is_some()).await
             }
-            Ok(ClientMessage::Resume { session_token }) => self.route_resume(&session_token),
+            Ok(ClientMessage::Resume { session_token }) => {
+                self.route_resume(&session_token, resumable)
+            }
             // Anything else is answered here, as on a server alone.
             _ => Route::Here,
         }
@@ -78,13 +85,18 @@ impl ClusterNode {
     }
 
     /// A session token starts with its node's id: a `resume` goes there if that node is
-    /// registered, and is answered here otherwise (`session_expired`: join afresh).
-    fn route_resume(&self, token: &str) -> Route {
+    /// registered, is served here if its session is here, and is expired otherwise (the
+    /// client joins afresh).
+    fn route_resume(&self, token: &str, resumable: impl Fn(&str) -> bool) -> Route {
         let Some((node, _)) = token.split_once(TOKEN_NODE_SEPARATOR) else {
-            return Route::Here;
+            return Route::Expired;
         };
         if node == self.id() {
-            return Route::Here;
+            return if resumable(token) {
+                Route::Here
+            } else {
+                Route::Expired
+            };
         }
         match self
             .cluster
@@ -96,7 +108,7 @@ impl ClusterNode {
                 owner,
                 resume: true,
             },
-            None => Route::Here,
+            None => Route::Expired,
         }
     }
 }

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
-// A browser whose node drains: the web client, behind a load balancer, must follow the
-// server's `reconnect` to another node and get its meeting back by itself.
+// A browser whose node drains or dies: the web client, behind a load balancer, must follow
+// the server's `reconnect` (or its lost connection) to another node and get its meeting
+// back by itself.
 //
 // Joins `--room` as `--name` in headless Chromium (fake camera and microphone) through
 // `--url` (the balancer) and waits until the tile of the participant named `--remote-name`
 // plays (a video width, frames shown and advancing). Then it says so and waits, without
 // touching the page, until the client has joined again under a new participant id and that
-// participant's tile (named the same, which rejoins too) plays again.
+// participant's tile (named the same, which rejoins too) plays again, within
+// `--back-timeout-ms` (default `--timeout-ms`).
 //
 // stdout: `{"event":"playing","participant_id":"…"}` once the first tile plays (the caller
 // drains the node now), then one result line: `{"ok":true,"participant_id":…,
@@ -16,7 +18,7 @@
 import { launch, openPage, readState, readTiles, waitFor, summarize, parseArgs, meetingUrl } from './lib.mjs';
 
 const USAGE = `usage: node reconnect.mjs --url http://localhost:PORT --room R --remote-name NAME
-       [--name Chromium] [--timeout-ms 40000]`;
+       [--name Chromium] [--timeout-ms 40000] [--back-timeout-ms MS]`;
 
 function emit(object) {
   process.stdout.write(`${JSON.stringify(object)}\n`);
@@ -56,7 +58,7 @@ async function run(options, browser) {
   emit({ event: 'playing', participant_id: first });
 
   const told = Date.now();
-  deadline = told + options.timeoutMs;
+  deadline = told + options.backTimeoutMs;
   const again = await waitFor('a fresh join on another node', async () => {
     state = await readState(page);
     return state?.participantId && state.participantId !== first ? state.participantId : null;
@@ -66,12 +68,13 @@ async function run(options, browser) {
   return { ok: true, participant_id: again, rejoined_ms: rejoinedMs, media_back_ms: Date.now() - told };
 }
 
-const options = parseArgs(process.argv.slice(2), { url: '', room: '', remoteName: '', name: 'Chromium', timeoutMs: 40000 }, USAGE);
+const options = parseArgs(process.argv.slice(2), { url: '', room: '', remoteName: '', name: 'Chromium', timeoutMs: 40000, backTimeoutMs: 0 }, USAGE);
 if (!options.url || !options.room || !options.remoteName) {
   process.stderr.write(`${USAGE}\n`);
   process.exit(2);
 }
 options.timeoutMs = Number(options.timeoutMs);
+options.backTimeoutMs = Number(options.backTimeoutMs) || options.timeoutMs;
 const browser = await launch();
 let result;
 try {

@@ -26,6 +26,29 @@ impl ServeProcess {
     /// `roomcast serve --http-addr 127.0.0.1:0 --udp-port 0 --log-format json` plus `args`,
     /// with `RUST_LOG` set to `rust_log` (or unset: the server's default filter). Returns once
     /// it logged `roomcast listening`; every JSON log line after that is kept ([`Self::logs`]).
+    /// The binary as a cluster node: `id`, sharing the Redis at `redis_url`, with
+    /// `admin_key`, draining within `drain_timeout`, and `more` arguments.
+    pub async fn cluster_node(
+        redis_url: &str,
+        id: &str,
+        admin_key: &str,
+        drain_timeout: &str,
+        more: &[&str],
+    ) -> ServeProcess {
+        let mut args = vec![
+            "--redis-url",
+            redis_url,
+            "--node-id",
+            id,
+            "--admin-key",
+            admin_key,
+            "--drain-timeout",
+            drain_timeout,
+        ];
+        args.extend_from_slice(more);
+        ServeProcess::start(&args, None).await
+    }
+
     pub async fn start(args: &[&str], rust_log: Option<&str>) -> ServeProcess {
         let mut command = Command::new(ROOMCAST);
         command

@@ -80,6 +80,12 @@ export class Meeting extends EventTarget {
   #reconnect = null;
   /** Set by `reconnect` (a draining node): the next reconnect joins afresh, not resumes. */
   #rejoin = false;
+  /**
+   * The signaling URL we connect to: `undefined` for the page's own server, or the node a
+   * draining node named in `reconnect` (a page served by that node has nowhere else to go
+   * once it exits). Back to `undefined` if that URL cannot be reached.
+   */
+  #url = undefined;
   /** Participants that left: their late media events are dropped, not shown. */
   #departed = new Set();
   /**
@@ -251,7 +257,7 @@ export class Meeting extends EventTarget {
   // ---- The WebSocket: join, resume, reconnect. ----
 
   #connect() {
-    const signaling = new Signaling();
+    const signaling = new Signaling(this.#url);
     this.#signaling = signaling;
     // Events of a replaced socket are stale.
     signaling.addEventListener('message', (event) => {
@@ -292,8 +298,11 @@ export class Meeting extends EventTarget {
     return !this.#ended && this.#signalingState === 'open';
   }
 
-  #onSocketClosed({ code, reason }) {
+  #onSocketClosed({ code, reason, opened = true }) {
     if (this.#ended) return;
+    // The node a `reconnect` named is not reachable from here (behind a load balancer,
+    // say): the page's own server is next.
+    if (!opened && this.#url !== undefined) this.#url = undefined;
     if (!this.#sessionToken) {
       const detail = `${code}${reason ? `: ${reason}` : ''}`;
       this.#end('disconnected', 'disconnected', `Could not connect to the server (${detail}).`);
@@ -413,8 +422,10 @@ export class Meeting extends EventTarget {
         this.#end('room_ended');
         break;
       case 'reconnect':
-        // The server closes the socket next; the reconnect that follows joins afresh.
+        // The server closes the socket next; the reconnect that follows joins afresh, at
+        // the node it names if it names one.
         this.#rejoin = true;
+        if (typeof message.url === 'string' && /^wss?:\/\//.test(message.url)) this.#url = message.url;
         break;
       case 'chat':
         this.#onChat(message);

@@ -12,23 +12,25 @@ export class Signaling extends EventTarget {
   #ws;
   #queue = [];
   #closedByUs = false;
+  #opened = false;
 
   /**
    * Dispatches one `message` event per received frame (`event.detail` is the parsed
-   * object) and one `close` event (`event.detail` is `{ code, reason, expected }`,
-   * `expected` when we closed it ourselves).
+   * object) and one `close` event (`event.detail` is `{ code, reason, expected, opened }`,
+   * `expected` when we closed it ourselves, `opened` when the socket had opened).
    */
   constructor(url = signalingUrl()) {
     super();
     this.#ws = new WebSocket(url);
     this.#ws.addEventListener('open', () => {
+      this.#opened = true;
       for (const text of this.#queue) this.#ws.send(text);
       this.#queue = [];
     });
     this.#ws.addEventListener('message', (event) => this.#receive(event.data));
     this.#ws.addEventListener('close', (event) => {
       this.dispatchEvent(new CustomEvent('close', {
-        detail: { code: event.code, reason: event.reason, expected: this.#closedByUs },
+        detail: { code: event.code, reason: event.reason, expected: this.#closedByUs, opened: this.#opened },
       }));
     });
   }

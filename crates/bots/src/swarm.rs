@@ -693,9 +693,11 @@ async fn join_one(inner: &Inner, index: usize) {
 /// How often a bot's follower lets go of it to see whether the swarm is still there.
 const FOLLOW_RECHECK: Duration = Duration::from_secs(1);
 
-/// Bot `index` told to `reconnect` (its server is draining) joins again, afresh, in its
-/// slot: on a cluster it lands on a node that stays. Ends when the bot's connection closes
-/// without `reconnect`, a rejoin fails, or the swarm leaves or is gone.
+/// Bot `index` told to `reconnect` (its server is draining), or whose connection was lost
+/// (its node died: closed without a close frame, or with 1012 by a node that relayed it
+/// there), joins again, afresh, in its slot, as the web client does: on a cluster it lands
+/// on a node that stays. Ends when the bot's connection closes otherwise (a leave, a kick,
+/// a server shutting down), a rejoin fails, or the swarm leaves or is gone.
 async fn follow_reconnects(inner: std::sync::Weak<Inner>, index: usize) {
     loop {
         let bot = {
@@ -713,20 +715,18 @@ async fn follow_reconnects(inner: std::sync::Weak<Inner>, index: usize) {
                 FOLLOW_RECHECK,
             )
             .await;
+        let lost = bot.closed().is_some_and(|c| connection_lost(c.code));
         drop(bot);
-        match told {
-            Ok(_) => {}
+        let named = match told {
+            Ok(roomcast_protocol::ServerMessage::Reconnect { url, .. }) => url,
+            Ok(_) => None,
             Err(BotError::Timeout(_)) => continue,
+            Err(_) if lost => None,
             Err(_) => return,
-        }
+        };
         let Some(inner) = inner.upgrade() else { return };
-        debug!(bot = %inner.plans[index].name, "told to reconnect: joining again");
-        let result = join_bot(
-            &inner.config,
-            &inner.plans[index],
-            inner.config.join_timeout,
-        )
-        .await;
+        debug!(bot = %inner.plans[index].name, lost, "joining again");
+        let result = rejoin(&inner, index, named.as_deref()).await;
         let mut state = inner.state.lock();
         let stopping = state.stopping;
         let slot = &mut state.slots[index];
@@ -745,9 +745,53 @@ async fn follow_reconnects(inner: std::sync::Weak<Inner>, index: usize) {
     }
 }
 
+/// Whether a connection that closed with `code` was lost rather than ended: no close frame
+/// (the server or its node died, or the network broke) or 1012, "service restart" (the node
+/// relaying it lost the room's node). A client comes back after these.
+fn connection_lost(code: Option<u16>) -> bool {
+    matches!(code, None | Some(1006) | Some(1012))
+}
+
+/// A fresh join of bot `index` after `reconnect` or a lost connection: at the URL the
+/// `reconnect` named (a node that serves), else at its own URL, then at each other URL of
+/// the list in turn while a node cannot be reached (its node may be the one that died or
+/// drained), at most once each.
+async fn rejoin(inner: &Inner, index: usize, named: Option<&str>) -> Result<Bot, JoinFailure> {
+    let urls = inner.config.urls();
+    let first = index % urls.len().max(1);
+    let listed = (0..urls.len()).map(|k| urls[(first + k) % urls.len()]);
+    let mut result = Err(JoinFailure {
+        code: "unreachable".to_owned(),
+        message: "no URL to join at".to_owned(),
+    });
+    for url in named.into_iter().chain(listed) {
+        result = join_bot_at(
+            &inner.config,
+            &inner.plans[index],
+            url,
+            inner.config.join_timeout,
+        )
+        .await;
+        match &result {
+            Err(failure) if failure.code == "unreachable" && !inner.state.lock().stopping => {}
+            _ => break,
+        }
+    }
+    result
+}
+
 async fn join_bot(
     config: &SwarmConfig,
     plan: &BotPlan,
+    timeout: Duration,
+) -> Result<Bot, JoinFailure> {
+    join_bot_at(config, plan, &config.url_for(plan.index), timeout).await
+}
+
+async fn join_bot_at(
+    config: &SwarmConfig,
+    plan: &BotPlan,
+    url: &str,
     timeout: Duration,
 ) -> Result<Bot, JoinFailure> {
     let token = match &config.token_minter {
@@ -763,18 +807,14 @@ async fn join_bot(
         BotRole::Subscriber => (false, None),
     };
     let silent = config.speakers.is_some_and(|n| plan.index >= n);
-    let mut bot_config = BotConfig::new(
-        config.url_for(plan.index),
-        plan.room.clone(),
-        plan.name.clone(),
-    )
-    .with_role(plan.role.protocol_role())
-    .with_publish(audio, video)
-    .with_audio_attenuation_db(if silent { 127 } else { 0 })
-    .with_dtx(silent)
-    .with_simulcast(config.simulcast)
-    .with_media_dir(config.media_dir.clone())
-    .with_connect_timeout(timeout);
+    let mut bot_config = BotConfig::new(url.to_owned(), plan.room.clone(), plan.name.clone())
+        .with_role(plan.role.protocol_role())
+        .with_publish(audio, video)
+        .with_audio_attenuation_db(if silent { 127 } else { 0 })
+        .with_dtx(silent)
+        .with_simulcast(config.simulcast)
+        .with_media_dir(config.media_dir.clone())
+        .with_connect_timeout(timeout);
     bot_config.token = token;
     bot_config.message_log_capacity = MESSAGE_LOG_CAPACITY;
     match tokio::time::timeout(timeout, Bot::join(bot_config)).await {
@@ -1102,6 +1142,18 @@ mod tests {
             io_reason(&Error::from_raw_os_error(101)),
             "network is unreachable"
         );
+    }
+
+    #[test]
+    fn a_bot_comes_back_after_a_lost_connection_not_after_an_ending() {
+        // Its node died (no close frame), or the node relaying it lost the room's node.
+        for code in [None, Some(1006), Some(1012)] {
+            assert!(connection_lost(code), "{code:?}");
+        }
+        // It left, was sent away (shutdown, keepalive), was too slow or misbehaved.
+        for code in [1000, 1001, 1008, 1011, 4000, 4408] {
+            assert!(!connection_lost(Some(code)), "{code}");
+        }
     }
 
     #[tokio::test]

@@ -147,9 +147,13 @@ pub enum ServerMessage {
     RoomEnded,
     /// Extension (clusters): this server is going away (a node draining). The server closes
     /// the connection (1001) next; the client connects again and sends a fresh `join`, not
-    /// `resume`, which places it on a node that stays.
+    /// `resume`, which places it on a node that stays. `url`, when given, is the signaling
+    /// URL of a node that serves (for a client that reached this node directly, not through
+    /// a load balancer: this node's URL is about to stop answering).
     Reconnect {
         reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
     },
 }
 
@@ -276,10 +280,19 @@ mod tests {
         );
         assert_eq!(
             ServerMessage::Reconnect {
-                reason: "node_draining".into()
+                reason: "node_draining".into(),
+                url: None,
             }
             .to_json(),
             r#"{"type":"reconnect","reason":"node_draining"}"#
+        );
+        assert_eq!(
+            ServerMessage::Reconnect {
+                reason: "node_draining".into(),
+                url: Some("ws://10.0.0.2:8080/ws".into()),
+            }
+            .to_json(),
+            r#"{"type":"reconnect","reason":"node_draining","url":"ws://10.0.0.2:8080/ws"}"#
         );
         assert_eq!(
             ServerMessage::RoomLocked { locked: true }.to_json(),

@@ -652,6 +652,7 @@ impl Mirror {
                 // Join afresh: that places the room (and this audience) again.
                 room.broadcast(ServerMessage::Reconnect {
                     reason: "the room's node is gone".to_owned(),
+                    url: None,
                 });
                 self.sfu.end_room(&room);
             }

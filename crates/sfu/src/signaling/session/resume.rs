@@ -97,6 +97,11 @@ impl ResumeRegistry {
         token
     }
 
+    /// Whether a session can be resumed with `token` here now (connected or parked).
+    pub fn contains(&self, token: &str) -> bool {
+        self.slots.lock().contains_key(token)
+    }
+
     /// Takes the slot of `token` out: nobody else can resume with it.
     pub(crate) fn take(&self, token: &str) -> Option<mpsc::Sender<Takeover>> {
         self.slots.lock().remove(token)
