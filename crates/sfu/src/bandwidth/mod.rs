@@ -33,6 +33,7 @@ pub mod estimator;
 pub mod feedback;
 mod loss;
 pub mod padding;
+pub mod probe_cluster;
 pub mod prober;
 mod rate;
 pub mod send_history;
