@@ -133,8 +133,13 @@ struct Page {
 impl Page {
     /// Starts the page; it has `back_timeout_ms` to play the bot again once it played it.
     fn open(balancer: &Balancer, room: &str, bot_name: &str, back_timeout_ms: &str) -> Page {
+        Page::open_at(balancer.addr, room, bot_name, back_timeout_ms)
+    }
+
+    /// The page served by `at` (a balancer, or a node itself).
+    fn open_at(at: SocketAddr, room: &str, bot_name: &str, back_timeout_ms: &str) -> Page {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/reconnect.mjs");
-        let url = format!("http://localhost:{}", balancer.addr.port());
+        let url = format!("http://localhost:{}", at.port());
         let mut child = Command::new("node")
             .args([script, "--url", &url, "--room", room])
             .args(["--remote-name", bot_name, "--timeout-ms", SCRIPT_TIMEOUT_MS])
@@ -328,5 +333,71 @@ async fn a_browser_is_back_on_another_node_when_its_node_is_killed() {
     let listed = get(addr(&nodes[(killed + 1) % 3]), "/api/rooms", true).await;
     let rooms: Value = serde_json::from_str(&listed.expect("answers").1).expect("JSON");
     assert_eq!(rooms["rooms"].as_array().map(Vec::len), Some(1), "{rooms}");
+    swarm.leave(MESSAGE_TIMEOUT).await;
+}
+
+/// No load balancer: the page is opened at the room's node itself, which then dies. The page knows
+/// the cluster's other nodes (`/api/cluster/urls`, read when it joined) and comes back
+/// through one of them within the 10 s.
+#[tokio::test]
+async fn a_page_opened_at_a_node_that_is_killed_comes_back_through_another() {
+    let redis = RedisServer::start().await.expect("redis-server starts");
+    let mut nodes = [
+        node(&redis, "a").await,
+        node(&redis, "b").await,
+        node(&redis, "c").await,
+    ];
+    wait_registry(addr(&nodes[2]), &["a", "b", "c"]).await;
+    // What the page will read: every serving node's URL, once "a" has read the registry.
+    let mut urls = Value::Null;
+    for _ in 0..150 {
+        let (status, body) = get(addr(&nodes[0]), "/api/cluster/urls", false)
+            .await
+            .expect("answers");
+        assert_eq!(status, 200, "{body}");
+        urls = serde_json::from_str(&body).expect("JSON");
+        if urls["urls"].as_array().map(Vec::len) == Some(3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(urls["urls"].as_array().map(Vec::len), Some(3), "{urls}");
+
+    let mut config = SwarmConfig::new(format!("{},{}", nodes[2].ws_url(), nodes[1].ws_url()));
+    config.rooms = vec!["direct".to_owned()];
+    config.publishers = 1;
+    let swarm = Swarm::start(config).await;
+    let bot_name = swarm.joined_bots()[0].0.name.clone();
+
+    // The page is opened at the room's node itself, which then dies.
+    let owner = room_node(addr(&nodes[2]), "direct")
+        .await
+        .expect("the room is placed");
+    let killed = ["a", "b", "c"]
+        .iter()
+        .position(|id| *id == owner)
+        .expect("a node");
+    let mut page = Page::open_at(
+        addr(&nodes[killed]),
+        "direct",
+        &bot_name,
+        KILLED_BACK_WITHIN_MS,
+    );
+    page.playing().await;
+    nodes[killed].kill().await;
+
+    let (result, errors) = page.back().await;
+    if result["ok"] != true {
+        let logs: Vec<String> = nodes
+            .iter()
+            .zip(["a", "b", "c"])
+            .map(|(n, id)| log_tail(id, n))
+            .collect();
+        panic!("after the kill: {result}\n{errors}\n{}", logs.join("\n"));
+    }
+    eprintln!(
+        "kill of the page's own node: the page joined again after {} ms and played the bot after {} ms",
+        result["rejoined_ms"], result["media_back_ms"]
+    );
     swarm.leave(MESSAGE_TIMEOUT).await;
 }

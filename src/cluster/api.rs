@@ -1,5 +1,6 @@
 //! `/api/nodes`: the cluster's registry, and draining a node, from any node (admin key
-//! required, as the rest of the admin API).
+//! required, as the rest of the admin API). `/api/cluster/urls`: the serving nodes' public
+//! signaling URLs, for clients (no key: clients connect to them anyway).
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -23,6 +24,7 @@ pub fn routes<S>(node: Arc<ClusterNode>, key: Option<AdminKey>) -> Router<S> {
     Router::new()
         .route("/api/nodes", get(list_nodes))
         .route("/api/nodes/{id}/drain", post(drain))
+        .route("/api/cluster/urls", get(signaling_urls))
         .merge(super::cascade::presence::routes(Arc::clone(&node)))
         .with_state(ApiState { node, key })
 }
@@ -86,6 +88,28 @@ async fn list_nodes(State(state): State<ApiState>, headers: HeaderMap) -> Respon
         nodes: nodes.into_iter().map(NodeSummary::from).collect(),
     })
     .into_response()
+}
+
+#[derive(Debug, Serialize)]
+struct SignalingUrls {
+    urls: Vec<String>,
+}
+
+/// The public URLs of the nodes that serve, least utilised first, as this node last read
+/// the registry: where a client whose node stops answering can try next (a page opened
+/// at a node's own address, with no load balancer in front, knows no other).
+async fn signaling_urls(State(state): State<ApiState>) -> Json<SignalingUrls> {
+    let mut nodes: Vec<NodeInfo> = state
+        .node
+        .cluster
+        .known_nodes()
+        .into_iter()
+        .filter(|n| n.state == roomcast_cluster::NodeState::Serving)
+        .collect();
+    nodes.sort_by(|a, b| a.utilisation().total_cmp(&b.utilisation()));
+    Json(SignalingUrls {
+        urls: nodes.into_iter().map(|n| n.public_url).collect(),
+    })
 }
 
 fn unavailable() -> ApiError {

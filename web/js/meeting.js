@@ -83,9 +83,16 @@ export class Meeting extends EventTarget {
   /**
    * The signaling URL we connect to: `undefined` for the page's own server, or the node a
    * draining node named in `reconnect` (a page served by that node has nowhere else to go
-   * once it exits). Back to `undefined` if that URL cannot be reached.
+   * once it exits), or, while the node we used does not answer, one of `#nodeUrls` (see
+   * `#nextUrl`).
    */
   #url = undefined;
+  /**
+   * A cluster's serving nodes' signaling URLs (`/api/cluster/urls` of the page's own server,
+   * read at each join and resume); empty on a single node. When the node we use stops
+   * answering, the page's own server is tried first, then each of these in turn.
+   */
+  #nodeUrls = [];
   /** Participants that left: their late media events are dropped, not shown. */
   #departed = new Set();
   /**
@@ -302,13 +309,31 @@ export class Meeting extends EventTarget {
     if (this.#ended) return;
     // The node a `reconnect` named is not reachable from here (behind a load balancer,
     // say): the page's own server is next.
-    if (!opened && this.#url !== undefined) this.#url = undefined;
+    if (!opened) this.#url = this.#nextUrl();
     if (!this.#sessionToken) {
       const detail = `${code}${reason ? `: ${reason}` : ''}`;
       this.#end('disconnected', 'disconnected', `Could not connect to the server (${detail}).`);
       return;
     }
     this.#scheduleReconnect();
+  }
+
+  /** After a connection that never opened: the page's own server, then each other node in turn. */
+  #nextUrl() {
+    const candidates = [undefined, ...this.#nodeUrls];
+    return candidates[(candidates.indexOf(this.#url) + 1) % candidates.length];
+  }
+
+  /** Reads the cluster's serving nodes from the page's own server (nothing on a single node). */
+  #learnNodes() {
+    if (!globalThis.location?.origin || typeof fetch !== 'function') return;
+    fetch(new URL('/api/cluster/urls', globalThis.location.origin))
+      .then((reply) => (reply.ok ? reply.json() : null))
+      .then((body) => {
+        if (!Array.isArray(body?.urls)) return;
+        this.#nodeUrls = body.urls.filter((url) => typeof url === 'string' && /^wss?:\/\//.test(url));
+      })
+      .catch(() => {});
   }
 
   /** Opens a new WebSocket after the next backoff delay and asks for our session back. */
@@ -451,6 +476,7 @@ export class Meeting extends EventTarget {
     this.#emit('joined', { participantId: this.participantId, room: this.room, role: this.role, roomSettings: this.roomSettings });
     this.#flushUnsentChat();
     this.#syncParticipants(message.participants ?? []);
+    this.#learnNodes();
     this.#queueMedia(() => (this.publishes ? this.#startPublishing() : this.#stopPublishing()), () => undefined);
   }
 
@@ -466,6 +492,7 @@ export class Meeting extends EventTarget {
     this.session?.resync();
     this.#resendState();
     this.#flushUnsentChat();
+    this.#learnNodes();
     this.#emit('resumed', {});
   }
 
