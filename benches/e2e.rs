@@ -9,7 +9,9 @@
 //!       [--json PATH] [--churn-cycles N] [--big-audience N]
 //!
 //! The server's log goes to `target/bench/server-{scenario}.log`, filtered by `SERVER_LOG`
-//! (a `RUST_LOG` value; warnings by default). `CHURN_ROLE=subscriber` (or `audio`) makes
+//! (a `RUST_LOG` value; warnings by default); the bots' own log (a bot that cannot answer
+//! the server's offer, say) to `target/bench/bots.log`, filtered by `BOTS_LOG` (the same,
+//! warnings by default). `CHURN_ROLE=subscriber` (or `audio`) makes
 //! the churning participant watch only (or publish audio only) instead of audio and video.
 //!
 //! `ROOMCAST_BIN=path` runs another server binary (e.g. an older release, for before/after
@@ -519,8 +521,26 @@ fn print_table(outcomes: &[Outcome]) {
     }
 }
 
+/// The bots' log into `target/bench/bots.log` (see the module docs); none if it cannot be
+/// created.
+fn log_bots() {
+    let _ = std::fs::create_dir_all("target/bench");
+    let Ok(file) = std::fs::File::create("target/bench/bots.log") else {
+        return;
+    };
+    let filter = std::env::var("BOTS_LOG").unwrap_or_else(|_| "warn".to_owned());
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .try_init();
+}
+
 #[tokio::main]
 async fn main() {
+    log_bots();
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     let value_of = |flag: &str| {
