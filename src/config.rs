@@ -159,11 +159,6 @@ pub struct ServeArgs {
     #[arg(long, env = "ROOMCAST_NO_CONGESTION_CONTROL")]
     pub no_congestion_control: bool,
 
-    /// Pace what a subscriber whose path showed congestion receives at this many times its
-    /// estimated bandwidth (audio never waits); 0 turns pacing off.
-    #[arg(long, env = "ROOMCAST_PACING_FACTOR", default_value_t = roomcast_sfu::egress::pacer::PACING_FACTOR)]
-    pub pacing_factor: f64,
-
     /// Log format: `text` or `json`.
     #[arg(long, env = "ROOMCAST_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -237,7 +232,6 @@ impl ServeArgs {
             trusted_proxy: Vec::new(),
             allowed_origins: Vec::new(),
             no_congestion_control: false,
-            pacing_factor: roomcast_sfu::egress::pacer::PACING_FACTOR,
             log_format: LogFormat::Text,
             jwt_secret: None,
             max_token_ttl: roomcast_sfu::auth::DEFAULT_MAX_TOKEN_TTL,
@@ -290,7 +284,6 @@ impl ServeArgs {
             max_participants_per_room: self.max_participants_per_room,
             max_rooms: self.max_rooms,
             congestion_control: !self.no_congestion_control,
-            pacing_factor: self.pacing_factor,
             jwt_secret: self.jwt_secret.clone(),
             max_token_ttl: self.max_token_ttl,
         }

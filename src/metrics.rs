@@ -146,12 +146,6 @@ pub fn render(sfu: &Sfu, admission: &AdmissionGauges<'_>) -> String {
         m.layer_switches,
     );
 
-    out.counter(
-        "roomcast_pacer_dropped_total",
-        "Packets (video, retransmissions) a subscriber connection's pacer dropped after they waited too long.",
-        sfu.peers.pacer_drops(),
-    );
-
     out.family(
         "roomcast_udp_dropped_total",
         "counter",

@@ -153,16 +153,6 @@ impl Link {
         Ok(())
     }
 
-    /// Packets the downlink's cap (its `tbf`) has sent and dropped since it was set; `None`
-    /// when the downlink is not capped.
-    pub fn down_cap_counts(&self) -> Option<(u64, u64)> {
-        let stats = self
-            .router
-            .tc(&["-s", "qdisc", "show", "dev", TO_PARTICIPANT])
-            .ok()?;
-        tbf_counts(&stats)
-    }
-
     /// The qdisc statistics of both directions (`tc -s qdisc`), for a report.
     pub fn qdisc_stats(&self) -> String {
         [TO_PARTICIPANT, TO_SERVER]
@@ -171,24 +161,6 @@ impl Link {
             .collect::<Vec<_>>()
             .join("")
     }
-}
-
-/// (packets sent, packets dropped) from `tc -s qdisc show` of a device with a `tbf` root.
-fn tbf_counts(stats: &str) -> Option<(u64, u64)> {
-    let line = stats
-        .lines()
-        .skip_while(|l| !l.contains("qdisc tbf"))
-        .find(|l| l.trim_start().starts_with("Sent "))?;
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let after = |key: &str| {
-        let at = words.iter().position(|w| *w == key)?;
-        words.get(at + 1)?.trim_end_matches(',').parse::<u64>().ok()
-    };
-    let sent = words
-        .iter()
-        .position(|w| *w == "pkt")
-        .and_then(|at| words.get(at.checked_sub(1)?)?.parse().ok())?;
-    Some((sent, after("(dropped")?))
 }
 
 /// tbf's bucket: two full-size packets, or 10 ms at the rate if that is more, so a link
@@ -289,13 +261,6 @@ mod tests {
             ..Impairment::default()
         };
         assert!(nft_ruleset(&imp).contains("iifname { \"p\", \"s\" } drop"));
-    }
-
-    #[test]
-    fn tbf_counts_are_read_from_tc() {
-        let stats = "qdisc tbf 8001: root refcnt 2 rate 500Kbit burst 3028b lat 200ms \n Sent 1969382 bytes 4361 pkt (dropped 212, overlimits 5093 requeues 0) \n backlog 0b 0p requeues 0\n";
-        assert_eq!(tbf_counts(stats), Some((4361, 212)));
-        assert_eq!(tbf_counts("qdisc noqueue 0: root refcnt 2 \n Sent 5 bytes 1 pkt (dropped 0, overlimits 0 requeues 0)\n"), None);
     }
 
     #[test]

@@ -8,7 +8,6 @@
 //! and interceptor chain, which webrtc-rs does not otherwise expose.
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -56,8 +55,6 @@ pub struct PeerFactory {
     settings: SettingEngine,
     /// The media socket every peer's ICE shares, which [`Egress`] also sends through.
     mux: Arc<UdpMux>,
-    /// Packets the connections' pacers dropped after waiting too long.
-    pacer_drops: Arc<AtomicU64>,
 }
 
 impl PeerFactory {
@@ -102,11 +99,7 @@ impl PeerFactory {
         settings.set_srtp_replay_protection_window(SRTP_REPLAY_WINDOW);
         // The per-connection API below owns its media engine: no copy needed.
         settings.disable_media_engine_copy(true);
-        Ok(PeerFactory {
-            settings,
-            mux,
-            pacer_drops: Arc::default(),
-        })
+        Ok(PeerFactory { settings, mux })
     }
 
     pub fn udp_port(&self) -> u16 {
@@ -116,11 +109,6 @@ impl PeerFactory {
     /// The media socket's mux: its drop counters, and where fast paths are installed.
     pub fn mux(&self) -> &Arc<UdpMux> {
         &self.mux
-    }
-
-    /// Packets the connections' pacers dropped after waiting too long, since the start.
-    pub fn pacer_drops(&self) -> u64 {
-        self.pacer_drops.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub async fn new_peer(&self) -> Result<Peer, SfuError> {
@@ -142,10 +130,7 @@ impl PeerFactory {
             .lock()
             .take()
             .ok_or_else(|| SfuError::Internal("interceptor chain was not built".into()))?;
-        let egress = Arc::new(
-            Egress::new(Arc::clone(&self.mux))
-                .counting_pacer_drops_in(Arc::clone(&self.pacer_drops)),
-        );
+        let egress = Arc::new(Egress::new(Arc::clone(&self.mux)));
         Ok(Peer {
             pc,
             api,

@@ -22,9 +22,6 @@ pub struct SfuConfig {
     /// Share each subscriber's estimated bandwidth among its tracks (pausing what does not
     /// fit); off, every subscriber gets what it asks for.
     pub congestion_control: bool,
-    /// A subscriber connection whose path showed congestion is paced at this many times
-    /// its bandwidth estimate (audio never waits); 0: never paced (`egress/pacer.rs`).
-    pub pacing_factor: f64,
     /// When set, every `join` must carry an HS256 JWT signed with this secret (see
     /// [`crate::auth`]); when `None`, the server is open.
     pub jwt_secret: Option<String>,

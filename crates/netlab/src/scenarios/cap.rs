@@ -174,39 +174,7 @@ pub async fn cap_500_four_publishers(config: &Config) -> Result<Outcome> {
         };
     impair(&stage, capped(CAP_FOUR_PUBLISHERS_KBPS), &mut timeline)?;
     let a = now_ms();
-    // Each second, what the caps dropped: when the audio is lost, and how much.
-    let mut drops: Vec<Vec<(u64, u64)>> = vec![Vec::new(); 2];
-    let capped_until = tokio::time::Instant::now() + config.phase(12, 40);
-    while tokio::time::Instant::now() < capped_until {
-        tokio::time::sleep_until(
-            (tokio::time::Instant::now() + Duration::from_secs(1)).min(capped_until),
-        )
-        .await;
-        for (i, host) in [web_host, bot_host].into_iter().enumerate() {
-            if let Some(counts) = stage.hosts[host].link.down_cap_counts() {
-                drops[i].push(counts);
-            }
-        }
-    }
-    for (who, counts) in ["chromium", "bot"].iter().zip(&drops) {
-        let mut last = (0, 0);
-        let per_second: Vec<String> = counts
-            .iter()
-            .map(|&(sent, dropped)| {
-                let step = format!(
-                    "{}/{}",
-                    dropped.saturating_sub(last.1),
-                    sent.saturating_sub(last.0)
-                );
-                last = (sent, dropped);
-                step
-            })
-            .collect();
-        notes.push(format!(
-            "{who}'s cap, each second (dropped/sent packets): {}",
-            per_second.join(" ")
-        ));
-    }
+    tokio::time::sleep(config.phase(12, 40)).await;
     let b = now_ms();
     impair(&stage, Impairment::default(), &mut timeline)?;
     tokio::time::sleep(config.phase(12, 30)).await;

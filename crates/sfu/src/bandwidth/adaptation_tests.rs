@@ -60,8 +60,6 @@ struct Sim {
     allocator: SubscriberAllocator,
     pacer: PaddingPacer,
     padding_since: Option<Instant>,
-    /// When the probe's cluster ends.
-    padding_until: Option<Instant>,
     path: Path,
     seq: u16,
     sent: HashMap<u16, (Kind, i64)>,
@@ -85,7 +83,6 @@ impl Sim {
             allocator: SubscriberAllocator::default(),
             pacer: PaddingPacer::default(),
             padding_since: None,
-            padding_until: None,
             path: Path::new(link, Stamping::Exact),
             seq: 0,
             sent: HashMap::new(),
@@ -123,11 +120,7 @@ impl Sim {
             self.now_us += 1_000;
             self.send_media();
             if self.now_us % 5_000 == 0 {
-                let now = self.at(self.now_us);
-                if self.padding_until.is_none_or(|until| now >= until) {
-                    self.pacer.set_rate(now, 0);
-                }
-                for _ in 0..self.pacer.due(now) {
+                for _ in 0..self.pacer.due(self.at(self.now_us)) {
                     self.send(PADDING_PACKET_BYTES, Kind::Padding);
                     self.padded_bytes += PADDING_PACKET_BYTES;
                 }
@@ -255,10 +248,6 @@ impl Sim {
             self.padding_since = Some(now);
         }
         self.pacer.set_rate(now, allocation.padding_bps);
-        self.padding_until = self.allocator.cluster().map(|(_, until)| until);
-        if let Some((from, to)) = self.allocator.cluster() {
-            self.bandwidth.measure_cluster(from, to);
-        }
         self.estimates
             .push((self.now_us, estimate.map_or(0, |e| e.bps)));
         for (video, allowed) in self.videos.iter_mut().zip(allocation.allowed) {

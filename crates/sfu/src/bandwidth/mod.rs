@@ -33,7 +33,6 @@ pub mod estimator;
 pub mod feedback;
 mod loss;
 pub mod padding;
-pub mod probe_cluster;
 pub mod prober;
 mod rate;
 pub mod send_history;

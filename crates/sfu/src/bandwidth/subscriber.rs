@@ -13,7 +13,6 @@ use rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimat
 use rtcp::receiver_report::ReceiverReport;
 use rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 
-use super::probe_cluster::ClusterMeter;
 use super::{
     BandwidthEstimator, EstimatorConfig, FeedbackParser, PacketResult, ProbeOutcome, SendHistory,
 };
@@ -47,10 +46,6 @@ struct Inner {
     /// Signals in this span were caused by a failed probe, which found the path carried
     /// the rate (bps) it started from: (started, until, bps).
     forgiven: Option<(Instant, Instant, u64)>,
-    /// What the last probe's cluster measured.
-    cluster: ClusterMeter,
-    /// The start of the cluster measured last.
-    cluster_start: Option<Instant>,
 }
 
 /// What the estimator says, as far as allocation cares.
@@ -65,8 +60,6 @@ pub struct Estimate {
     pub last_severe: Option<Instant>,
     /// The last signal of any kind, however brief: it ends a probe.
     pub last_overuse: Option<Instant>,
-    /// The last probe cluster's (start, rate it measured), once its feedback came.
-    pub cluster: Option<(Instant, u64)>,
 }
 
 /// A run of congestion signals (delay overuse or loss cuts) no more than
@@ -120,8 +113,6 @@ impl SubscriberBandwidth {
                 heard: false,
                 episode: Episode::default(),
                 forgiven: None,
-                cluster: ClusterMeter::default(),
-                cluster_start: None,
             }),
         }
     }
@@ -139,7 +130,6 @@ impl SubscriberBandwidth {
                 .parser
                 .parse(feedback, &self.history, &mut inner.results);
             inner.estimator.on_packet_results(now, &inner.results);
-            inner.cluster.on_results(&inner.results);
             inner.heard = true;
             if inner.estimator.last_overuse() != congested_before {
                 let lost = inner.results.iter().filter(|r| !r.received()).count();
@@ -188,18 +178,7 @@ impl SubscriberBandwidth {
             last_congestion: inner.episode.sustained,
             last_severe: inner.episode.severe,
             last_overuse: inner.estimator.last_overuse(),
-            cluster: inner.cluster.result(),
         })
-    }
-
-    /// Measures the probe cluster sent from `from` to `to` (a cluster already being
-    /// measured is left alone).
-    pub fn measure_cluster(&self, from: Instant, to: Instant) {
-        let mut inner = self.inner.lock();
-        if inner.cluster_start != Some(from) {
-            inner.cluster_start = Some(from);
-            inner.cluster.start(from, to);
-        }
     }
 
     /// How a probe of the allocator ended: a rate the path carried, or a failure whose

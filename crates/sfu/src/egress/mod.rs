@@ -3,21 +3,17 @@
 //! media socket to the address ICE selected, from the local address that peer sends to,
 //! all synchronously.
 //!
-//! Video, retransmissions and padding are paced while the subscriber's path is congested
-//! (`pacer.rs`); audio never waits.
-//!
 //! webrtc-rs would pass every packet through a chain of async interceptors, a mutex around
 //! its SRTP context, two buffer copies and the ICE agent's lookups; measured on a ten-person
 //! meeting that was about 60% of the server's CPU (see `docs/benchmarks.md`). webrtc-rs
 //! still does everything else on the connection: ICE, DTLS, RTCP in both directions, and
 //! receiving.
-pub mod pacer;
 pub mod retransmit_budget;
 pub mod rtp_header;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
@@ -29,10 +25,8 @@ use webrtc::ice_transport::ice_candidate::RTCIceCandidate;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::srtp::protection_profile::ProtectionProfile;
 
-use crate::bandwidth::{Estimate, SubscriberBandwidth};
+use crate::bandwidth::SubscriberBandwidth;
 use crate::srtp::{SrtpProfile, SrtpSession};
-pub use pacer::PacketClass;
-use pacer::{Admit, Pacer};
 use retransmit_budget::RetransmitBudget;
 
 /// Why a packet was not sent.
@@ -43,8 +37,6 @@ pub enum SendError {
     Protect,
     /// The socket refused it, e.g. its send buffer is full.
     Socket(std::io::ErrorKind),
-    /// Padding the pacer did not let go (packets wait, or the pace is spent).
-    Paced,
 }
 
 /// Where and how one subscriber connection's RTP goes.
@@ -80,8 +72,8 @@ pub struct Prepared {
     pub ssrc: u32,
     pub sequence_number: u16,
     pub roc: u32,
-    /// What it is, for the pacer; only audio and video earn retransmission budget.
-    pub class: PacketClass,
+    /// A NACK answer, which spends the retransmission budget instead of earning it.
+    pub resend: bool,
 }
 
 /// Until a receiver report says otherwise.
@@ -115,61 +107,6 @@ pub struct Egress {
     /// session tells the subscriber now (`track_layer`) rather than at its next layer tick.
     /// A cascade edge waits for that message before it takes a relay's stream as the layer.
     pub layer_switched: tokio::sync::Notify,
-    /// The pacing rate in bit/s; 0: not paced (the common case: then nothing waits and the
-    /// pacer is not touched).
-    pacing_bps: AtomicU64,
-    /// Packets wait in the pacer (or are being sent by its drain).
-    pacer_busy: AtomicBool,
-    /// Audio bytes sent since the pacer last counted them (audio never takes its lock).
-    audio_bytes: AtomicU64,
-    /// Made the first time this connection is paced.
-    pacer: Mutex<Option<Box<Pacer>>>,
-    /// What starts and wakes the drain task; set by [`Egress::connect`]. Without it (tests
-    /// and benchmarks that set a route by hand) nothing is paced.
-    drain: OnceLock<Drain>,
-    /// Packets the pacer dropped (waited too long), shared by the server's connections.
-    pacer_drops: Arc<AtomicU64>,
-}
-
-/// One connection's drain task: started the first time a packet waits.
-struct Drain {
-    egress: Weak<Egress>,
-    runtime: tokio::runtime::Handle,
-    wake: Arc<tokio::sync::Notify>,
-    started: AtomicBool,
-}
-
-impl Drain {
-    fn wake(&self) {
-        if !self.started.swap(true, Ordering::AcqRel) {
-            self.runtime
-                .spawn(drain_loop(self.egress.clone(), Arc::clone(&self.wake)));
-        }
-        self.wake.notify_one();
-    }
-}
-
-/// Sends what the pacer lets go when it is due; waits for a packet while none waits. Ends
-/// when the egress is gone (its drop wakes it).
-async fn drain_loop(egress: Weak<Egress>, wake: Arc<tokio::sync::Notify>) {
-    loop {
-        let next = match egress.upgrade() {
-            Some(egress) => egress.drain(Instant::now()),
-            None => return,
-        };
-        match next {
-            Some(at) => tokio::time::sleep_until(at.into()).await,
-            None => wake.notified().await,
-        }
-    }
-}
-
-impl Drop for Egress {
-    fn drop(&mut self) {
-        if let Some(drain) = self.drain.get() {
-            drain.wake.notify_one();
-        }
-    }
 }
 
 impl Egress {
@@ -184,70 +121,7 @@ impl Egress {
             retransmit_budget: Mutex::new(RetransmitBudget::default()),
             bandwidth: SubscriberBandwidth::new(std::time::Instant::now()),
             layer_switched: tokio::sync::Notify::new(),
-            pacing_bps: AtomicU64::new(0),
-            pacer_busy: AtomicBool::new(false),
-            audio_bytes: AtomicU64::new(0),
-            pacer: Mutex::new(None),
-            drain: OnceLock::new(),
-            pacer_drops: Arc::default(),
         }
-    }
-
-    /// Counts the packets its pacer drops in `drops` (the server's total).
-    pub fn counting_pacer_drops_in(mut self, drops: Arc<AtomicU64>) -> Self {
-        self.pacer_drops = drops;
-        self
-    }
-
-    /// Sets the pacing rate from the subscriber's estimate at `now` (see
-    /// [`pacer::pacing_rate`]; `factor` 0 turns pacing off). Called at each layer tick.
-    pub fn pace(&self, now: Instant, estimate: Option<Estimate>, factor: f64) {
-        let Some(drain) = self.drain.get() else {
-            return;
-        };
-        let bps = pacer::pacing_rate(now, estimate, factor);
-        let before = self.pacing_bps.swap(bps, Ordering::Relaxed);
-        if before == bps {
-            return;
-        }
-        let mut guard = self.pacer.lock();
-        let pacer = guard.get_or_insert_with(Box::default);
-        pacer.set_rate(now, bps);
-        let waiting = !pacer.is_empty();
-        drop(guard);
-        if before == 0 || bps == 0 {
-            tracing::debug!(pacing_bps = bps, "pacing");
-        }
-        if waiting {
-            drain.wake();
-        }
-    }
-
-    /// The pacing rate now (0: not paced).
-    pub fn pacing_bps(&self) -> u64 {
-        self.pacing_bps.load(Ordering::Relaxed)
-    }
-
-    /// Sends what the pacer lets go at `now`; says when more is due (`None`: nothing waits).
-    fn drain(&self, now: Instant) -> Option<Instant> {
-        let mut guard = self.pacer.lock();
-        let pacer = guard.as_mut()?;
-        pacer.on_sent(now, self.audio_bytes.swap(0, Ordering::Relaxed) as usize);
-        while let Some(mut waiting) = pacer.pop_due(now) {
-            // A failed write is a lost packet, as it would be unpaced; the drain goes on.
-            let _ = self.send_now(&waiting.packet, &mut waiting.data, now);
-            pacer.on_sent(now, waiting.data.len());
-            pacer.recycle(waiting.data);
-        }
-        let dropped = pacer.take_dropped();
-        if dropped > 0 {
-            self.pacer_drops.fetch_add(dropped, Ordering::Relaxed);
-        }
-        let next = pacer.next_due(now);
-        if next.is_none() {
-            self.pacer_busy.store(false, Ordering::Release);
-        }
-        next
     }
 
     pub fn is_connected(&self) -> bool {
@@ -284,59 +158,10 @@ impl Egress {
             .allow(self.forwarded_bytes.load(Ordering::Relaxed), bytes)
     }
 
-    /// Sends the packet a down track wrote into `buf`, at `now`, or (paced) makes it wait
-    /// for its time: see [`Egress::send_now`]. A packet that waits counts as sent.
+    /// Sends the packet a down track wrote into `buf`, at `now`: numbers it for
+    /// transport-cc, protects it in place, sends it, and records it in the send history
+    /// (which the subscriber's feedback is read against) and the retransmission budget.
     pub fn send(
-        &self,
-        packet: &Prepared,
-        buf: &mut Vec<u8>,
-        now: Instant,
-    ) -> Result<(), SendError> {
-        let audio = packet.class == PacketClass::Audio;
-        let paced = self.pacing_bps.load(Ordering::Relaxed) > 0;
-        if audio || (!paced && !self.pacer_busy.load(Ordering::Acquire)) {
-            self.send_now(packet, buf, now)?;
-            if audio && paced {
-                self.audio_bytes
-                    .fetch_add(buf.len() as u64, Ordering::Relaxed);
-            }
-            return Ok(());
-        }
-        let Some(drain) = self.drain.get() else {
-            return self.send_now(packet, buf, now);
-        };
-        if !self.is_connected() {
-            return Err(SendError::NotConnected);
-        }
-        let mut guard = self.pacer.lock();
-        let pacer = guard.get_or_insert_with(Box::default);
-        pacer.on_sent(now, self.audio_bytes.swap(0, Ordering::Relaxed) as usize);
-        match pacer.admit(now, packet.class) {
-            Admit::Send => {
-                let sent = self.send_now(packet, buf, now);
-                if packet.class != PacketClass::Padding {
-                    pacer.on_sent(now, buf.len());
-                }
-                sent
-            }
-            Admit::Refuse => Err(SendError::Paced),
-            Admit::Queue => {
-                let first = pacer.is_empty();
-                pacer.enqueue(now, *packet, buf);
-                self.pacer_busy.store(true, Ordering::Release);
-                drop(guard);
-                if first {
-                    drain.wake();
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// Sends `buf` now: numbers it for transport-cc, protects it in place, sends it, and
-    /// records it in the send history (which the subscriber's feedback is read against) and
-    /// the retransmission budget.
-    fn send_now(
         &self,
         packet: &Prepared,
         buf: &mut Vec<u8>,
@@ -363,7 +188,7 @@ impl Egress {
         if let Some(seq) = transport_seq {
             self.bandwidth.history.record(seq, buf.len(), now);
         }
-        if matches!(packet.class, PacketClass::Audio | PacketClass::Video) {
+        if !packet.resend {
             self.note_forwarded(buf.len());
         }
         Ok(())
@@ -383,12 +208,6 @@ impl Egress {
             .ok_or("ICE has no selected pair")?;
         let remote = address_of(&pair.remote)?;
         self.set_route(remote, srtp);
-        let _ = self.drain.set(Drain {
-            egress: Arc::downgrade(self),
-            runtime: tokio::runtime::Handle::current(),
-            wake: Arc::default(),
-            started: AtomicBool::new(false),
-        });
         let egress: Weak<Egress> = Arc::downgrade(self);
         ice.on_selected_candidate_pair_change(Box::new(move |pair| {
             if let (Some(egress), Ok(remote)) = (egress.upgrade(), address_of(&pair.remote)) {

@@ -27,7 +27,7 @@ use super::retransmission::{NotResent, ResendLog};
 use super::rtp_munger::{Munged, Rewind, RtpMunger, SegmentStart, Vp8Ids};
 use crate::bandwidth::padding::PADDING_BYTES;
 use crate::egress::rtp_header::{write_rtp_header_at, RtpHeader};
-use crate::egress::{Egress, PacketClass, Prepared, SendError};
+use crate::egress::{Egress, Prepared, SendError};
 use crate::srtp::RolloverCounter;
 use roomcast_codec::vp8::{write_picture_id, DescriptorFields};
 
@@ -118,8 +118,6 @@ pub enum Forwarded {
     /// A reordered packet from before forwarding started.
     TooOld,
     WriteFailed,
-    /// Padding the pacer did not let go.
-    Paced,
 }
 
 pub struct DownTrack {
@@ -291,7 +289,7 @@ impl DownTrack {
         let code = match outcome {
             Forwarded::Sent => 1,
             Forwarded::WaitingForKeyframe { .. } => 2,
-            Forwarded::NotSelected | Forwarded::Paced => return,
+            Forwarded::NotSelected => return,
             Forwarded::NotBound => 3,
             Forwarded::NotConnected => 4,
             Forwarded::NoCodec => 5,
@@ -391,12 +389,7 @@ impl DownTrack {
         if layer_switched {
             self.egress.layer_switched.notify_one();
         }
-        let class = if self.is_video() {
-            PacketClass::Video
-        } else {
-            PacketClass::Audio
-        };
-        Ok(self.write(binding, incoming, munged, (out_pt, mode), roc, buf, class))
+        Ok(self.write(binding, incoming, munged, (out_pt, mode), roc, buf, false))
     }
 
     /// Sends `count` padding-only packets (a bandwidth probe, see `bandwidth/prober.rs`) on
@@ -458,7 +451,8 @@ impl DownTrack {
                 ssrc: binding.ssrc,
                 sequence_number,
                 roc,
-                class: PacketClass::Padding,
+                // Padding is not media: it earns no retransmission budget either.
+                resend: true,
             };
             if self.send(&packet, buf, now) != Forwarded::Sent {
                 break;
@@ -512,15 +506,7 @@ impl DownTrack {
             ((to, mode), state.rollover.roc_for(out_seq))
         };
         let munged = rewind.munged(out_seq, src.header.timestamp, vp8_ids(incoming.vp8));
-        let packet = self.write(
-            binding,
-            incoming,
-            munged,
-            out_pt,
-            roc,
-            buf,
-            PacketClass::Retransmission,
-        );
+        let packet = self.write(binding, incoming, munged, out_pt, roc, buf, true);
         self.send(&packet, buf, now)
     }
 
@@ -535,7 +521,7 @@ impl DownTrack {
         (payload_type, mode): (u8, PayloadMode),
         roc: u32,
         buf: &mut Vec<u8>,
-        class: PacketClass,
+        resend: bool,
     ) -> Prepared {
         let src = incoming.packet;
         let transport_seq = [0, 0];
@@ -588,7 +574,7 @@ impl DownTrack {
             ssrc: binding.ssrc,
             sequence_number: munged.sequence_number,
             roc,
-            class,
+            resend,
         }
     }
 
@@ -598,7 +584,6 @@ impl DownTrack {
         match self.egress.send(packet, buf, now) {
             Ok(()) => Forwarded::Sent,
             Err(SendError::NotConnected) => Forwarded::NotConnected,
-            Err(SendError::Paced) => Forwarded::Paced,
             Err(e) => {
                 if !self
                     .write_failed

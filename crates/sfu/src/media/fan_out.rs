@@ -91,7 +91,7 @@ impl FanOut {
                         MediaCounters::add(&c.dropped_waiting_keyframe, 1);
                     }
                 }
-                Forwarded::NotSelected | Forwarded::Paced => {}
+                Forwarded::NotSelected => {}
                 Forwarded::NoCodec => MediaCounters::add(&c.dropped_no_codec, 1),
                 Forwarded::TooOld => MediaCounters::add(&c.dropped_too_old, 1),
                 Forwarded::WriteFailed => MediaCounters::add(&c.dropped_write_failed, 1),

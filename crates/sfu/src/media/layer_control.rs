@@ -18,9 +18,9 @@ use crate::signaling::outbox::Outbox;
 
 /// How often layers are reconsidered.
 pub const INTERVAL: Duration = Duration::from_millis(250);
-/// How often a probe's padding goes out during its cluster: often enough to look like a
-/// steady rate to a shaper, rarely enough that each batch is a few packets.
-pub const PADDING_INTERVAL: Duration = Duration::from_millis(5);
+/// How often a probe's padding goes out while one runs: often enough to look like a steady
+/// rate to a shaper, rarely enough that each batch is a few packets.
+pub const PADDING_INTERVAL: Duration = Duration::from_millis(15);
 
 /// The layer a `set_quality` asks for at most; `None` is off.
 pub fn quality_layer(quality: Quality) -> Option<u8> {
@@ -43,11 +43,10 @@ pub struct LayerControl {
     told_layer: HashMap<String, Option<u8>>,
     /// Track ids this subscriber was told it has no codec for.
     unsupported: HashSet<String>,
-    /// A probe's padding: its pace, when it is due next (`None`: no probe pads), when its
-    /// cluster ends, and the buffer it is written in.
+    /// A probe's padding: its pace, when it is due next (`None`: no probe pads), and the
+    /// buffer it is written in.
     pacer: PaddingPacer,
     padding_at: Option<Instant>,
-    padding_until: Option<Instant>,
     padding_buf: Vec<u8>,
 }
 
@@ -177,18 +176,11 @@ impl LayerControl {
             .retain(|id, _| videos.iter().any(|(t, _)| t.info.id == *id));
         self.unsupported.retain(|id| live.contains(id.as_str()));
         self.pacer.set_rate(now, allocation.padding_bps);
-        self.padding_until = self.allocator.cluster().map(|(_, until)| until);
         self.padding_at = match allocation.padding_bps {
             0 => None,
             _ => self.padding_at.or(Some(now + PADDING_INTERVAL)),
         };
         allocation.probe
-    }
-
-    /// The running probe's cluster (when its padding starts and ends), for the estimator
-    /// to measure.
-    pub fn cluster(&self) -> Option<(Instant, Instant)> {
-        self.allocator.cluster()
     }
 
     /// When a probe's padding is due next, if a probe pads.
@@ -204,11 +196,6 @@ impl LayerControl {
         received: impl Iterator<Item = &'a Arc<DownTrack>>,
     ) {
         if self.padding_at.is_none() {
-            return;
-        }
-        if self.padding_until.is_none_or(|until| now >= until) {
-            self.pacer.set_rate(now, 0);
-            self.padding_at = None;
             return;
         }
         self.padding_at = Some(now + PADDING_INTERVAL);
@@ -336,7 +323,6 @@ mod tests {
                 last_congestion: Some(t0),
                 last_severe: Some(t0),
                 last_overuse: Some(t0),
-                cluster: None,
             })
         };
         let tick = |control: &mut LayerControl, at, bps| {
@@ -471,7 +457,6 @@ mod tests {
                 last_congestion: Some(t0),
                 last_severe: Some(t0),
                 last_overuse: Some(t0),
-                cluster: None,
             }),
             &outbox,
         );

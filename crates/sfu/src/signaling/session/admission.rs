@@ -170,7 +170,6 @@ mod tests {
             max_participants_per_room: 10,
             max_rooms: 2,
             congestion_control: true,
-            pacing_factor: crate::egress::pacer::PACING_FACTOR,
             jwt_secret: secret.map(str::to_owned),
             max_token_ttl: crate::auth::DEFAULT_MAX_TOKEN_TTL,
         }

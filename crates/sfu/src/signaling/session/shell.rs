@@ -533,14 +533,6 @@ impl Shell {
         if let Some(outcome) = probed {
             bandwidth.on_probe(outcome);
         }
-        if let Some((from, to)) = self.layers.cluster() {
-            bandwidth.measure_cluster(from, to);
-        }
-        self.peer.egress.pace(
-            now,
-            bandwidth.estimate().filter(|_| self.congestion_control),
-            self.sfu.config.pacing_factor,
-        );
     }
 
     /// A received simulcast track changed layers: says which, now (`track_layer`).
