@@ -693,6 +693,12 @@ pub(crate) async fn serve_socket(
             reader.abort();
             (JOIN_TIMEOUT_CLOSE_CODE, "join timeout")
         }
+        End::Lagging if outbox.is_offer_unanswered() => {
+            refused.count(Refusal::OfferUnanswered);
+            // What is queued went out: the session parks, its resume gets the offer again.
+            flush(&mut sink, &mut outgoing, &sfu, CLOSE_WRITE_TIMEOUT).await;
+            (LAGGING_CLOSE_CODE, "offer not answered; resume")
+        }
         End::Lagging => {
             refused.count(Refusal::Lagging);
             // The client will not read what is queued: free it now. The session parks

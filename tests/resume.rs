@@ -185,3 +185,159 @@ async fn an_ice_restart_keeps_media_flowing() {
     ann.leave().await.unwrap();
     bob.leave().await.unwrap();
 }
+
+/// A client that reads the server's offer and never answers it, as a webrtc-rs client did
+/// when applying the offer failed on a busy machine, would hold back every later offer. The
+/// server closes its connection (4000) once the answer is overdue; the client resumes, gets
+/// the same offer again, answers it, and the media it was waiting for arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_left_unanswered_comes_again_after_a_resume_and_its_media_then_arrives() {
+    use futures_util::{SinkExt, StreamExt};
+    let decode_server_message = |t: &str| serde_json::from_str::<ServerMessage>(t);
+    use roomcast_sfu::signaling::negotiator::ANSWER_TIMEOUT;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let server = start_server().await;
+    let ann = join(&server, "unanswered", "ann").await;
+    let a = ann.participant_id().to_owned();
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url())
+        .await
+        .unwrap();
+    let join = r#"{"type":"join","room":"unanswered","name":"quiet"}"#;
+    ws.send(Message::Text(join.into())).await.unwrap();
+    let mut token = None;
+    let mut first_offer = None;
+    let mut candidates = Vec::new();
+    // Reads on, answering nothing, until the server gives up on the answer.
+    let close = tokio::time::timeout(ANSWER_TIMEOUT + MESSAGE_TIMEOUT, async {
+        while let Some(frame) = ws.next().await {
+            match frame.expect("a frame") {
+                Message::Text(text) => match decode_server_message(&text) {
+                    Ok(ServerMessage::Joined { session_token, .. }) => token = session_token,
+                    Ok(ServerMessage::Offer { sdp }) => first_offer = Some(sdp),
+                    Ok(ServerMessage::Candidate { candidate: Some(c) })
+                        if !c.is_end_of_candidates() =>
+                    {
+                        candidates.push(c)
+                    }
+                    _ => {}
+                },
+                Message::Close(close) => return close,
+                _ => {}
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed once the answer is overdue")
+    .expect("a close frame");
+    assert_eq!(u16::from(close.code), 4000);
+    assert_eq!(close.reason.as_str(), "offer not answered; resume");
+    let first_offer = first_offer.expect("the server offered ann's tracks");
+    let refused = r#"roomcast_connections_refused_total{reason="offer_unanswered"}"#;
+    assert_eq!(common::http::metric(server.http_addr, refused).await, 1.0);
+
+    // Resumed: the same offer again, and this time it is answered.
+    let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url())
+        .await
+        .unwrap();
+    let resume = serde_json::json!({"type": "resume", "session_token": token.expect("a token")});
+    ws.send(Message::Text(resume.to_string().into()))
+        .await
+        .unwrap();
+    let offer = tokio::time::timeout(MESSAGE_TIMEOUT, async {
+        while let Some(Ok(frame)) = ws.next().await {
+            if let Message::Text(text) = frame {
+                if let Ok(ServerMessage::Offer { sdp }) = decode_server_message(&text) {
+                    return Some(sdp);
+                }
+            }
+        }
+        None
+    })
+    .await
+    .expect("the offer again after resumed")
+    .expect("an offer");
+    assert_eq!(offer, first_offer, "the outstanding offer, not a new one");
+
+    let pc = loopback_peer().await;
+    let (track_tx, mut track_rx) = tokio::sync::mpsc::unbounded_channel();
+    pc.on_track(Box::new(move |track, _, _| {
+        let tx = track_tx.clone();
+        Box::pin(async move {
+            // The first packet read is proof the track's media arrives.
+            if track.read_rtp().await.is_ok() {
+                let _ = tx.send((track.kind(), track.stream_id()));
+            }
+        })
+    }));
+    pc.set_remote_description(
+        webrtc::peer_connection::sdp::session_description::RTCSessionDescription::offer(offer)
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    // The server's candidates came on the first connection (trickled, not in the offer).
+    for c in candidates {
+        pc.add_ice_candidate(webrtc::ice_transport::ice_candidate::RTCIceCandidateInit {
+            candidate: c.candidate,
+            sdp_mid: c.sdp_mid,
+            sdp_mline_index: c.sdp_mline_index,
+            username_fragment: c.username_fragment,
+        })
+        .await
+        .unwrap();
+    }
+    let answer = pc.create_answer(None).await.unwrap();
+    pc.set_local_description(answer).await.unwrap();
+    let sdp = pc.local_description().await.unwrap().sdp;
+    let answer = serde_json::json!({"type": "answer", "sdp": sdp});
+    ws.send(Message::Text(answer.to_string().into()))
+        .await
+        .unwrap();
+    let mut kinds = Vec::new();
+    while kinds.len() < 2 {
+        let (kind, stream) = tokio::time::timeout(MEDIA_TIMEOUT, track_rx.recv())
+            .await
+            .expect("ann's media after the answer")
+            .unwrap();
+        assert_eq!(stream, a, "ann's tracks");
+        kinds.push(kind);
+    }
+    kinds.sort_by_key(|k| *k as u8);
+    assert_eq!(
+        kinds,
+        [
+            webrtc::rtp_transceiver::rtp_codec::RTPCodecType::Audio,
+            webrtc::rtp_transceiver::rtp_codec::RTPCodecType::Video
+        ]
+    );
+    pc.close().await.unwrap();
+    ann.leave().await.unwrap();
+}
+
+/// A plain webrtc-rs peer for a test that does the signaling by hand, on loopback only.
+async fn loopback_peer() -> std::sync::Arc<webrtc::peer_connection::RTCPeerConnection> {
+    use webrtc::api::interceptor_registry::register_default_interceptors;
+    use webrtc::api::media_engine::MediaEngine;
+    use webrtc::api::setting_engine::SettingEngine;
+    use webrtc::api::APIBuilder;
+    use webrtc::ice::network_type::NetworkType;
+
+    let mut media = MediaEngine::default();
+    media.register_default_codecs().unwrap();
+    let registry =
+        register_default_interceptors(webrtc::interceptor::registry::Registry::new(), &mut media)
+            .unwrap();
+    let mut settings = SettingEngine::default();
+    settings.set_network_types(vec![NetworkType::Udp4]);
+    settings.set_include_loopback_candidate(true);
+    settings.set_ip_filter(Box::new(|ip: std::net::IpAddr| ip.is_loopback()));
+    let api = APIBuilder::new()
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(settings)
+        .build();
+    std::sync::Arc::new(api.new_peer_connection(Default::default()).await.unwrap())
+}

@@ -49,10 +49,12 @@ pub enum Refusal {
     /// Nothing arrived within the keepalive timeout, or a write could not finish in it
     /// (closed 1001, may resume).
     KeepaliveTimeout,
+    /// The client left a server offer unanswered past its timeout (closed 4000, may resume).
+    OfferUnanswered,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 9] = [
+    pub const ALL: [Refusal; 10] = [
         Refusal::HttpConnections,
         Refusal::HttpConnectionsPerIp,
         Refusal::HeaderTimeout,
@@ -62,6 +64,7 @@ impl Refusal {
         Refusal::JoinTimeout,
         Refusal::Lagging,
         Refusal::KeepaliveTimeout,
+        Refusal::OfferUnanswered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +78,7 @@ impl Refusal {
             Refusal::JoinTimeout => "join_timeout",
             Refusal::Lagging => "lagging",
             Refusal::KeepaliveTimeout => "keepalive_timeout",
+            Refusal::OfferUnanswered => "offer_unanswered",
         }
     }
 }

@@ -3,11 +3,18 @@
 //! The server is the impolite peer of perfect negotiation: a client offer that collides with
 //! the server's own pending offer is ignored. Clients that cannot roll back take the
 //! negotiation lock (`negotiate_request` → `negotiate_grant`) instead; while a grant is out the
-//! server holds its own offers back. At most one server offer is outstanding at a time.
+//! server holds its own offers back. At most one server offer is outstanding at a time, so
+//! an offer the client never answers would hold back every later one for good: after
+//! [`ANSWER_TIMEOUT`] the session asks the client to resume on a new connection, which sends
+//! the offer again.
 use std::time::{Duration, Instant};
 
 /// A granted client that sends no offer within this time loses the grant.
 pub const GRANT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a server offer may wait for its answer. A browser answers in milliseconds and a
+/// busy headless client in well under a second.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientOffer {
@@ -30,14 +37,15 @@ pub struct NoOfferPending;
 
 #[derive(Debug, Default)]
 pub struct Negotiator {
-    server_offer_pending: bool,
+    /// Set while a server offer waits for its answer: when it is overdue.
+    answer_due: Option<Instant>,
     grant_expires: Option<Instant>,
     grant_waiting: bool,
 }
 
 impl Negotiator {
     pub fn on_client_offer(&self) -> ClientOffer {
-        if self.server_offer_pending {
+        if self.server_offer_pending() {
             ClientOffer::Ignore
         } else {
             ClientOffer::Apply
@@ -52,15 +60,14 @@ impl Negotiator {
     /// The client answered the server's offer. Returns whether a waiting lock request should
     /// now be granted.
     pub fn on_client_answer(&mut self, now: Instant) -> Result<bool, NoOfferPending> {
-        if !self.server_offer_pending {
+        if self.answer_due.take().is_none() {
             return Err(NoOfferPending);
         }
-        self.server_offer_pending = false;
         Ok(self.grant_if_waiting(now))
     }
 
     pub fn on_lock_request(&mut self, now: Instant) -> LockRequest {
-        if self.server_offer_pending {
+        if self.server_offer_pending() {
             self.grant_waiting = true;
             LockRequest::GrantAfterAnswer
         } else {
@@ -83,21 +90,34 @@ impl Negotiator {
         if self.grant_expires.is_some_and(|t| now >= t) {
             self.grant_expires = None;
         }
-        !self.server_offer_pending && self.grant_expires.is_none()
+        !self.server_offer_pending() && self.grant_expires.is_none()
     }
 
-    pub fn offer_sent(&mut self) {
-        self.server_offer_pending = true;
+    /// An offer went to the client (or went again, on a resumed connection): its answer is
+    /// due within [`ANSWER_TIMEOUT`].
+    pub fn offer_sent(&mut self, now: Instant) {
+        self.answer_due = Some(now + ANSWER_TIMEOUT);
     }
 
     /// Creating or sending the offer failed: nothing is outstanding after all.
     pub fn offer_failed(&mut self, now: Instant) -> bool {
-        self.server_offer_pending = false;
+        self.answer_due = None;
         self.grant_if_waiting(now)
     }
 
     pub fn server_offer_pending(&self) -> bool {
-        self.server_offer_pending
+        self.answer_due.is_some()
+    }
+
+    /// When the outstanding offer's answer is overdue, so the caller can wake up then.
+    pub fn answer_deadline(&self) -> Option<Instant> {
+        self.answer_due
+    }
+
+    /// Whether the outstanding offer has waited past [`ANSWER_TIMEOUT`]. It stays
+    /// outstanding: only its answer (or a resume that sends it again) moves on.
+    pub fn answer_overdue(&self, now: Instant) -> bool {
+        self.answer_due.is_some_and(|due| now >= due)
     }
 
     /// When an outstanding grant runs out, so the caller can wake up and offer.
@@ -116,7 +136,7 @@ mod tests {
         let mut n = Negotiator::default();
         assert_eq!(n.on_client_offer(), ClientOffer::Apply);
         assert!(n.may_offer(now));
-        n.offer_sent();
+        n.offer_sent(now);
         assert_eq!(n.on_client_offer(), ClientOffer::Ignore);
         assert!(!n.may_offer(now), "one offer outstanding at a time");
         assert_eq!(n.on_client_answer(now), Ok(false));
@@ -145,7 +165,7 @@ mod tests {
     fn grant_waits_for_outstanding_server_offer() {
         let now = Instant::now();
         let mut n = Negotiator::default();
-        n.offer_sent();
+        n.offer_sent(now);
         assert_eq!(n.on_lock_request(now), LockRequest::GrantAfterAnswer);
         assert_eq!(
             n.on_client_answer(now),
@@ -170,9 +190,27 @@ mod tests {
     fn failed_offer_releases_and_grants_waiting_lock() {
         let now = Instant::now();
         let mut n = Negotiator::default();
-        n.offer_sent();
+        n.offer_sent(now);
         n.on_lock_request(now);
         assert!(n.offer_failed(now));
         assert!(!n.server_offer_pending());
+    }
+
+    #[test]
+    fn an_unanswered_offer_is_overdue_after_the_timeout_and_sending_it_again_restarts_the_clock() {
+        let now = Instant::now();
+        let mut n = Negotiator::default();
+        assert_eq!(n.answer_deadline(), None);
+        n.offer_sent(now);
+        assert_eq!(n.answer_deadline(), Some(now + ANSWER_TIMEOUT));
+        assert!(!n.answer_overdue(now + ANSWER_TIMEOUT - Duration::from_millis(1)));
+        let late = now + ANSWER_TIMEOUT;
+        assert!(n.answer_overdue(late));
+        assert!(n.server_offer_pending(), "still outstanding");
+        n.offer_sent(late);
+        assert!(!n.answer_overdue(late));
+        assert_eq!(n.on_client_answer(late), Ok(false));
+        assert_eq!(n.answer_deadline(), None);
+        assert!(!n.answer_overdue(late + ANSWER_TIMEOUT));
     }
 }

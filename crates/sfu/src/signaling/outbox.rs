@@ -130,6 +130,8 @@ struct Shared {
     abusive: AtomicBool,
     /// Set when the client fell behind and was cut off: no more frames are queued.
     lagging: AtomicBool,
+    /// Set when the client left the server's offer unanswered and was cut off, to resume.
+    offer_unanswered: AtomicBool,
     /// Set once `joined` or `resumed` was queued.
     welcomed: AtomicBool,
 }
@@ -223,7 +225,22 @@ impl Outbox {
         self.shared.abusive.load(Ordering::Relaxed)
     }
 
-    /// Whether this client was cut off for falling [`MAX_QUEUED_BYTES`] behind.
+    /// Cuts the client off as if it had fallen behind (closed [`LAGGING_CLOSE_CODE`], the
+    /// session parks), because it did not answer the server's offer in time: its resume
+    /// gets the offer again.
+    pub fn cut_off_for_unanswered_offer(&self) {
+        self.shared.offer_unanswered.store(true, Ordering::Relaxed);
+        self.shared.lagging.store(true, Ordering::Release);
+        self.kick.cancel();
+    }
+
+    /// Whether [`Outbox::cut_off_for_unanswered_offer`] cut this client off.
+    pub fn is_offer_unanswered(&self) -> bool {
+        self.shared.offer_unanswered.load(Ordering::Relaxed)
+    }
+
+    /// Whether this client was cut off for falling [`MAX_QUEUED_BYTES`] behind, or to resume
+    /// for an unanswered offer.
     pub fn is_lagging(&self) -> bool {
         self.shared.lagging.load(Ordering::Relaxed)
     }

@@ -305,6 +305,7 @@ impl Session {
             match output {
                 Output::Send(msg) => outbox.send(msg),
                 Output::End(end) => return Some(end),
+                Output::AskToResume => outbox.cut_off_for_unanswered_offer(),
                 Output::Do(command) => {
                     let Some(done) = self.shell.apply(command).await else {
                         continue;

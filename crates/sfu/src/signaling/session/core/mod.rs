@@ -41,7 +41,7 @@ use super::SessionEnd;
 use crate::media::published_track::PublishedTrack;
 use crate::rate::TokenBucket;
 use crate::room::{Order, Room};
-use crate::signaling::negotiator::Negotiator;
+use crate::signaling::negotiator::{Negotiator, ANSWER_TIMEOUT};
 use crate::signaling::sdp_media::MediaSection;
 use transceivers::PeerModel;
 
@@ -81,6 +81,9 @@ pub enum Output {
     Do(Command),
     /// The session is over (after the outputs before this one).
     End(SessionEnd),
+    /// Close this connection so the client resumes on a new one (code 4000, as for a client
+    /// that fell behind): the session parks meanwhile.
+    AskToResume,
 }
 
 /// What the shell does for the core. Those with an outcome answer with [`Input::Done`].
@@ -208,6 +211,8 @@ pub struct SessionCore {
     outstanding_offer: Option<String>,
     /// Set while parked (no connection): when the session leaves unless resumed.
     parked_until: Option<Instant>,
+    /// Set once this connection was asked to go (an unanswered offer), until a resume.
+    resume_asked: bool,
     /// The client only publishes (WHIP): it is never subscribed nor sent an offer.
     publish_only: bool,
     /// The client only watches (WHEP): see [`view`].
@@ -237,6 +242,7 @@ impl SessionCore {
             offer_owed: false,
             outstanding_offer: None,
             parked_until: None,
+            resume_asked: false,
             publish_only: false,
             view: None,
             limits,
@@ -264,11 +270,13 @@ impl SessionCore {
         self.published.values()
     }
 
-    /// The next time [`Input::Tick`] is due: a negotiation grant, a parking running out, or
-    /// a viewer's next look at the speakers.
+    /// The next time [`Input::Tick`] is due: a negotiation grant, an offer's answer, a
+    /// parking running out, or a viewer's next look at the speakers.
     pub fn next_deadline(&self) -> Option<Instant> {
+        let connected = self.parked_until.is_none() && !self.resume_asked;
         [
             self.negotiator.grant_deadline(),
+            self.negotiator.answer_deadline().filter(|_| connected),
             self.parked_until,
             self.view.as_ref().and_then(|v| v.next_check),
         ]
@@ -397,6 +405,20 @@ impl SessionCore {
             self.end(SessionEnd::Normal);
             return;
         }
+        if self.parked_until.is_none() && !self.resume_asked && self.negotiator.answer_overdue(now)
+        {
+            // The client applied it and failed to answer, or never read it: either way every
+            // later change waits behind it. A resume sends it again on a new connection.
+            tracing::warn!(
+                room = %self.room.name,
+                participant = %self.id,
+                timeout_s = ANSWER_TIMEOUT.as_secs(),
+                "the client did not answer the server's offer; asking it to resume"
+            );
+            self.resume_asked = true;
+            self.out.push(Output::AskToResume);
+            return;
+        }
         self.renegotiate(now);
     }
 
@@ -416,9 +438,11 @@ impl SessionCore {
     /// was parked is offered now.
     pub fn resume(&mut self, now: Instant) -> Vec<Output> {
         self.parked_until = None;
+        self.resume_asked = false;
         tracing::info!(room = %self.room.name, participant = %self.id, "resumed");
         match self.outstanding_offer.clone() {
             Some(sdp) if self.negotiator.server_offer_pending() => {
+                self.negotiator.offer_sent(now);
                 self.send(ServerMessage::Offer { sdp })
             }
             _ => self.renegotiate(now),

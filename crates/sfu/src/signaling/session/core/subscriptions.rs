@@ -88,7 +88,7 @@ impl SessionCore {
                 let subscribed: HashSet<TransceiverId> =
                     self.subscriptions.values().copied().collect();
                 self.peer.claim_sending(&subscribed);
-                self.negotiator.offer_sent();
+                self.negotiator.offer_sent(now);
                 self.outstanding_offer = Some(sdp.clone());
                 self.send(ServerMessage::Offer { sdp });
             }

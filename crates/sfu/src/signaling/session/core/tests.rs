@@ -18,7 +18,7 @@ use super::{
 };
 use crate::room::testing::{track, Recorder};
 use crate::room::{Joining, Order, Room, Welcome};
-use crate::signaling::negotiator::GRANT_TIMEOUT;
+use crate::signaling::negotiator::{ANSWER_TIMEOUT, GRANT_TIMEOUT};
 use crate::signaling::sdp_media::media_sections;
 use crate::signaling::session::SessionEnd;
 
@@ -215,6 +215,8 @@ struct Harness {
     /// What the core sent its client, in order.
     sent: Vec<ServerMessage>,
     ended: Option<SessionEnd>,
+    /// How many times the core asked for the connection to be closed for a resume.
+    asked_to_resume: usize,
     me: Arc<Recorder>,
     others: HashMap<String, Arc<Recorder>>,
 }
@@ -248,6 +250,7 @@ impl Harness {
             now: Instant::now(),
             sent: Vec::new(),
             ended: None,
+            asked_to_resume: 0,
             me,
             others: HashMap::new(),
         }
@@ -289,6 +292,7 @@ impl Harness {
                     self.ended = Some(end);
                     return;
                 }
+                Output::AskToResume => self.asked_to_resume += 1,
                 Output::Do(command) => {
                     let Some(done) = self.peer.apply(&self.room, command) else {
                         continue;
@@ -667,7 +671,50 @@ fn resuming_offers_what_changed_while_parked() {
     let outputs = h.core.resume(h.now);
     h.carry_out(outputs);
     assert_eq!(h.take_log(), ["subscribe", "create_offer"]);
+    assert_eq!(
+        h.core.next_deadline(),
+        Some(h.now + ANSWER_TIMEOUT),
+        "the offer's answer is due"
+    );
+}
+
+#[test]
+fn an_offer_left_unanswered_asks_the_client_to_resume_and_the_resume_sends_it_again() {
+    let mut h = Harness::new(Role::Presenter);
+    h.publisher("ann");
+    h.resubscribe();
+    assert_eq!(Harness::offers(&h.take_sent()), ["server offer 1"]);
+    assert_eq!(h.core.next_deadline(), Some(h.now + ANSWER_TIMEOUT));
+    // Bob publishes meanwhile: his tracks wait behind the unanswered offer.
+    h.publisher("bob");
+    h.resubscribe();
+    h.now += ANSWER_TIMEOUT - Duration::from_millis(1);
+    h.input(Input::Tick);
+    assert_eq!(h.asked_to_resume, 0, "not yet");
+    h.now += Duration::from_millis(1);
+    h.input(Input::Tick);
+    assert_eq!(h.asked_to_resume, 1);
+    assert_eq!(h.ended, None, "the session stays, for the resume");
+    assert_eq!(h.core.next_deadline(), None, "asked once, then it waits");
+    h.input(Input::Tick);
+    assert_eq!(h.asked_to_resume, 1);
+
+    // The connection closes, the session parks, the client resumes: the same offer again.
+    h.core.park(h.now, Duration::from_secs(20));
+    let outputs = h.core.resume(h.now);
+    h.carry_out(outputs);
+    assert_eq!(Harness::offers(&h.take_sent()), ["server offer 1"]);
+    assert_eq!(h.core.next_deadline(), Some(h.now + ANSWER_TIMEOUT));
+    // Answered at last: bob's tracks are offered next, and nothing is overdue.
+    h.take_log();
+    h.answer();
+    assert_eq!(h.take_log(), ["apply_answer", "subscribe", "create_offer"]);
+    assert_eq!(Harness::offers(&h.take_sent()), ["server offer 2"]);
+    h.answer();
     assert_eq!(h.core.next_deadline(), None);
+    h.now += ANSWER_TIMEOUT * 2;
+    h.input(Input::Tick);
+    assert_eq!(h.asked_to_resume, 1);
 }
 
 #[test]
