@@ -693,18 +693,18 @@ pub(crate) async fn serve_socket(
             reader.abort();
             (JOIN_TIMEOUT_CLOSE_CODE, "join timeout")
         }
-        End::Lagging if outbox.is_offer_unanswered() => {
-            refused.count(Refusal::OfferUnanswered);
-            // What is queued went out: the session parks, its resume gets the offer again.
-            flush(&mut sink, &mut outgoing, &sfu, CLOSE_WRITE_TIMEOUT).await;
-            (LAGGING_CLOSE_CODE, "offer not answered; resume")
-        }
         End::Lagging => {
-            refused.count(Refusal::Lagging);
-            // The client will not read what is queued: free it now. The session parks
-            // (the kick told it), waiting for the client to resume.
+            // The client will not read what is queued, or did not act on it: free it now.
+            // The session parks (the kick told it), waiting for the client to resume, which
+            // brings it up to date (and sends an unanswered offer again).
             outgoing.discard();
-            (LAGGING_CLOSE_CODE, "fell behind; resume")
+            if outbox.is_offer_unanswered() {
+                refused.count(Refusal::OfferUnanswered);
+                (LAGGING_CLOSE_CODE, "offer not answered; resume")
+            } else {
+                refused.count(Refusal::Lagging);
+                (LAGGING_CLOSE_CODE, "fell behind; resume")
+            }
         }
         End::Session(end) => {
             // A flooder gets as long as the close to read why; it may still be flooding.

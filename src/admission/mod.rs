@@ -261,7 +261,7 @@ mod tests {
         assert_eq!(counts.get(Refusal::Lagging), 1);
         assert_eq!(counts.get(Refusal::JoinTimeout), 0);
         let names: Vec<_> = Refusal::ALL.iter().map(|r| r.as_str()).collect();
-        assert_eq!(names.len(), 9);
+        assert_eq!(names.len(), 10);
         assert!(Refusal::ALL
             .iter()
             .enumerate()

@@ -223,8 +223,9 @@ async fn idle_and_slowloris_sockets() {
 
 /// Five clients join a room and never read while five others chat in it, within the chat
 /// rates (4 lines of 4000 characters a second each, the room's 20 in all). Each is cut off
-/// once 1 MiB waits for it (4000), or once a write to it has been blocked for the keepalive
-/// timeout (1001), whichever comes first; either way its queue is freed at once and its
+/// once 1 MiB waits for it (4000), once a write to it has been blocked for the keepalive
+/// timeout (1001), or once the server's offer (the bystanders' tracks) has waited 15 s for an
+/// answer (4000), whichever comes first; either way its queue is freed at once and its
 /// session leaves when the resume grace runs out. RSS before, at the peak and after is
 /// printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,7 +256,11 @@ async fn join_never_read() {
     let mut rss_peak = rss_joined;
     let mut sent = 0usize;
     let mut last_sign_of_life = Instant::now();
-    while server.refused("lagging").await + server.refused("keepalive_timeout").await < 5.0 {
+    while server.refused("lagging").await
+        + server.refused("keepalive_timeout").await
+        + server.refused("offer_unanswered").await
+        < 5.0
+    {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "not all cut off"
@@ -277,6 +282,7 @@ async fn join_never_read() {
     }
     let cut_after = started.elapsed();
     let lagging = server.refused("lagging").await;
+    let unanswered = server.refused("offer_unanswered").await;
     // Their sessions wait for a resume that never comes, then leave.
     server
         .wait_for_metric(
@@ -292,7 +298,8 @@ async fn join_never_read() {
     eprintln!(
         "join, never read: RSS {:.1} MiB with the five joined, {:.1} MiB at the peak, {:.1} MiB \
          after they were cut off and left; cut off {:.1} s into the chat ({:.1} MiB sent to the room), \
-         {lagging} of the 5 with 1 MiB waiting (the rest for a blocked write)",
+         {lagging} of the 5 with 1 MiB waiting, {unanswered} for the offer they never answered \
+         (the rest for a blocked write)",
         mib(rss_joined),
         mib(rss_peak),
         mib(rss_after),
