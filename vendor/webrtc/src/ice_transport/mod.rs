@@ -333,16 +333,6 @@ impl RTCIceTransport {
         new_ufrag: &str,
         new_pwd: &str,
     ) -> bool {
-        // roomcast patch: a transport still `New` has not started its checks: the start that
-        // the first remote description queued carries that description's credentials and has
-        // not run yet (a busy machine), so the agent has no remote credentials to compare
-        // with. A renegotiation offer arriving in that window is not an ICE restart; upstream
-        // read it as one, and the restart failed with "ICE Agent can not be restarted when
-        // gathering", so the offer was never answered. (After a real restart the agent's
-        // remote credentials are empty too, but the transport is no longer `New`.)
-        if self.state() == RTCIceTransportState::New {
-            return false;
-        }
         if let Some(agent) = self.gatherer.get_agent().await {
             let (ufrag, upwd) = agent.get_remote_user_credentials().await;
             ufrag != new_ufrag || upwd != new_pwd
