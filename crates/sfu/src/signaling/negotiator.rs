@@ -7,6 +7,13 @@
 //! an offer the client never answers would hold back every later one for good: after
 //! [`ANSWER_TIMEOUT`] the session asks the client to resume on a new connection, which sends
 //! the offer again.
+//!
+//! Once a remote description is applied, the server also holds its offers until the
+//! connection first comes up. Applying a description makes a peer *queue* the start of its
+//! transports; a webrtc-rs peer (pion before pion/webrtc#1303 too) that applies another offer
+//! before that start has run compares the offer's ICE credentials with none, takes it for an
+//! ICE restart, fails it ("ICE Agent can not be restarted when gathering") and never answers.
+//! A connection that is up has started its transports at both ends.
 use std::time::{Duration, Instant};
 
 /// A granted client that sends no offer within this time loses the grant.
@@ -35,12 +42,26 @@ pub enum LockRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NoOfferPending;
 
+/// How far the connection's transports are, as far as offering goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Transports {
+    /// No remote description yet: nothing has been started, the first offer may go.
+    #[default]
+    NotStarted,
+    /// A remote description is applied at both ends and the connection has not come up
+    /// yet: the client's start of its transports may still be queued behind it.
+    Starting,
+    /// The connection came up (at least once).
+    Up,
+}
+
 #[derive(Debug, Default)]
 pub struct Negotiator {
     /// Set while a server offer waits for its answer: when it is overdue.
     answer_due: Option<Instant>,
     grant_expires: Option<Instant>,
     grant_waiting: bool,
+    transports: Transports,
 }
 
 impl Negotiator {
@@ -90,7 +111,23 @@ impl Negotiator {
         if self.grant_expires.is_some_and(|t| now >= t) {
             self.grant_expires = None;
         }
-        !self.server_offer_pending() && self.grant_expires.is_none()
+        !self.server_offer_pending()
+            && self.grant_expires.is_none()
+            && self.transports != Transports::Starting
+    }
+
+    /// A remote description (the client's offer or answer) was applied: until the connection
+    /// comes up, the client may not have started its transports.
+    pub fn remote_description_applied(&mut self) {
+        if self.transports == Transports::NotStarted {
+            self.transports = Transports::Starting;
+        }
+    }
+
+    /// The connection came up: both ends started their transports. Returns whether offers
+    /// were held for it, so the caller offers what waited.
+    pub fn connected(&mut self) -> bool {
+        std::mem::replace(&mut self.transports, Transports::Up) == Transports::Starting
     }
 
     /// An offer went to the client (or went again, on a resumed connection): its answer is
@@ -141,6 +178,32 @@ mod tests {
         assert!(!n.may_offer(now), "one offer outstanding at a time");
         assert_eq!(n.on_client_answer(now), Ok(false));
         assert_eq!(n.on_client_offer(), ClientOffer::Apply);
+        assert!(n.may_offer(now));
+    }
+
+    #[test]
+    fn after_the_first_remote_description_offers_wait_for_the_connection() {
+        let now = Instant::now();
+        let mut n = Negotiator::default();
+        assert!(n.may_offer(now), "the first offer needs no connection");
+        n.remote_description_applied();
+        assert!(!n.may_offer(now), "the client may not have started ICE yet");
+        assert!(n.connected(), "offers were held");
+        assert!(n.may_offer(now));
+        n.remote_description_applied();
+        assert!(
+            n.may_offer(now),
+            "later descriptions find the transports up"
+        );
+        assert!(!n.connected(), "nothing was held the second time");
+    }
+
+    #[test]
+    fn a_connection_up_before_its_description_was_seen_applied_does_not_hold_offers() {
+        let now = Instant::now();
+        let mut n = Negotiator::default();
+        n.connected();
+        n.remote_description_applied();
         assert!(n.may_offer(now));
     }
 

@@ -289,7 +289,7 @@ impl SessionCore {
     pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Output> {
         match input {
             Input::Client(msg) => self.on_client(msg, now),
-            Input::Peer(event) => self.on_peer(event),
+            Input::Peer(event) => self.on_peer(event, now),
             Input::Room(RoomEvent::Resubscribe) => self.renegotiate(now),
             Input::Room(RoomEvent::Order(order)) => self.on_order(order, now),
             Input::Tick => self.on_tick(now),
@@ -369,13 +369,16 @@ impl SessionCore {
         }
     }
 
-    fn on_peer(&mut self, event: PeerEvent) {
+    fn on_peer(&mut self, event: PeerEvent, now: Instant) {
         match event {
             PeerEvent::Candidate(candidate) => self.send(ServerMessage::Candidate { candidate }),
             PeerEvent::State(state) => {
                 tracing::debug!(participant = %self.id, ?state, "connection state");
                 if state == RTCPeerConnectionState::Connected {
                     self.order(Command::Connect);
+                    if self.negotiator.connected() {
+                        self.renegotiate(now);
+                    }
                 }
                 if matches!(
                     state,

@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 use roomcast_protocol::{
     ClientMessage, ErrorCode, IceCandidate, Quality, Role, RoomSettings, ServerMessage, TrackKind,
 };
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection as Direction;
 
 use super::{
-    Command, Done, Input, Output, ParticipantLimits, RoomEvent, SessionCore, Transceiver,
-    TransceiverId,
+    Command, Done, Input, Output, ParticipantLimits, PeerEvent, RoomEvent, SessionCore,
+    Transceiver, TransceiverId,
 };
 use crate::room::testing::{track, Recorder};
 use crate::room::{Joining, Order, Room, Welcome};
@@ -237,7 +238,18 @@ impl Harness {
         Harness::in_room(Arc::new(Room::new("r".into())), role)
     }
 
+    /// A member whose connection is up from the start, so that offers never wait for it
+    /// (the tests that are about that wait use [`Harness::not_connected`]).
     fn in_room(room: Arc<Room>, role: Role) -> Harness {
+        let mut h = Harness::not_connected(room, role);
+        h.input(Input::Peer(PeerEvent::State(
+            RTCPeerConnectionState::Connected,
+        )));
+        h.take_log();
+        h
+    }
+
+    fn not_connected(room: Arc<Room>, role: Role) -> Harness {
         let me = Arc::new(Recorder::default());
         room.join(joining("me", role), me.clone(), 100, |_: Welcome| {
             ServerMessage::RoomEnded
@@ -401,6 +413,46 @@ fn subscribes_to_what_is_published_with_one_offer_at_a_time() {
     h.resubscribe();
     assert_eq!(h.take_log(), ["apply_answer"]);
     assert!(h.take_sent().is_empty());
+}
+
+#[test]
+fn after_the_publishing_offer_the_servers_offer_waits_for_the_connection() {
+    let mut h = Harness::not_connected(Arc::new(Room::new("r".into())), Role::Presenter);
+    h.publisher("ann");
+    h.client(offer(CLIENT_OFFER));
+    assert_eq!(
+        h.take_log(),
+        [
+            "apply_offer",
+            "create_answer",
+            "publish",
+            "receive",
+            "receive"
+        ],
+        "answered, but not offered to: the client may still be starting its transports"
+    );
+    assert!(Harness::offers(&h.take_sent()).is_empty());
+    h.input(Input::Peer(PeerEvent::State(
+        RTCPeerConnectionState::Connected,
+    )));
+    assert_eq!(h.take_log(), ["connect", "subscribe", "create_offer"]);
+    assert_eq!(Harness::offers(&h.take_sent()), ["server offer 1"]);
+}
+
+#[test]
+fn a_subscriber_that_has_not_offered_gets_the_first_offer_at_once_and_the_next_once_connected() {
+    let mut h = Harness::not_connected(Arc::new(Room::new("r".into())), Role::Audience);
+    h.publisher("ann");
+    h.resubscribe();
+    assert_eq!(Harness::offers(&h.take_sent()), ["server offer 1"]);
+    h.publisher("bob");
+    h.answer();
+    assert_eq!(h.take_log(), ["subscribe", "create_offer", "apply_answer"]);
+    assert!(Harness::offers(&h.take_sent()).is_empty());
+    h.input(Input::Peer(PeerEvent::State(
+        RTCPeerConnectionState::Connected,
+    )));
+    assert_eq!(Harness::offers(&h.take_sent()), ["server offer 2"]);
 }
 
 #[test]
