@@ -13,11 +13,16 @@
 //! transports; a webrtc-rs peer (pion before pion/webrtc#1303 too) that applies another offer
 //! before that start has run compares the offer's ICE credentials with none, takes it for an
 //! ICE restart, fails it ("ICE Agent can not be restarted when gathering") and never answers.
-//! A connection that is up has started its transports at both ends.
+//! A connection that is up has started its transports at both ends. The hold lasts at most
+//! [`CONNECT_HOLD`]: a client whose description carries no transport (an offer without
+//! m-lines) never connects, and no client's start stays queued that long.
 use std::time::{Duration, Instant};
 
 /// A granted client that sends no offer within this time loses the grant.
 pub const GRANT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest the server holds an offer for the connection to come up.
+pub const CONNECT_HOLD: Duration = Duration::from_secs(3);
 
 /// How long a server offer may wait for its answer. A browser answers in milliseconds and a
 /// busy headless client in well under a second.
@@ -48,9 +53,9 @@ enum Transports {
     /// No remote description yet: nothing has been started, the first offer may go.
     #[default]
     NotStarted,
-    /// A remote description is applied at both ends and the connection has not come up
-    /// yet: the client's start of its transports may still be queued behind it.
-    Starting,
+    /// A remote description is applied at both ends (at this instant) and the connection
+    /// has not come up yet: the client's start of its transports may still be queued.
+    Starting(Instant),
     /// The connection came up (at least once).
     Up,
 }
@@ -113,21 +118,36 @@ impl Negotiator {
         }
         !self.server_offer_pending()
             && self.grant_expires.is_none()
-            && self.transports != Transports::Starting
+            && !self.holding_for_connection(now)
+    }
+
+    fn holding_for_connection(&self, now: Instant) -> bool {
+        matches!(self.transports, Transports::Starting(at) if now < at + CONNECT_HOLD)
+    }
+
+    /// While offers are held for the connection: when the hold ends anyway.
+    pub fn connect_hold_deadline(&self) -> Option<Instant> {
+        match self.transports {
+            Transports::Starting(at) => Some(at + CONNECT_HOLD),
+            _ => None,
+        }
     }
 
     /// A remote description (the client's offer or answer) was applied: until the connection
     /// comes up, the client may not have started its transports.
-    pub fn remote_description_applied(&mut self) {
+    pub fn remote_description_applied(&mut self, now: Instant) {
         if self.transports == Transports::NotStarted {
-            self.transports = Transports::Starting;
+            self.transports = Transports::Starting(now);
         }
     }
 
     /// The connection came up: both ends started their transports. Returns whether offers
     /// were held for it, so the caller offers what waited.
     pub fn connected(&mut self) -> bool {
-        std::mem::replace(&mut self.transports, Transports::Up) == Transports::Starting
+        matches!(
+            std::mem::replace(&mut self.transports, Transports::Up),
+            Transports::Starting(_)
+        )
     }
 
     /// An offer went to the client (or went again, on a resumed connection): its answer is
@@ -186,11 +206,13 @@ mod tests {
         let now = Instant::now();
         let mut n = Negotiator::default();
         assert!(n.may_offer(now), "the first offer needs no connection");
-        n.remote_description_applied();
+        n.remote_description_applied(now);
         assert!(!n.may_offer(now), "the client may not have started ICE yet");
+        assert_eq!(n.connect_hold_deadline(), Some(now + CONNECT_HOLD));
         assert!(n.connected(), "offers were held");
         assert!(n.may_offer(now));
-        n.remote_description_applied();
+        assert_eq!(n.connect_hold_deadline(), None);
+        n.remote_description_applied(now);
         assert!(
             n.may_offer(now),
             "later descriptions find the transports up"
@@ -203,8 +225,17 @@ mod tests {
         let now = Instant::now();
         let mut n = Negotiator::default();
         n.connected();
-        n.remote_description_applied();
+        n.remote_description_applied(now);
         assert!(n.may_offer(now));
+    }
+
+    #[test]
+    fn a_connection_that_does_not_come_up_holds_offers_for_a_bounded_time() {
+        let now = Instant::now();
+        let mut n = Negotiator::default();
+        n.remote_description_applied(now);
+        assert!(!n.may_offer(now + CONNECT_HOLD - Duration::from_millis(1)));
+        assert!(n.may_offer(now + CONNECT_HOLD));
     }
 
     #[test]

@@ -270,13 +270,15 @@ impl SessionCore {
         self.published.values()
     }
 
-    /// The next time [`Input::Tick`] is due: a negotiation grant, an offer's answer, a
-    /// parking running out, or a viewer's next look at the speakers.
+    /// The next time [`Input::Tick`] is due: a negotiation grant, an offer's answer, the
+    /// hold for the connection, a parking running out, or a viewer's next look at the
+    /// speakers.
     pub fn next_deadline(&self) -> Option<Instant> {
         let connected = self.parked_until.is_none() && !self.resume_asked;
         [
             self.negotiator.grant_deadline(),
             self.negotiator.answer_deadline().filter(|_| connected),
+            self.negotiator.connect_hold_deadline(),
             self.parked_until,
             self.view.as_ref().and_then(|v| v.next_check),
         ]

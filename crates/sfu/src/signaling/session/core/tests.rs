@@ -19,7 +19,7 @@ use super::{
 };
 use crate::room::testing::{track, Recorder};
 use crate::room::{Joining, Order, Room, Welcome};
-use crate::signaling::negotiator::{ANSWER_TIMEOUT, GRANT_TIMEOUT};
+use crate::signaling::negotiator::{ANSWER_TIMEOUT, CONNECT_HOLD, GRANT_TIMEOUT};
 use crate::signaling::sdp_media::media_sections;
 use crate::signaling::session::SessionEnd;
 
@@ -452,6 +452,21 @@ fn a_subscriber_that_has_not_offered_gets_the_first_offer_at_once_and_the_next_o
     h.input(Input::Peer(PeerEvent::State(
         RTCPeerConnectionState::Connected,
     )));
+    assert_eq!(Harness::offers(&h.take_sent()), ["server offer 2"]);
+}
+
+#[test]
+fn a_connection_that_never_comes_up_holds_the_next_offer_only_for_a_while() {
+    let mut h = Harness::not_connected(Arc::new(Room::new("r".into())), Role::Audience);
+    h.publisher("ann");
+    h.resubscribe();
+    h.answer();
+    h.publisher("bob");
+    h.resubscribe();
+    assert_eq!(Harness::offers(&h.take_sent()), ["server offer 1"]);
+    assert_eq!(h.core.next_deadline(), Some(h.now + CONNECT_HOLD));
+    h.now += CONNECT_HOLD;
+    h.input(Input::Tick);
     assert_eq!(Harness::offers(&h.take_sent()), ["server offer 2"]);
 }
 

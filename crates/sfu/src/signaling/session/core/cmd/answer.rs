@@ -28,7 +28,7 @@ impl SessionCore {
             return self.error(ErrorCode::BadSdp, e);
         }
         self.peer.has_remote = true;
-        self.negotiator.remote_description_applied();
+        self.negotiator.remote_description_applied(now);
         self.ignoring_candidates = false;
         self.outstanding_offer = None;
         if let Ok(true) = self.negotiator.on_client_answer(now) {

@@ -47,7 +47,7 @@ impl SessionCore {
             return self.error(ErrorCode::BadSdp, e);
         }
         self.peer.has_remote = true;
-        self.negotiator.remote_description_applied();
+        self.negotiator.remote_description_applied(now);
         self.flush_candidates();
         let Some(offer) = self.offer.as_ref() else {
             return;
