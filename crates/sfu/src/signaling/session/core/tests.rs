@@ -319,6 +319,13 @@ impl Harness {
         }
     }
 
+    /// The PeerConnection reports that it is up.
+    fn connected(&mut self) {
+        self.input(Input::Peer(PeerEvent::State(
+            RTCPeerConnectionState::Connected,
+        )));
+    }
+
     fn client(&mut self, msg: ClientMessage) {
         self.input(Input::Client(msg));
     }
@@ -372,6 +379,15 @@ const CLIENT_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
 m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtpmap:111 opus/48000/2\r\n\
 m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\n";
 
+/// What applying [`CLIENT_OFFER`] does: answered, then its two m-lines published and read.
+const ANSWERED_AND_PUBLISHED: [&str; 5] = [
+    "apply_offer",
+    "create_answer",
+    "publish",
+    "receive",
+    "receive",
+];
+
 fn offer(sdp: &str) -> ClientMessage {
     ClientMessage::Offer {
         sdp: sdp.into(),
@@ -422,19 +438,11 @@ fn after_the_publishing_offer_the_servers_offer_waits_for_the_connection() {
     h.client(offer(CLIENT_OFFER));
     assert_eq!(
         h.take_log(),
-        [
-            "apply_offer",
-            "create_answer",
-            "publish",
-            "receive",
-            "receive"
-        ],
+        ANSWERED_AND_PUBLISHED,
         "answered, but not offered to: the client may still be starting its transports"
     );
     assert!(Harness::offers(&h.take_sent()).is_empty());
-    h.input(Input::Peer(PeerEvent::State(
-        RTCPeerConnectionState::Connected,
-    )));
+    h.connected();
     assert_eq!(h.take_log(), ["connect", "subscribe", "create_offer"]);
     assert_eq!(Harness::offers(&h.take_sent()), ["server offer 1"]);
 }
@@ -449,9 +457,7 @@ fn a_subscriber_that_has_not_offered_gets_the_first_offer_at_once_and_the_next_o
     h.answer();
     assert_eq!(h.take_log(), ["subscribe", "create_offer", "apply_answer"]);
     assert!(Harness::offers(&h.take_sent()).is_empty());
-    h.input(Input::Peer(PeerEvent::State(
-        RTCPeerConnectionState::Connected,
-    )));
+    h.connected();
     assert_eq!(Harness::offers(&h.take_sent()), ["server offer 2"]);
 }
 
@@ -592,16 +598,7 @@ fn publishing_answers_then_publishes_each_sending_mline() {
     let mut h = Harness::new(Role::Presenter);
     h.member("bob", Role::Presenter);
     h.client(offer(CLIENT_OFFER));
-    assert_eq!(
-        h.take_log(),
-        [
-            "apply_offer",
-            "create_answer",
-            "publish",
-            "receive",
-            "receive"
-        ]
-    );
+    assert_eq!(h.take_log(), ANSWERED_AND_PUBLISHED);
     let sent = h.take_sent();
     assert_eq!(
         sent[0],
