@@ -86,6 +86,33 @@ pub fn write_picture_id(payload: &mut [u8], at: usize, value: u16, long: bool) {
     }
 }
 
+/// Appends `payload` to `out` with a 7-bit picture id widened to the 15-bit form (one
+/// byte longer), and returns where its fields sit in what was appended. A forwarder that
+/// renumbers picture ids needs the room: a publisher that numbers its first 128 pictures in
+/// 7 bits (webrtc-rs, pion) may be renumbered past 127 after a layer switch, and a 7-bit
+/// field would wrap the id to 0, which a receiver reads as a jump backwards.
+pub fn extend_widened(
+    out: &mut Vec<u8>,
+    payload: &[u8],
+    fields: DescriptorFields,
+) -> DescriptorFields {
+    match fields.picture_id {
+        Some((at, value, false)) if at < payload.len() => {
+            out.extend_from_slice(&payload[..at]);
+            out.extend_from_slice(&(0x8000 | value).to_be_bytes());
+            out.extend_from_slice(&payload[at + 1..]);
+            DescriptorFields {
+                picture_id: Some((at, value, true)),
+                tl0_pic_idx: fields.tl0_pic_idx.map(|(at, idx)| (at + 1, idx)),
+            }
+        }
+        _ => {
+            out.extend_from_slice(payload);
+            fields
+        }
+    }
+}
+
 /// The frame size when `payload` is the first packet of a keyframe.
 pub fn keyframe_size(payload: &[u8]) -> Option<FrameSize> {
     let (at, starts_frame) = descriptor(payload)?;
@@ -192,11 +219,39 @@ mod tests {
     }
 
     #[test]
+    fn a_7_bit_picture_id_is_widened_and_the_fields_after_it_move_along() {
+        // X, I and L set; 7-bit picture id 100; TL0PICIDX 7; then the VP8 payload.
+        let short = [0x90, 0xc0, 100, 7, 0xaa, 0xbb];
+        let fields = descriptor_fields(&short).expect("fields");
+        let mut out = vec![0xee];
+        let moved = extend_widened(&mut out, &short, fields);
+        assert_eq!(out, [0xee, 0x90, 0xc0, 0x80, 100, 7, 0xaa, 0xbb]);
+        assert_eq!(descriptor_fields(&out[1..]), Some(moved));
+        assert_eq!(moved.picture_id, Some((2, 100, true)));
+        assert_eq!(moved.tl0_pic_idx, Some((4, 7)));
+        write_picture_id(&mut out[1..], 2, 300, true);
+        assert_eq!(
+            descriptor_fields(&out[1..]).and_then(|f| f.picture_id),
+            Some((2, 300, true))
+        );
+        // Already 15 bits, or no picture id: copied as it is.
+        for payload in [&[0x90, 0x80, 0x81, 0x2c, 0xaa][..], &[0x10, 0xaa]] {
+            let fields = descriptor_fields(payload).expect("fields");
+            let mut out = Vec::new();
+            assert_eq!(extend_widened(&mut out, payload, fields), fields);
+            assert_eq!(out, payload);
+        }
+    }
+
+    #[test]
     fn never_panics_on_any_short_input() {
         for len in 0..24 {
             for fill in [0x00u8, 0xff, 0x90, 0x10] {
                 let _ = keyframe_size(&vec![fill; len]);
-                let _ = descriptor_fields(&vec![fill; len]);
+                let payload = vec![fill; len];
+                if let Some(fields) = descriptor_fields(&payload) {
+                    extend_widened(&mut Vec::new(), &payload, fields);
+                }
                 write_picture_id(&mut vec![fill; len], len.saturating_sub(1), 0x7fff, true);
             }
         }

@@ -29,7 +29,7 @@ use crate::bandwidth::padding::PADDING_BYTES;
 use crate::egress::rtp_header::{write_rtp_header_at, RtpHeader};
 use crate::egress::{Egress, Prepared, SendError};
 use crate::srtp::RolloverCounter;
-use roomcast_codec::vp8::{write_picture_id, DescriptorFields};
+use roomcast_codec::vp8::{extend_widened, write_picture_id, DescriptorFields};
 
 /// What the subscriber's connection negotiated for this track (set by `bind`).
 struct Binding {
@@ -382,7 +382,13 @@ impl DownTrack {
         }
         let sent = &mut state.sent;
         sent.packets = sent.packets.wrapping_add(1);
-        sent.payload_octets = sent.payload_octets.wrapping_add(src.payload.len() as u32);
+        // A 7-bit picture id goes out one byte wider (`write`).
+        let widened = incoming
+            .vp8
+            .is_some_and(|f| matches!(f.picture_id, Some((_, _, false))));
+        sent.payload_octets = sent
+            .payload_octets
+            .wrapping_add(src.payload.len() as u32 + u32::from(widened));
         sent.last = Some((munged.timestamp, incoming.received_at));
         let roc = state.rollover.roc_for(munged.sequence_number);
         drop(state);
@@ -541,8 +547,13 @@ impl DownTrack {
             csrc: &src.header.csrc,
         };
         let (header_len, last_value_at) = write_rtp_header_at(buf, &header, &extensions[..n]);
+        let mut vp8 = incoming.vp8;
         match mode {
-            PayloadMode::Plain => buf.extend_from_slice(&src.payload),
+            // Renumbered picture ids go out in 15 bits, whatever width they came in.
+            PayloadMode::Plain => match vp8 {
+                Some(fields) => vp8 = Some(extend_widened(buf, &src.payload, fields)),
+                None => buf.extend_from_slice(&src.payload),
+            },
             PayloadMode::BuildRed { opus_pt } if self.redundancy_allowed() => {
                 red::write_red(buf, opus_pt, incoming.redundancy, &src.payload)
             }
@@ -564,7 +575,7 @@ impl DownTrack {
                 buf.extend_from_slice(red::primary(&src.payload).unwrap_or_default())
             }
         }
-        if let Some(fields) = incoming.vp8 {
+        if let Some(fields) = vp8 {
             rewrite_vp8_ids(&mut buf[header_len..], fields, munged.vp8);
         }
         Prepared {
@@ -925,8 +936,9 @@ mod tests {
         assert_eq!((pt, payload[0], &payload[1..]), (100, 109, &b"three"[..]));
     }
 
-    /// A bound VP8 down track sending (SRTP, headers in the clear) to `sink`.
-    fn bound(sink: &UdpSocket) -> DownTrack {
+    /// A bound VP8 down track of `layers` simulcast layers sending (SRTP, headers in the
+    /// clear) to `sink`.
+    fn bound(sink: &UdpSocket, layers: u8) -> DownTrack {
         let mux = roomcast_udp::UdpMux::bind(std::net::Ipv4Addr::LOCALHOST.into(), 0)
             .expect("bind media socket");
         let egress = Arc::new(Egress::new(mux));
@@ -947,7 +959,7 @@ mod tests {
             "PA_1".into(),
             RTPCodecType::Video,
             codec.clone(),
-            1,
+            layers,
             egress,
         );
         let transport_cc = RTCRtpHeaderExtensionParameters {
@@ -976,7 +988,7 @@ mod tests {
         let sink = UdpSocket::bind("127.0.0.1:0").expect("bind sink");
         sink.set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
-        let down = bound(&sink);
+        let down = bound(&sink, 1);
         let codecs = [down.codec.clone()];
         let mut packet = Packet::default();
         packet.header.version = 2;
@@ -1038,5 +1050,65 @@ mod tests {
             "padding is never resent"
         );
         assert_eq!(resend(104).map(|r| r.in_seq), Ok(102));
+    }
+
+    /// webrtc-rs and pion number a stream's first 128 pictures in 7 bits, then in 15. A
+    /// switch to a layer whose ids are behind renumbers them forward; past 127 they must
+    /// go out in 15 bits, or the id wraps to 0 and the subscriber (Chromium) drops every
+    /// frame until the next keyframe as older than the last it decoded.
+    #[test]
+    fn picture_ids_run_on_when_a_renumbered_7_bit_id_passes_127() {
+        let sink = UdpSocket::bind("127.0.0.1:0").expect("bind sink");
+        let down = bound(&sink, 2);
+        let codecs = [down.codec.clone()];
+        let mut out_ids = Vec::new();
+        let mut buf = Vec::new();
+        let mut send = |layer: u8, seq: u16, picture_id: u16, keyframe: bool| {
+            let mut payload = vec![0x90, 0x80];
+            if picture_id < 128 {
+                payload.push(picture_id as u8);
+            } else {
+                payload.extend_from_slice(&(0x8000 | picture_id).to_be_bytes());
+            }
+            // A VP8 frame tag: a 320x180 keyframe, or an interframe.
+            let tag = if keyframe { 0x00 } else { 0x01 };
+            payload.extend_from_slice(&[tag, 0, 0, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xb4, 0x00]);
+            let mut packet = Packet::default();
+            packet.header.version = 2;
+            packet.header.payload_type = 96;
+            packet.header.sequence_number = seq;
+            packet.header.timestamp = u32::from(seq) * 3000;
+            packet.header.marker = true;
+            packet.payload = Bytes::from(payload);
+            let incoming = Incoming {
+                packet: &packet,
+                layer,
+                arriving: LayerSet::all(2),
+                is_keyframe: keyframe,
+                vp8: roomcast_codec::vp8::descriptor_fields(&packet.payload),
+                extensions: Default::default(),
+                codecs: &codecs,
+                received_at: Instant::now(),
+                redundancy: Default::default(),
+            };
+            buf.clear();
+            if let Ok(prepared) = down.prepare(&incoming, &mut buf) {
+                let fields = roomcast_codec::vp8::descriptor_fields(&buf[prepared.header_len..]);
+                out_ids.push(fields.and_then(|f| f.picture_id).map(|(_, id, _)| id));
+            }
+        };
+        // Layer 0 from its keyframe, picture ids 40..=50; layer 1's are 30 behind.
+        for id in 40..=50 {
+            send(0, 1000 + id, id, id == 40);
+        }
+        for id in 21..=150 {
+            send(1, 5000 + id, id, id == 21);
+            send(0, 1000 + id + 30, id + 30, false);
+        }
+        let expected: Vec<_> = (40..=50).chain(51..=180).map(Some).collect();
+        assert_eq!(
+            out_ids, expected,
+            "one picture id after another, across 127"
+        );
     }
 }
