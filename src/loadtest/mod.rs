@@ -358,6 +358,7 @@ mod tests {
                 loss_percent: 0.0,
                 jitter_ms: Percentiles::default(),
                 freezes: 0,
+                picture_id_breaks: 0,
                 join_ms: Percentiles::default(),
                 first_media_ms: Percentiles::default(),
                 errors_by_code: Default::default(),

@@ -202,6 +202,7 @@ pub fn summary(report: &Report, leave: Option<LeaveResult>, interrupted: bool) -
     );
     add("jitter", ms_with(&s.jitter_ms, 1));
     add("freezes", s.freezes.to_string());
+    add("picture id breaks", s.picture_id_breaks.to_string());
     add("join", ms(&s.join_ms));
     add("first media", ms(&s.first_media_ms));
     add(
@@ -293,6 +294,7 @@ mod tests {
             time_to_first_packet_ms: Some(431.0),
             freezes: 0,
             max_gap_ms: 66.0,
+            picture_id_breaks: 0,
             keyframes: 3,
             frame_width: 1280,
             frame_height: 720,

@@ -39,6 +39,7 @@ mod message_log;
 mod negotiation;
 mod opus;
 mod peer_connection;
+mod picture_ids;
 mod publisher;
 mod report;
 mod roster;

@@ -146,6 +146,9 @@ pub struct TrackRow {
     pub freezes: u64,
     /// Longest gap between packets while live, over the track's whole life.
     pub max_gap_ms: f64,
+    /// VP8 picture ids that broke the run a decoder follows, over the track's whole life:
+    /// pictures a browser would drop until the next keyframe (0 when it decodes).
+    pub picture_id_breaks: u64,
     pub keyframes: u64,
     /// Size of the latest received keyframe (VP8 header, H.264 SPS); 0 x 0 for audio and
     /// before any keyframe.
@@ -208,6 +211,8 @@ pub struct Summary {
     /// Over the rows with packets.
     pub jitter_ms: Percentiles,
     pub freezes: u64,
+    /// Summed over the rows (see [`TrackRow::picture_id_breaks`]).
+    pub picture_id_breaks: u64,
     /// Join start to `joined` (and the publish answered), over the bots that joined.
     pub join_ms: Percentiles,
     /// Per bot that expects media: join start to the first packet of its first track.
@@ -582,6 +587,7 @@ pub(crate) fn track_row(
         },
         freezes: t.freezes.saturating_sub(base.freezes) + ongoing_freeze,
         max_gap_ms: millis(t.max_gap.max(ongoing)),
+        picture_id_breaks: t.picture_id_breaks,
         keyframes: t.keyframes,
         frame_width: t.frame_width,
         frame_height: t.frame_height,
@@ -728,6 +734,7 @@ pub(crate) fn build_report(
         loss_percent: loss_percent(packets, lost),
         jitter_ms: percentiles(&jitter),
         freezes: rows.iter().map(|r| r.freezes).sum(),
+        picture_id_breaks: rows.iter().map(|r| r.picture_id_breaks).sum(),
         join_ms: percentiles(&join_ms),
         first_media_ms: percentiles(&first_media),
         errors_by_code,

@@ -12,6 +12,7 @@ use tokio::time::timeout_at;
 use webrtc::api::media_engine::{MIME_TYPE_H264, MIME_TYPE_VP8};
 
 use crate::arrival::{GapTracker, JitterEstimator};
+use crate::picture_ids::PictureIds;
 use crate::sequence_tracker::SequenceTracker;
 use crate::BotError;
 
@@ -92,6 +93,10 @@ pub struct RemoteTrackStats {
     pub freezes: u64,
     /// Longest gap between two packets while the track was live.
     pub max_gap: Duration,
+    /// VP8: packets whose picture id broke the run of ids a decoder follows (neither the
+    /// same picture nor the next one, right after the packet before it). 0 when the
+    /// stream decodes; anything else means frames a browser would drop.
+    pub picture_id_breaks: u64,
 }
 
 impl RemoteTrackStats {
@@ -130,6 +135,7 @@ impl RemoteTrackStats {
             jitter_ms: 0.0,
             freezes: 0,
             max_gap: Duration::ZERO,
+            picture_id_breaks: 0,
         }
     }
 
@@ -167,6 +173,7 @@ pub(crate) struct TrackCounters {
     keyframe_sizes: VecDeque<KeyframeSize>,
     jitter: JitterEstimator,
     gaps: GapTracker,
+    picture_ids: Option<PictureIds>,
     /// Which reader currently feeds these counters; only it may mark them ended.
     reader: u64,
 }
@@ -189,6 +196,7 @@ impl TrackCounters {
             keyframe_sizes: VecDeque::new(),
             jitter: JitterEstimator::new(clock_rate_or_default(kind, clock_rate)),
             gaps: GapTracker::new(kind == TrackKind::Video),
+            picture_ids: (depacketizer == Depacketizer::Vp8).then(PictureIds::default),
             reader: 0,
         }
     }
@@ -204,6 +212,9 @@ impl TrackCounters {
     ) -> bool {
         let stats = &mut self.stats;
         self.sequence.record(seq);
+        if let Some(ids) = &mut self.picture_ids {
+            ids.record(seq, timestamp, payload);
+        }
         if payload.is_empty() {
             // Padding (the server probing the bandwidth) takes a sequence number but is no
             // media: it must not hide a frozen picture.
@@ -281,6 +292,7 @@ impl TrackCounters {
             jitter_ms: self.jitter.jitter_ms(),
             freezes: self.gaps.freezes,
             max_gap: self.gaps.max_gap,
+            picture_id_breaks: self.picture_ids.as_ref().map_or(0, |ids| ids.breaks),
             keyframe_sizes: self.keyframe_sizes.iter().copied().collect(),
             ..self.stats.clone()
         }
@@ -357,6 +369,9 @@ impl Subscriptions {
                         c.stats.ssrc = ssrc;
                         c.sequence = SequenceTracker::default();
                         c.jitter.reset();
+                        if let Some(ids) = &mut c.picture_ids {
+                            ids.restart();
+                        }
                     }
                     c.reader = reader;
                     drop(c);

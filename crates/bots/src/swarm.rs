@@ -1087,6 +1087,7 @@ mod tests {
             jitter_ms: 0.0,
             freezes: 0,
             max_gap: Duration::ZERO,
+            picture_id_breaks: 0,
         };
         let publishers = vec![
             ("av".to_owned(), BotRole::AvPublisher),
