@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
 use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 /// The largest datagram read whole; anything longer is truncated (and dropped by the mux).
@@ -116,37 +117,56 @@ impl MediaSocket {
     }
 }
 
-/// The media socket registered with tokio, to wait until it can be read or written.
+/// The media socket registered with tokio, to wait until it can be read.
 pub struct AsyncSocket {
     socket: Arc<MediaSocket>,
-    /// A duplicate of the socket's descriptor, for its readiness: the same socket.
-    readiness: tokio::net::UdpSocket,
+    /// A duplicate of the socket's descriptor (the same socket), registered for
+    /// readability only. Registered for writability too, the runtime's driver would be
+    /// woken each time the kernel frees a datagram we sent: once per copy the fast path
+    /// sends.
+    readable: AsyncFd<std::net::UdpSocket>,
 }
+
+/// How often, and how far apart, [`AsyncSocket::send`] retries a full send buffer.
+const SEND_RETRIES: u32 = 20;
+const SEND_RETRY: Duration = Duration::from_millis(1);
 
 impl AsyncSocket {
     /// Must be called within a tokio runtime.
     pub fn new(socket: Arc<MediaSocket>) -> io::Result<AsyncSocket> {
-        let readiness = tokio::net::UdpSocket::from_std(socket.io.try_clone()?)?;
-        Ok(AsyncSocket { socket, readiness })
+        let readable = AsyncFd::with_interest(socket.io.try_clone()?, Interest::READABLE)?;
+        Ok(AsyncSocket { socket, readable })
     }
 
     /// Waits for datagrams and reads as many as `batch` holds (at least one).
     pub async fn recv(&self, batch: &mut RecvBatch) -> io::Result<()> {
-        self.readiness
-            .async_io(Interest::READABLE, || self.socket.try_recv(batch))
-            .await
+        loop {
+            let mut ready = self.readable.readable().await?;
+            if let Ok(read) = ready.try_io(|_| self.socket.try_recv(batch)) {
+                return read;
+            }
+        }
     }
 
-    /// Like [`MediaSocket::send`], but waits for room in the send buffer.
+    /// Like [`MediaSocket::send`], but a full send buffer is tried again, a millisecond
+    /// later, up to [`SEND_RETRIES`] times (what the ICE agent and DTLS send is rare and
+    /// small; waiting for writability would need the registration above to include it).
     pub async fn send(
         &self,
         packet: &[u8],
         to: SocketAddr,
         from: Option<IpAddr>,
     ) -> io::Result<()> {
-        self.readiness
-            .async_io(Interest::WRITABLE, || self.socket.send(packet, to, from))
-            .await
+        let mut tries = 0;
+        loop {
+            match self.socket.send(packet, to, from) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && tries < SEND_RETRIES => {
+                    tries += 1;
+                    tokio::time::sleep(SEND_RETRY).await;
+                }
+                sent => return sent,
+            }
+        }
     }
 }
 
