@@ -134,7 +134,10 @@ const SEND_RETRY: Duration = Duration::from_millis(1);
 impl AsyncSocket {
     /// Must be called within a tokio runtime.
     pub fn new(socket: Arc<MediaSocket>) -> io::Result<AsyncSocket> {
-        let readable = AsyncFd::with_interest(socket.io.try_clone()?, Interest::READABLE)?;
+        let duplicate = socket.io.try_clone()?;
+        // SAFETY: `duplicate` owns its descriptor, and nothing replaces or closes it while
+        // the `AsyncFd` holds it (it is closed when the `AsyncFd` is dropped).
+        let readable = unsafe { AsyncFd::register_with_interest(duplicate, Interest::READABLE)? };
         Ok(AsyncSocket { socket, readable })
     }
 
