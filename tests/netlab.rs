@@ -88,7 +88,12 @@ async fn random_loss_on_a_downlink_is_repaired() {
     assert_bounds(
         &outcome,
         &[
-            ("freeze_ratio", AtMost(0.03)),
+            // A retransmission lost again is repaired a re-NACK later (Chromium waits
+            // 100 ms); the frame behind it shows as a freeze of about 0.25 s, 0.017 of this
+            // 15 s window. Two of those (0.0335) failed a CI run at 0.03 with no residual
+            // loss. Loss NACK does not repair costs a freeze until the next keyframe for
+            // every lost packet of ~85 a second: far above this either way.
+            ("freeze_ratio", AtMost(0.06)),
             ("residual_video_loss", AtMost(0.01)),
             // Random loss is repaired, not read as congestion: nobody steps down (before
             // the estimator told them apart: 0.71 / 0 / 0.06 of the time on f).

@@ -4,7 +4,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use roomcast_bots::{Bot, BotError};
+use roomcast_bots::{Bot, BotError, BotRole, Swarm, SwarmConfig};
 use roomcast_protocol::{ClientMessage, ErrorCode, ServerMessage, TrackKind};
 
 fn left(m: &ServerMessage, id: &str) -> bool {
@@ -23,7 +23,7 @@ async fn wait_for_video(bot: &Bot, publisher: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resumed_bot_keeps_its_media_and_nobody_sees_it_leave() {
     let server = start_server().await;
-    let mut ann = join(&server, "resume", "ann").await;
+    let ann = join(&server, "resume", "ann").await;
     let bob = join(&server, "resume", "bob").await;
     let a = ann.participant_id().to_owned();
     let b = bob.participant_id().to_owned();
@@ -33,7 +33,7 @@ async fn a_resumed_bot_keeps_its_media_and_nobody_sees_it_leave() {
     ann.drop_websocket().await;
     // Parked: its media keeps arriving while it has no WebSocket.
     assert_media_keeps_flowing(&bob, &[&a]).await;
-    let old_token = ann.session_token().map(str::to_owned);
+    let old_token = ann.session_token();
     let resumed = ann.resume().await.expect("resumed within the grace period");
     let ServerMessage::Resumed {
         participant_id,
@@ -94,7 +94,7 @@ async fn a_resumed_bot_keeps_its_media_and_nobody_sees_it_leave() {
 async fn a_bot_that_does_not_resume_in_time_leaves() {
     let server = start_server().await;
     server.sessions.resume.set_grace(Duration::from_secs(1));
-    let mut ann = join(&server, "grace", "ann").await;
+    let ann = join(&server, "grace", "ann").await;
     let bob = join(&server, "grace", "bob").await;
     let a = ann.participant_id().to_owned();
     wait_for_video(&bob, &a).await;
@@ -136,7 +136,7 @@ async fn a_bogus_token_is_refused_and_the_connection_stays_usable() {
         .await;
     let ann = join(&server, "bogus", "ann").await;
     let cursor = ann.message_cursor();
-    let mut bob = join(&server, "bogus", "bob").await;
+    let bob = join(&server, "bogus", "bob").await;
     ann.wait_for_message_after(
         cursor,
         |m| matches!(m, ServerMessage::ParticipantJoined { .. }),
@@ -340,4 +340,49 @@ async fn loopback_peer() -> std::sync::Arc<webrtc::peer_connection::RTCPeerConne
         .with_setting_engine(settings)
         .build();
     std::sync::Arc::new(api.new_peer_connection(Default::default()).await.unwrap())
+}
+
+/// A `roomcast bots` swarm whose viewer leaves the server's first offer unanswered: the
+/// server closes it with 4000 ("offer not answered; resume") after 15 s, the swarm resumes
+/// it at once (the same participant, on the same PeerConnection), the offer comes again,
+/// and the presenter's audio and video arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swarm_bot_closed_with_4000_resumes_and_gets_its_tracks() {
+    use roomcast_sfu::signaling::negotiator::ANSWER_TIMEOUT;
+
+    let server = start_server().await;
+    let mut config = SwarmConfig::new(server.ws_url());
+    config.rooms = vec!["resume-4000".to_owned()];
+    config.subscribers = 1;
+    config.unanswered_server_offers = 1;
+    let swarm = Swarm::start(config).await;
+    assert!(swarm.wait_joined(MESSAGE_TIMEOUT).await, "both joined");
+    let (_, viewer) = swarm
+        .joined_bots()
+        .into_iter()
+        .find(|(plan, _)| plan.role == BotRole::Subscriber)
+        .expect("the viewer joined");
+    let id = viewer.participant_id().to_owned();
+    // The viewer has nothing until it answers, which it does only after the resume.
+    assert!(
+        swarm.wait_for_tracks(ANSWER_TIMEOUT + MEDIA_TIMEOUT).await,
+        "every track after the resume: {:?}",
+        swarm.report(None).summary
+    );
+    assert!(
+        viewer
+            .messages()
+            .iter()
+            .any(|m| matches!(m, ServerMessage::Resumed { .. })),
+        "the swarm resumed the viewer"
+    );
+    let refused = r#"roomcast_connections_refused_total{reason="offer_unanswered"}"#;
+    assert_eq!(common::http::metric(server.http_addr, refused).await, 1.0);
+    let now = swarm.joined_bots();
+    assert!(
+        now.iter().any(|(_, bot)| bot.participant_id() == id),
+        "the same participant, resumed, not joined afresh"
+    );
+    let report = swarm.report(None);
+    assert_eq!(report.summary.missing_tracks, 0, "{:?}", report.summary);
 }

@@ -22,6 +22,9 @@ use crate::subscriber_stats::{RemoteTrackStats, Subscriptions};
 use crate::transport_cc::ReceivePath;
 use crate::{peer_connection, subscriber, BotConfig, BotError};
 
+/// The close code with which the server asks a client to resume at once.
+pub const RESUME_NOW: u16 = 4000;
+
 /// Server messages not yet taken by the session; the socket reader waits when it is full.
 const INBOX_CAPACITY: usize = 256;
 const COMMAND_CAPACITY: usize = 64;
@@ -29,7 +32,7 @@ const COMMAND_CAPACITY: usize = 64;
 pub struct Bot {
     participant_id: String,
     /// From `joined`, renewed by each `resumed`.
-    session_token: Option<String>,
+    session_token: parking_lot::Mutex<Option<String>>,
     room: String,
     participants: Vec<Participant>,
     roster: Arc<Roster>,
@@ -142,12 +145,13 @@ impl Bot {
             Arc::clone(&roster),
             inbox,
             command_rx,
+            config.unanswered_server_offers,
             span.clone(),
         );
 
         let mut bot = Bot {
             participant_id,
-            session_token,
+            session_token: parking_lot::Mutex::new(session_token),
             room,
             participants,
             roster,
@@ -214,8 +218,14 @@ impl Bot {
     }
 
     /// The token `resume` takes, if the server gave one.
-    pub fn session_token(&self) -> Option<&str> {
-        self.session_token.as_deref()
+    pub fn session_token(&self) -> Option<String> {
+        self.session_token.lock().clone()
+    }
+
+    /// Whether the server closed the signaling with 4000, asking the client to resume at
+    /// once (it fell behind, or left an offer unanswered; docs/protocol.md).
+    pub fn was_told_to_resume(&self) -> bool {
+        self.closed().is_some_and(|c| c.code == Some(RESUME_NOW))
     }
 
     /// Cuts only the signaling WebSocket (no `leave`, no close handshake), as a network
@@ -227,16 +237,15 @@ impl Bot {
     /// Opens a new WebSocket and sends `resume` with the session token: the session goes on
     /// there, on the same PeerConnection. Returns the `resumed` message; an `error` in
     /// reply is [`BotError::Refused`].
-    pub async fn resume(&mut self) -> Result<ServerMessage, BotError> {
+    pub async fn resume(&self) -> Result<ServerMessage, BotError> {
         let token = self
-            .session_token
-            .clone()
+            .session_token()
             .ok_or_else(|| BotError::Protocol("the server gave no session token".into()))?;
         self.resume_with(&token).await
     }
 
     /// [`Bot::resume`] with any token (e.g. a wrong one, for tests).
-    pub async fn resume_with(&mut self, token: &str) -> Result<ServerMessage, BotError> {
+    pub async fn resume_with(&self, token: &str) -> Result<ServerMessage, BotError> {
         self.signaling.reconnect().await?;
         let cursor = self.log.cursor();
         self.signaling
@@ -260,7 +269,7 @@ impl Bot {
             .await?;
         match &reply {
             ServerMessage::Resumed { session_token, .. } => {
-                self.session_token = Some(session_token.clone());
+                *self.session_token.lock() = Some(session_token.clone());
                 info!(parent: &self.span, "resumed");
                 Ok(reply)
             }

@@ -53,6 +53,9 @@ pub struct BotConfig {
     /// Where received tracks go instead of the bot's own counting reader (a cascade relay
     /// forwards their RTP itself).
     pub track_sink: Option<TrackSink>,
+    /// Fault injection for tests: the first this many offers from the server go unanswered,
+    /// as from a client that hangs mid-negotiation (the server then closes with 4000).
+    pub unanswered_server_offers: u32,
 }
 
 /// Takes each track the bot receives (`on_track`) and reads it.
@@ -85,6 +88,7 @@ impl BotConfig {
             connect_timeout: Duration::from_secs(10),
             message_log_capacity: 1024,
             track_sink: None,
+            unanswered_server_offers: 0,
         }
     }
 

@@ -72,6 +72,12 @@ impl MessageLog {
         self.changed.send_replace(());
     }
 
+    /// A new connection took over (a resume): the log is open again.
+    pub(crate) fn reopen(&self) {
+        self.inner.lock().closed = None;
+        self.changed.send_replace(());
+    }
+
     pub(crate) fn snapshot(&self) -> Vec<ServerMessage> {
         self.inner.lock().messages.iter().cloned().collect()
     }

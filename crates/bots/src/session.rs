@@ -76,9 +76,12 @@ pub(crate) struct Session {
     /// The server is on this machine: only its loopback candidates are used (see
     /// [`peer_connection::is_loopback_candidate`]).
     loopback_only: bool,
+    /// [`crate::BotConfig::unanswered_server_offers`] still to leave unanswered.
+    unanswered_offers: u32,
 }
 
 impl Session {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn spawn(
         pc: Arc<RTCPeerConnection>,
         signaling: Arc<Signaling>,
@@ -86,6 +89,7 @@ impl Session {
         roster: Arc<Roster>,
         inbox: mpsc::Receiver<ServerMessage>,
         commands: mpsc::Receiver<Command>,
+        unanswered_offers: u32,
         span: Span,
     ) -> JoinHandle<()> {
         let loopback_only = peer_connection::is_loopback_url(signaling.url());
@@ -99,6 +103,7 @@ impl Session {
             offered: None,
             early_candidates: Vec::new(),
             loopback_only,
+            unanswered_offers,
         };
         tokio::spawn(session.run(inbox, commands).instrument(span))
     }
@@ -146,6 +151,10 @@ impl Session {
     async fn on_server_message(&mut self, message: ServerMessage) {
         self.roster.on_message(&message);
         match message {
+            ServerMessage::Offer { .. } if self.unanswered_offers > 0 => {
+                self.unanswered_offers -= 1;
+                debug!("leaving the server's offer unanswered (fault injection)");
+            }
             ServerMessage::Offer { sdp } => match self.negotiation.remote_offer() {
                 Step::AnswerRemoteOffer => {
                     if let Err(e) = self.answer(sdp).await {

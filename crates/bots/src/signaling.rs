@@ -69,6 +69,7 @@ impl Signaling {
         self.drop_connection().await;
         let socket = open(&self.url, self.timeout).await?;
         let (sink, stream) = socket.split();
+        self.log.reopen();
         let reader = tokio::spawn(read_frames(
             stream,
             Arc::clone(&self.log),

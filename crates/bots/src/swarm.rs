@@ -122,6 +122,9 @@ pub struct SwarmConfig {
     pub join_timeout: Duration,
     /// Bot names are `{prefix}-pub-N`, `{prefix}-apub-N`, `{prefix}-sub-N`.
     pub name_prefix: String,
+    /// Fault injection for tests: every bot leaves the server's first this many offers
+    /// unanswered ([`BotConfig::unanswered_server_offers`]).
+    pub unanswered_server_offers: u32,
 }
 
 impl SwarmConfig {
@@ -160,6 +163,7 @@ impl SwarmConfig {
             media_dir: BotConfig::default_media_dir(),
             join_timeout: Duration::from_secs(20),
             name_prefix: "bot".to_owned(),
+            unanswered_server_offers: 0,
         }
     }
 
@@ -693,12 +697,20 @@ async fn join_one(inner: &Inner, index: usize) {
 /// How often a bot's follower lets go of it to see whether the swarm is still there.
 const FOLLOW_RECHECK: Duration = Duration::from_secs(1);
 
+/// How many times one bot resumes after the server closed it with 4000: a server that
+/// keeps asking is reported (the bot ends) rather than followed for good.
+const MAX_RESUMES: u32 = 5;
+
 /// Bot `index` told to `reconnect` (its server is draining), or whose connection was lost
 /// (its node died: closed without a close frame, or with 1012 by a node that relayed it
 /// there), joins again, afresh, in its slot, as the web client does: on a cluster it lands
-/// on a node that stays. Ends when the bot's connection closes otherwise (a leave, a kick,
-/// a server shutting down), a rejoin fails, or the swarm leaves or is gone.
+/// on a node that stays. A bot the server closed with 4000 (it fell behind, or left an
+/// offer unanswered) resumes its session at once, as the contract asks, up to
+/// [`MAX_RESUMES`] times; if the resume fails it joins afresh. Ends when the bot's
+/// connection closes otherwise (a leave, a kick, a server shutting down), a rejoin fails,
+/// or the swarm leaves or is gone.
 async fn follow_reconnects(inner: std::sync::Weak<Inner>, index: usize) {
+    let mut resumes = 0;
     loop {
         let bot = {
             let Some(inner) = inner.upgrade() else { return };
@@ -715,7 +727,24 @@ async fn follow_reconnects(inner: std::sync::Weak<Inner>, index: usize) {
                 FOLLOW_RECHECK,
             )
             .await;
-        let lost = bot.closed().is_some_and(|c| connection_lost(c.code));
+        let told_to_resume = bot.was_told_to_resume();
+        if told_to_resume {
+            if resumes == MAX_RESUMES {
+                debug!(bot = %bot.participant_id(), "told to resume once too often; ending");
+                return;
+            }
+            resumes += 1;
+            match bot.resume().await {
+                Ok(_) => {
+                    debug!(bot = %bot.participant_id(), resumes, "resumed after 4000");
+                    continue;
+                }
+                Err(e) => {
+                    debug!(bot = %bot.participant_id(), error = %e, "resume failed; joining again")
+                }
+            }
+        }
+        let lost = told_to_resume || bot.closed().is_some_and(|c| connection_lost(c.code));
         drop(bot);
         let named = match told {
             Ok(roomcast_protocol::ServerMessage::Reconnect { url, .. }) => url,
@@ -817,6 +846,7 @@ async fn join_bot_at(
         .with_connect_timeout(timeout);
     bot_config.token = token;
     bot_config.message_log_capacity = MESSAGE_LOG_CAPACITY;
+    bot_config.unanswered_server_offers = config.unanswered_server_offers;
     match tokio::time::timeout(timeout, Bot::join(bot_config)).await {
         Ok(Ok(bot)) => Ok(bot),
         Ok(Err(e)) => Err(classify(&e)),
