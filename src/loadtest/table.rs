@@ -202,7 +202,10 @@ pub fn summary(report: &Report, leave: Option<LeaveResult>, interrupted: bool) -
     );
     add("jitter", ms_with(&s.jitter_ms, 1));
     add("freezes", s.freezes.to_string());
-    add("picture id breaks", s.picture_id_breaks.to_string());
+    add(
+        "vp8 ids",
+        format!("{} picture id breaks", s.picture_id_breaks),
+    );
     add("join", ms(&s.join_ms));
     add("first media", ms(&s.first_media_ms));
     add(
