@@ -16,6 +16,7 @@ use super::feedback::PacketResult;
 use super::loss::{
     LossAction, LossControl, LossFractions, INCREASE_PER_SECOND, MIN_INCREASE_BPS_PER_SECOND,
 };
+use super::overflow::Train;
 use super::rate::{DelayRate, RateStep};
 
 const DEFAULT_RTT: Duration = Duration::from_millis(100);
@@ -27,6 +28,10 @@ const PACKET_SIZE_SMOOTHING: f64 = 0.05;
 /// A loss within this of the delay signal last showing a queue is congestion loss: the
 /// queue may show in the feedback just before or after the one reporting the loss.
 const QUEUE_MEMORY: Duration = Duration::from_millis(500);
+
+/// Loss without a queue in sight that still counts as the path overflowing: more than a
+/// burst of random loss takes from a feedback's packets.
+const OVERFLOW_WITHOUT_QUEUE: f64 = 0.5;
 
 /// Limits and starting point of one estimator, in bits per second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +74,10 @@ pub struct BandwidthEstimator {
     estimate_bps: u64,
     last_overuse: Option<Instant>,
     last_loss_cut: Option<Instant>,
+    /// When a single feedback last showed the path overflowing (`overflow.rs`).
+    last_overflow: Option<Instant>,
+    /// The feedbacks' packets since the last overflow check.
+    train: Train,
     /// When the delay signal last showed a standing or growing queue.
     last_queue: Option<Instant>,
 }
@@ -95,6 +104,8 @@ impl BandwidthEstimator {
             estimate_bps: initial,
             last_overuse: None,
             last_loss_cut: None,
+            last_overflow: None,
+            train: Train::default(),
             last_queue: None,
         }
     }
@@ -130,6 +141,17 @@ impl BandwidthEstimator {
         self.last_loss_cut
     }
 
+    /// When the delay signal last showed a queue standing or growing.
+    pub fn last_queue(&self) -> Option<Instant> {
+        self.last_queue
+    }
+
+    /// When a single feedback last showed the path overflowing: over a quarter of its
+    /// packets lost (`overflow.rs`).
+    pub fn last_overflow(&self) -> Option<Instant> {
+        self.last_overflow
+    }
+
     /// The connection's round-trip time, e.g. from receiver reports (default 100 ms). It
     /// paces decreases and sets the additive increase step.
     pub fn set_rtt(&mut self, rtt: Duration) {
@@ -147,9 +169,11 @@ impl BandwidthEstimator {
         let mut congested = 0u32;
         let mut total = 0u32;
         let mut received = false;
+        self.train.begin(now);
         for result in results.iter().filter(fresh) {
             total = total.saturating_add(1);
             let Some(arrival) = result.arrival else {
+                self.train.lost();
                 lost = lost.saturating_add(1);
                 if self.queue_seen(now) {
                     congested = congested.saturating_add(1);
@@ -157,6 +181,7 @@ impl BandwidthEstimator {
                 continue;
             };
             received = true;
+            self.train.received(arrival, result.size);
             self.acked.add(arrival, result.size);
             self.throughput.add(arrival, result.size);
             self.delay.on_packet(self.micros(result.sent_at), arrival);
@@ -190,6 +215,20 @@ impl BandwidthEstimator {
                 max: self.max_bps as f64,
             };
             self.rate.update(usage, &step);
+        }
+        if let Some(overflow) = self.train.take_overflow() {
+            if self.queue_seen(now) {
+                self.last_overflow = Some(now);
+                let current = self.estimate_bps as f64;
+                let action = self.loss.overflow(now, current, overflow.delivered_bps);
+                self.after_loss(now, action);
+            } else if overflow.lost > OVERFLOW_WITHOUT_QUEUE {
+                // No queue to blame: a queue that stood so long it became the baseline, and
+                // a probe's padding overflows it. No cut, but a signal, which ends a probe.
+                // (Random loss that heavy is too rare to matter: 11 of 20 packets at 10 %.)
+                self.last_overflow = Some(now);
+                self.last_overuse = Some(now);
+            }
         }
         if let Some(fractions) = self.loss.add(now, congested, lost, total) {
             self.apply_loss(now, fractions);
@@ -270,7 +309,12 @@ impl BandwidthEstimator {
     fn apply_loss(&mut self, now: Instant, fractions: LossFractions) {
         let current = self.estimate_bps as f64;
         let acked = self.throughput.bps().filter(|_| self.using_tcc);
-        match self.loss.apply(now, fractions, current, acked, self.rtt) {
+        let action = self.loss.apply(now, fractions, current, acked, self.rtt);
+        self.after_loss(now, action);
+    }
+
+    fn after_loss(&mut self, now: Instant, action: LossAction) {
+        match action {
             LossAction::Decreased => {
                 self.last_overuse = Some(now);
                 self.last_loss_cut = Some(now);

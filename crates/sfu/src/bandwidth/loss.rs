@@ -117,6 +117,20 @@ impl LossControl {
         Some(fractions)
     }
 
+    /// A single feedback showed the bottleneck overflowing while it delivered
+    /// `delivered` (`overflow.rs`): the estimate goes just below that at once, without
+    /// waiting for the window. Repeated while the queue drains, it does not compound: each
+    /// goes to the rate measured, not a share of the last cut.
+    pub fn overflow(&mut self, now: Instant, current: f64, delivered: f64) -> LossAction {
+        let cap = ACKED_SHARE * delivered;
+        if !(cap < current) {
+            return LossAction::Held;
+        }
+        self.cap = Some(self.cap.map_or(cap, |c| c.min(cap)));
+        self.last_decrease = Some(now);
+        LossAction::Decreased
+    }
+
     /// Acts on one window: `current` is the estimate, `acked` the acknowledged rate if
     /// known.
     pub fn apply(

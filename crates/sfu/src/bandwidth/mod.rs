@@ -32,6 +32,7 @@ mod delay;
 pub mod estimator;
 pub mod feedback;
 mod loss;
+mod overflow;
 pub mod padding;
 pub mod prober;
 mod rate;

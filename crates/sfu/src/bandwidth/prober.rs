@@ -85,7 +85,8 @@ impl Prober {
     /// course, and says how it went.
     pub fn check(&mut self, now: Instant, estimate: &Estimate) -> Option<ProbeOutcome> {
         let probe = self.probe?;
-        if estimate.last_overuse.is_some_and(|at| at >= probe.started) {
+        let congested = |at: Option<Instant>| at.is_some_and(|at| at >= probe.started);
+        if congested(estimate.last_overuse) || congested(estimate.last_queue) {
             self.probe = None;
             self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
             self.next_at = Some(now + self.backoff);
@@ -164,6 +165,7 @@ mod tests {
             last_congestion: last_overuse,
             last_severe: None,
             last_overuse,
+            last_queue: None,
         }
     }
 

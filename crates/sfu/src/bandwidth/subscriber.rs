@@ -27,6 +27,10 @@ const EPISODE_GAP: Duration = Duration::from_millis(500);
 /// after the failure are the probe's too.
 const PROBE_AFTERMATH: Duration = Duration::from_secs(1);
 
+/// A queue seen again after this long is a new one, which the session hears of at once
+/// (it may end a probe).
+const QUEUE_GAP: Duration = Duration::from_millis(500);
+
 /// Where the estimate starts; the allocator does not limit anyone until the estimator has
 /// seen congestion, by which time the estimate follows what was delivered.
 const INITIAL_BPS: u64 = 1_000_000;
@@ -34,6 +38,11 @@ const INITIAL_BPS: u64 = 1_000_000;
 pub struct SubscriberBandwidth {
     pub history: SendHistory,
     inner: Mutex<Inner>,
+    /// Packets were lost to congestion (the estimate was cut), a feedback showed the path
+    /// overflowing, or a queue began to show: the session reallocates now rather than at its
+    /// next layer tick (ending a probe, or sending less), since every quarter second spent
+    /// sending into an overflowing queue costs audio too.
+    pub cut: tokio::sync::Notify,
 }
 
 struct Inner {
@@ -60,6 +69,10 @@ pub struct Estimate {
     pub last_severe: Option<Instant>,
     /// The last signal of any kind, however brief: it ends a probe.
     pub last_overuse: Option<Instant>,
+    /// When the delay signal last showed a queue at the bottleneck, standing or growing,
+    /// however briefly: a probe that raises one has found the path full before it loses
+    /// anything.
+    pub last_queue: Option<Instant>,
 }
 
 /// A run of congestion signals (delay overuse or loss cuts) no more than
@@ -114,6 +127,7 @@ impl SubscriberBandwidth {
                 episode: Episode::default(),
                 forgiven: None,
             }),
+            cut: tokio::sync::Notify::new(),
         }
     }
 
@@ -125,6 +139,8 @@ impl SubscriberBandwidth {
         let inner = &mut *inner;
         let congested_before = inner.estimator.last_overuse();
         let loss_cut_before = inner.estimator.last_loss_cut();
+        let overflow_before = inner.estimator.last_overflow();
+        let queue_before = inner.estimator.last_queue();
         if let Some(feedback) = any.downcast_ref::<TransportLayerCc>() {
             inner
                 .parser
@@ -166,6 +182,15 @@ impl SubscriberBandwidth {
                 inner.episode.signal(at, lossy && forgiven.is_none());
             }
         }
+        let queue_began = inner.estimator.last_queue().is_some_and(|at| {
+            queue_before.is_none_or(|before| at.saturating_duration_since(before) > QUEUE_GAP)
+        });
+        if inner.estimator.last_loss_cut() != loss_cut_before
+            || inner.estimator.last_overflow() != overflow_before
+            || queue_began
+        {
+            self.cut.notify_one();
+        }
     }
 
     /// What the allocator needs, once the subscriber has given any feedback. Congestion is
@@ -178,6 +203,7 @@ impl SubscriberBandwidth {
             last_congestion: inner.episode.sustained,
             last_severe: inner.episode.severe,
             last_overuse: inner.estimator.last_overuse(),
+            last_queue: inner.estimator.last_queue(),
         })
     }
 

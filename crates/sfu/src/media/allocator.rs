@@ -514,6 +514,7 @@ mod tests {
                 last_congestion: Some(loss),
                 last_severe: Some(loss),
                 last_overuse: Some(loss),
+                last_queue: None,
             };
             let allocation = a.allocate(now, Some(estimate), AUDIO, &d);
             assert_eq!(
@@ -540,6 +541,7 @@ mod tests {
             last_congestion: Some(t0),
             last_severe: Some(t0),
             last_overuse: Some(t0),
+            last_queue: None,
         };
         let later = t0 + Duration::from_secs(3);
         let allocation = a.allocate(later, Some(estimate), AUDIO, &d);
@@ -571,6 +573,7 @@ mod tests {
             last_congestion: Some(at),
             last_severe: Some(at),
             last_overuse: Some(at),
+            last_queue: None,
         })
     }
 
@@ -640,6 +643,7 @@ mod tests {
             last_congestion: Some(t0),
             last_severe: None,
             last_overuse: Some(t0),
+            last_queue: None,
         };
         let allowed = |at, estimate| {
             SubscriberAllocator::default()
@@ -668,6 +672,7 @@ mod tests {
             last_congestion: Some(t0),
             last_severe: Some(t0),
             last_overuse: Some(t0),
+            last_queue: None,
         };
         let redundancy = |estimate: Option<Estimate>, d: &[Demand]| {
             SubscriberAllocator::default()
@@ -702,6 +707,7 @@ mod tests {
             last_congestion: None,
             last_severe: None,
             last_overuse: None,
+            last_queue: None,
         });
         assert_eq!(
             a.allocate(Instant::now(), estimate, 0, &d).allowed,

@@ -323,6 +323,7 @@ mod tests {
                 last_congestion: Some(t0),
                 last_severe: Some(t0),
                 last_overuse: Some(t0),
+                last_queue: None,
             })
         };
         let tick = |control: &mut LayerControl, at, bps| {
@@ -457,6 +458,7 @@ mod tests {
                 last_congestion: Some(t0),
                 last_severe: Some(t0),
                 last_overuse: Some(t0),
+                last_queue: None,
             }),
             &outbox,
         );

@@ -247,6 +247,7 @@ async fn next_input(
             _ = resubscribe.notified() => return Input::Room(RoomEvent::Resubscribe),
             _ = shell.layer_tick.tick() => shell.on_layer_tick(core.published(), outbox),
             _ = egress.layer_switched.notified() => shell.on_layer_switched(outbox),
+            _ = egress.bandwidth.cut.notified() => shell.allocate(outbox),
             _ = sleep_until_opt(padding) => shell.on_padding_tick(),
             _ = sleep_until_opt(deadline) => return Input::Tick,
         }

@@ -512,8 +512,15 @@ impl Shell {
         published: impl Iterator<Item = &'a Arc<PublishedTrack>>,
         outbox: &Outbox,
     ) {
+        self.layers
+            .publisher_tick(Instant::now(), published, outbox);
+        self.allocate(outbox);
+    }
+
+    /// Bandwidth allocation for what this participant receives: at each layer tick, and
+    /// at once when its estimate was cut.
+    pub fn allocate(&mut self, outbox: &Outbox) {
         let now = Instant::now();
-        self.layers.publisher_tick(now, published, outbox);
         let speakers = self.room.active_speakers();
         let bandwidth = &self.peer.egress.bandwidth;
         let probed = self.layers.subscriber_tick(
