@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use clap::{Parser, Subcommand};
 use roomcast::config::{LogFormat, ServeArgs, TokenArgs};
 use roomcast::loadtest::{self, progress::LogWriter, BotsArgs};
-use roomcast::RunningServer;
+use roomcast::{RunningServer, SERVE_LOG_FILTER};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
@@ -34,20 +34,6 @@ enum Command {
     /// (exit status 2: usage error).
     Token(TokenArgs),
 }
-
-/// The server's logs without `RUST_LOG`. The DTLS crate's ClientHello parser warns once per
-/// extension it does not know, for every handshake of a browser that offers DTLS 1.3 and falls
-/// back (Firefox: `Unsupported Extension Type 0 43` …): a normal handshake, so that one module
-/// logs errors only. Failed handshakes still show (the peer connection's and the session's
-/// warnings). The ICE agent warns once per STUN message it discards (wrong credentials, an
-/// unknown transaction): anyone who learns a session's ufrag could fill the log with them,
-/// and with the username they sent, so those two modules log errors only. For the same reason
-/// the DTLS/SRTP mux, which warns once per datagram it has no endpoint for (a peer's packets
-/// still arriving as its connection closes, or anything it sends after), logs errors only.
-const SERVE_LOG_FILTER: &str = "info,webrtc=warn,webrtc_ice=warn,dtls=warn,\
-    dtls::handshake::handshake_message_client_hello=error,webrtc_srtp=error,interceptor=warn,\
-    webrtc_ice::agent::agent_internal=error,webrtc_ice::agent::agent_selector=error,\
-    webrtc::mux=error";
 
 /// Logs filtered by `RUST_LOG`, or `default_filter` without it.
 fn init_logs<W>(format: LogFormat, default_filter: &str, ansi: bool, writer: W)

@@ -26,6 +26,7 @@ type Socket =
 async fn start(secret: Option<&str>) -> RunningServer {
     let mut args = ServeArgs::local_ephemeral();
     args.jwt_secret = secret.map(str::to_owned);
+    common::init_logs();
     RunningServer::start(&args).await.expect("server starts")
 }
 

@@ -79,6 +79,7 @@ fn free_port() -> u16 {
 
 /// One relayed call over `transport`: the page's checks, then the bot's.
 async fn relayed_call(coturn: &Coturn, transport: &str) {
+    init_logs();
     let server = RunningServer::start(&ServeArgs {
         ice_urls: vec![format!(
             "turn:127.0.0.1:{}?transport={transport}",

@@ -422,6 +422,7 @@ async fn a_refused_join_names_the_error_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_room_fails_the_run_but_measures_the_others() {
+    init_logs();
     let server = RunningServer::start(&ServeArgs {
         max_participants_per_room: 2,
         ..ServeArgs::local_ephemeral()

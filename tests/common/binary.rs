@@ -1,5 +1,8 @@
 //! The `roomcast` binary as users start it, for what only the real process shows: signals, its
 //! default log filter, its default addresses.
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -8,11 +11,13 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use super::MESSAGE_TIMEOUT;
+use super::{server_log, MESSAGE_TIMEOUT};
 
 pub const ROOMCAST: &str = env!("CARGO_BIN_EXE_roomcast");
 
-/// A running `roomcast serve`, killed when dropped.
+/// A running `roomcast serve`, killed when dropped. All it writes (stdout: its log, at the
+/// filter it was started with; stderr) goes to a log file ([`server_log`]), deleted when the
+/// handle drops, or shown when a panic drops it.
 pub struct ServeProcess {
     child: Child,
     /// The HTTP address it listens on (`host:port`).
@@ -20,6 +25,7 @@ pub struct ServeProcess {
     logs: Arc<Mutex<Vec<Value>>>,
     /// Set when its stdout ends.
     logs_ended: Arc<tokio::sync::Notify>,
+    log_path: PathBuf,
 }
 
 impl ServeProcess {
@@ -50,6 +56,7 @@ impl ServeProcess {
     }
 
     pub async fn start(args: &[&str], rust_log: Option<&str>) -> ServeProcess {
+        let (log_path, mut log) = server_log::create_log_file().expect("a server log file");
         let mut command = Command::new(ROOMCAST);
         command
             .args(["serve", "--http-addr", "127.0.0.1:0", "--udp-port", "0"])
@@ -57,7 +64,7 @@ impl ServeProcess {
             .args(args)
             .env_remove("ROOMCAST_JWT_SECRET")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log.try_clone().expect("the log file's handle"))
             .kill_on_drop(true);
         match rust_log {
             Some(filter) => command.env("RUST_LOG", filter),
@@ -67,6 +74,7 @@ impl ServeProcess {
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
         let http_addr = tokio::time::timeout(MESSAGE_TIMEOUT, async {
             while let Some(line) = lines.next_line().await.expect("stdout readable") {
+                keep(&mut log, &line);
                 let Ok(v) = serde_json::from_str::<Value>(&line) else {
                     continue;
                 };
@@ -88,6 +96,7 @@ impl ServeProcess {
         let ended = Arc::clone(&logs_ended);
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
+                keep(&mut log, &line);
                 if let Ok(v) = serde_json::from_str::<Value>(&line) {
                     kept.lock().expect("log lines").push(v);
                 }
@@ -99,6 +108,7 @@ impl ServeProcess {
             http_addr,
             logs,
             logs_ended,
+            log_path,
         }
     }
 
@@ -148,4 +158,20 @@ impl ServeProcess {
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", server_log::shown_from_file(&self.log_path));
+        } else {
+            let _ = std::fs::remove_file(&self.log_path);
+        }
+    }
+}
+
+/// Appends a line of the server's stdout to its log file (the log is for reading, so a
+/// failed write is not the test's failure).
+fn keep(log: &mut File, line: &str) {
+    let _ = writeln!(log, "{line}");
 }

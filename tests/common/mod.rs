@@ -7,6 +7,7 @@ pub mod browser;
 pub mod http;
 pub mod raw;
 pub mod safari;
+pub mod server_log;
 pub mod shaped_client;
 
 use std::time::Duration;
@@ -18,14 +19,27 @@ use roomcast_protocol::{Role, ServerMessage, TrackKind};
 pub const MEDIA_TIMEOUT: Duration = Duration::from_secs(20);
 pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Logs to the test's output, filtered by `RUST_LOG` (warnings by default).
+/// Logs to the test's output, filtered by `RUST_LOG` (warnings by default), and to the
+/// server log a failing test shows ([`server_log`]), filtered by `RUST_LOG` or
+/// [`server_log::diagnosis_filter`]. Call it on the test's thread before starting a server.
 pub fn init_logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+    let filter =
+        |default: &str| EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    let output = tracing_subscriber::fmt::layer()
         .with_test_writer()
+        .with_filter(filter("warn"));
+    let kept = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(|| server_log::RingWriter)
+        .with_filter(filter(&server_log::diagnosis_filter()));
+    let _ = tracing_subscriber::registry()
+        .with(output)
+        .with(kept)
         .try_init();
+    server_log::show_on_panic();
 }
 
 pub async fn start_server() -> RunningServer {

@@ -133,8 +133,9 @@ pub struct DownTrack {
     active: std::sync::atomic::AtomicBool,
     layers: u8,
     state: Mutex<ForwardState>,
-    /// The last [`Forwarded`] outcome, as a small code, for logging its changes.
-    last_outcome: std::sync::atomic::AtomicU8,
+    /// The last [`Forwarded`] outcome of each layer's packets, a small code per byte, for
+    /// logging its changes.
+    last_outcome: std::sync::atomic::AtomicU32,
     /// Set after the first failed write, so a broken subscriber is logged once.
     write_failed: std::sync::atomic::AtomicBool,
     /// Whether RED sent on this track carries earlier payloads, or only the primary: the
@@ -165,7 +166,7 @@ impl DownTrack {
             active: std::sync::atomic::AtomicBool::new(false),
             layers,
             state: Mutex::new(ForwardState::new(layers)),
-            last_outcome: std::sync::atomic::AtomicU8::new(0),
+            last_outcome: std::sync::atomic::AtomicU32::new(0),
             write_failed: std::sync::atomic::AtomicBool::new(false),
             redundancy: std::sync::atomic::AtomicBool::new(true),
             layer_switches: Arc::default(),
@@ -215,12 +216,41 @@ impl DownTrack {
 
     /// Sets the most this subscriber wants (`set_quality`); `None` is off.
     pub fn set_requested(&self, layer: Option<u8>) {
-        self.state.lock().selector.set_requested(layer);
+        self.set_limit(
+            "requested",
+            layer,
+            LayerSelector::set_requested,
+            LayerSelector::requested,
+        );
     }
 
     /// Sets what the subscriber's bandwidth allows; `None` pauses the track.
     pub fn set_allowed(&self, layer: Option<u8>) {
-        self.state.lock().selector.set_allowed(layer);
+        self.set_limit(
+            "allowed",
+            layer,
+            LayerSelector::set_allowed,
+            LayerSelector::allowed,
+        );
+    }
+
+    /// Sets one of the selector's limits with `set`, and logs (at debug) when that changed
+    /// what `get` reads.
+    fn set_limit(
+        &self,
+        limit: &'static str,
+        layer: Option<u8>,
+        set: fn(&mut LayerSelector, Option<u8>),
+        get: fn(&LayerSelector) -> Option<u8>,
+    ) {
+        let mut state = self.state.lock();
+        let before = get(&state.selector);
+        set(&mut state.selector, layer);
+        let after = get(&state.selector);
+        drop(state);
+        if after != before {
+            tracing::debug!(track_id = %self.track_id, ssrc = self.ssrc(), limit, layer = ?after, "layer limit changed");
+        }
     }
 
     /// Forgets the layer being forwarded, so forwarding restarts at the next keyframe (any
@@ -283,23 +313,27 @@ impl DownTrack {
         outcome
     }
 
-    /// Logs (at debug) when this track's packets of its current layer start or stop going
-    /// out, and why.
+    /// Logs (at debug) when this track's packets of a layer start or stop going out, and
+    /// why. Kept per layer: while a switch waits for the target's keyframe, the current
+    /// layer's packets go out between the others', which wait.
     fn note_outcome(&self, outcome: Forwarded, layer: u8) {
-        let code = match outcome {
+        let code: u32 = match outcome {
+            Forwarded::NotSelected => 0,
             Forwarded::Sent => 1,
             Forwarded::WaitingForKeyframe { .. } => 2,
-            Forwarded::NotSelected => return,
             Forwarded::NotBound => 3,
             Forwarded::NotConnected => 4,
             Forwarded::NoCodec => 5,
             Forwarded::TooOld => 6,
             Forwarded::WriteFailed => 7,
         };
-        let before = self
-            .last_outcome
-            .swap(code, std::sync::atomic::Ordering::Relaxed);
-        if before != code {
+        let shift = 8 * u32::from(layer.min(3));
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        let changed = self.last_outcome.fetch_update(relaxed, relaxed, |codes| {
+            ((codes >> shift) & 0xff != code)
+                .then_some((codes & !(0xff << shift)) | (code << shift))
+        });
+        if changed.is_ok() {
             tracing::debug!(track_id = %self.track_id, ssrc = self.ssrc(), layer, ?outcome, "forwarding outcome changed");
         }
     }

@@ -367,14 +367,14 @@ impl PublishedTrack {
         if self.info.kind != TrackKind::Video {
             return;
         }
-        let Some(layer) = self.layers.get(usize::from(layer)) else {
+        let Some(this_layer) = self.layers.get(usize::from(layer)) else {
             return;
         };
-        let ssrc = layer.ssrc.load(Ordering::Relaxed);
-        if ssrc == 0 || !layer.keyframes.lock().should_send(Instant::now()) {
+        let ssrc = this_layer.ssrc.load(Ordering::Relaxed);
+        if ssrc == 0 || !this_layer.keyframes.lock().should_send(Instant::now()) {
             return;
         }
-        let source = layer.source.lock().clone();
+        let source = this_layer.source.lock().clone();
         let Some(pc) = source
             .unwrap_or_else(|| self.publisher_pc.clone())
             .upgrade()
@@ -387,6 +387,7 @@ impl PublishedTrack {
         };
         if pc.write_rtcp(&[Box::new(pli)]).await.is_ok() {
             MediaCounters::add(&self.counters.plis_sent, 1);
+            tracing::debug!(track_id = %self.info.id, layer, ssrc, "keyframe requested");
         }
     }
 
