@@ -321,6 +321,10 @@ async fn peer_connection(codecs: Codecs) -> Arc<RTCPeerConnection> {
     settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
     settings.set_include_loopback_candidate(true);
     settings.set_ip_filter(Box::new(|ip: IpAddr| ip.is_loopback()));
+    // Check a pair for 8 s, as the bots do, not webrtc-ice's 1.6 s: the browser tests run
+    // this client beside two browsers on a 2-core machine, and one run's ICE never
+    // connected (the server logged `Failed`, docs/network.md).
+    settings.set_ice_max_binding_requests(Some(40));
     let api = APIBuilder::new()
         .with_media_engine(media)
         .with_interceptor_registry(registry)

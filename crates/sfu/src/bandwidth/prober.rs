@@ -4,10 +4,13 @@
 //! When the allocator holds a track below its wish and the path has been quiet for a
 //! while, a probe sends padding on top of the media, up to 25 % past the rate the next
 //! layer would need (at most four times what is believed now), for [`PROBE_DURATION`].
-//! Padding only adds packets: if the path cannot carry them, the queue grows, the delay
-//! signal sees it within a few hundred ms and the padding stops, having cost a brief queue
-//! rather than a frozen picture; what that did to the estimate is the probe's fault, not
-//! the path's, and is forgiven. If the receiver acknowledged what the next layer needs with
+//! Padding only adds packets: if the path cannot carry them, a queue grows, and the first
+//! feedback whose delay shows one ends the probe (the session reallocates at once, see
+//! `SubscriberBandwidth::cut`), having cost a brief queue rather than lost audio or a
+//! frozen picture. Waiting for the delay signal's overuse, as probes once did, let the
+//! padding fill a 200 ms queue and drop media for half a second every few seconds at a
+//! cap. What the probe did to the estimate is its own fault, not the path's, and is
+//! forgiven. If the receiver acknowledged what the next layer needs with
 //! no sign of congestion, what it acknowledged is trusted (the next layer is granted when
 //! it covers it) and the next probe may follow soon. A failed probe doubles the wait before
 //! the next one, up to [`MAX_BACKOFF`], short enough to find a lifted cap within seconds.
@@ -219,6 +222,35 @@ mod tests {
             assert!(p.is_probing());
             p.stop();
         }
+    }
+
+    #[test]
+    fn a_queue_that_shows_during_a_probe_ends_it() {
+        let t0 = Instant::now();
+        let mut p = Prober::default();
+        let before = Estimate {
+            last_queue: Some(t0),
+            ..estimate(300_000, None)
+        };
+        let start = t0 + Duration::from_millis(10);
+        p.start_if_due(start, &before, 500_000, 800_000);
+        assert_eq!(
+            p.check(start, &before),
+            None,
+            "a queue from before is no failure"
+        );
+        let queued = start + Duration::from_millis(200);
+        let after = Estimate {
+            last_queue: Some(queued),
+            ..before
+        };
+        assert_eq!(
+            p.check(queued, &after),
+            Some(ProbeOutcome::Failed {
+                started: start,
+                before_bps: 500_000
+            })
+        );
     }
 
     #[test]
