@@ -123,7 +123,7 @@ impl LossControl {
     /// goes to the rate measured, not a share of the last cut.
     pub fn overflow(&mut self, now: Instant, current: f64, delivered: f64) -> LossAction {
         let cap = ACKED_SHARE * delivered;
-        if !(cap < current) {
+        if cap.is_nan() || cap >= current {
             return LossAction::Held;
         }
         self.cap = Some(self.cap.map_or(cap, |c| c.min(cap)));
