@@ -65,6 +65,27 @@ function selectedPair(page) {
   });
 }
 
+/** The connection's states, its candidates and pairs, and what came in and went out. */
+function connectionReport(page) {
+  return page.evaluate(async () => {
+    const pc = window.roomcast?.pc();
+    if (!pc) return null;
+    const stats = [...(await pc.getStats()).values()];
+    const pick = (s, keys) => Object.fromEntries(keys.filter((k) => s[k] !== undefined).map((k) => [k, s[k]]));
+    return {
+      connection: pc.connectionState,
+      ice: pc.iceConnectionState,
+      gathering: pc.iceGatheringState,
+      dtls: stats.filter((s) => s.type === 'transport').map((s) => pick(s, ['dtlsState', 'iceState', 'bytesReceived', 'bytesSent'])),
+      local: stats.filter((s) => s.type === 'local-candidate').map((s) => pick(s, ['candidateType', 'protocol', 'relayProtocol', 'address', 'port'])),
+      remote: stats.filter((s) => s.type === 'remote-candidate').map((s) => pick(s, ['candidateType', 'protocol', 'address', 'port'])),
+      pairs: stats.filter((s) => s.type === 'candidate-pair').map((s) => pick(s, ['state', 'nominated', 'requestsSent', 'responsesReceived', 'requestsReceived', 'bytesSent', 'bytesReceived'])),
+      inbound: stats.filter((s) => s.type === 'inbound-rtp').map((s) => pick(s, ['kind', 'mid', 'packetsReceived', 'framesDecoded', 'keyFramesDecoded', 'pliCount'])),
+      outbound: stats.filter((s) => s.type === 'outbound-rtp').map((s) => pick(s, ['kind', 'rid', 'packetsSent', 'qualityLimitationReason'])),
+    };
+  });
+}
+
 async function run(options, browser, result) {
   await runStep(result.steps, 'relay', options.timeoutMs, async (deadline) => {
     const page = await openPage(browser, meetingUrl(options.url, { room: options.room, name: 'Relay' }), {
@@ -85,9 +106,14 @@ async function run(options, browser, result) {
     if (!turn.username.endsWith(`:${s.participantId}`)) {
       throw new Error(`the TURN username ${turn.username} is not "expiry:${s.participantId}"`);
     }
-    await waitForPlayingTiles(page, '.tile[data-source="camera"]:not(.local)', [options.expectRemote], {
-      deadline, what: 'the remote camera to play through the relay',
-    });
+    try {
+      await waitForPlayingTiles(page, '.tile[data-source="camera"]:not(.local)', [options.expectRemote], {
+        deadline, what: 'the remote camera to play through the relay',
+      });
+    } catch (e) {
+      // Where the call stopped: ICE, DTLS, or media that never came.
+      throw new Error(`${e.message}; connection: ${JSON.stringify(await connectionReport(page).catch((r) => String(r)))}`);
+    }
     let pair = null;
     await waitFor('a selected candidate pair', async () => {
       pair = await selectedPair(page);

@@ -16,16 +16,20 @@ pub enum DropReason {
     Truncated,
     /// webrtc-rs did not keep up with this connection's STUN/DTLS/media: its queue was full.
     Backlog,
+    /// SRTP or SRTCP that waited in the socket longer than [`crate::STALE_MEDIA`]: the
+    /// reader fell behind.
+    Stale,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 6] = [
+    pub const ALL: [DropReason; 7] = [
         DropReason::NotWebrtc,
         DropReason::MalformedStun,
         DropReason::UnknownUfrag,
         DropReason::UnknownRemote,
         DropReason::Truncated,
         DropReason::Backlog,
+        DropReason::Stale,
     ];
 
     /// The `reason` label of `roomcast_udp_dropped_total`.
@@ -37,6 +41,7 @@ impl DropReason {
             DropReason::UnknownRemote => "unknown_remote",
             DropReason::Truncated => "truncated",
             DropReason::Backlog => "backlog",
+            DropReason::Stale => "stale",
         }
     }
 }

@@ -258,3 +258,35 @@ async fn a_closed_connection_forgets_its_remotes() {
     );
     mux.shutdown();
 }
+
+/// A reader that fell behind drops the media that waited too long without looking at it, and
+/// still hands the agent every check, however long it waited: the check is what keeps the
+/// connection alive. Here the reader starts late, as if it had been busy.
+#[tokio::test]
+async fn media_that_waited_too_long_is_dropped_and_checks_are_not() {
+    let mux = UdpMux::bind(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0).expect("binds");
+    let to = SocketAddr::new(LOOPBACK, mux.local_addr().port());
+    let c = client(LOOPBACK);
+    for seq in 0..20u8 {
+        c.send_to(&[0x80, 96, 0, seq], to).expect("sends");
+    }
+    let waited = check("server", false);
+    c.send_to(&waited.raw, to).expect("sends");
+    // The condition is the time the datagrams spent in the socket: nothing to await.
+    tokio::time::sleep(roomcast_udp::STALE_MEDIA + Duration::from_millis(100)).await;
+    let conn = Arc::clone(&mux).get_conn("server").await.expect("conn"); // starts the reader
+    assert_eq!(agent_reads(&conn).await.0, waited.raw);
+
+    // Media that did not wait is not stale (from this unvalidated sender: a stranger's).
+    c.send_to(&[0x80, 96, 0, 99], to).expect("sends");
+    let request = check("server", false);
+    c.send_to(&request.raw, to).expect("sends");
+    assert_eq!(agent_reads(&conn).await.0, request.raw);
+    let totals = mux.drops().totals();
+    assert!(totals.contains(&(DropReason::Stale, 20)), "{totals:?}");
+    assert!(
+        totals.contains(&(DropReason::UnknownRemote, 1)),
+        "{totals:?}"
+    );
+    mux.shutdown();
+}

@@ -242,7 +242,10 @@ async fn next_input(
             Some(event) = shell.events.recv() => match event {
                 shell::PeerEvent::Track(remote, mid) => shell.on_track(core.route_track(&mid), remote, mid),
                 shell::PeerEvent::Candidate(c) => return Input::Peer(PeerEvent::Candidate(c)),
-                shell::PeerEvent::State(s) => return Input::Peer(PeerEvent::State(s)),
+                shell::PeerEvent::State(s) => {
+                    shell.on_connection_state(s);
+                    return Input::Peer(PeerEvent::State(s));
+                }
             },
             _ = resubscribe.notified() => return Input::Room(RoomEvent::Resubscribe),
             _ = shell.layer_tick.tick() => shell.on_layer_tick(core.published(), outbox),

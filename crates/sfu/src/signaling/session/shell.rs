@@ -574,6 +574,19 @@ impl Shell {
         self.closed_by_owner = true;
         Arc::clone(&self.peer.pc)
     }
+
+    /// A failed connection says which layer gave up: ICE (the peer went silent past the
+    /// disconnected and failed timeouts) or DTLS (the handshake failed).
+    pub fn on_connection_state(&self, state: RTCPeerConnectionState) {
+        if state == RTCPeerConnectionState::Failed {
+            tracing::info!(
+                participant = %self.participant_id,
+                ice = %self.peer.pc.ice_connection_state(),
+                dtls = %self.peer.pc.sctp().transport().state(),
+                "connection failed"
+            );
+        }
+    }
 }
 
 /// Frees the media objects however the session ends, a panic included: subscriptions, tasks,
