@@ -3,6 +3,13 @@
 //! offer. The session keys come from the DTLS handshake's master keys through the RFC 3711
 //! key derivation (with a key derivation rate of 0, as WebRTC uses).
 //!
+//! AES-GCM seals with ring and opens with aes-gcm. ring's is over twice as fast (a
+//! 1,200-byte packet: 0.55 against 1.28 µs on the dev machine, `forward/prepare+srtp/video`
+//! minus `forward/prepare/video` in `cargo bench --bench forward`), and sealing is what the
+//! fast path does once per subscriber's copy. Opening is once per packet received, and
+//! must leave a packet whose tag does not match unchanged (it then goes to webrtc-rs,
+//! whose keys may be newer); ring zeroes it.
+//!
 //! One [`SrtpSession`] holds one direction's keys: the local ones protect what the server
 //! sends, the remote ones unprotect what it receives. Where a packet sits in its stream
 //! (rollover counters, replay windows) is [`index`]'s business.
@@ -13,6 +20,7 @@ use aes::Aes128;
 use aes_gcm::aead::AeadInPlace;
 use aes_gcm::{Aes128Gcm, Nonce, Tag};
 use hmac::{Hmac, Mac};
+use ring::aead::{Aad, LessSafeKey, UnboundKey, AES_128_GCM};
 use sha1::Sha1;
 
 pub use index::{ReplayWindow, RolloverCounter, RtpIndex};
@@ -74,7 +82,10 @@ pub struct SrtpSession {
 
 enum Cipher {
     Gcm {
-        aead: Box<Aes128Gcm>,
+        /// Opens (aes-gcm: see the module's comment).
+        open: Box<Aes128Gcm>,
+        /// Seals (ring).
+        seal: Box<LessSafeKey>,
         salt: [u8; 12],
     },
     CmSha1 {
@@ -130,13 +141,17 @@ impl SrtpSession {
             return Err(SrtpError::Encrypt);
         }
         match &self.rtp {
-            Cipher::Gcm { aead, salt } => {
+            Cipher::Gcm { seal, salt, .. } => {
                 let iv = gcm_iv(salt, ssrc, roc, seq);
                 let (header, payload) = packet.split_at_mut(header_len);
-                let tag = aead
-                    .encrypt_in_place_detached(Nonce::from_slice(&iv), header, payload)
+                let tag = seal
+                    .seal_in_place_separate_tag(
+                        ring::aead::Nonce::assume_unique_for_key(iv),
+                        Aad::from(header),
+                        payload,
+                    )
                     .map_err(|_| SrtpError::Encrypt)?;
-                packet.extend_from_slice(&tag);
+                packet.extend_from_slice(tag.as_ref());
             }
             Cipher::CmSha1 { aes, salt, auth } => {
                 ctr(aes, salt, ssrc, roc, seq).apply_keystream(&mut packet[header_len..]);
@@ -167,11 +182,11 @@ impl SrtpSession {
             .filter(|&n| n >= header_len)
             .ok_or(SrtpError::TooShort)?;
         match &self.rtp {
-            Cipher::Gcm { aead, salt } => {
+            Cipher::Gcm { open, salt, .. } => {
                 let iv = gcm_iv(salt, ssrc, roc, seq);
                 let (sealed, tag) = packet.split_at_mut(plain_len);
                 let (header, payload) = sealed.split_at_mut(header_len);
-                aead.decrypt_in_place_detached(
+                open.decrypt_in_place_detached(
                     Nonce::from_slice(&iv),
                     header,
                     payload,
@@ -197,14 +212,18 @@ impl SrtpSession {
         let ssrc = rtcp_sender_ssrc(packet).ok_or(SrtpError::TooShort)?;
         let e_index = (SRTCP_ENCRYPTED | index).to_be_bytes();
         match &self.rtcp {
-            Cipher::Gcm { aead, salt } => {
+            Cipher::Gcm { seal, salt, .. } => {
                 let iv = gcm_iv(salt, ssrc, index >> 16, index as u16);
                 let (clear, body) = packet.split_at_mut(RTCP_CLEAR_LEN);
                 let aad = rtcp_aad(clear, e_index);
-                let tag = aead
-                    .encrypt_in_place_detached(Nonce::from_slice(&iv), &aad, body)
+                let tag = seal
+                    .seal_in_place_separate_tag(
+                        ring::aead::Nonce::assume_unique_for_key(iv),
+                        Aad::from(aad),
+                        body,
+                    )
                     .map_err(|_| SrtpError::Encrypt)?;
-                packet.extend_from_slice(&tag);
+                packet.extend_from_slice(tag.as_ref());
                 packet.extend_from_slice(&e_index);
             }
             Cipher::CmSha1 { aes, salt, auth } => {
@@ -250,13 +269,13 @@ impl SrtpSession {
             return Err(SrtpError::Unencrypted);
         }
         match &self.rtcp {
-            Cipher::Gcm { aead, salt } => {
+            Cipher::Gcm { open, salt, .. } => {
                 let iv = gcm_iv(salt, ssrc, index >> 16, index as u16);
                 let (clear_and_body, tag) =
                     packet[..plain_len + GCM_TAG_LEN].split_at_mut(plain_len);
                 let (clear, body) = clear_and_body.split_at_mut(RTCP_CLEAR_LEN);
                 let aad = rtcp_aad(clear, e_index);
-                aead.decrypt_in_place_detached(
+                open.decrypt_in_place_detached(
                     Nonce::from_slice(&iv),
                     &aad,
                     body,
@@ -314,9 +333,11 @@ impl Cipher {
 
     /// From session keys (what the derivation gives; RFC test vectors start here).
     fn gcm(key: &[u8; 16], salt: [u8; 12]) -> Result<Cipher, SrtpError> {
-        let aead = Aes128Gcm::new_from_slice(key).map_err(|_| SrtpError::Encrypt)?;
+        let open = Aes128Gcm::new_from_slice(key).map_err(|_| SrtpError::Encrypt)?;
+        let seal = UnboundKey::new(&AES_128_GCM, key).map_err(|_| SrtpError::Encrypt)?;
         Ok(Cipher::Gcm {
-            aead: Box::new(aead),
+            open: Box::new(open),
+            seal: Box::new(LessSafeKey::new(seal)),
             salt,
         })
     }

@@ -93,3 +93,34 @@ fn reads_the_ufrag_and_the_transport_cc_id() {
     let bad = format!("a=extmap:x {TRANSPORT_CC_URI}\r\na=extmap:0 {TRANSPORT_CC_URI}\r\n");
     assert_eq!(negotiated(&bad), (None, None));
 }
+
+#[test]
+fn only_the_peers_media_wakes_the_timer() {
+    use futures_util::FutureExt;
+    let epoch = Instant::now();
+    let feedback = receiver(epoch);
+    let mut report = rtp(1, 1);
+    report[1] = 201; // a receiver report: all a subscriber sends
+    assert_eq!(feedback.receive(&mut report, &at(epoch, 0)), Verdict::Pass);
+    assert!(!feedback.receiving());
+    assert!(
+        feedback.media.notified().now_or_never().is_none(),
+        "still waiting"
+    );
+    let mut media = rtp(1, 2);
+    feedback.receive(&mut media, &at(epoch, 1));
+    assert!(feedback.receiving());
+    assert!(feedback.media.notified().now_or_never().is_some(), "woken");
+}
+
+#[tokio::test]
+async fn a_timer_waiting_for_media_ends_with_its_receiver() {
+    let feedback = Arc::new(receiver(Instant::now()));
+    let timer = tokio::spawn(send_feedback(Arc::downgrade(&feedback), Weak::new()));
+    tokio::task::yield_now().await; // waiting on `media` now (or soon: the wake-up keeps)
+    drop(feedback);
+    tokio::time::timeout(Duration::from_secs(5), timer)
+        .await
+        .expect("the timer ended")
+        .expect("without panicking");
+}
