@@ -768,7 +768,15 @@ mod tests {
     fn nacks_are_answered_once_per_round_trip_and_within_a_budget() {
         use crate::srtp::{SrtpProfile, SrtpSession};
         use std::time::Duration;
-        let sink = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        // A receive buffer for the whole burst of retransmissions below (up to 90 packets,
+        // sent in one go): the default one holds about as many, and the sink's reader
+        // thread may be slow to run on a loaded machine.
+        let sink = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+            .expect("socket");
+        let _ = sink.set_recv_buffer_size(1 << 20);
+        let local: std::net::SocketAddr = (std::net::Ipv4Addr::LOCALHOST, 0).into();
+        sink.bind(&local.into()).expect("bind");
+        let sink: std::net::UdpSocket = sink.into();
         let egress = Arc::new(Egress::new(
             roomcast_udp::UdpMux::bind(std::net::Ipv4Addr::LOCALHOST.into(), 0).expect("bind"),
         ));
@@ -829,6 +837,10 @@ mod tests {
             };
             assert_eq!(down.forward(&incoming, &mut buf, t0), Forwarded::Sent);
             cache.lock().insert(packet);
+            // One at a time: the sink's buffer is not what this test is about.
+            arrivals
+                .recv_timeout(Duration::from_secs(5))
+                .expect("a packet arrives");
         }
         let wait_for = |n: usize| {
             for _ in 0..n {
@@ -841,7 +853,7 @@ mod tests {
                 "no more than {n}"
             );
         };
-        wait_for(200);
+        wait_for(0);
         let c = &track.counters;
         let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
         let lost: Vec<u16> = (1..=3).collect();
