@@ -159,6 +159,16 @@ pub fn render(sfu: &Sfu, admission: &AdmissionGauges<'_>) -> String {
         );
     }
 
+    let checks = sfu.peers.mux().checks();
+    out.family(
+        "roomcast_ice_checks_total",
+        "counter",
+        "ICE checks (STUN binding requests) on the media port: received from clients, and sent by the server's agents.",
+    );
+    for (direction, n) in [("received", checks.received()), ("sent", checks.sent())] {
+        out.sample("roomcast_ice_checks_total", &[("direction", direction)], n);
+    }
+
     out.family(
         "roomcast_signaling_errors_total",
         "counter",

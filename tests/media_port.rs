@@ -159,15 +159,33 @@ async fn http_get(port: u16, path: &str) -> String {
     body
 }
 
-/// `roomcast_udp_dropped_total{reason="…"}` from `/metrics`.
-async fn dropped(port: u16, reason: &str) -> u64 {
+/// The value of `sample` (a name with its labels) in `/metrics`.
+async fn metric(port: u16, sample: &str) -> u64 {
     let metrics = http_get(port, "/metrics").await;
-    let prefix = format!("roomcast_udp_dropped_total{{reason=\"{reason}\"}} ");
+    let prefix = format!("{sample} ");
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(&prefix))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {prefix} in /metrics"))
+}
+
+/// `roomcast_udp_dropped_total{reason="…"}` from `/metrics`.
+async fn dropped(port: u16, reason: &str) -> u64 {
+    metric(
+        port,
+        &format!("roomcast_udp_dropped_total{{reason=\"{reason}\"}}"),
+    )
+    .await
+}
+
+/// `roomcast_ice_checks_total{direction="…"}` from `/metrics`.
+async fn ice_checks(port: u16, direction: &str) -> u64 {
+    metric(
+        port,
+        &format!("roomcast_ice_checks_total{{direction=\"{direction}\"}}"),
+    )
+    .await
 }
 
 /// The server's media counters from `/metrics` that say where a missing track stopped:
@@ -355,6 +373,49 @@ async fn bots_pair_only_with_the_loopback_address_of_a_server_on_their_machine()
         "the bot's agent knows {remote:?} (the server announced {announced:?} besides loopback)"
     );
     bot.leave().await.expect("the bot leaves");
+}
+
+/// The server is an ICE-lite agent. Once a connection's pair has succeeded, a client's
+/// consent checks (RFC 7675; webrtc-rs sends one every 2 s) are answered and nothing more:
+/// webrtc-ice checked back on each, twice the STUN per connection for the whole call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consent_checks_are_answered_without_checking_back() {
+    let server = readme_server("0.0.0.0").await;
+    let url = format!("ws://127.0.0.1:{}/ws", server.http_port);
+    let publisher = Bot::join(BotConfig::new(url.clone(), "consent", "publisher"))
+        .await
+        .expect("the publisher joins");
+    let viewer = Bot::join(BotConfig::new(url, "consent", "viewer"))
+        .await
+        .expect("the viewer joins");
+    let from = publisher.participant_id().to_owned();
+    viewer
+        .wait_for_media(
+            |t| t.iter().any(|x| x.publisher_id == from && x.packets > 20),
+            Duration::from_secs(20),
+        )
+        .await
+        .expect("the viewer receives the publisher's media");
+    let received = ice_checks(server.http_port, "received").await;
+    let sent = ice_checks(server.http_port, "sent").await;
+    // Four more checks: two consent rounds of both bots. Polled (bounded): there is no
+    // event for a counter.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while ice_checks(server.http_port, "received").await < received + 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the bots' consent checks stopped at {} (from {received})",
+            ice_checks(server.http_port, "received").await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        ice_checks(server.http_port, "sent").await,
+        sent,
+        "the server checked back on consent checks"
+    );
+    viewer.leave().await.expect("the viewer leaves");
+    publisher.leave().await.expect("the publisher leaves");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -100,10 +100,7 @@ impl TransportFeedback {
         if self.receiving() {
             return;
         }
-        if packet
-            .get(1)
-            .is_some_and(|&second| !(192..=223).contains(&second))
-        {
+        if packet.len() >= 2 && !crate::ingress::is_rtcp(packet) {
             self.receiving.store(true, Ordering::Relaxed);
             self.media.notify_one();
         }

@@ -23,6 +23,6 @@ mod queue;
 
 pub use drops::{DropReason, Drops};
 pub use fast_path::{FastPath, Verdict};
-pub use mux::{UdpMux, STALE_MEDIA};
+pub use mux::{Checks, UdpMux, STALE_MEDIA};
 pub use socket::{AsyncSocket, MediaSocket, Received, RecvBatch};
 pub use table::Path;

@@ -20,7 +20,7 @@ use crate::queue::{AgentQueue, Push};
 use crate::socket::{
     canonical, AsyncSocket, MediaSocket, Received, RecvBatch, MAX_BATCH, MAX_DATAGRAM,
 };
-use crate::stun::{self, Kind};
+use crate::stun::{self, Class, Kind};
 use crate::table::{Path, Requests, Route, Table};
 
 /// Datagrams read per system call.
@@ -42,9 +42,28 @@ pub struct UdpMux {
     starting: Mutex<()>,
     table: RwLock<Table<ConnRef>>,
     drops: Drops,
+    checks: Checks,
     closed: watch::Sender<bool>,
     /// What [`ConnShared::bypassed`] counts from.
     epoch: Instant,
+}
+
+/// ICE checks (STUN binding requests: connectivity checks, then consent checks) counted on
+/// the socket: those addressed to an agent, and those its agents sent.
+#[derive(Default)]
+pub struct Checks {
+    received: AtomicU64,
+    sent: AtomicU64,
+}
+
+impl Checks {
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
 }
 
 /// One ICE agent's share of the mux (one local ufrag).
@@ -91,6 +110,7 @@ impl UdpMux {
             starting: Mutex::new(()),
             table: RwLock::default(),
             drops: Drops::default(),
+            checks: Checks::default(),
             closed: watch::channel(false).0,
             epoch: Instant::now(),
         }))
@@ -121,6 +141,11 @@ impl UdpMux {
     /// Datagrams dropped so far, by reason.
     pub fn drops(&self) -> &Drops {
         &self.drops
+    }
+
+    /// The ICE checks (STUN binding requests) the agents received and sent so far.
+    pub fn checks(&self) -> &Checks {
+        &self.checks
     }
 
     /// Installs (or with `None` removes) the fast path of the connection whose local ufrag
@@ -209,6 +234,7 @@ impl UdpMux {
         match route {
             Route::Drop(reason) => self.drops.count(reason),
             Route::Check { conn, transaction } => {
+                self.checks.received.fetch_add(1, Ordering::Relaxed);
                 conn.0.requests.lock().record(transaction, received.local);
                 self.to_agent(&conn, datagram, received.from);
             }
@@ -248,6 +274,9 @@ impl UdpMux {
             return Err(Error::ErrUseClosedNetworkConn);
         }
         let to = canonical(to);
+        if stun::parse(datagram).is_some_and(|m| m.class == Class::Request) {
+            self.checks.sent.fetch_add(1, Ordering::Relaxed);
+        }
         let check = stun::response_transaction(datagram)
             .and_then(|transaction| conn.0.requests.lock().take(&transaction));
         let known = self.table.read().path(conn, to);

@@ -12,7 +12,7 @@ pub mod retransmit_budget;
 pub mod rtp_header;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -89,6 +89,9 @@ const DEFAULT_RTT: Duration = Duration::from_millis(100);
 pub struct Egress {
     mux: Arc<UdpMux>,
     route: ArcSwapOption<Route>,
+    /// Whether `route` is set: the forwarding path's early check, a plain load (an
+    /// `ArcSwap` load is two atomic read-modify-writes, each a full barrier on x86).
+    connected: AtomicBool,
     /// Transport-wide sequence numbers (transport-cc) across all streams of the connection.
     transport_seq: AtomicU16,
     /// The SRTCP index of the next RTCP packet [`Egress::send_rtcp`] protects: one counter
@@ -114,6 +117,7 @@ impl Egress {
         Egress {
             mux,
             route: ArcSwapOption::empty(),
+            connected: AtomicBool::new(false),
             transport_seq: AtomicU16::new(rand::random()),
             rtcp_index: AtomicU32::new(FIRST_RTCP_INDEX),
             rtt_micros: AtomicU32::new(0),
@@ -125,7 +129,7 @@ impl Egress {
     }
 
     pub fn is_connected(&self) -> bool {
-        self.route.load().is_some()
+        self.connected.load(Ordering::Acquire)
     }
 
     fn next_transport_seq(&self) -> u16 {
@@ -235,6 +239,7 @@ impl Egress {
             path: self.mux.path(remote),
             srtp: Arc::new(srtp),
         })));
+        self.connected.store(true, Ordering::Release);
     }
 
     /// Protects a packet in place (what [`Egress::send`] does before the socket write;
@@ -253,7 +258,6 @@ impl Egress {
         Ok(route.path.remote())
     }
 
-    /// Stops sending (the connection closed).
     /// Sends `packets` as one compound SRTCP packet, protected with the connection's keys,
     /// from the reader's side of the socket: no webrtc-rs session, interceptor or task.
     /// `NotConnected` until the route is known (the caller may then use webrtc-rs).
@@ -262,11 +266,31 @@ impl Egress {
         packets: &[Box<dyn rtcp::packet::Packet + Send + Sync>],
         buf: &mut Vec<u8>,
     ) -> Result<(), SendError> {
-        let route = self.route.load();
-        let route = route.as_ref().ok_or(SendError::NotConnected)?;
+        if !self.is_connected() {
+            return Err(SendError::NotConnected);
+        }
         let compound = rtcp::packet::marshal(packets).map_err(|_| SendError::Protect)?;
         buf.clear();
         buf.extend_from_slice(&compound);
+        self.protect_and_send_rtcp(buf)
+    }
+
+    /// Sends one RTCP packet, marshalled straight into `buf` (the forwarding path's
+    /// buffer: nothing is allocated), protected and sent like [`Egress::send_rtcp`].
+    pub fn send_rtcp_packet(
+        &self,
+        packet: &impl webrtc::util::Marshal,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        buf.clear();
+        buf.resize(packet.marshal_size(), 0);
+        packet.marshal_to(buf).map_err(|_| SendError::Protect)?;
+        self.protect_and_send_rtcp(buf)
+    }
+
+    fn protect_and_send_rtcp(&self, buf: &mut Vec<u8>) -> Result<(), SendError> {
+        let route = self.route.load();
+        let route = route.as_ref().ok_or(SendError::NotConnected)?;
         let index = self.rtcp_index.fetch_add(1, Ordering::Relaxed) & MAX_RTCP_INDEX;
         route
             .srtp
@@ -277,7 +301,9 @@ impl Egress {
             .map_err(|e| SendError::Socket(e.kind()))
     }
 
+    /// Stops sending (the connection closed).
     pub fn disconnect(&self) {
+        self.connected.store(false, Ordering::Release);
         self.route.store(None);
     }
 }

@@ -254,10 +254,10 @@ impl Ingress {
 
     /// One SRTP or SRTCP datagram from the peer, arrived at `at`.
     pub fn receive(&self, packet: &mut [u8], at: Instant) -> Verdict {
-        let Some(&second) = packet.get(1) else {
+        if packet.len() < 2 {
             return Verdict::Pass;
-        };
-        if (192..=223).contains(&second) {
+        }
+        if is_rtcp(packet) {
             return self.receive_rtcp(packet, at);
         }
         self.receive_rtp(packet, at)
@@ -423,6 +423,14 @@ async fn request_keyframes(mut queue: mpsc::Receiver<KeyframeRequest>) {
     while let Some((track, layer)) = queue.recv().await {
         track.request_keyframe(layer).await;
     }
+}
+
+/// Whether a datagram multiplexed with RTP on one port is RTCP: its second byte is an
+/// RTCP packet type (RFC 5761 §4), which no RTP payload type takes.
+pub fn is_rtcp(datagram: &[u8]) -> bool {
+    datagram
+        .get(1)
+        .is_some_and(|second| (192..=223).contains(second))
 }
 
 #[cfg(test)]

@@ -120,7 +120,7 @@ fn room() -> Room {
 /// sequence number its payload is marked with.
 fn next_at_subscriber(socket: &UdpSocket) -> (u16, u16) {
     let mut buf = [0u8; 2048];
-    let n = socket.recv(&mut buf).expect("a packet for the subscriber");
+    let n = next_rtp(socket, &mut buf);
     let packet = &mut buf[..n];
     let header = RtpFields::parse(packet).expect("RTP");
     let len = keys(&SUBSCRIBER_KEY, &SUBSCRIBER_SALT)
@@ -134,10 +134,21 @@ fn next_at_subscriber(socket: &UdpSocket) -> (u16, u16) {
 /// sequence number (the only header extension, one-byte form).
 fn transport_seq_at_subscriber(socket: &UdpSocket) -> (u16, u16) {
     let mut buf = [0u8; 2048];
-    let n = socket.recv(&mut buf).expect("a packet for the subscriber");
+    let n = next_rtp(socket, &mut buf);
     let header = RtpFields::parse(&buf[..n]).expect("RTP");
     assert_eq!(&buf[12..14], &[0xBE, 0xDE], "one-byte extensions");
     (header.seq, u16::from_be_bytes([buf[17], buf[18]]))
+}
+
+/// The length of the next RTP datagram the subscriber receives, into `buf`; the sender
+/// reports that go with the forwarded packets are passed over.
+fn next_rtp(socket: &UdpSocket, buf: &mut [u8]) -> usize {
+    loop {
+        let n = socket.recv(buf).expect("a packet for the subscriber");
+        if !crate::ingress::is_rtcp(&buf[..n]) {
+            return n;
+        }
+    }
 }
 
 /// A compound RTCP packet from the subscriber, as SRTCP packet number `index`.

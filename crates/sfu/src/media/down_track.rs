@@ -31,6 +31,10 @@ use crate::egress::{Egress, Prepared, SendError};
 use crate::srtp::RolloverCounter;
 use roomcast_codec::vp8::{extend_widened, write_picture_id, DescriptorFields};
 
+/// How often a stream that is sending gets a sender report (RFC 3550 §6.4.1), so the
+/// subscriber can sync audio with video and its receiver reports give the round trip.
+pub const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
 /// What the subscriber's connection negotiated for this track (set by `bind`).
 struct Binding {
     context_id: String,
@@ -40,6 +44,8 @@ struct Binding {
 }
 
 struct ForwardState {
+    /// The same as [`DownTrack::binding`], for the forwarding path (under the lock it takes).
+    binding: Option<Arc<Binding>>,
     selector: LayerSelector,
     munger: RtpMunger,
     /// Last (incoming, outgoing) payload type pair and how the payload goes (RED built,
@@ -47,6 +53,9 @@ struct ForwardState {
     payload_types: Option<(u8, u8, PayloadMode)>,
     rollover: RolloverCounter,
     sent: SentCounters,
+    /// When the next sender report goes out with a forwarded packet; None before the
+    /// first, which goes with the first packet.
+    report_due: Option<Instant>,
     /// When NACKed packets were last resent; made on the first NACK.
     resent: Option<Box<ResendLog>>,
     /// The last packet forwarded ended a frame: padding may go in after it.
@@ -58,11 +67,13 @@ struct ForwardState {
 impl ForwardState {
     fn new(layers: u8) -> Self {
         ForwardState {
+            binding: None,
             selector: LayerSelector::new(layers),
             munger: RtpMunger::default(),
             payload_types: None,
             rollover: RolloverCounter::default(),
             sent: SentCounters::default(),
+            report_due: None,
             resent: None,
             at_frame_end: false,
             layer_start: None,
@@ -302,11 +313,18 @@ impl DownTrack {
         Some((state.selector.current()?, state.layer_start?))
     }
 
-    /// Rewrites `incoming` for this subscriber into `buf` and sends it at `now`. `buf` is
-    /// the caller's reusable buffer, so the steady state allocates nothing here.
+    /// Rewrites `incoming` for this subscriber into `buf` and sends it at `now`, with a
+    /// sender report behind it when one is due. `buf` is the caller's reusable buffer, so
+    /// the steady state allocates nothing here.
     pub fn forward(&self, incoming: &Incoming<'_>, buf: &mut Vec<u8>, now: Instant) -> Forwarded {
-        let outcome = match self.prepare(incoming, buf) {
-            Ok(packet) => self.send(&packet, buf, now),
+        let outcome = match self.prepare_reporting(incoming, buf) {
+            Ok((packet, report)) => {
+                let outcome = self.send(&packet, buf, now);
+                if let (Forwarded::Sent, Some(sent)) = (outcome, report) {
+                    self.send_report(sent, now, buf);
+                }
+                outcome
+            }
             Err(not_sent) => not_sent,
         };
         self.note_outcome(outcome, incoming.layer);
@@ -345,18 +363,31 @@ impl DownTrack {
         incoming: &Incoming<'_>,
         buf: &mut Vec<u8>,
     ) -> Result<Prepared, Forwarded> {
-        let binding = self.binding.load();
-        let Some(binding) = binding
-            .as_ref()
-            .filter(|_| self.active.load(std::sync::atomic::Ordering::Relaxed))
-        else {
+        self.prepare_reporting(incoming, buf)
+            .map(|(packet, _)| packet)
+    }
+
+    /// [`DownTrack::prepare`], and the counters for a sender report when one is due (every
+    /// [`SENDER_REPORT_INTERVAL`] while packets go out, starting with the first).
+    fn prepare_reporting(
+        &self,
+        incoming: &Incoming<'_>,
+        buf: &mut Vec<u8>,
+    ) -> Result<(Prepared, Option<SentCounters>), Forwarded> {
+        if !self.active.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(Forwarded::NotBound);
-        };
+        }
         if !self.egress.is_connected() {
             return Err(Forwarded::NotConnected);
         }
         let src = incoming.packet;
-        let mut state = self.state.lock();
+        let mut guard = self.state.lock();
+        // The binding is read from the state already locked (one atomic operation less per
+        // copy than its `ArcSwap`), so the lock is held through `write`.
+        let state = &mut *guard;
+        let Some(binding) = state.binding.as_deref() else {
+            return Err(Forwarded::NotBound);
+        };
         let in_pt = src.header.payload_type;
         let mapped = match state.payload_types {
             Some((from, to, mode)) if from == in_pt => Some((to, mode)),
@@ -424,12 +455,26 @@ impl DownTrack {
             .payload_octets
             .wrapping_add(src.payload.len() as u32 + u32::from(widened));
         sent.last = Some((munged.timestamp, incoming.received_at));
+        let at = incoming.received_at;
+        let report = state.report_due.is_none_or(|due| at >= due).then(|| {
+            state.report_due = Some(at + SENDER_REPORT_INTERVAL);
+            state.sent
+        });
         let roc = state.rollover.roc_for(munged.sequence_number);
-        drop(state);
+        let packet = self.write(binding, incoming, munged, (out_pt, mode), roc, buf, false);
+        drop(guard);
         if layer_switched {
             self.egress.layer_switched.notify_one();
         }
-        Ok(self.write(binding, incoming, munged, (out_pt, mode), roc, buf, false))
+        Ok((packet, report))
+    }
+
+    /// Sends the sender report of `sent` at `now` behind the packet just forwarded, reusing
+    /// its buffer. A report that cannot go is not retried: the next is a second away.
+    fn send_report(&self, sent: SentCounters, now: Instant, buf: &mut Vec<u8>) {
+        if let Some(report) = self.report_of(sent, now, SystemTime::now()) {
+            let _ = self.egress.send_rtcp_packet(&report, buf);
+        }
     }
 
     /// Sends `count` padding-only packets (a bandwidth probe, see `bandwidth/prober.rs`) on
@@ -651,15 +696,17 @@ impl DownTrack {
         header_extensions: &[RTCRtpHeaderExtensionParameters],
         mid: Option<&str>,
     ) {
-        self.binding.store(Some(Arc::new(Binding {
+        let binding = Arc::new(Binding {
             context_id,
             ssrc,
             extensions: OutgoingExtensions::from_negotiated(header_extensions, mid),
             codecs,
-        })));
+        });
         let mut state = self.state.lock();
+        self.binding.store(Some(Arc::clone(&binding)));
         let selector = state.selector.clone();
         *state = ForwardState::new(self.layers);
+        state.binding = Some(binding);
         // The subscriber's wishes survive a re-bind; the stream restarts at a keyframe.
         state.selector.set_requested(selector.requested());
         state.selector.set_allowed(selector.allowed());
@@ -682,8 +729,17 @@ impl DownTrack {
     /// An RTCP sender report for this stream (RFC 3550 §6.4.1), once something was sent:
     /// the RTP timestamp that corresponds to `now`, extrapolated from the latest packet.
     pub fn sender_report(&self, now: Instant, wall: SystemTime) -> Option<SenderReport> {
-        let ssrc = self.ssrc();
         let sent = self.state.lock().sent;
+        self.report_of(sent, now, wall)
+    }
+
+    fn report_of(
+        &self,
+        sent: SentCounters,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Option<SenderReport> {
+        let ssrc = self.ssrc();
         let (last_ts, last_at) = sent.last?;
         if ssrc == 0 {
             return None;
@@ -795,8 +851,12 @@ impl TrackLocal for DownTrack {
 
     async fn unbind(&self, ctx: &TrackLocalContext) -> WebRtcResult<()> {
         let id = ctx.id();
+        let mut state = self.state.lock();
         self.binding
             .rcu(|b| b.as_ref().filter(|b| b.context_id != id).cloned());
+        if state.binding.as_ref().is_some_and(|b| b.context_id == id) {
+            state.binding = None;
+        }
         Ok(())
     }
 
@@ -1005,16 +1065,94 @@ mod tests {
         down
     }
 
-    /// (sequence number, padding bit, payload type) of the next datagram on `sink`.
+    /// (sequence number, padding bit, payload type) of the next RTP datagram on `sink`;
+    /// RTCP (the sender reports) is passed over.
     fn receive(sink: &UdpSocket) -> (u16, bool, u8) {
         let mut buf = [0u8; 1500];
-        let n = sink.recv(&mut buf).expect("a packet");
-        assert!(n >= 12, "{n} bytes");
-        (
-            u16::from_be_bytes([buf[2], buf[3]]),
-            buf[0] & 0x20 != 0,
-            buf[1] & 0x7f,
-        )
+        loop {
+            let n = sink.recv(&mut buf).expect("a packet");
+            assert!(n >= 12, "{n} bytes");
+            if !crate::ingress::is_rtcp(&buf[..n]) {
+                return (
+                    u16::from_be_bytes([buf[2], buf[3]]),
+                    buf[0] & 0x20 != 0,
+                    buf[1] & 0x7f,
+                );
+            }
+        }
+    }
+
+    /// A sender report goes out behind the first packet, then behind the first packet
+    /// of each later second, with the counts of what was sent up to and including it.
+    #[test]
+    fn a_sender_report_follows_the_first_packet_and_then_one_each_second() {
+        use webrtc::util::Unmarshal;
+        let sink = UdpSocket::bind("127.0.0.1:0").expect("bind sink");
+        sink.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let down = bound(&sink, 1);
+        let codecs = [down.codec.clone()];
+        let mut packet = Packet::default();
+        packet.header.version = 2;
+        packet.header.payload_type = 96;
+        packet.header.marker = true;
+        packet.payload = Bytes::from_static(&[0x10, 0x00, 0x9d, 0x01, 0x2a]);
+        let t0 = Instant::now();
+        let mut buf = Vec::new();
+        for (i, ms) in [0u64, 400, 800, 1_000, 1_500, 1_999, 2_100]
+            .into_iter()
+            .enumerate()
+        {
+            packet.header.sequence_number = 100 + i as u16;
+            packet.header.timestamp = 3_000 * i as u32;
+            let at = t0 + Duration::from_millis(ms);
+            let incoming = Incoming {
+                packet: &packet,
+                layer: 0,
+                arriving: LayerSet::all(1),
+                is_keyframe: i == 0,
+                vp8: None,
+                extensions: Default::default(),
+                codecs: &codecs,
+                received_at: at,
+                redundancy: Default::default(),
+            };
+            assert_eq!(down.forward(&incoming, &mut buf, at), Forwarded::Sent);
+        }
+        let keys =
+            SrtpSession::new(SrtpProfile::AeadAes128Gcm, &[3; 16], &[4; 12]).expect("srtp keys");
+        let mut seen = Vec::new();
+        let mut datagram = [0u8; 1500];
+        while seen.len() < 10 {
+            let n = sink.recv(&mut datagram).expect("a datagram");
+            if datagram[1] != 200 {
+                seen.push(format!(
+                    "rtp {}",
+                    u16::from_be_bytes([datagram[2], datagram[3]])
+                ));
+                continue;
+            }
+            let len = keys.unprotect_rtcp(&mut datagram[..n]).expect("decrypts");
+            let report = SenderReport::unmarshal(&mut &datagram[..len]).expect("a sender report");
+            assert_eq!(report.ssrc, 0x1234);
+            seen.push(format!("sr {} packets", report.packet_count));
+        }
+        assert_eq!(
+            seen,
+            [
+                "rtp 100",
+                "sr 1 packets",
+                "rtp 101",
+                "rtp 102",
+                "rtp 103",
+                "sr 4 packets",
+                "rtp 104",
+                "rtp 105",
+                "rtp 106",
+                "sr 7 packets"
+            ]
+            .map(String::from)
+        );
     }
 
     #[test]

@@ -785,7 +785,12 @@ mod tests {
         let (arrived, arrivals) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut buf = [0u8; 2048];
-            while sink.recv(&mut buf).is_ok() && arrived.send(()).is_ok() {}
+            // RTP only: a sender report follows the first packet.
+            while let Ok(n) = sink.recv(&mut buf) {
+                if !crate::ingress::is_rtcp(&buf[..n]) && arrived.send(()).is_err() {
+                    break;
+                }
+            }
         });
         let codec = RTCRtpCodecParameters {
             capability: webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability {

@@ -1,7 +1,7 @@
 //! The RTCP of one subscribed track: keyframe requests from the subscriber go to the
-//! publisher (throttled there), NACKs are answered from the publisher's packet cache, and a
-//! sender report goes to the subscriber every second so it can sync audio with video; its
-//! receiver reports about those give the round trip, which paces retransmissions.
+//! publisher (throttled there), NACKs are answered from the publisher's packet cache, and
+//! the subscriber's receiver reports give the round trip, which paces retransmissions.
+//! Sender reports go out with the forwarded packets ([`DownTrack::forward`]).
 //!
 //! Most of a subscriber's RTCP no longer comes this way: the connection's receive fast
 //! path ([`crate::ingress::rtcp`]) takes it off the socket and does the same. What it
@@ -17,39 +17,12 @@ use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
 
 use super::down_track::{ntp_time, DownTrack};
 use super::published_track::PublishedTrack;
-use crate::egress::SendError;
 use crate::stats::MediaCounters;
-
-const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 pub async fn run(sender: Arc<RTCRtpSender>, track: Arc<PublishedTrack>, down: Arc<DownTrack>) {
     let mut lost = Vec::new();
     let mut buf = Vec::new();
-    let mut rtcp_buf = Vec::new();
-    // Spread the reports of many tracks over the second.
-    let first = tokio::time::Instant::now() + SENDER_REPORT_INTERVAL.mul_f64(rand::random::<f64>());
-    let mut reports = tokio::time::interval_at(first, SENDER_REPORT_INTERVAL);
-    reports.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let packets = tokio::select! {
-            read = sender.read_rtcp() => match read {
-                Ok((packets, _)) => packets,
-                Err(_) => break,
-            },
-            _ = reports.tick() => {
-                if let Some(report) = down.sender_report(Instant::now(), SystemTime::now()) {
-                    let report: [Box<dyn rtcp::packet::Packet + Send + Sync>; 1] = [Box::new(report)];
-                    // Protected and sent by the egress; through webrtc-rs only before
-                    // the route is known.
-                    if down.egress().send_rtcp(&report, &mut rtcp_buf)
-                        == Err(SendError::NotConnected)
-                    {
-                        let _ = sender.transport().write_rtcp(&report).await;
-                    }
-                }
-                continue;
-            }
-        };
+    while let Ok((packets, _)) = sender.read_rtcp().await {
         let mut wants_keyframe = false;
         let now = Instant::now();
         for packet in &packets {

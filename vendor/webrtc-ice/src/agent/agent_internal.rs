@@ -272,7 +272,10 @@ impl AgentInternal {
             let ai = Arc::clone(self);
             tokio::spawn(async move {
                 loop {
-                    let mut interval = DEFAULT_CHECK_INTERVAL;
+                    // roomcast patch: the shortest of the intervals that apply, as in pion.
+                    // Upstream started from the 200 ms check interval, so a connected agent
+                    // woke five times a second instead of once per keepalive interval.
+                    let mut interval = ZERO_DURATION;
 
                     let mut update_interval = |x: Duration| {
                         if x != ZERO_DURATION && (interval == ZERO_DURATION || interval > x) {
@@ -281,7 +284,9 @@ impl AgentInternal {
                     };
 
                     match last_connection_state {
-                        ConnectionState::New | ConnectionState::Checking => {
+                        ConnectionState::Unspecified
+                        | ConnectionState::New
+                        | ConnectionState::Checking => {
                             // While connecting, check candidates more frequently
                             update_interval(check_interval);
                         }
@@ -293,6 +298,9 @@ impl AgentInternal {
                     // Ensure we run our task loop as quickly as the minimum of our various configured timeouts
                     update_interval(disconnected_timeout);
                     update_interval(failed_timeout);
+                    if interval == ZERO_DURATION {
+                        interval = DEFAULT_CHECK_INTERVAL;
+                    }
 
                     let t = tokio::time::sleep(interval);
                     tokio::pin!(t);

@@ -532,7 +532,15 @@ impl ControlledSelector for AgentInternal {
             }
 
             self.send_binding_success(m, local, remote).await;
-            self.ping_candidate(local, remote).await;
+            // roomcast patch: a lite agent answers the checks on a pair that already
+            // succeeded (consent freshness, RFC 7675) and checks no further: its check
+            // back served only to validate the pair. Upstream checked back on every one,
+            // doubling the STUN each connection costs while it lasts.
+            let succeeded =
+                p.state.load(Ordering::SeqCst) == CandidatePairState::Succeeded as u8;
+            if !(succeeded && self.lite.load(Ordering::SeqCst)) {
+                self.ping_candidate(local, remote).await;
+            }
         }
     }
 }
