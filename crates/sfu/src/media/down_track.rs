@@ -1082,21 +1082,28 @@ mod tests {
         }
     }
 
+    /// A socket to receive on (reads time out after 5 s), a bound single-layer VP8 down
+    /// track sending to it, and a VP8 keyframe packet for it.
+    fn sink_and_vp8_track() -> (UdpSocket, DownTrack, Packet) {
+        let sink = UdpSocket::bind("127.0.0.1:0").expect("bind sink");
+        sink.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let down = bound(&sink, 1);
+        let mut packet = Packet::default();
+        packet.header.version = 2;
+        packet.header.payload_type = 96;
+        packet.payload = Bytes::from_static(&[0x10, 0x00, 0x9d, 0x01, 0x2a]);
+        (sink, down, packet)
+    }
+
     /// A sender report goes out behind the first packet, then behind the first packet
     /// of each later second, with the counts of what was sent up to and including it.
     #[test]
     fn a_sender_report_follows_the_first_packet_and_then_one_each_second() {
         use webrtc::util::Unmarshal;
-        let sink = UdpSocket::bind("127.0.0.1:0").expect("bind sink");
-        sink.set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("timeout");
-        let down = bound(&sink, 1);
+        let (sink, down, mut packet) = sink_and_vp8_track();
         let codecs = [down.codec.clone()];
-        let mut packet = Packet::default();
-        packet.header.version = 2;
-        packet.header.payload_type = 96;
         packet.header.marker = true;
-        packet.payload = Bytes::from_static(&[0x10, 0x00, 0x9d, 0x01, 0x2a]);
         let t0 = Instant::now();
         let mut buf = Vec::new();
         for (i, ms) in [0u64, 400, 800, 1_000, 1_500, 1_999, 2_100]
@@ -1157,16 +1164,9 @@ mod tests {
 
     #[test]
     fn padding_goes_between_frames_numbered_in_sequence_with_the_media() {
-        let sink = UdpSocket::bind("127.0.0.1:0").expect("bind sink");
-        sink.set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("timeout");
-        let down = bound(&sink, 1);
+        let (sink, down, mut packet) = sink_and_vp8_track();
         let codecs = [down.codec.clone()];
-        let mut packet = Packet::default();
-        packet.header.version = 2;
-        packet.header.payload_type = 96;
         packet.header.sequence_number = 100;
-        packet.payload = Bytes::from_static(&[0x10, 0x00, 0x9d, 0x01, 0x2a]);
         let mut buf = Vec::new();
         let mut forward = |seq: u16, marker: bool, keyframe: bool| {
             packet.header.sequence_number = seq;
