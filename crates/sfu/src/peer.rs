@@ -454,6 +454,75 @@ mod tests {
         assert!(!announced(one, "127.0.0.1".parse().expect("address")));
     }
 
+    fn ice_ufrag(sdp: &str) -> Option<&str> {
+        sdp.lines()
+            .find_map(|line| line.strip_prefix("a=ice-ufrag:"))
+    }
+
+    /// Applying a description only queues the start of the transports. A client may send
+    /// its next offer as soon as it has the answer (the contract allows it), so the second
+    /// offer can arrive before that start has run, while the ICE agent still has no remote
+    /// credentials. It must be answered as an ordinary renegotiation, not refused and not
+    /// taken for an ICE restart.
+    #[tokio::test]
+    async fn an_offer_applied_before_the_transports_started_is_not_an_ice_restart() {
+        let factory = PeerFactory::bind(&media("127.0.0.1", &[])).await.unwrap();
+        let server = factory.new_peer().await.unwrap();
+        let client = APIBuilder::new()
+            .with_media_engine({
+                let mut media = MediaEngine::default();
+                media.register_default_codecs().unwrap();
+                media
+            })
+            .build()
+            .new_peer_connection(RTCConfiguration::default())
+            .await
+            .unwrap();
+
+        client
+            .add_transceiver_from_kind(RTPCodecType::Audio, None)
+            .await
+            .unwrap();
+        let first = client.create_offer(None).await.unwrap();
+        let first_sdp = first.sdp.clone();
+        client.set_local_description(first.clone()).await.unwrap();
+        // Without yielding to the runtime, so that the start the first offer queued on the
+        // server has not run when the second arrives (as on a busy server).
+        let (answer, second, applied) = tokio::task::unconstrained(async {
+            server.pc.set_remote_description(first).await.unwrap();
+            let answer = server.pc.create_answer(None).await.unwrap();
+            server
+                .pc
+                .set_local_description(answer.clone())
+                .await
+                .unwrap();
+            client.set_remote_description(answer.clone()).await.unwrap();
+            client
+                .add_transceiver_from_kind(RTPCodecType::Video, None)
+                .await
+                .unwrap();
+            let second = client.create_offer(None).await.unwrap();
+            client.set_local_description(second.clone()).await.unwrap();
+            let applied = server.pc.set_remote_description(second.clone()).await;
+            (answer, second, applied)
+        })
+        .await;
+        assert_eq!(
+            ice_ufrag(&second.sdp),
+            ice_ufrag(&first_sdp),
+            "not a restart"
+        );
+        applied.expect("the second offer is applied");
+        let second_answer = server.pc.create_answer(None).await.unwrap();
+        assert_eq!(
+            ice_ufrag(&second_answer.sdp),
+            ice_ufrag(&answer.sdp),
+            "the server restarted ICE"
+        );
+        server.pc.close().await.unwrap();
+        client.close().await.unwrap();
+    }
+
     #[tokio::test]
     async fn offered_extension_ids_match_chromes_defaults() {
         let factory = PeerFactory::bind(&MediaConfig {

@@ -178,6 +178,18 @@ impl RTCIceTransport {
                 _ => return Err(Error::ErrICERoleUnknown),
             };
 
+            // roomcast patch: the agent is connected now, but the state above is only updated
+            // by the agent's state-change task, which a busy runtime may not have run yet. The
+            // DTLS transport starts right after this and refuses an ICE transport still in
+            // `New` ("ICE connection not started"), which left the connection stuck in
+            // `connecting` for good.
+            let _ = self.state.compare_exchange(
+                RTCIceTransportState::New as u8,
+                RTCIceTransportState::Connected as u8,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+
             let config = Config {
                 conn: Arc::clone(&conn),
                 buffer_size: self.gatherer.setting_engine.get_receive_mtu(),

@@ -1348,9 +1348,24 @@ impl RTCPeerConnection {
             return Err(Error::ErrConnectionClosed);
         }
 
-        let is_renegotiation = {
-            let current_remote_description = self.internal.current_remote_description.lock().await;
-            current_remote_description.is_some()
+        // roomcast patch: the ICE credentials of the remote description in force before this
+        // one. Whether the remote restarts ICE is told by comparing with these, not with the
+        // agent's: the agent only learns the remote credentials when the start of the
+        // transports, which applying a description merely queues, has run.
+        let (is_renegotiation, previous_remote_credentials) = {
+            let current_remote_description =
+                self.internal.current_remote_description.lock().await.clone();
+            let credentials = match current_remote_description
+                .as_ref()
+                .and_then(|d| d.parsed.as_ref())
+            {
+                Some(parsed) => extract_ice_details(parsed)
+                    .await
+                    .ok()
+                    .map(|(ufrag, pwd, _)| (ufrag, pwd)),
+                None => None,
+            };
+            (current_remote_description.is_some(), credentials)
         };
 
         desc.parsed = Some(desc.unmarshal()?);
@@ -1513,15 +1528,23 @@ impl RTCPeerConnection {
 
             let (remote_ufrag, remote_pwd, candidates) = extract_ice_details(parsed).await?;
 
+            // roomcast patch: a remote offer restarts ICE when its credentials differ from the
+            // previous remote description's (RFC 8839 §4.4.1.1.1).
+            let remote_restarts = !we_offer
+                && previous_remote_credentials
+                    .as_ref()
+                    .is_some_and(|(ufrag, pwd)| *ufrag != remote_ufrag || *pwd != remote_pwd);
             if is_renegotiation
-                && self
-                    .internal
-                    .ice_transport
-                    .have_remote_credentials_change(&remote_ufrag, &remote_pwd)
-                    .await
+                && (remote_restarts
+                    || (we_offer
+                        && self
+                            .internal
+                            .ice_transport
+                            .have_remote_credentials_change(&remote_ufrag, &remote_pwd)
+                            .await))
             {
                 // An ICE Restart only happens implicitly for a set_remote_description of type offer
-                if !we_offer {
+                if remote_restarts {
                     self.internal.ice_transport.restart().await?;
                 }
 
