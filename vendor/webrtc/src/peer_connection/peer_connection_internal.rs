@@ -371,6 +371,16 @@ impl PeerConnectionInternal {
                     let pci = Arc::clone(&pci);
                     tokio::spawn(async move {
                         let ssrc = stream.get_ssrc();
+                        // roomcast patch: an SSRC the remote description declares gets its
+                        // receiver when the queued start of the RTP receivers runs, which
+                        // opens this same stream and reads what it buffered meanwhile.
+                        // Probing it for simulcast would read its first packets away and
+                        // then close it under that receiver, ending the track.
+                        if pci.declares_ssrc(ssrc).await {
+                            log::debug!("early RTP for declared ssrc({ssrc}): left to its receiver");
+                            simulcast_routine_count.fetch_sub(1, Ordering::SeqCst);
+                            return;
+                        }
                         dtls_transport
                             .store_simulcast_stream(ssrc, Arc::clone(&stream))
                             .await;
@@ -1005,6 +1015,17 @@ impl PeerConnectionInternal {
             RTCIceGathererState::Gathering => RTCIceGatheringState::Gathering,
             _ => RTCIceGatheringState::Complete,
         }
+    }
+
+    /// roomcast patch: whether the remote description declares `ssrc` (`a=ssrc`) on an
+    /// m-line we receive.
+    async fn declares_ssrc(&self, ssrc: SSRC) -> bool {
+        self.remote_description()
+            .await
+            .and_then(|rd| rd.parsed)
+            .is_some_and(|parsed| {
+                track_details_for_ssrc(&track_details_from_sdp(&parsed, true), ssrc).is_some()
+            })
     }
 
     async fn handle_undeclared_ssrc(
