@@ -254,9 +254,15 @@ fn allocations_per_packet() {
     }
 }
 
-/// The server's media socket, on loopback (nothing reads it here).
+/// The server's media socket (nothing reads it here). Bound as the README's server binds
+/// it, to every address (one dual-stack socket where the host has IPv6), unless
+/// `FORWARD_BIND` names an address (`127.0.0.1`: a plain IPv4 socket).
 fn media_socket() -> Arc<UdpMux> {
-    UdpMux::bind(std::net::Ipv4Addr::LOCALHOST.into(), 0).expect("bind")
+    let ip = std::env::var("FORWARD_BIND")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+    UdpMux::bind(ip, 0).expect("bind")
 }
 
 /// The benchmark's own handle on the egress the down track uses (same socket and keys).

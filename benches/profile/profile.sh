@@ -14,6 +14,6 @@ for i in $(seq 1 100); do
 done
 echo "bench $BENCH server $SPID" > $OUT.pids
 sleep $DELAY
-perf record -e cpu-clock -F 997 --call-graph dwarf,16384 -p $SPID -o $OUT.data -- sleep $SECS > $OUT.perf.log 2>&1
+perf record -e cpu-clock -F ${FREQ:-997} --call-graph dwarf,16384 -p $SPID -o $OUT.data -- sleep $SECS > $OUT.perf.log 2>&1
 wait $BENCH
 echo exit $? >> $OUT.pids

@@ -28,6 +28,7 @@ pub mod sfu;
 pub mod signaling;
 pub mod srtp;
 pub mod stats;
+pub mod ticks;
 pub mod transport_feedback;
 pub mod turn;
 pub mod untrusted;

@@ -199,8 +199,8 @@ async fn send_feedback(feedback: Weak<TransportFeedback>, pc: Weak<RTCPeerConnec
     };
     // Woken by the first RTP datagram, or by the receiver's drop.
     media.notified().await;
-    let mut ticks = tokio::time::interval(INTERVAL);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // In phase with every other connection's timer (one wake-up for all).
+    let mut ticks = crate::ticks::in_phase(INTERVAL);
     let mut built = Vec::new();
     let mut buf = Vec::new();
     loop {

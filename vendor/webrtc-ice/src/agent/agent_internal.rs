@@ -302,7 +302,23 @@ impl AgentInternal {
                         interval = DEFAULT_CHECK_INTERVAL;
                     }
 
-                    let t = tokio::time::sleep(interval);
+                    // roomcast patch: once connected, every lite agent in the process
+                    // wakes on the wall clock's multiples of its interval, in phase with the
+                    // others: one wake-up of the runtime for all of them, not one each. Only
+                    // lite agents, which send nothing on these ticks: full agents (clients)
+                    // send their consent checks on them, and clients in phase would send
+                    // them all at once.
+                    let in_phase = ai.lite.load(Ordering::Relaxed)
+                        && matches!(
+                            last_connection_state,
+                            ConnectionState::Connected | ConnectionState::Disconnected
+                        );
+                    let wait = if in_phase {
+                        until_next_multiple(interval)
+                    } else {
+                        interval
+                    };
+                    let t = tokio::time::sleep(wait);
                     tokio::pin!(t);
 
                     tokio::select! {
@@ -1268,4 +1284,13 @@ impl AgentInternal {
             "controlled"
         }
     }
+}
+
+/// roomcast patch: how long until the wall clock is next at a multiple of `interval`.
+fn until_next_multiple(interval: Duration) -> Duration {
+    let period = interval.as_nanos().max(1);
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    Duration::from_nanos(u64::try_from(period - since_epoch % period).unwrap_or(u64::MAX))
 }

@@ -100,8 +100,8 @@ impl Shell {
     pub fn new(participant_id: String, room: Arc<Room>, sfu: Arc<Sfu>, peer: Peer) -> Shell {
         let congestion_control = sfu.config.congestion_control;
         let events = watch_peer(&peer);
-        let mut layer_tick = tokio::time::interval(layer_control::INTERVAL);
-        layer_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // In phase with every other session's (one wake-up for all).
+        let layer_tick = crate::ticks::in_phase(layer_control::INTERVAL);
         Shell {
             participant_id,
             room,
